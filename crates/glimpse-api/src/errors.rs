@@ -1,0 +1,210 @@
+//! One table at the HTTP edge: a domain [`Error`] rendered in the dialect of the API that was
+//! called. Keystone: `{"error": {"code", "title", "message"}}`. Nova and Cinder:
+//! `{"<faultName>": {"code", "message"}}`. Glance: WebOb's negotiated bodies (HTML by default,
+//! JSON for `Accept: application/json`, text for `Accept: text/plain`; see [`negotiate_glance`]).
+//! The replicator extension: WebOb text bodies (`401 Unauthorized\n\nAuthentication required.`).
+//! IMS: `{"error": {"code": "IMG.xxxx", "message"}}`.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use glimpse_core::{Error, Kind};
+
+/// The error shapes of the APIs Glimpse speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Keystone,
+    Glance,
+    Nova,
+    Cinder,
+    Replicator,
+    Ims,
+}
+
+/// A domain error on its way out of one API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub dialect: Dialect,
+    pub error: Error,
+}
+
+impl ApiError {
+    pub fn new(dialect: Dialect, error: Error) -> ApiError {
+        ApiError { dialect, error }
+    }
+}
+
+/// HTTP reason phrase for a status.
+pub fn reason(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+fn status_of(e: &Error) -> StatusCode {
+    StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Nova's fault names (`nova/api/openstack/wsgi.py`), shared by Cinder.
+pub fn fault_name(status: u16) -> &'static str {
+    match status {
+        400 => "badRequest",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "itemNotFound",
+        405 => "badMethod",
+        409 => "conflictingRequest",
+        413 | 429 => "overLimit",
+        415 => "badMediaType",
+        501 => "notImplemented",
+        503 => "serviceUnavailable",
+        _ => "computeFault",
+    }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// WebOb's plain-text error body: `"<status line>\n\n<message>"`.
+pub fn webob_text(status: StatusCode, message: &str) -> Response {
+    let body = format!("{} {}\n\n{}", status.as_u16(), reason(status), message);
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    r
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.error);
+        let msg = self.error.message.clone();
+        let mut resp = match self.dialect {
+            Dialect::Keystone => json(
+                status,
+                serde_json::json!({"error": {"code": status.as_u16(), "title": reason(status), "message": msg}}),
+            ),
+            Dialect::Nova | Dialect::Cinder => json(
+                status,
+                serde_json::json!({fault_name(status.as_u16()): {"code": status.as_u16(), "message": msg}}),
+            ),
+            Dialect::Ims => json(
+                status,
+                serde_json::json!({"error": {"code": self.error.code.unwrap_or(default_ims_code(self.error.kind)), "message": msg}}),
+            ),
+            Dialect::Replicator => webob_text(status, &msg),
+            Dialect::Glance => {
+                let mut r = glance_html(status, &msg);
+                r.extensions_mut().insert(GlanceMessage(msg));
+                r
+            }
+        };
+        if status == StatusCode::UNAUTHORIZED && self.dialect != Dialect::Replicator {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Keystone uri=\"/identity/v3\""),
+            );
+        }
+        resp
+    }
+}
+
+fn default_ims_code(kind: Kind) -> &'static str {
+    match kind {
+        Kind::BadRequest => "IMG.0001",
+        Kind::Unauthorized => "IMG.0401",
+        Kind::Forbidden => "IMG.0403",
+        Kind::NotFound => "IMG.0404",
+        _ => "IMG.0500",
+    }
+}
+
+/// The message of a Glance error, kept so [`negotiate_glance`] can re-render it.
+#[derive(Clone, Debug)]
+pub struct GlanceMessage(pub String);
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+}
+
+fn glance_html(status: StatusCode, msg: &str) -> Response {
+    let line = format!("{} {}", status.as_u16(), reason(status));
+    let body = format!(
+        "<html>\n <head>\n  <title>{line}</title>\n </head>\n <body>\n  <h1>{line}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
+        html_escape(msg)
+    );
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    r
+}
+
+/// Middleware on the image API: re-renders Glance errors in the format the `Accept` header
+/// asks for, as WebOb does (JSON, plain text, or the HTML default).
+pub async fn negotiate_glance(req: Request, next: Next) -> Response {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let resp = next.run(req).await;
+    let Some(GlanceMessage(msg)) = resp.extensions().get::<GlanceMessage>().cloned() else {
+        return resp;
+    };
+    let status = resp.status();
+    let wants_json = accept.contains("application/json");
+    let wants_text = !wants_json && accept.contains("text/plain") && !accept.contains("html");
+    if !wants_json && !wants_text {
+        return resp;
+    }
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let fresh = if wants_json {
+        json(
+            status,
+            serde_json::json!({
+                "message": format!("{msg}<br /><br />\n\n\n"),
+                "code": format!("{} {}", status.as_u16(), reason(status)),
+                "title": reason(status),
+            }),
+        )
+    } else {
+        webob_text(status, &msg)
+    };
+    let (fresh_parts, body) = fresh.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        fresh_parts.headers[header::CONTENT_TYPE].clone(),
+    );
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_names_follow_nova() {
+        assert_eq!(fault_name(404), "itemNotFound");
+        assert_eq!(fault_name(409), "conflictingRequest");
+        assert_eq!(fault_name(500), "computeFault");
+    }
+
+    #[test]
+    fn html_escapes_quotes_like_webob() {
+        assert_eq!(html_escape("'a' <b>"), "&#x27;a&#x27; &lt;b&gt;");
+    }
+}

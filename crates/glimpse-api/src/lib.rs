@@ -1,0 +1,78 @@
+//! Glimpse's HTTP edge: one axum router per OpenStack API family, mounted under the path
+//! prefixes the catalog names (`/identity/v3`, `/<region>/image`, …), with the conventions of
+//! [`middleware`] and the error dialects of [`errors`]. Only this crate knows axum.
+
+pub mod errors;
+pub mod identity_v3;
+pub mod image_v2;
+pub mod middleware;
+pub mod request;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use glimpse_core::cloud::Cloud;
+
+use crate::middleware::Metrics;
+
+/// Builds the whole HTTP application of a [`Cloud`].
+pub fn router(cloud: Arc<Cloud>) -> Router {
+    let metrics = Arc::new(Metrics::new());
+    let mut app = Router::new().route("/healthcheck", get(healthcheck));
+    let m = metrics.clone();
+    app = app.route("/metrics", get(move || async move { metrics_text(&m) }));
+    if let Some(identity) = &cloud.identity {
+        app = app.nest("/identity", identity_v3::router(identity.clone()));
+    }
+    for region in &cloud.regions {
+        app = app.nest(
+            &format!("/{}/image", region.name),
+            image_v2::router(region.clone()),
+        );
+    }
+    app.fallback(not_found)
+        .layer(DefaultBodyLimit::max(cloud.config.max_json_body))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::observe,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+}
+
+async fn healthcheck() -> &'static str {
+    "OK"
+}
+
+fn metrics_text(metrics: &Metrics) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {"code": 404, "title": "Not Found",
+            "message": "The resource could not be found."}})),
+    )
+        .into_response()
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({"error": {"code": 500, "title": "Internal Server Error",
+            "message": "The server has either erred or is incapable of performing the requested operation."}})),
+    )
+        .into_response()
+}

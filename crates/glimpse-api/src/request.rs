@@ -1,0 +1,43 @@
+//! Request helpers shared by every API module: the token on a request, and JSON bodies parsed
+//! into typed values with errors in the API's own dialect (never axum's default rejections).
+
+use axum::http::HeaderMap;
+use glimpse_core::Error;
+use glimpse_core::auth::{Caller, TokenValidator};
+use serde::de::DeserializeOwned;
+
+/// Validates the request's `X-Auth-Token`; 401 when it is missing or not valid.
+pub async fn caller(headers: &HeaderMap, validator: &dyn TokenValidator) -> Result<Caller, Error> {
+    let token = headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::unauthorized("The request you have made requires authentication."))?;
+    validator.validate(token).await
+}
+
+/// Parses a JSON body; malformed JSON, wrong types and missing fields give 400 with the
+/// parser's explanation.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    if body.is_empty() {
+        return Err(Error::bad_request("The request body is empty; a JSON object was expected."));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("Malformed request body: {e}")))
+}
+
+/// True when the request's `Content-Type` is JSON (`application/json`, any parameters).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false)
+}

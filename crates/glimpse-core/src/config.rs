@@ -1,0 +1,194 @@
+//! Configuration: one TOML file plus `GLIMPSE_*` environment overrides (loaded by the binary),
+//! deserialised into [`Config`]. Every field has a default, so no file at all gives the
+//! all-in-one cloud: identity plus `region-one` and `region-two` under `data_dir`.
+//! `docs/configuration.md` and `glimpse.example.toml` document each field.
+
+use std::path::{Path, PathBuf};
+
+use glimpse_store::S3Options;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where SQLite files, blobs, clouds.yaml and the admin password live.
+    pub data_dir: PathBuf,
+    /// Address of the one HTTP listener.
+    pub listen: String,
+    /// Base URL clients use to reach this process (defaults to `http://<listen>`).
+    pub public_url: String,
+    /// Largest JSON request body, bytes (Nova's default is 114688).
+    pub max_json_body: usize,
+    pub identity: IdentityConfig,
+    pub regions: Vec<RegionConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Serve identity from this process. When false, `url` names the remote identity.
+    pub enabled: bool,
+    /// Identity database (`sqlite://…` or `postgres://…`); empty: `<data_dir>/identity.db`.
+    pub database: String,
+    /// URL of the remote identity's `/v3` when `enabled = false`.
+    pub url: String,
+    /// Token lifetime in seconds (Keystone's default is 3600).
+    pub token_ttl_seconds: u64,
+    /// How long a region may trust a token it validated with a remote identity (≤ 300 s).
+    pub validation_cache_seconds: u64,
+    /// Bootstrap the admin and demo projects on first start.
+    pub bootstrap: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: String,
+    /// Serve this region from this process. When false, `url` names where it is served; it
+    /// then only appears in the catalog (identity side) and as a replication peer.
+    pub serve: bool,
+    /// Public base URL of a region served elsewhere (`http://host:port/<name>`).
+    pub url: String,
+    /// Region database; empty: `sqlite://<data_dir>/<name>/region.db`.
+    pub database: String,
+    /// Blob store; empty: `file://<data_dir>/<name>/blobs`.
+    pub store: String,
+    pub s3: S3Options,
+    pub limits: Limits,
+}
+
+/// Size limits of one region's image service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest image upload in bytes (Glance's `image_size_cap`, 1 TiB).
+    pub image_size_cap: u64,
+    /// Total bytes of active images per project (0 = unlimited).
+    pub project_quota_bytes: u64,
+    /// Largest virtual size a disk image may claim (our own cap; Glance has none).
+    pub max_virtual_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            image_size_cap: 1 << 40,
+            project_quota_bytes: 0,
+            max_virtual_size: 1 << 40,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./glimpse-data"),
+            listen: "127.0.0.1:5000".into(),
+            public_url: String::new(),
+            max_json_body: 114_688,
+            identity: IdentityConfig::default(),
+            regions: vec![RegionConfig::named("region-one"), RegionConfig::named("region-two")],
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> IdentityConfig {
+        IdentityConfig {
+            enabled: true,
+            database: String::new(),
+            url: String::new(),
+            token_ttl_seconds: 3600,
+            validation_cache_seconds: 10,
+            bootstrap: true,
+        }
+    }
+}
+
+impl Default for RegionConfig {
+    fn default() -> RegionConfig {
+        RegionConfig::named("")
+    }
+}
+
+impl RegionConfig {
+    pub fn named(name: &str) -> RegionConfig {
+        RegionConfig {
+            name: name.into(),
+            serve: true,
+            url: String::new(),
+            database: String::new(),
+            store: String::new(),
+            s3: S3Options::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Fills derived defaults (paths under `data_dir`, URLs from `listen`) and checks the rest.
+    pub fn resolve(mut self) -> anyhow::Result<Config> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        self.data_dir = std::fs::canonicalize(&self.data_dir)?;
+        if self.public_url.is_empty() {
+            self.public_url = format!("http://{}", self.listen);
+        }
+        self.public_url = self.public_url.trim_end_matches('/').to_string();
+        if self.identity.enabled && self.identity.database.is_empty() {
+            self.identity.database = sqlite_url(&self.data_dir.join("identity.db"));
+        }
+        if !self.identity.enabled && self.identity.url.is_empty() {
+            anyhow::bail!("identity.enabled = false needs identity.url (the remote /v3 URL)");
+        }
+        if self.identity.validation_cache_seconds > 300 {
+            anyhow::bail!("identity.validation_cache_seconds must be at most 300");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &mut self.regions {
+            if r.name.is_empty()
+                || !r
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                anyhow::bail!("region name {:?} must be non-empty [A-Za-z0-9_-]", r.name);
+            }
+            if !seen.insert(r.name.clone()) {
+                anyhow::bail!("region {} is configured twice", r.name);
+            }
+            let dir = self.data_dir.join(&r.name);
+            if r.serve {
+                if r.database.is_empty() {
+                    std::fs::create_dir_all(&dir)?;
+                    r.database = sqlite_url(&dir.join("region.db"));
+                }
+                if r.store.is_empty() {
+                    r.store = format!("file://{}", dir.join("blobs").display());
+                }
+                if r.url.is_empty() {
+                    r.url = format!("{}/{}", self.public_url, r.name);
+                }
+            } else if r.url.is_empty() {
+                anyhow::bail!("region {} has serve = false and no url", r.name);
+            }
+            r.url = r.url.trim_end_matches('/').to_string();
+        }
+        if self.regions.is_empty() {
+            anyhow::bail!("at least one region must be configured");
+        }
+        Ok(self)
+    }
+
+    /// The identity `/v3` URL clients and regions use.
+    pub fn identity_url(&self) -> String {
+        if self.identity.enabled {
+            format!("{}/identity/v3", self.public_url)
+        } else {
+            self.identity.url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}

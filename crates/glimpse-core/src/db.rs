@@ -1,0 +1,101 @@
+//! The metadata database: one connection pool over SQLite or PostgreSQL through sqlx's `Any`
+//! driver, so every query is written once. Conventions every query follows: `$1, $2, …`
+//! placeholders in ascending order of first use (SQLite binds them by number), integers as
+//! BIGINT read as `i64`, booleans as 0/1 BIGINT, timestamps as fixed-width UTC text
+//! ([`glimpse_types::db_time`]), JSON as text.
+//!
+//! Migrations are embedded in the binary and run on open, per schema and backend.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
+
+static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
+static IDENTITY_POSTGRES: Migrator = sqlx::migrate!("../../migrations/identity/postgres");
+static REGION_SQLITE: Migrator = sqlx::migrate!("../../migrations/region/sqlite");
+static REGION_POSTGRES: Migrator = sqlx::migrate!("../../migrations/region/postgres");
+
+/// Which schema a database holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Identity,
+    Region,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated connection pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://path` — created if missing — or `postgres://…`) and runs
+    /// the schema's migrations.
+    pub async fn open(url: &str, schema: Schema) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("database URL {url:?} must start with sqlite: or postgres:");
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                // WAL and a busy timeout let API requests and job workers share one file.
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                                 PRAGMA busy_timeout=30000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url_create(url))
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?
+            }
+        };
+        let migrator = match (schema, backend) {
+            (Schema::Identity, Backend::Sqlite) => &IDENTITY_SQLITE,
+            (Schema::Identity, Backend::Postgres) => &IDENTITY_POSTGRES,
+            (Schema::Region, Backend::Sqlite) => &REGION_SQLITE,
+            (Schema::Region, Backend::Postgres) => &REGION_POSTGRES,
+        };
+        migrator.run(&pool).await?;
+        Ok(Db { pool, backend })
+    }
+}
+
+/// Adds `mode=rwc` so a new SQLite file is created on first start.
+fn sqlite_url_create(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// 0/1 for the BIGINT booleans.
+pub fn flag(b: bool) -> i64 {
+    i64::from(b)
+}

@@ -1,0 +1,125 @@
+//! The one domain error type. Every service returns it; the HTTP edge (glimpse-api) maps each
+//! kind to a status code and renders it in the dialect of the API that was called.
+
+use std::fmt;
+
+/// Result alias for domain operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    UnsupportedMedia,
+    RangeNotSatisfiable,
+    Unavailable,
+    Internal,
+}
+
+impl Kind {
+    pub fn status(self) -> u16 {
+        match self {
+            Kind::BadRequest => 400,
+            Kind::Unauthorized => 401,
+            Kind::Forbidden => 403,
+            Kind::NotFound => 404,
+            Kind::Conflict => 409,
+            Kind::TooLarge => 413,
+            Kind::UnsupportedMedia => 415,
+            Kind::RangeNotSatisfiable => 416,
+            Kind::Unavailable => 503,
+            Kind::Internal => 500,
+        }
+    }
+}
+
+/// A domain error: a kind and a message meant for the API caller. Internal errors keep their
+/// cause for the log and show the caller only a generic message.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: Kind,
+    pub message: String,
+    /// Dialect-specific detail, e.g. an IMS error code (`IMG.0001`).
+    pub code: Option<&'static str>,
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            code: None,
+        }
+    }
+    pub fn with_code(mut self, code: &'static str) -> Error {
+        self.code = Some(code);
+        self
+    }
+    pub fn bad_request(m: impl Into<String>) -> Error {
+        Error::new(Kind::BadRequest, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Error {
+        Error::new(Kind::Unauthorized, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Error {
+        Error::new(Kind::Forbidden, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Error {
+        Error::new(Kind::NotFound, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Error {
+        Error::new(Kind::Conflict, m)
+    }
+    pub fn too_large(m: impl Into<String>) -> Error {
+        Error::new(Kind::TooLarge, m)
+    }
+    pub fn unsupported_media(m: impl Into<String>) -> Error {
+        Error::new(Kind::UnsupportedMedia, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Error {
+        Error::new(Kind::Unavailable, m)
+    }
+    /// An unexpected failure: logged with its cause, shown to the caller without it.
+    pub fn internal(cause: impl fmt::Display) -> Error {
+        tracing::error!(error = %cause, "internal error");
+        Error::new(
+            Kind::Internal,
+            "The server has either erred or is incapable of performing the requested operation.",
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind.status())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        Error::internal(format!("database: {e}"))
+    }
+}
+
+impl From<glimpse_store::StoreError> for Error {
+    fn from(e: glimpse_store::StoreError) -> Error {
+        match e {
+            glimpse_store::StoreError::NotFound(k) => {
+                Error::internal(format!("blob {k} is missing from the store"))
+            }
+            e => Error::internal(format!("blob store: {e}")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Error {
+        Error::internal(format!("{e:#}"))
+    }
+}

@@ -1,0 +1,101 @@
+//! Hashing while streaming: md5 (Glance's `checksum`) and sha512 (`os_hash_value`) computed on
+//! two blocking threads, fed the same shared buffers, so an upload is hashed in one pass at the
+//! speed of the slower hash rather than the sum of both. Dropping a [`StreamHasher`] stops its
+//! threads; nothing here touches storage.
+
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use sha2::Sha512;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The two digests of one byte stream, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub md5: String,
+    pub sha512: String,
+}
+
+/// Hashes of a stream computed in parallel; feed it with [`StreamHasher::update`].
+pub struct StreamHasher {
+    md5: Worker,
+    sha512: Worker,
+}
+
+struct Worker {
+    tx: mpsc::Sender<Bytes>,
+    handle: JoinHandle<String>,
+}
+
+impl Worker {
+    fn spawn<D: sha2::Digest + Send + 'static>(mut digest: D) -> Worker {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        let handle = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                digest.update(&chunk);
+            }
+            hex::encode(digest.finalize())
+        });
+        Worker { tx, handle }
+    }
+}
+
+impl Default for StreamHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamHasher {
+    pub fn new() -> StreamHasher {
+        StreamHasher {
+            md5: Worker::spawn(Md5::new()),
+            sha512: Worker::spawn(Sha512::new()),
+        }
+    }
+
+    /// Queues a chunk for both hashes; waits only when a hash thread is four chunks behind.
+    pub async fn update(&mut self, chunk: Bytes) {
+        // A send fails only if the worker thread died, which `finish` then reports.
+        let _ = self.md5.tx.send(chunk.clone()).await;
+        let _ = self.sha512.tx.send(chunk).await;
+    }
+
+    /// Waits for both threads to drain and returns the digests.
+    pub async fn finish(self) -> std::io::Result<Digests> {
+        let StreamHasher { md5, sha512 } = self;
+        drop(md5.tx);
+        drop(sha512.tx);
+        let md5 = md5.handle.await.map_err(std::io::Error::other)?;
+        let sha512 = sha512.handle.await.map_err(std::io::Error::other)?;
+        Ok(Digests { md5, sha512 })
+    }
+}
+
+/// Both digests of a buffer, in the calling thread (for tests and small bodies).
+pub fn digest_bytes(data: &[u8]) -> Digests {
+    Digests {
+        md5: hex::encode(Md5::digest(data)),
+        sha512: hex::encode(Sha512::digest(data)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parallel_hash_equals_one_shot() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut h = StreamHasher::new();
+        for part in data.chunks(65_537) {
+            h.update(Bytes::copy_from_slice(part)).await;
+        }
+        assert_eq!(h.finish().await.unwrap(), digest_bytes(&data));
+    }
+
+    #[test]
+    fn empty_input_has_the_well_known_md5() {
+        assert_eq!(digest_bytes(b"").md5, "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}

@@ -1,0 +1,347 @@
+//! The blob store: where image bytes live. One [`BlobStore`] per region, opened from a URL:
+//! `file:///abs/path` (our own durable filesystem backend, [`local`]), `s3://bucket` (any
+//! S3-compatible server through object_store), or `memory://` (object_store's in-memory store,
+//! for tests).
+//!
+//! Blobs are immutable and named by fresh keys (`blobs/<uuid>`). [`BlobStore::write`] streams a
+//! body into a new blob while hashing it (md5 + sha512 in parallel, [`hashing`]) and showing
+//! every chunk to an observer (the format inspector, size caps) that may abort the write.
+//! A write that fails or is aborted removes what it wrote. A blob only becomes part of an image
+//! when the metadata database says so, so a crash leaves at worst an unreferenced blob, which
+//! the region's cleaner lists with [`BlobStore::list`] and deletes.
+
+pub mod hashing;
+pub mod local;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use serde::{Deserialize, Serialize};
+
+pub use hashing::{Digests, StreamHasher, digest_bytes};
+
+/// Chunks handed to hashers, observers and backends are coalesced to this size.
+pub const CHUNK: usize = 1 << 20;
+/// S3 multipart part size (S3 requires at least 5 MiB for all but the last part).
+const PART: usize = 8 << 20;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {0} not found")]
+    NotFound(String),
+    #[error("invalid blob key {0:?}")]
+    BadKey(String),
+    #[error("blob store URL {0:?} is not supported (use file:///path, s3://bucket or memory://)")]
+    BadUrl(String),
+    #[error("blob ended before its recorded size")]
+    Truncated,
+    #[error("blob writer closed")]
+    Closed,
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("object store: {0}")]
+    Object(#[from] object_store::Error),
+}
+
+/// Why [`BlobStore::write`] did not produce a blob. Nothing was kept in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The body stream failed (client disconnect, remote region error).
+    #[error("reading the data failed: {0}")]
+    Source(BoxError),
+    /// The observer refused the data (format, size cap); the error is the observer's own.
+    #[error("{0}")]
+    Aborted(BoxError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// S3 connection settings for `s3://bucket` URLs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3Options {
+    /// e.g. `http://127.0.0.1:9000`; empty means AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Allow plain HTTP endpoints (loopback test servers).
+    pub allow_http: bool,
+}
+
+/// One stored blob, as listed for the cleaner.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub key: String,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+}
+
+/// What [`BlobStore::write`] produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub key: String,
+    pub size: u64,
+    pub digests: Digests,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Local(local::LocalStore),
+    Object(Arc<dyn ObjectStore>),
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    backend: Backend,
+    url: String,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore").field("url", &self.url).finish()
+    }
+}
+
+impl BlobStore {
+    /// Opens (and for `file://`, creates) the store named by `url`.
+    pub fn open(url: &str, s3: &S3Options) -> Result<BlobStore, StoreError> {
+        let bad = || StoreError::BadUrl(url.to_string());
+        let backend = if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(bad());
+            }
+            Backend::Local(local::LocalStore::open(std::path::Path::new(path))?)
+        } else if let Some(bucket) = url.strip_prefix("s3://") {
+            let bucket = bucket.trim_end_matches('/');
+            if bucket.is_empty() || bucket.contains('/') {
+                return Err(bad());
+            }
+            let mut b = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_region(if s3.region.is_empty() {
+                    "us-east-1"
+                } else {
+                    &s3.region
+                })
+                .with_access_key_id(&s3.access_key_id)
+                .with_secret_access_key(&s3.secret_access_key)
+                .with_allow_http(s3.allow_http);
+            if !s3.endpoint.is_empty() {
+                b = b
+                    .with_endpoint(&s3.endpoint)
+                    .with_virtual_hosted_style_request(false);
+            }
+            Backend::Object(Arc::new(b.build()?))
+        } else if url == "memory://" {
+            Backend::Object(Arc::new(object_store::memory::InMemory::new()))
+        } else {
+            return Err(bad());
+        };
+        Ok(BlobStore {
+            backend,
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A fresh key for a new blob.
+    pub fn new_key() -> String {
+        format!("blobs/{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Streams `body` into a new blob under a fresh key, hashing as it goes. `observe` sees
+    /// every chunk, in order, before it is stored, and may abort the write with its own error.
+    pub async fn write<S, E, O>(&self, body: S, mut observe: O) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+        O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
+    {
+        let key = Self::new_key();
+        let mut sink = self.sink(&key).await?;
+        let mut hasher = StreamHasher::new();
+        let mut size = 0u64;
+        let mut pending = BytesMut::with_capacity(CHUNK);
+        let mut body = std::pin::pin!(body);
+        let outcome: Result<(), WriteError> = async {
+            loop {
+                let next = body.next().await;
+                let end = next.is_none();
+                if let Some(item) = next {
+                    let bytes = item.map_err(|e| WriteError::Source(e.into()))?;
+                    if pending.is_empty() && bytes.len() >= CHUNK {
+                        self::emit(bytes, &mut observe, &mut hasher, &mut sink, &mut size)
+                            .await?;
+                        continue;
+                    }
+                    pending.extend_from_slice(&bytes);
+                    if pending.len() < CHUNK {
+                        continue;
+                    }
+                }
+                if !pending.is_empty() {
+                    let chunk = pending.split().freeze();
+                    self::emit(chunk, &mut observe, &mut hasher, &mut sink, &mut size).await?;
+                }
+                if end {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                sink.finish().await?;
+                let digests = hasher.finish().await.map_err(StoreError::from)?;
+                Ok(Written { key, size, digests })
+            }
+            Err(e) => {
+                sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn sink(&self, key: &str) -> Result<Sink, StoreError> {
+        Ok(match &self.backend {
+            Backend::Local(l) => Sink::Local(l.writer(key)?),
+            Backend::Object(o) => {
+                let upload = o.put_multipart(&ObjPath::from(key)).await?;
+                Sink::Object(WriteMultipart::new_with_chunk_size(upload, PART))
+            }
+        })
+    }
+
+    /// Streams a blob, or the byte range `start..end` of it.
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.read(key, range).await,
+            Backend::Object(o) => {
+                let opts = GetOptions {
+                    range: range.map(|(s, e)| GetRange::Bounded(s..e)),
+                    ..Default::default()
+                };
+                let got = o
+                    .get_opts(&ObjPath::from(key), opts)
+                    .await
+                    .map_err(|e| obj_not_found(e, key))?;
+                Ok(got.into_stream().map_err(StoreError::from).boxed())
+            }
+        }
+    }
+
+    /// The stored size of a blob.
+    pub async fn size(&self, key: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.size(key).await,
+            Backend::Object(o) => Ok(o
+                .head(&ObjPath::from(key))
+                .await
+                .map_err(|e| obj_not_found(e, key))?
+                .size),
+        }
+    }
+
+    /// Deletes a blob; deleting a missing blob succeeds.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.delete(key).await,
+            Backend::Object(o) => match o.delete(&ObjPath::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Every blob in the store (and, on the filesystem, staging leftovers).
+    pub async fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.list().await,
+            Backend::Object(o) => {
+                let prefix = ObjPath::from("blobs");
+                o.list(Some(&prefix))
+                    .map_ok(|m| BlobInfo {
+                        key: m.location.to_string(),
+                        size: m.size,
+                        modified: m.last_modified,
+                    })
+                    .map_err(StoreError::from)
+                    .try_collect()
+                    .await
+            }
+        }
+    }
+}
+
+fn obj_not_found(e: object_store::Error, key: &str) -> StoreError {
+    match e {
+        object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
+        e => e.into(),
+    }
+}
+
+async fn emit<O>(
+    chunk: Bytes,
+    observe: &mut O,
+    hasher: &mut StreamHasher,
+    sink: &mut Sink,
+    size: &mut u64,
+) -> Result<(), WriteError>
+where
+    O: FnMut(&[u8]) -> Result<(), BoxError>,
+{
+    observe(&chunk).map_err(WriteError::Aborted)?;
+    *size += chunk.len() as u64;
+    hasher.update(chunk.clone()).await;
+    sink.write(chunk).await?;
+    Ok(())
+}
+
+enum Sink {
+    Local(local::LocalWriter),
+    Object(WriteMultipart),
+}
+
+impl Sink {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        match self {
+            Sink::Local(w) => w.write(chunk).await,
+            Sink::Object(w) => {
+                w.wait_for_capacity(4).await?;
+                w.put(chunk);
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(self) -> Result<(), StoreError> {
+        match self {
+            Sink::Local(w) => w.finish().await,
+            Sink::Object(w) => w.finish().await.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn abort(self) {
+        match self {
+            Sink::Local(w) => w.abort().await,
+            Sink::Object(w) => {
+                let _ = w.abort().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The filesystem backend, written by hand because object_store's `LocalFileSystem` neither
+//! fsyncs by default nor reads in more than 8 KiB chunks. Layout under the root:
+//! `blobs/<id>` for published blobs and `.staging/<id>` for blobs being written.
+//!
+//! Crash behaviour: a blob is written under `.staging/`, fsynced, renamed into `blobs/` and the
+//! directory fsynced, so after a crash a key under `blobs/` is either absent or complete. Files
+//! left in `.staging/` are garbage that [`LocalStore::list`] reports for the cleaner.
+
+use std::io::{SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{BlobInfo, StoreError};
+
+const READ_CHUNK: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn open(root: &Path) -> Result<LocalStore, StoreError> {
+        std::fs::create_dir_all(root.join("blobs"))?;
+        std::fs::create_dir_all(root.join(".staging"))?;
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        // Keys are ours ("blobs/<uuid>"), but never let one climb out of the root.
+        if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return Err(StoreError::BadKey(key.to_string()));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Starts a durable write of `key` on a blocking thread fed through a bounded channel.
+    pub fn writer(&self, key: &str) -> Result<LocalWriter, StoreError> {
+        let target = self.path(key)?;
+        let staging = self
+            .root
+            .join(".staging")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        let path = staging.clone();
+        let handle = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let mut file = std::fs::File::create(&path)?;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            file.sync_all()?;
+            Ok(())
+        });
+        Ok(LocalWriter {
+            tx: Some(tx),
+            handle,
+            staging,
+            target,
+        })
+    }
+
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let mut file = tokio::fs::File::open(self.path(key)?)
+            .await
+            .map_err(|e| not_found(e, key))?;
+        let len = file.metadata().await?.len();
+        let (start, end) = range.unwrap_or((0, len));
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await?;
+        }
+        let remaining = end.saturating_sub(start);
+        let stream = futures::stream::unfold((file, remaining), |(mut file, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
+            let mut buf = vec![0u8; want];
+            match file.read(&mut buf).await {
+                Ok(0) => Some((
+                    Err(StoreError::Truncated),
+                    (file, 0), // stop after reporting
+                )),
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
+                }
+                Err(e) => Some((Err(e.into()), (file, 0))),
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    pub async fn size(&self, key: &str) -> Result<u64, StoreError> {
+        let meta = tokio::fs::metadata(self.path(key)?)
+            .await
+            .map_err(|e| not_found(e, key))?;
+        Ok(meta.len())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every published blob and every staging leftover (keys `.staging/<name>`), with mtimes.
+    pub async fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for dir in ["blobs", ".staging"] {
+                let rd = match std::fs::read_dir(root.join(dir)) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                for entry in rd {
+                    let entry = entry?;
+                    let meta = entry.metadata()?;
+                    let modified: DateTime<Utc> = meta.modified()?.into();
+                    out.push(BlobInfo {
+                        key: format!("{dir}/{}", entry.file_name().to_string_lossy()),
+                        size: meta.len(),
+                        modified,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+fn not_found(e: std::io::Error, key: &str) -> StoreError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StoreError::NotFound(key.to_string())
+    } else {
+        e.into()
+    }
+}
+
+/// A blob being written; see [`LocalStore::writer`].
+pub struct LocalWriter {
+    tx: Option<mpsc::Sender<Bytes>>,
+    handle: JoinHandle<Result<(), StoreError>>,
+    staging: PathBuf,
+    target: PathBuf,
+}
+
+impl LocalWriter {
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        if tx.send(chunk).await.is_err() {
+            // The thread stopped early: report its error.
+            self.tx = None;
+            return Err(match (&mut self.handle).await {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => StoreError::Closed,
+                Err(e) => StoreError::Io(std::io::Error::other(e)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes the blob durable and visible under its key.
+    pub async fn finish(mut self) -> Result<(), StoreError> {
+        self.tx = None;
+        let written = match (&mut self.handle).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Io(std::io::Error::other(e))),
+        };
+        let (staging, target) = (self.staging.clone(), self.target.clone());
+        let published = match written {
+            Ok(()) => tokio::task::spawn_blocking(move || publish(&staging, &target))
+                .await
+                .map_err(std::io::Error::other)?,
+            Err(e) => Err(e),
+        };
+        if published.is_err() {
+            let _ = tokio::fs::remove_file(&self.staging).await;
+        }
+        published
+    }
+
+    /// Drops the partial blob.
+    pub async fn abort(mut self) {
+        self.tx = None;
+        let _ = (&mut self.handle).await;
+        let _ = tokio::fs::remove_file(&self.staging).await;
+    }
+}
+
+/// Renames the staging file into place and fsyncs the directory, so the name is durable.
+fn publish(staging: &Path, target: &Path) -> Result<(), StoreError> {
+    let dir = target.parent().ok_or(StoreError::Closed)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::rename(staging, target)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}

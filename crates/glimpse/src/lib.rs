@@ -1,0 +1,54 @@
+//! The `glimpse` program as a library: configuration loading and [`serve`], shared by the
+//! binary and the end-to-end tests, so tests run exactly what operators run.
+
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glimpse_core::cloud::Cloud;
+use glimpse_core::config::Config;
+use tokio::net::TcpListener;
+
+/// A started Glimpse process: its address, the cloud it serves, and the server task.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub cloud: Arc<Cloud>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Time from `start` to accepting connections.
+    pub startup: std::time::Duration,
+}
+
+/// Binds the listener, opens every database and store, bootstraps identity on first start and
+/// starts serving. `shutdown` resolving stops the server gracefully.
+pub async fn start(
+    mut config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let started = Instant::now();
+    let listener = TcpListener::bind(&config.listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {}: {e}", config.listen)
+    })?;
+    let addr = listener.local_addr()?;
+    config.listen = addr.to_string();
+    let config = config.resolve()?;
+    let cloud = Arc::new(Cloud::start(config).await?);
+    if let Some(identity) = &cloud.identity {
+        if cloud.config.identity.bootstrap {
+            glimpse_core::identity::bootstrap::bootstrap(identity, &cloud.config).await?;
+        }
+    }
+    let app = glimpse_api::router(cloud.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok(Running {
+        addr,
+        cloud,
+        server,
+        startup: started.elapsed(),
+    })
+}

@@ -1,0 +1,105 @@
+//! `glimpse`: the command line. `glimpse serve` runs the all-in-one cloud (or, with a
+//! configuration file, one identity and/or any set of regions of a larger deployment).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "glimpse", version, about = "A fast, safe, multi-region cloud image service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Glimpse. Without a configuration file: identity plus region-one and region-two on
+    /// 127.0.0.1:5000, everything stored under ./glimpse-data.
+    Serve {
+        /// TOML configuration file (see glimpse.example.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the file's data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Listen address, e.g. 127.0.0.1:5000 (overrides the file's listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GLIMPSE_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve {
+        config: None,
+        data_dir: None,
+        listen: None,
+    }) {
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+        } => serve(config, data_dir, listen).await,
+    }
+}
+
+async fn serve(
+    file: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+) -> anyhow::Result<()> {
+    let mut config = glimpse::settings::load(file.as_deref())?;
+    if let Some(d) = data_dir {
+        config.data_dir = d;
+    }
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let running = glimpse::start(config, shutdown_signal()).await?;
+    let cfg = &running.cloud.config;
+    println!("Glimpse is listening on http://{}", running.addr);
+    if cfg.identity.enabled {
+        println!("  identity:  {}", cfg.identity_url());
+    }
+    for r in &running.cloud.regions {
+        println!("  region {}: {}/image (image) {}/compute (compute) {}/volume (volume)", r.name, r.url, r.url, r.url);
+    }
+    if cfg.identity.enabled && cfg.identity.bootstrap {
+        let clouds = cfg.data_dir.join("clouds.yaml");
+        println!("Use it with the OpenStack client:");
+        println!("  export OS_CLIENT_CONFIG_FILE={}", clouds.display());
+        println!("  openstack --os-cloud glimpse-demo-one image list");
+        println!("  (clouds: glimpse-admin, glimpse-demo-one, glimpse-demo-two)");
+    }
+    println!("ready in {} ms", running.startup.as_millis());
+    running.server.await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

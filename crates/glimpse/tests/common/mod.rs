@@ -1,0 +1,229 @@
+//! Test harness: a whole Glimpse (identity + two regions) started in-process on 127.0.0.1:0
+//! with a fresh temporary data directory, exactly as `glimpse serve` starts it. The database
+//! and blob store backends come from the environment, so one suite runs on every backend:
+//! `GLIMPSE_TEST_POSTGRES_URL` (a server URL; each test gets its own databases) and
+//! `GLIMPSE_TEST_S3_ENDPOINT` (each test gets its own buckets).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use glimpse_core::cloud::Cloud;
+use glimpse_core::config::Config;
+use serde_json::{Value, json};
+
+pub struct TestCloud {
+    pub base: String,
+    pub cloud: Arc<Cloud>,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    _tmp: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("glimpse-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl TestCloud {
+    pub async fn start() -> TestCloud {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a config adjusted by `tweak` (after backend selection).
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestCloud {
+        let tmp = TempDir::new();
+        let mut config = Config {
+            data_dir: tmp.0.clone(),
+            listen: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
+        backends::apply(&mut config).await;
+        tweak(&mut config);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = glimpse::start(config, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("glimpse starts");
+        TestCloud {
+            base: format!("http://{}", running.addr),
+            data_dir: running.cloud.config.data_dir.clone(),
+            cloud: running.cloud,
+            http: reqwest::Client::new(),
+            _tmp: tmp,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn identity(&self) -> String {
+        format!("{}/identity/v3", self.base)
+    }
+
+    pub fn image(&self, region: &str) -> String {
+        format!("{}/{region}/image", self.base)
+    }
+
+    /// The generated admin password (bootstrap writes it to the data dir).
+    pub fn admin_password(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin-password"))
+            .expect("admin-password file")
+            .trim()
+            .to_string()
+    }
+
+    /// A project-scoped token for `user` in `project` (Default domain).
+    pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
+        let r = self
+            .http
+            .post(format!("{}/auth/tokens", self.identity()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "token for {user}: {}", r.text().await.unwrap());
+        r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token("admin", &self.admin_password(), "admin").await
+    }
+
+    /// Creates (as admin) a project in `region`, a user with `role` in it, and returns
+    /// (project_id, token of that user).
+    pub async fn user_in_new_project(&self, role: &str, region: &str) -> (String, String) {
+        let admin = self.admin_token().await;
+        let name = format!("p-{}", uuid::Uuid::new_v4().simple());
+        let p: Value = self
+            .http
+            .post(format!("{}/projects", self.identity()))
+            .header("x-auth-token", &admin)
+            .json(&json!({"project": {"name": name, "domain_id": "default", "home_region": region}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pid = p["project"]["id"].as_str().expect("project id").to_string();
+        let token = self.user_with_role(&admin, &pid, &name, role).await;
+        (pid, token)
+    }
+
+    /// Creates a user named `<project_name>-<role>-<n>` with `role` in the project and returns
+    /// its token.
+    pub async fn user_with_role(&self, admin: &str, pid: &str, project_name: &str, role: &str) -> String {
+        let uname = format!("{project_name}-{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let u: Value = self
+            .http
+            .post(format!("{}/users", self.identity()))
+            .header("x-auth-token", admin)
+            .json(&json!({"user": {"name": uname, "password": "secret", "domain_id": "default"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let uid = u["user"]["id"].as_str().expect("user id").to_string();
+        let roles: Value = self
+            .http
+            .get(format!("{}/roles?name={role}", self.identity()))
+            .header("x-auth-token", admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rid = roles["roles"][0]["id"].as_str().expect("role id").to_string();
+        let r = self
+            .http
+            .put(format!("{}/projects/{pid}/users/{uid}/roles/{rid}", self.identity()))
+            .header("x-auth-token", admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        self.token(&uname, "secret", project_name).await
+    }
+}
+
+impl Drop for TestCloud {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub mod backends {
+    //! Backend selection for the suite (see the module docs of the harness).
+    use glimpse_core::config::Config;
+
+    pub async fn apply(config: &mut Config) {
+        if let Ok(pg) = std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
+            let base = pg.trim_end_matches('/').to_string();
+            config.identity.database = fresh_pg_db(&base).await;
+            for r in &mut config.regions {
+                r.database = fresh_pg_db(&base).await;
+            }
+        }
+        if let Ok(endpoint) = std::env::var("GLIMPSE_TEST_S3_ENDPOINT") {
+            for r in &mut config.regions {
+                let bucket = format!("glimpse-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+                create_bucket(&endpoint, &bucket).await;
+                r.store = format!("s3://{bucket}");
+                r.s3 = glimpse_store::S3Options {
+                    endpoint: endpoint.clone(),
+                    region: "us-east-1".into(),
+                    access_key_id: "test".into(),
+                    secret_access_key: "test".into(),
+                    allow_http: true,
+                };
+            }
+        }
+    }
+
+    /// Creates a uniquely named database on the server and returns its URL.
+    async fn fresh_pg_db(base: &str) -> String {
+        use sqlx::Executor;
+        sqlx::any::install_default_drivers();
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let admin = format!("{base}/postgres");
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        format!("{base}/{name}")
+    }
+
+    /// Creates a bucket on a path-style S3 endpoint that accepts any credentials (moto).
+    async fn create_bucket(endpoint: &str, bucket: &str) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
+            .send()
+            .await
+            .expect("S3 endpoint reachable");
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+    }
+}
