@@ -1,0 +1,223 @@
+//! Runner and store behaviour on a real SQLite database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::runner::RunnerConfig;
+use super::*;
+use crate::db::{Db, Schema};
+
+struct TempDb(std::path::PathBuf, Db);
+
+/// A fresh region database: SQLite in a temp dir, or a new PostgreSQL database when
+/// `GLIMPSE_TEST_POSTGRES_URL` names a server.
+async fn db() -> TempDb {
+    let dir = std::env::temp_dir().join(format!("glimpse-jobs-{}", glimpse_types::hex_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = match std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            use sqlx::{Connection, Executor};
+            sqlx::any::install_default_drivers();
+            let base = base.trim_end_matches('/');
+            let name = format!("jobs_{}", glimpse_types::hex_id());
+            let mut c = sqlx::AnyConnection::connect(&format!("{base}/postgres")).await.unwrap();
+            c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            format!("{base}/{name}")
+        }
+        Err(_) => format!("sqlite://{}", dir.join("r.db").display()),
+    };
+    let db = Db::open(&url, Schema::Region).await.unwrap();
+    TempDb(dir, db)
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn new_job(project: &str, key: Option<&str>) -> NewJob {
+    NewJob {
+        id: None,
+        kind: "test".into(),
+        project_id: project.into(),
+        phase: "requested".into(),
+        params: serde_json::json!({"n": 1}),
+        idempotency_key: key.map(str::to_string),
+    }
+}
+
+/// Fails retryably `fail_first` times, or waits for cancel when `block` is set.
+struct TestHandler {
+    fail_first: usize,
+    block: bool,
+    runs: AtomicUsize,
+    cleanups: AtomicUsize,
+}
+
+#[async_trait]
+impl JobHandler for TestHandler {
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst);
+        ctx.progress(40, "working").await?;
+        if self.block {
+            ctx.cancel.cancelled().await;
+            return Err(JobError::Interrupted);
+        }
+        if n < self.fail_first {
+            return Err(JobError::Retryable(format!("transient {n}")));
+        }
+        Ok(serde_json::json!({"done": true}))
+    }
+    async fn cleanup(&self, _ctx: &JobContext) {
+        self.cleanups.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn fast() -> RunnerConfig {
+    RunnerConfig {
+        workers: 1,
+        lease: Duration::from_secs(5),
+        max_attempts: 3,
+        per_project_running: 2,
+        poll: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+    }
+}
+
+/// Waits (by polling the database, bounded) until the job reaches a terminal state.
+async fn until_terminal(db: &Db, id: &str) -> JobRecord {
+    for _ in 0..500 {
+        let j = store::get(db, id).await.unwrap().unwrap();
+        if j.state.is_terminal() {
+            return j;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+fn handler(fail_first: usize, block: bool) -> Arc<TestHandler> {
+    Arc::new(TestHandler {
+        fail_first,
+        block,
+        runs: AtomicUsize::new(0),
+        cleanups: AtomicUsize::new(0),
+    })
+}
+
+#[tokio::test]
+async fn a_job_runs_to_success_after_transient_failures() {
+    let t = db().await;
+    let h = handler(2, false);
+    let runner = Arc::new(Runner::new(t.1.clone(), vec![h.clone()], fast()));
+    let stop = CancellationToken::new();
+    runner.spawn(stop.clone());
+    let (job, created) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    assert!(created);
+    runner.wake();
+    let done = until_terminal(&t.1, &job.id).await;
+    stop.cancel();
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts, 3);
+    assert_eq!(done.progress, 100);
+    assert_eq!(done.result, Some(serde_json::json!({"done": true})));
+    assert_eq!(h.cleanups.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn retries_stop_at_max_attempts_and_clean_up() {
+    let t = db().await;
+    let h = handler(100, false);
+    let runner = Arc::new(Runner::new(t.1.clone(), vec![h.clone()], fast()));
+    let stop = CancellationToken::new();
+    runner.spawn(stop.clone());
+    let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    let done = until_terminal(&t.1, &job.id).await;
+    stop.cancel();
+    assert_eq!(done.state, JobState::Failed);
+    assert_eq!(done.error.as_deref(), Some("transient 2"));
+    assert_eq!(h.cleanups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
+    let t = db().await;
+    let h = handler(0, true);
+    let runner = Arc::new(Runner::new(t.1.clone(), vec![h.clone()], fast()));
+    let stop = CancellationToken::new();
+    runner.spawn(stop.clone());
+    let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    // Wait until it runs, then ask for cancel.
+    for _ in 0..500 {
+        if store::get(&t.1, &job.id).await.unwrap().unwrap().progress == 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(store::request_cancel(&t.1, &job.id).await.unwrap());
+    let done = until_terminal(&t.1, &job.id).await;
+    stop.cancel();
+    assert_eq!(done.state, JobState::Canceled);
+    assert_eq!(h.cleanups.load(Ordering::SeqCst), 1);
+    assert!(!store::request_cancel(&t.1, &job.id).await.unwrap(), "no cancel after the end");
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_same_job() {
+    let t = db().await;
+    let (a, created_a) = store::enqueue(&t.1, &new_job("p1", Some("k1"))).await.unwrap();
+    let (b, created_b) = store::enqueue(&t.1, &new_job("p1", Some("k1"))).await.unwrap();
+    let (c, _) = store::enqueue(&t.1, &new_job("p2", Some("k1"))).await.unwrap();
+    assert!(created_a && !created_b);
+    assert_eq!(a.id, b.id);
+    assert_ne!(a.id, c.id, "keys are per project");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
+    let t = db().await;
+    let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    let zero = chrono::Duration::zero();
+    let a = store::claim(&t.1, "worker-a", &["test"], zero, 2).await.unwrap().unwrap();
+    assert_eq!(a.id, job.id);
+    let b = store::claim(&t.1, "worker-b", &["test"], chrono::Duration::seconds(30), 2)
+        .await
+        .unwrap()
+        .expect("expired lease is claimable");
+    assert_eq!(b.attempts, 2);
+    let zombie = store::transition(&t.1, &job.id, "worker-a", JobState::Succeeded, None, None, None)
+        .await
+        .unwrap();
+    assert!(!zombie, "the old owner's completion is refused");
+    assert!(store::transition(&t.1, &job.id, "worker-b", JobState::Succeeded, None, None, None)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn per_project_cap_queues_the_rest() {
+    let t = db().await;
+    for _ in 0..3 {
+        store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    }
+    store::enqueue(&t.1, &new_job("p2", None)).await.unwrap();
+    let lease = chrono::Duration::seconds(30);
+    let mut got = Vec::new();
+    while let Some(j) = store::claim(&t.1, "w", &["test"], lease, 2).await.unwrap() {
+        got.push(j.project_id);
+    }
+    got.sort();
+    assert_eq!(got, ["p1", "p1", "p2"], "the third p1 job waits for a free slot");
+}
