@@ -1,0 +1,14 @@
+//! Glimpse's domain and database layer: identity, regions, images and the jobs that move them.
+//! No HTTP here (glimpse-api owns that); SQL lives only here.
+
+pub mod auth;
+pub mod cloud;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod identity;
+pub mod jobs;
+pub mod images;
+pub mod region;
+
+pub use error::{Error, Kind, Result};
