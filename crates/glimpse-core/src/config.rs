@@ -55,6 +55,32 @@ pub struct RegionConfig {
     pub store: String,
     pub s3: S3Options,
     pub limits: Limits,
+    pub jobs: JobsConfig,
+}
+
+/// The job runner of one region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Concurrent jobs this process runs for the region (0: run none, an API-only node).
+    pub workers: usize,
+    /// Lease a worker holds on a job; another worker takes the job over after it expires.
+    pub lease_seconds: u64,
+    /// Attempts before a job that keeps failing transiently ends in error.
+    pub max_attempts: i64,
+    /// Running jobs per project and kind; the rest wait queued.
+    pub per_project_running: i64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> JobsConfig {
+        JobsConfig {
+            workers: 2,
+            lease_seconds: 30,
+            max_attempts: 8,
+            per_project_running: 2,
+        }
+    }
 }
 
 /// Size limits of one region's image service.
@@ -121,6 +147,7 @@ impl RegionConfig {
             store: String::new(),
             s3: S3Options::default(),
             limits: Limits::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }

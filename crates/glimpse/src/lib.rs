@@ -39,11 +39,15 @@ pub async fn start(
             glimpse_core::identity::bootstrap::bootstrap(identity, &cloud.config).await?;
         }
     }
+    let stop = tokio_util::sync::CancellationToken::new();
+    cloud.start_workers(stop.clone());
     let app = glimpse_api::router(cloud.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        stop.cancel();
+        result
     });
     Ok(Running {
         addr,

@@ -20,7 +20,52 @@ mod tests;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use runner::{JobContext, JobHandler, Runner};
+pub use runner::{JobContext, JobHandler, Runner, RunnerConfig};
+
+use tokio::sync::Notify;
+
+use crate::db::Db;
+use crate::error::Result;
+
+/// A region's job queue: what the APIs use to enqueue, read and cancel jobs. The region's
+/// [`Runner`] shares its wake-up signal.
+pub struct Queue {
+    db: Db,
+    pub(crate) notify: Notify,
+}
+
+impl Queue {
+    pub fn new(db: Db) -> Queue {
+        Queue {
+            db,
+            notify: Notify::new(),
+        }
+    }
+
+    /// Enqueues a job (or returns the one with the same idempotency key); the bool is true if
+    /// this call created it.
+    pub async fn enqueue(&self, new: &NewJob) -> Result<(JobRecord, bool)> {
+        let out = store::enqueue(&self.db, new).await?;
+        self.notify.notify_waiters();
+        Ok(out)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>> {
+        store::get(&self.db, id).await
+    }
+
+    /// Jobs of a kind, oldest first; `None` = every project's.
+    pub async fn list(&self, kind: &str, project: Option<&str>) -> Result<Vec<JobRecord>> {
+        store::list(&self.db, kind, project).await
+    }
+
+    /// Requests cancellation of a queued or running job; false if it is in another state.
+    pub async fn request_cancel(&self, id: &str) -> Result<bool> {
+        let changed = store::request_cancel(&self.db, id).await?;
+        self.notify.notify_waiters();
+        Ok(changed)
+    }
+}
 
 /// The generic state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

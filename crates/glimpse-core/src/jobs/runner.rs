@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{JobError, JobRecord, JobState, store};
+use super::{JobError, JobRecord, JobState, Queue, store};
 use crate::db::Db;
 
 /// The code that does one kind of job.
@@ -127,26 +126,31 @@ impl Default for RunnerConfig {
 
 pub struct Runner {
     db: Db,
+    queue: Arc<Queue>,
     handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
     config: RunnerConfig,
-    notify: Notify,
     owner: String,
 }
 
 impl Runner {
-    pub fn new(db: Db, handlers: Vec<Arc<dyn JobHandler>>, config: RunnerConfig) -> Runner {
+    pub fn new(
+        db: Db,
+        queue: Arc<Queue>,
+        handlers: Vec<Arc<dyn JobHandler>>,
+        config: RunnerConfig,
+    ) -> Runner {
         Runner {
             db,
+            queue,
             handlers: handlers.into_iter().map(|h| (h.kind(), h)).collect(),
             config,
-            notify: Notify::new(),
             owner: format!("{}-{}", std::process::id(), &glimpse_types::hex_id()[..8]),
         }
     }
 
     /// Tells idle workers that there may be work (a job was enqueued or cancel requested).
     pub fn wake(&self) {
-        self.notify.notify_waiters();
+        self.queue.notify.notify_waiters();
     }
 
     /// Starts the worker loops; they stop when `shutdown` fires.
@@ -166,7 +170,7 @@ impl Runner {
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         while !shutdown.is_cancelled() {
             // Register interest before looking, so a wake-up during the claim is not lost.
-            let notified = self.notify.notified();
+            let notified = self.queue.notify.notified();
             let claimed = store::claim(
                 &self.db,
                 &owner,

@@ -121,7 +121,7 @@ fn handler(fail_first: usize, block: bool) -> Arc<TestHandler> {
 async fn a_job_runs_to_success_after_transient_failures() {
     let t = db().await;
     let h = handler(2, false);
-    let runner = Arc::new(Runner::new(t.1.clone(), vec![h.clone()], fast()));
+    let runner = Arc::new(Runner::new(t.1.clone(), Arc::new(Queue::new(t.1.clone())), vec![h.clone()], fast()));
     let stop = CancellationToken::new();
     runner.spawn(stop.clone());
     let (job, created) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
@@ -140,7 +140,7 @@ async fn a_job_runs_to_success_after_transient_failures() {
 async fn retries_stop_at_max_attempts_and_clean_up() {
     let t = db().await;
     let h = handler(100, false);
-    let runner = Arc::new(Runner::new(t.1.clone(), vec![h.clone()], fast()));
+    let runner = Arc::new(Runner::new(t.1.clone(), Arc::new(Queue::new(t.1.clone())), vec![h.clone()], fast()));
     let stop = CancellationToken::new();
     runner.spawn(stop.clone());
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
@@ -155,7 +155,7 @@ async fn retries_stop_at_max_attempts_and_clean_up() {
 async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
     let t = db().await;
     let h = handler(0, true);
-    let runner = Arc::new(Runner::new(t.1.clone(), vec![h.clone()], fast()));
+    let runner = Arc::new(Runner::new(t.1.clone(), Arc::new(Queue::new(t.1.clone())), vec![h.clone()], fast()));
     let stop = CancellationToken::new();
     runner.spawn(stop.clone());
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
