@@ -6,6 +6,7 @@ pub mod errors;
 pub mod identity_v3;
 pub mod image_v2;
 pub mod middleware;
+pub mod replicator;
 pub mod request;
 
 use std::sync::Arc;
@@ -29,10 +30,15 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         app = app.nest("/identity", identity_v3::router(identity.clone()));
     }
     for region in &cloud.regions {
-        app = app.nest(
-            &format!("/{}/image", region.name),
-            image_v2::router(region.clone()),
-        );
+        app = app
+            .nest(
+                &format!("/{}/image/v2/extension", region.name),
+                replicator::router(region.clone()),
+            )
+            .nest(
+                &format!("/{}/image", region.name),
+                image_v2::router(region.clone()),
+            );
     }
     app.fallback(not_found)
         .layer(DefaultBodyLimit::max(cloud.config.max_json_body))

@@ -38,6 +38,12 @@ pub struct IdentityConfig {
     pub validation_cache_seconds: u64,
     /// Bootstrap the admin and demo projects on first start.
     pub bootstrap: bool,
+    /// The service account regions use to act across regions (replication): a user with the
+    /// admin role in `service_project`. Bootstrap creates it; when `service_password` is
+    /// empty, the password is read from `<data_dir>/service-password`.
+    pub service_user: String,
+    pub service_password: String,
+    pub service_project: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +62,39 @@ pub struct RegionConfig {
     pub s3: S3Options,
     pub limits: Limits,
     pub jobs: JobsConfig,
+    pub replication: ReplicationConfig,
+}
+
+/// What this region accepts as the destination of a replication (the seed's per-region
+/// allow-lists; an image whose `license_switch` or `official_template_type` property is not
+/// listed here cannot be replicated into this region).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// Whether this region accepts replicated images at all.
+    pub accept_replicas: bool,
+    pub license_switch_types: Vec<String>,
+    pub official_template_types: Vec<String>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> ReplicationConfig {
+        ReplicationConfig {
+            accept_replicas: true,
+            license_switch_types: [
+                "WindowsServer_2012R2_Standard_64bit_ComLicense",
+                "WindowsServer_2012_Standard_64bit_ComLicense",
+                "WindowsServer_2008R2_Enterprise_64bit_ComLicense",
+                "WindowsServer_2008R2_Standard_64bit_ComLicense",
+                "WindowsServer_2008_Enterprise_64bit_ComLicense",
+                "WindowsServer_2008_Standard_64bit_ComLicense",
+                "Red_Hat_Enterprise_Linux_6_64bit_BYOL",
+            ]
+            .map(String::from)
+            .to_vec(),
+            official_template_types: Vec::new(),
+        }
+    }
 }
 
 /// The job runner of one region.
@@ -127,6 +166,9 @@ impl Default for IdentityConfig {
             token_ttl_seconds: 3600,
             validation_cache_seconds: 10,
             bootstrap: true,
+            service_user: "glimpse-service".into(),
+            service_password: String::new(),
+            service_project: "service".into(),
         }
     }
 }
@@ -148,6 +190,7 @@ impl RegionConfig {
             s3: S3Options::default(),
             limits: Limits::default(),
             jobs: JobsConfig::default(),
+            replication: ReplicationConfig::default(),
         }
     }
 }
