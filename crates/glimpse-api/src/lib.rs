@@ -27,7 +27,10 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
     let m = metrics.clone();
     app = app.route("/metrics", get(move || async move { metrics_text(&m) }));
     if let Some(identity) = &cloud.identity {
-        app = app.nest("/identity", identity_v3::router(identity.clone()));
+        app = app
+            .nest("/identity", identity_v3::router(identity.clone()))
+            // `nest` does not route the mount point's trailing slash.
+            .route("/identity/", identity_v3::versions_route(identity.clone()));
     }
     for region in &cloud.regions {
         app = app

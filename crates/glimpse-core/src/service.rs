@@ -80,6 +80,11 @@ impl ServiceAccount {
         }
     }
 
+    /// An account that cannot log in (unit tests of a lone region, which never call out).
+    pub fn none() -> ServiceAccount {
+        ServiceAccount::new("http://127.0.0.1:9/v3", "", Password::Fixed(String::new()), "")
+    }
+
     /// A valid service token (renewed when less than five minutes remain).
     pub async fn token(&self) -> Result<ServiceToken> {
         let mut cached = self.cached.lock().await;

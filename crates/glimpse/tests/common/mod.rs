@@ -5,6 +5,11 @@
 //! `GLIMPSE_TEST_S3_ENDPOINT` (each test gets its own buckets).
 #![allow(dead_code)]
 
+pub mod glance;
+pub mod identity;
+pub mod process;
+pub mod replication;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,7 +22,8 @@ pub struct TestCloud {
     pub cloud: Arc<Cloud>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
-    _tmp: TempDir,
+    /// The temporary data dir, removed on drop (`None` for [`TestCloud::start_in`]).
+    _tmp: Option<TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -64,7 +70,44 @@ impl TestCloud {
             data_dir: running.cloud.config.data_dir.clone(),
             cloud: running.cloud,
             http: reqwest::Client::new(),
-            _tmp: tmp,
+            _tmp: Some(tmp),
+            stop: Some(tx),
+        }
+    }
+
+    /// Starts on an existing data directory, which is kept on drop, so a test can start a
+    /// cloud twice on the same data (restart, bootstrap idempotence). The backend choice of
+    /// the first start (databases, buckets) is saved in `<dir>/test-backends.json` and
+    /// reused by later starts on the same directory.
+    pub async fn start_in(dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> TestCloud {
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = dir.join("test-backends.json");
+        let mut config = match std::fs::read(&saved) {
+            Ok(bytes) => serde_json::from_slice::<Config>(&bytes).expect("saved test config"),
+            Err(_) => {
+                let mut c = Config {
+                    data_dir: dir.clone(),
+                    listen: "127.0.0.1:0".into(),
+                    ..Config::default()
+                };
+                backends::apply(&mut c).await;
+                std::fs::write(&saved, serde_json::to_vec(&c).unwrap()).unwrap();
+                c
+            }
+        };
+        tweak(&mut config);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = glimpse::start(config, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("glimpse starts");
+        TestCloud {
+            base: format!("http://{}", running.addr),
+            data_dir: running.cloud.config.data_dir.clone(),
+            cloud: running.cloud,
+            http: reqwest::Client::new(),
+            _tmp: None,
             stop: Some(tx),
         }
     }
@@ -211,7 +254,7 @@ pub mod backends {
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
             .await
             .expect("connect to the test PostgreSQL");
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .expect("create database");
         format!("{base}/{name}")

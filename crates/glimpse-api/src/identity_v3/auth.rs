@@ -1,0 +1,118 @@
+//! `/v3/auth/…`: issue (`POST`, 201 + `X-Subject-Token`), validate (`GET`, 200 or 404),
+//! check (`HEAD`) and revoke (`DELETE`, 204) tokens; the token's catalog, projects, domains
+//! and system scopes. Validating or revoking another user's token needs the admin role.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use glimpse_core::identity::{AuthRequest, Identity, TokenInfo};
+use glimpse_core::{Error, Kind};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::{Id, Reply, caller, list_links, query, query_bool, render, reply};
+
+fn with_subject(mut resp: Response, token: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(token) {
+        resp.headers_mut().insert("x-subject-token", v);
+    }
+    resp
+}
+
+pub async fn issue(State(id): State<Id>, RawQuery(q): RawQuery, body: Bytes) -> Reply {
+    let v: Value = crate::request::json_body(&body)?;
+    let req = AuthRequest::parse(&v)?;
+    let (token, info) = id.issue_token(req).await?;
+    let nocatalog = query_bool(&query(q.as_deref()), "nocatalog")?.unwrap_or(false);
+    let body = render::token(&id, &info, !nocatalog);
+    Ok(with_subject(reply(StatusCode::CREATED, body), &token))
+}
+
+/// The subject token's info, after checking who may look at it.
+async fn subject(id: &Identity, headers: &HeaderMap) -> Result<(String, Arc<TokenInfo>), Error> {
+    let me = caller(id, headers).await?;
+    let token = headers
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::bad_request("X-Subject-Token header is required."))?
+        .to_string();
+    let info = id.token_info(&token).await.map_err(|e| match e.kind {
+        Kind::Unauthorized => Error::not_found("Could not find token."),
+        _ => e,
+    })?;
+    if !me.is_admin() && me.user_id != info.user_id {
+        return Err(Error::forbidden(
+            "You are not authorized to perform the requested action: identity:validate_token.",
+        ));
+    }
+    Ok((token, info))
+}
+
+pub async fn validate(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
+    let (token, info) = subject(&id, &headers).await?;
+    let nocatalog = query_bool(&query(q.as_deref()), "nocatalog")?.unwrap_or(false);
+    let body = render::token(&id, &info, !nocatalog);
+    Ok(with_subject(reply(StatusCode::OK, body), &token))
+}
+
+pub async fn check(State(id): State<Id>, headers: HeaderMap) -> Reply {
+    let (token, _) = subject(&id, &headers).await?;
+    Ok(with_subject(StatusCode::OK.into_response(), &token))
+}
+
+pub async fn revoke(State(id): State<Id>, headers: HeaderMap) -> Reply {
+    let (token, _) = subject(&id, &headers).await?;
+    id.revoke_token(&token).await?;
+    Ok(super::no_content())
+}
+
+pub async fn catalog(State(id): State<Id>, headers: HeaderMap) -> Reply {
+    let me = caller(&id, &headers).await?;
+    let Some(project) = me.project_id.as_deref() else {
+        return Err(Error::forbidden(
+            "A project-scoped token is required to produce a service catalog.",
+        )
+        .into());
+    };
+    let catalog = serde_json::to_value(id.catalog(Some(project))).map_err(Error::internal)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({"catalog": catalog, "links": list_links(&id, "/auth/catalog")}),
+    ))
+}
+
+pub async fn projects(State(id): State<Id>, headers: HeaderMap) -> Reply {
+    let me = caller(&id, &headers).await?;
+    let list: Vec<Value> = id
+        .user_projects(&me.user_id)
+        .await?
+        .iter()
+        .filter(|p| p.enabled)
+        .map(|p| render::project(&id, p))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        json!({"projects": list, "links": list_links(&id, "/auth/projects")}),
+    ))
+}
+
+/// No domain-scoped roles exist, so no domain can be a scope.
+pub async fn domains(State(id): State<Id>, headers: HeaderMap) -> Reply {
+    caller(&id, &headers).await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({"domains": [], "links": list_links(&id, "/auth/domains")}),
+    ))
+}
+
+/// No system-scoped roles exist.
+pub async fn system(State(id): State<Id>, headers: HeaderMap) -> Reply {
+    caller(&id, &headers).await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({"system": [], "links": list_links(&id, "/auth/system")}),
+    ))
+}

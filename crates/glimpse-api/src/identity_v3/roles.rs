@@ -1,0 +1,271 @@
+//! `/v3/roles` (list with `name` filter, create, show, delete; the built-in roles cannot be
+//! deleted), grants on projects (`PUT/GET/HEAD/DELETE /v3/projects/{p}/users/{u}/roles/{r}`,
+//! `GET /v3/projects/{p}/users/{u}/roles`) and `GET /v3/role_assignments` (filters `user.id`,
+//! `scope.project.id`, `role.id`; `include_names`; `effective` expands implied roles).
+//! Everything here needs the admin role.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use glimpse_core::Error;
+use glimpse_core::identity::{Assignment, AssignmentFilter, Identity, policy};
+use glimpse_types::Role;
+use serde_json::{Value, json};
+
+use super::{
+    Id, Reply, body_object, caller, list_links, no_content, opt_string, query, query_bool, render,
+    reply,
+};
+
+pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "list_roles")?;
+    let q = query(q.as_deref());
+    let list: Vec<Value> = id
+        .list_roles(q.get("name").map(String::as_str))
+        .await?
+        .iter()
+        .map(|r| render::role(&id, r))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        json!({"roles": list, "links": list_links(&id, "/roles")}),
+    ))
+}
+
+pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "create_role")?;
+    let m = body_object(&body, "role")?;
+    if opt_string(&m, "domain_id")?.is_some() {
+        return Err(Error::bad_request("Glimpse has no domain-specific roles.").into());
+    }
+    let name = opt_string(&m, "name")?
+        .ok_or_else(|| Error::bad_request("Invalid input: 'name' is a required property."))?;
+    let r = id
+        .create_role(&name, opt_string(&m, "description")?)
+        .await?;
+    Ok(reply(
+        StatusCode::CREATED,
+        json!({"role": render::role(&id, &r)}),
+    ))
+}
+
+pub async fn show(State(id): State<Id>, Path(rid): Path<String>, headers: HeaderMap) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "get_role")?;
+    let r = id.get_role(&rid).await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({"role": render::role(&id, &r)}),
+    ))
+}
+
+pub async fn delete(State(id): State<Id>, Path(rid): Path<String>, headers: HeaderMap) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "delete_role")?;
+    id.delete_role(&rid).await?;
+    Ok(no_content())
+}
+
+pub async fn grant(
+    State(id): State<Id>,
+    Path((p, u, r)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "create_grant")?;
+    id.assign_role(&u, &p, &r).await?;
+    Ok(no_content())
+}
+
+pub async fn check(
+    State(id): State<Id>,
+    Path((p, u, r)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "check_grant")?;
+    id.check_assignment(&u, &p, &r).await?;
+    Ok(no_content())
+}
+
+pub async fn revoke(
+    State(id): State<Id>,
+    Path((p, u, r)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "revoke_grant")?;
+    id.unassign_role(&u, &p, &r).await?;
+    Ok(no_content())
+}
+
+pub async fn grants(
+    State(id): State<Id>,
+    Path((p, u)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "list_grants")?;
+    let list: Vec<Value> = id
+        .project_user_roles(&u, &p)
+        .await?
+        .iter()
+        .map(|r| render::role(&id, r))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        json!({"roles": list,
+               "links": list_links(&id, &format!("/projects/{p}/users/{u}/roles"))}),
+    ))
+}
+
+/// One row of the listing: the assignment and, for implied roles, the role that implied it.
+struct Row {
+    a: Assignment,
+    prior_role: Option<String>,
+}
+
+pub async fn assignments(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
+    let me = caller(&id, &headers).await?;
+    policy::admin(&me, "list_role_assignments")?;
+    let q = query(q.as_deref());
+    let include_names = query_bool(&q, "include_names")?.unwrap_or(false);
+    let effective = query_bool(&q, "effective")?.unwrap_or(false);
+    let links = list_links(&id, "/role_assignments");
+    // Groups, domain and system scopes and inheritance do not exist here.
+    if [
+        "group.id",
+        "scope.domain.id",
+        "scope.system",
+        "scope.OS-INHERIT:inherited_to",
+    ]
+    .iter()
+    .any(|k| q.contains_key(*k))
+    {
+        return Ok(reply(
+            StatusCode::OK,
+            json!({"role_assignments": [], "links": links}),
+        ));
+    }
+    let role_filter = q.get("role.id").cloned();
+    let filter = AssignmentFilter {
+        user_id: q.get("user.id").cloned(),
+        project_id: q.get("scope.project.id").cloned(),
+        role_id: if effective { None } else { role_filter.clone() },
+    };
+    let roles: HashMap<String, String> = id
+        .list_roles(None)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
+    let mut rows: Vec<Row> = Vec::new();
+    for a in id.list_assignments(&filter).await? {
+        // A direct grant wins over the same role implied by another grant.
+        rows.retain(|r| r.a != a);
+        rows.push(Row {
+            a: a.clone(),
+            prior_role: None,
+        });
+        if effective {
+            for implied in implied_ids(&roles, &a.role_id) {
+                let row = Row {
+                    a: Assignment {
+                        role_id: implied,
+                        ..a.clone()
+                    },
+                    prior_role: Some(a.role_id.clone()),
+                };
+                if !rows.iter().any(|r| r.a == row.a) {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    if let Some(rf) = &role_filter {
+        rows.retain(|r| &r.a.role_id == rf);
+    }
+    let mut names = Names::default();
+    let mut out = Vec::new();
+    for r in &rows {
+        out.push(assignment_json(&id, &roles, &mut names, r, include_names).await?);
+    }
+    Ok(reply(
+        StatusCode::OK,
+        json!({"role_assignments": out, "links": links}),
+    ))
+}
+
+/// The ids of the roles `role_id` implies (not itself).
+fn implied_ids(roles: &HashMap<String, String>, role_id: &str) -> Vec<String> {
+    let Some(role) = roles.get(role_id).and_then(|n| Role::parse(n)) else {
+        return vec![];
+    };
+    role.implied()
+        .iter()
+        .skip(1)
+        .filter_map(|imp| {
+            roles
+                .iter()
+                .find(|(_, n)| n.as_str() == imp.as_str())
+                .map(|(id, _)| id.clone())
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Names {
+    users: HashMap<String, String>,
+    projects: HashMap<String, String>,
+}
+
+async fn assignment_json(
+    id: &Identity,
+    roles: &HashMap<String, String>,
+    names: &mut Names,
+    r: &Row,
+    include_names: bool,
+) -> Result<Value, Error> {
+    let a = &r.a;
+    let base = &id.settings.identity_url;
+    let mut links = json!({"assignment": format!(
+        "{base}/projects/{}/users/{}/roles/{}", a.project_id, a.user_id,
+        r.prior_role.as_deref().unwrap_or(&a.role_id))});
+    if let Some(prior) = &r.prior_role {
+        links["prior_role"] = json!(format!("{base}/roles/{prior}"));
+    }
+    let mut v = json!({
+        "role": {"id": a.role_id},
+        "user": {"id": a.user_id},
+        "scope": {"project": {"id": a.project_id}},
+        "links": links,
+    });
+    if include_names {
+        if !names.users.contains_key(&a.user_id) {
+            let n = id
+                .get_user(&a.user_id)
+                .await
+                .map(|u| u.name)
+                .unwrap_or_default();
+            names.users.insert(a.user_id.clone(), n);
+        }
+        if !names.projects.contains_key(&a.project_id) {
+            let n = id
+                .get_project(&a.project_id)
+                .await
+                .map(|p| p.name)
+                .unwrap_or_default();
+            names.projects.insert(a.project_id.clone(), n);
+        }
+        v["role"]["name"] = json!(roles.get(&a.role_id).cloned().unwrap_or_default());
+        v["user"]["name"] = json!(names.users[&a.user_id]);
+        v["user"]["domain"] = render::domain_ref();
+        v["scope"]["project"]["name"] = json!(names.projects[&a.project_id]);
+        v["scope"]["project"]["domain"] = render::domain_ref();
+    }
+    Ok(v)
+}

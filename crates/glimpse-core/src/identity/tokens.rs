@@ -1,0 +1,403 @@
+//! Tokens: issue (password or token method, project-scoped or unscoped), validate, revoke.
+//!
+//! A token is 64 random hex characters given to the client once; the `tokens` table keeps only
+//! its sha256 with the user, project, methods, audit ids, issue and expiry times and a revoked
+//! flag. Validation re-reads the user, the project and the role assignments every time it
+//! misses the cache, so disabling or deleting a user or project, removing a role or changing
+//! a password takes effect at once. Rescoping keeps the original expiry. Expired rows are
+//! pruned now and then when tokens are issued.
+//!
+//! Crash behaviour: a token exists once its row is committed; a crash before that leaves no
+//! trace and the client simply gets no token.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use glimpse_types::{Role, db_time, now, parse_time};
+use sqlx::Row;
+
+use super::auth_request::{AuthMethod, AuthRequest, ProjectRef, Scope, UserRef};
+use super::model::{DEFAULT_DOMAIN_ID, Project, User};
+use super::{Identity, password};
+use crate::auth::Caller;
+use crate::db::flag;
+use crate::error::{Error, Result};
+
+/// Prune expired token rows at most this often (seconds).
+const PRUNE_EVERY_SECS: i64 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProject {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRole {
+    pub id: String,
+    pub name: String,
+}
+
+/// What a valid token stands for, as of its last validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub user_id: String,
+    pub user_name: String,
+    pub project: Option<TokenProject>,
+    /// Effective roles on the project (implied roles included); empty when unscoped.
+    pub roles: Vec<TokenRole>,
+    pub methods: Vec<String>,
+    pub audit_ids: Vec<String>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TokenInfo {
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user_id: self.user_id.clone(),
+            user_name: self.user_name.clone(),
+            project_id: self.project.as_ref().map(|p| p.id.clone()),
+            project_name: self.project.as_ref().map(|p| p.name.clone()),
+            roles: self.roles.iter().map(|r| r.name.clone()).collect(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+pub(crate) fn unauthorized() -> Error {
+    Error::unauthorized("The request you have made requires authentication.")
+}
+
+impl Identity {
+    /// Authenticates a `POST /v3/auth/tokens` request and issues a token. Every failure to
+    /// authenticate or authorise the scope is the same 401, so nothing is revealed.
+    pub async fn issue_token(&self, req: AuthRequest) -> Result<(String, Arc<TokenInfo>)> {
+        self.prune_expired_tokens().await;
+        let issued_at = now();
+        let (user, methods, expires_at, audit_ids) = match req.method {
+            AuthMethod::Password { user, password } => {
+                let user = self.password_user(&user, &password).await?;
+                let ttl = chrono::Duration::from_std(self.settings.token_ttl)
+                    .map_err(|_| Error::internal("token TTL out of range"))?;
+                let audit = vec![password::new_audit_id()];
+                (user, vec!["password".to_string()], issued_at + ttl, audit)
+            }
+            AuthMethod::Token { id } => {
+                let old = self.token_info(&id).await?;
+                let user = self.enabled_user(&old.user_id).await?;
+                let mut methods = old.methods.clone();
+                if !methods.iter().any(|m| m == "token") {
+                    methods.push("token".into());
+                }
+                let mut audit = vec![password::new_audit_id()];
+                audit.extend(old.audit_ids.first().cloned());
+                (user, methods, old.expires_at, audit)
+            }
+        };
+        let project = match req.scope {
+            Scope::Project(p) => {
+                let project = self.scope_project(&p).await?;
+                let roles = self.effective_roles(&user.id, &project.id).await?;
+                if roles.is_empty() {
+                    return Err(unauthorized());
+                }
+                Some((project, roles))
+            }
+            Scope::Default => self.default_scope(&user).await?,
+            Scope::Unscoped => None,
+            Scope::Unsupported(_) => return Err(unauthorized()),
+        };
+        let token = password::new_token();
+        let (tp, roles) = match project {
+            Some((p, roles)) => (
+                Some(TokenProject {
+                    id: p.id,
+                    name: p.name,
+                }),
+                roles,
+            ),
+            None => (None, vec![]),
+        };
+        let info = TokenInfo {
+            user_id: user.id,
+            user_name: user.name,
+            project: tp,
+            roles,
+            methods,
+            audit_ids,
+            issued_at,
+            expires_at,
+        };
+        sqlx::query(
+            "INSERT INTO tokens (hash, user_id, project_id, methods, audit_ids, issued_at, \
+             expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(password::token_hash(&token))
+        .bind(&info.user_id)
+        .bind(info.project.as_ref().map(|p| p.id.clone()))
+        .bind(serde_json::to_string(&info.methods).map_err(Error::internal)?)
+        .bind(serde_json::to_string(&info.audit_ids).map_err(Error::internal)?)
+        .bind(db_time(info.issued_at))
+        .bind(db_time(info.expires_at))
+        .bind(flag(false))
+        .execute(&self.db.pool)
+        .await?;
+        Ok((token, Arc::new(info)))
+    }
+
+    /// What `token` stands for now; 401 when it is unknown, expired, revoked, or its user,
+    /// project or roles no longer allow it.
+    pub async fn token_info(&self, token: &str) -> Result<Arc<TokenInfo>> {
+        let hash = password::token_hash(token);
+        if let Some(info) = self.cache.get(&hash) {
+            return Ok(info);
+        }
+        let revision = self.cache.revision();
+        let row = sqlx::query(
+            "SELECT user_id, project_id, methods, audit_ids, issued_at, expires_at, revoked \
+             FROM tokens WHERE hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.db.pool)
+        .await?
+        .ok_or_else(unauthorized)?;
+        if row.try_get::<i64, _>("revoked")? != 0 {
+            return Err(unauthorized());
+        }
+        let time = |col: &str| -> Result<DateTime<Utc>> {
+            let s: String = row.try_get(col)?;
+            parse_time(&s).ok_or_else(|| Error::internal(format!("bad token time {s:?}")))
+        };
+        let (issued_at, expires_at) = (time("issued_at")?, time("expires_at")?);
+        if expires_at <= Utc::now() {
+            return Err(unauthorized());
+        }
+        let json_list = |col: &str| -> Result<Vec<String>> {
+            let s: String = row.try_get(col)?;
+            serde_json::from_str(&s).map_err(Error::internal)
+        };
+        let (methods, audit_ids) = (json_list("methods")?, json_list("audit_ids")?);
+        let user_id: String = row.try_get("user_id")?;
+        let project_id: Option<String> = row.try_get("project_id")?;
+        let user = self.enabled_user(&user_id).await?;
+        let (project, roles) = match project_id {
+            Some(pid) => {
+                let p = self.enabled_project(&pid).await?;
+                let roles = self.effective_roles(&user_id, &pid).await?;
+                if roles.is_empty() {
+                    return Err(unauthorized());
+                }
+                (
+                    Some(TokenProject {
+                        id: p.id,
+                        name: p.name,
+                    }),
+                    roles,
+                )
+            }
+            None => (None, vec![]),
+        };
+        let info = Arc::new(TokenInfo {
+            user_id,
+            user_name: user.name,
+            project,
+            roles,
+            methods,
+            audit_ids,
+            issued_at,
+            expires_at,
+        });
+        self.cache.put(hash, info.clone(), revision);
+        Ok(info)
+    }
+
+    /// Revokes one token (`DELETE /v3/auth/tokens`); 404 when it is not a valid token.
+    pub async fn revoke_token(&self, token: &str) -> Result<()> {
+        match self.token_info(token).await {
+            Ok(_) => {}
+            Err(e) if e.kind == crate::Kind::Unauthorized => {
+                return Err(Error::not_found("Could not find token."));
+            }
+            Err(e) => return Err(e),
+        }
+        sqlx::query("UPDATE tokens SET revoked = $1 WHERE hash = $2")
+            .bind(flag(true))
+            .bind(password::token_hash(token))
+            .execute(&self.db.pool)
+            .await?;
+        self.cache.bump();
+        Ok(())
+    }
+
+    pub(crate) async fn revoke_project_tokens(&self, project_id: &str) -> Result<()> {
+        sqlx::query("UPDATE tokens SET revoked = $1 WHERE project_id = $2")
+            .bind(flag(true))
+            .bind(project_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes expired token rows, at most once a minute per process.
+    async fn prune_expired_tokens(&self) {
+        let now_secs = Utc::now().timestamp();
+        let last = self.last_prune.load(Ordering::Relaxed);
+        if now_secs - last < PRUNE_EVERY_SECS
+            || self
+                .last_prune
+                .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let r = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+            .bind(db_time(now()))
+            .execute(&self.db.pool)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "pruning expired tokens failed");
+        }
+    }
+
+    /// The user a password names, if the password is right and the user enabled.
+    async fn password_user(&self, user: &UserRef, password: &str) -> Result<User> {
+        let found = match user {
+            UserRef::Id(id) => self.find_user_with_hash("id", id).await?,
+            UserRef::Name { name, domain } if domain.is_default() => {
+                self.find_user_with_hash("name", name).await?
+            }
+            UserRef::Name { .. } => None,
+        };
+        let (user, hash) = match found {
+            Some((u, h)) => (Some(u), h),
+            None => (None, None),
+        };
+        let ok = password::verify(password, hash.as_deref()).await;
+        match user {
+            Some(u) if ok && u.enabled => Ok(u),
+            _ => Err(unauthorized()),
+        }
+    }
+
+    async fn find_user_with_hash(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<(User, Option<String>)>> {
+        let sql = format!(
+            "SELECT {}, password_hash FROM users WHERE {column} = $1 AND domain_id = $2",
+            super::model::USER_COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .bind(DEFAULT_DOMAIN_ID)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some((
+                super::model::user_from_row(&row)?,
+                row.try_get("password_hash")?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn enabled_user(&self, id: &str) -> Result<User> {
+        match self.get_user(id).await {
+            Ok(u) if u.enabled => Ok(u),
+            Ok(_) => Err(unauthorized()),
+            Err(e) if e.kind == crate::Kind::NotFound => Err(unauthorized()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn enabled_project(&self, id: &str) -> Result<Project> {
+        match self.get_project(id).await {
+            Ok(p) if p.enabled => Ok(p),
+            Ok(_) => Err(unauthorized()),
+            Err(e) if e.kind == crate::Kind::NotFound => Err(unauthorized()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn scope_project(&self, p: &ProjectRef) -> Result<Project> {
+        match p {
+            ProjectRef::Id(id) => self.enabled_project(id).await,
+            ProjectRef::Name { name, domain } if domain.is_default() => {
+                match self.find_project_by_name(name).await? {
+                    Some(p) if p.enabled => Ok(p),
+                    _ => Err(unauthorized()),
+                }
+            }
+            ProjectRef::Name { .. } => Err(unauthorized()),
+        }
+    }
+
+    /// Keystone's rule for a request without scope: the user's default project when it is
+    /// enabled and the user has a role there, else an unscoped token.
+    async fn default_scope(&self, user: &User) -> Result<Option<(Project, Vec<TokenRole>)>> {
+        let Some(pid) = &user.default_project_id else {
+            return Ok(None);
+        };
+        let Ok(project) = self.enabled_project(pid).await else {
+            return Ok(None);
+        };
+        let roles = self.effective_roles(&user.id, pid).await?;
+        Ok((!roles.is_empty()).then_some((project, roles)))
+    }
+
+    /// The user's roles on a project with the implied ones (admin ⇒ member ⇒ reader).
+    pub async fn effective_roles(&self, user_id: &str, project_id: &str) -> Result<Vec<TokenRole>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.name FROM role_assignments a JOIN roles r ON r.id = a.role_id \
+             WHERE a.user_id = $1 AND a.project_id = $2 ORDER BY r.name",
+        )
+        .bind(user_id)
+        .bind(project_id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut roles: Vec<TokenRole> = rows
+            .iter()
+            .map(|r| {
+                Ok(TokenRole {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let implied: Vec<&str> = roles
+            .iter()
+            .filter_map(|r| Role::parse(&r.name))
+            .flat_map(|r| r.implied().iter().map(|i| i.as_str()))
+            .filter(|n| !roles.iter().any(|r| r.name == *n))
+            .collect();
+        if !implied.is_empty() {
+            for r in self.builtin_roles().await? {
+                if implied.contains(&r.name.as_str()) && !roles.iter().any(|x| x.name == r.name) {
+                    roles.push(r);
+                }
+            }
+        }
+        Ok(roles)
+    }
+
+    async fn builtin_roles(&self) -> Result<Vec<TokenRole>> {
+        let rows =
+            sqlx::query("SELECT id, name FROM roles WHERE name IN ($1, $2, $3) ORDER BY name")
+                .bind(Role::Admin.as_str())
+                .bind(Role::Member.as_str())
+                .bind(Role::Reader.as_str())
+                .fetch_all(&self.db.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRole {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,268 @@
+//! Users: create, read, list, update, delete, change password. Passwords are stored only as
+//! argon2id hashes. A password change or a disable revokes every token of the user; deleting
+//! a user removes its assignments and tokens in one transaction.
+//!
+//! Crash behaviour: each call is one statement or one transaction (a password change and its
+//! token revocation are one transaction), so a crash leaves the old or the new state.
+
+use sqlx::Row;
+
+use super::model::{
+    DEFAULT_DOMAIN_ID, ListFilter, USER_COLUMNS, User, UserFields, bind_filter, check_name,
+    is_unique_violation, user_from_row,
+};
+use super::projects::check_domain;
+use super::{Identity, password};
+use crate::db::flag;
+use crate::error::{Error, Result};
+
+pub(crate) fn user_not_found(id: &str) -> Error {
+    Error::not_found(format!("Could not find user: {id}."))
+}
+
+fn duplicate(name: &str) -> Error {
+    Error::conflict(format!(
+        "Conflict occurred attempting to store user - Duplicate entry found with name {name} \
+         at domain ID {DEFAULT_DOMAIN_ID}."
+    ))
+}
+
+impl Identity {
+    async fn check_default_project(&self, id: &Option<String>) -> Result<()> {
+        if let Some(pid) = id
+            && self.get_project(pid).await.is_err()
+        {
+            return Err(Error::bad_request(format!(
+                "Invalid default_project_id: could not find project: {pid}."
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn create_user(&self, domain_id: &str, f: UserFields) -> Result<User> {
+        check_domain(domain_id)?;
+        let name = f
+            .name
+            .ok_or_else(|| Error::bad_request("Invalid input: 'name' is a required property."))?;
+        check_name("user", &name, 255)?;
+        let default_project_id = f.default_project_id.flatten();
+        self.check_default_project(&default_project_id).await?;
+        if self.find_user_by_name(&name).await?.is_some() {
+            return Err(duplicate(&name));
+        }
+        let hash = match &f.password {
+            Some(p) => Some(password::hash(p).await?),
+            None => None,
+        };
+        let user = User {
+            id: glimpse_types::hex_id(),
+            name,
+            domain_id: domain_id.to_string(),
+            enabled: f.enabled.unwrap_or(true),
+            default_project_id,
+            description: f.description.unwrap_or_default(),
+            email: f.email.flatten(),
+            extra: f.extra,
+        };
+        let r = sqlx::query(
+            "INSERT INTO users (id, name, domain_id, password_hash, enabled, \
+             default_project_id, description, email, extra, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&user.id)
+        .bind(&user.name)
+        .bind(&user.domain_id)
+        .bind(hash)
+        .bind(flag(user.enabled))
+        .bind(user.default_project_id.clone())
+        .bind(&user.description)
+        .bind(user.email.clone())
+        .bind(serde_json::Value::Object(user.extra.clone()).to_string())
+        .bind(glimpse_types::db_time(glimpse_types::now()))
+        .execute(&self.db.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(user),
+            Err(e) if is_unique_violation(&e) => Err(duplicate(&user.name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<User> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        user_from_row(&row)
+    }
+
+    /// A user of the Default domain by name.
+    pub async fn find_user_by_name(&self, name: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1 AND domain_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(DEFAULT_DOMAIN_ID)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn list_users(&self, filter: &ListFilter) -> Result<Vec<User>> {
+        let (clause, args) = filter.sql();
+        let sql = format!("SELECT {USER_COLUMNS} FROM users {clause} ORDER BY name");
+        let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn update_user(&self, id: &str, f: UserFields) -> Result<User> {
+        let mut u = self.get_user(id).await?;
+        if let Some(name) = f.name {
+            check_name("user", &name, 255)?;
+            if name != u.name && self.find_user_by_name(&name).await?.is_some() {
+                return Err(duplicate(&name));
+            }
+            u.name = name;
+        }
+        if let Some(dp) = f.default_project_id {
+            self.check_default_project(&dp).await?;
+            u.default_project_id = dp;
+        }
+        if let Some(d) = f.description {
+            u.description = d;
+        }
+        if let Some(e) = f.email {
+            u.email = e;
+        }
+        let disabling = u.enabled && f.enabled == Some(false);
+        if let Some(e) = f.enabled {
+            u.enabled = e;
+        }
+        for (k, v) in f.extra {
+            if v.is_null() {
+                u.extra.remove(&k);
+            } else {
+                u.extra.insert(k, v);
+            }
+        }
+        let hash = match &f.password {
+            Some(p) => Some(password::hash(p).await?),
+            None => None,
+        };
+        let mut tx = self.db.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE users SET name = $1, enabled = $2, default_project_id = $3, \
+             description = $4, email = $5, extra = $6 WHERE id = $7",
+        )
+        .bind(&u.name)
+        .bind(flag(u.enabled))
+        .bind(u.default_project_id.clone())
+        .bind(&u.description)
+        .bind(u.email.clone())
+        .bind(serde_json::Value::Object(u.extra.clone()).to_string())
+        .bind(&u.id)
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(duplicate(&u.name)),
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(h) = hash {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(h)
+                .bind(&u.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if f.password.is_some() || disabling {
+            sqlx::query("UPDATE tokens SET revoked = $1 WHERE user_id = $2")
+                .bind(flag(true))
+                .bind(&u.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.cache.bump();
+        Ok(u)
+    }
+
+    /// `POST /v3/users/{id}/password`: the user proves the old password and sets a new one.
+    pub async fn change_password(&self, id: &str, original: &str, new: &str) -> Result<()> {
+        let row = sqlx::query("SELECT password_hash, enabled FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let (hash, enabled) = match &row {
+            Some(r) => (
+                r.try_get::<Option<String>, _>("password_hash")?,
+                r.try_get::<i64, _>("enabled")? != 0,
+            ),
+            None => (None, false),
+        };
+        if !password::verify(original, hash.as_deref()).await || !enabled {
+            return Err(super::tokens::unauthorized());
+        }
+        self.update_user(
+            id,
+            UserFields {
+                password: Some(new.to_string()),
+                ..UserFields::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_user(&self, id: &str) -> Result<()> {
+        let mut tx = self.db.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Err(user_not_found(id));
+        }
+        sqlx::query("DELETE FROM role_assignments WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.cache.bump();
+        Ok(())
+    }
+
+    /// Sets a user's password without the old one (bootstrap and admin use).
+    pub(crate) async fn set_password(&self, id: &str, new: &str) -> Result<()> {
+        self.update_user(
+            id,
+            UserFields {
+                password: Some(new.to_string()),
+                ..UserFields::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// True when `password` is the user's current password.
+    pub(crate) async fn password_matches(&self, id: &str, password: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let hash: Option<String> = match &row {
+            Some(r) => r.try_get("password_hash")?,
+            None => None,
+        };
+        Ok(password::verify(password, hash.as_deref()).await)
+    }
+}
