@@ -120,13 +120,13 @@ impl TokenValidator for RemoteValidator {
             .map_err(|e| Error::unavailable(format!("bad identity answer: {e}")))?;
         let caller = caller_from_token_body(&body)
             .ok_or_else(|| Error::unavailable("identity answered a token body we cannot read"))?;
-        if self.ttl > Duration::ZERO {
-            if let Ok(mut cache) = self.cache.lock() {
-                if cache.len() >= CACHE_MAX {
-                    cache.clear();
-                }
-                cache.insert(token.to_string(), (caller.clone(), Instant::now()));
+        if self.ttl > Duration::ZERO
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
             }
+            cache.insert(token.to_string(), (caller.clone(), Instant::now()));
         }
         Ok(caller)
     }

@@ -35,10 +35,7 @@ impl Password {
             Password::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim().to_string())
                 .map_err(|e| {
-                    Error::unavailable(format!(
-                        "service password file {}: {e}",
-                        path.display()
-                    ))
+                    Error::unavailable(format!("service password file {}: {e}", path.display()))
                 }),
         }
     }
@@ -60,13 +57,24 @@ impl ServiceToken {
             .iter()
             .filter(|s| s["type"] == kind)
             .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-            .find(|e| e["interface"] == "public" && (e["region_id"] == region || e["region"] == region))
-            .and_then(|e| e["url"].as_str().map(|u| u.trim_end_matches('/').to_string()))
+            .find(|e| {
+                e["interface"] == "public" && (e["region_id"] == region || e["region"] == region)
+            })
+            .and_then(|e| {
+                e["url"]
+                    .as_str()
+                    .map(|u| u.trim_end_matches('/').to_string())
+            })
     }
 }
 
 impl ServiceAccount {
-    pub fn new(identity_url: &str, user: &str, password: Password, project: &str) -> ServiceAccount {
+    pub fn new(
+        identity_url: &str,
+        user: &str,
+        password: Password,
+        project: &str,
+    ) -> ServiceAccount {
         ServiceAccount {
             identity_url: identity_url.trim_end_matches('/').to_string(),
             user: user.into(),
@@ -82,16 +90,21 @@ impl ServiceAccount {
 
     /// An account that cannot log in (unit tests of a lone region, which never call out).
     pub fn none() -> ServiceAccount {
-        ServiceAccount::new("http://127.0.0.1:9/v3", "", Password::Fixed(String::new()), "")
+        ServiceAccount::new(
+            "http://127.0.0.1:9/v3",
+            "",
+            Password::Fixed(String::new()),
+            "",
+        )
     }
 
     /// A valid service token (renewed when less than five minutes remain).
     pub async fn token(&self) -> Result<ServiceToken> {
         let mut cached = self.cached.lock().await;
-        if let Some(t) = cached.as_ref() {
-            if t.expires_at - Utc::now() > chrono::Duration::minutes(5) {
-                return Ok(t.clone());
-            }
+        if let Some(t) = cached.as_ref()
+            && t.expires_at - Utc::now() > chrono::Duration::minutes(5)
+        {
+            return Ok(t.clone());
         }
         let password = self.password.read()?;
         let body = json!({"auth": {

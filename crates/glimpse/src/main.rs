@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "glimpse", version, about = "A fast, safe, multi-region cloud image service")]
+#[command(
+    name = "glimpse",
+    version,
+    about = "A fast, safe, multi-region cloud image service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -27,6 +31,9 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Image copy jobs of the image replicator: list, show, watch (live progress), cancel.
+    /// Talks HTTP to a cloud from clouds.yaml, like `openstack`.
+    Jobs(glimpse::jobs_cli::JobsArgs),
 }
 
 #[tokio::main]
@@ -49,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
         } => serve(config, data_dir, listen).await,
+        Command::Jobs(args) => glimpse::jobs_cli::run(args).await,
     }
 }
 
@@ -71,7 +79,10 @@ async fn serve(
         println!("  identity:  {}", cfg.identity_url());
     }
     for r in &running.cloud.regions {
-        println!("  region {}: {}/image (image) {}/compute (compute) {}/volume (volume)", r.name, r.url, r.url, r.url);
+        println!(
+            "  region {}: {}/image (image) {}/compute (compute) {}/volume (volume)",
+            r.name, r.url, r.url, r.url
+        );
     }
     if cfg.identity.enabled && cfg.identity.bootstrap {
         let clouds = cfg.data_dir.join("clouds.yaml");
@@ -91,7 +102,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -221,7 +221,16 @@ impl Runner {
         let (db, id) = (&self.db, ctx.job.id.as_str());
         match outcome {
             Ok(result) => {
-                let ok = store::transition(db, id, owner, JobState::Succeeded, None, Some(&result), None).await;
+                let ok = store::transition(
+                    db,
+                    id,
+                    owner,
+                    JobState::Succeeded,
+                    None,
+                    Some(&result),
+                    None,
+                )
+                .await;
                 if !matches!(ok, Ok(true)) {
                     tracing::warn!(job = %id, "job finished but its lease was lost; the new owner decides");
                 } else {
@@ -236,19 +245,32 @@ impl Runner {
             }
             Err(JobError::Interrupted) => {
                 // Shutdown: hand the job back so the next start resumes it at once.
-                let _ = store::transition(db, id, owner, JobState::Queued, None, None, Some(glimpse_types::now())).await;
+                let _ = store::transition(
+                    db,
+                    id,
+                    owner,
+                    JobState::Queued,
+                    None,
+                    None,
+                    Some(glimpse_types::now()),
+                )
+                .await;
                 tracing::info!(job = %id, "job requeued at shutdown");
             }
             Err(JobError::Retryable(msg)) if ctx.job.attempts < self.config.max_attempts => {
                 let delay = self.backoff(ctx.job.attempts);
-                let at = glimpse_types::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                let at =
+                    glimpse_types::now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::warn!(job = %id, error = %msg, retry_in_ms = delay.as_millis() as u64, "job will be retried");
-                let _ = store::transition(db, id, owner, JobState::Queued, Some(&msg), None, Some(at)).await;
+                let _ =
+                    store::transition(db, id, owner, JobState::Queued, Some(&msg), None, Some(at))
+                        .await;
             }
             Err(JobError::Retryable(msg)) | Err(JobError::Permanent(msg)) => {
                 tracing::warn!(job = %id, error = %msg, "job failed");
                 handler.cleanup(&ctx).await;
-                let _ = store::transition(db, id, owner, JobState::Failed, Some(&msg), None, None).await;
+                let _ = store::transition(db, id, owner, JobState::Failed, Some(&msg), None, None)
+                    .await;
             }
         }
     }
@@ -295,9 +317,10 @@ impl Runner {
                     last_beat = tokio::time::Instant::now();
                     store::heartbeat(&db, &id, &owner, lease).await
                 } else {
-                    store::get(&db, &id)
-                        .await
-                        .map(|j| j.filter(|j| j.lease_owner.as_deref() == Some(&owner)).map(|j| j.cancel_requested))
+                    store::get(&db, &id).await.map(|j| {
+                        j.filter(|j| j.lease_owner.as_deref() == Some(&owner))
+                            .map(|j| j.cancel_requested)
+                    })
                 };
                 match answer {
                     Ok(Some(false)) => {}

@@ -54,10 +54,10 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<JobRecord> {
 /// Inserts a job, or returns the existing one with the same (project, kind, idempotency key).
 /// The bool is true when the job was created by this call.
 pub async fn enqueue(db: &Db, new: &NewJob) -> Result<(JobRecord, bool)> {
-    if let Some(key) = &new.idempotency_key {
-        if let Some(existing) = by_key(db, &new.project_id, &new.kind, key).await? {
-            return Ok((existing, false));
-        }
+    if let Some(key) = &new.idempotency_key
+        && let Some(existing) = by_key(db, &new.project_id, &new.kind, key).await?
+    {
+        return Ok((existing, false));
     }
     let t = db_time(now());
     let id = new.id.clone().unwrap_or_else(glimpse_types::uuid_id);
@@ -75,7 +75,12 @@ pub async fn enqueue(db: &Db, new: &NewJob) -> Result<(JobRecord, bool)> {
     .execute(&db.pool)
     .await;
     match inserted {
-        Ok(_) => Ok((get(db, &id).await?.ok_or_else(|| Error::internal("job vanished"))?, true)),
+        Ok(_) => Ok((
+            get(db, &id)
+                .await?
+                .ok_or_else(|| Error::internal("job vanished"))?,
+            true,
+        )),
         // A concurrent request with the same key won the race: answer with its job.
         Err(e) if new.idempotency_key.is_some() && is_unique_violation(&e) => {
             let key = new.idempotency_key.as_deref().unwrap_or_default();
@@ -89,7 +94,9 @@ pub async fn enqueue(db: &Db, new: &NewJob) -> Result<(JobRecord, bool)> {
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
-            d.is_unique_violation() || d.message().contains("UNIQUE") || d.code().as_deref() == Some("23505")
+            d.is_unique_violation()
+                || d.message().contains("UNIQUE")
+                || d.code().as_deref() == Some("23505")
         }
         _ => false,
     }

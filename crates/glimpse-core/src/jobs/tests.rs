@@ -24,7 +24,9 @@ async fn db() -> TempDb {
             sqlx::any::install_default_drivers();
             let base = base.trim_end_matches('/');
             let name = format!("jobs_{}", glimpse_types::hex_id());
-            let mut c = sqlx::AnyConnection::connect(&format!("{base}/postgres")).await.unwrap();
+            let mut c = sqlx::AnyConnection::connect(&format!("{base}/postgres"))
+                .await
+                .unwrap();
             c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .await
                 .unwrap();
@@ -121,7 +123,12 @@ fn handler(fail_first: usize, block: bool) -> Arc<TestHandler> {
 async fn a_job_runs_to_success_after_transient_failures() {
     let t = db().await;
     let h = handler(2, false);
-    let runner = Arc::new(Runner::new(t.1.clone(), Arc::new(Queue::new(t.1.clone())), vec![h.clone()], fast()));
+    let runner = Arc::new(Runner::new(
+        t.1.clone(),
+        Arc::new(Queue::new(t.1.clone())),
+        vec![h.clone()],
+        fast(),
+    ));
     let stop = CancellationToken::new();
     runner.spawn(stop.clone());
     let (job, created) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
@@ -140,7 +147,12 @@ async fn a_job_runs_to_success_after_transient_failures() {
 async fn retries_stop_at_max_attempts_and_clean_up() {
     let t = db().await;
     let h = handler(100, false);
-    let runner = Arc::new(Runner::new(t.1.clone(), Arc::new(Queue::new(t.1.clone())), vec![h.clone()], fast()));
+    let runner = Arc::new(Runner::new(
+        t.1.clone(),
+        Arc::new(Queue::new(t.1.clone())),
+        vec![h.clone()],
+        fast(),
+    ));
     let stop = CancellationToken::new();
     runner.spawn(stop.clone());
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
@@ -155,7 +167,12 @@ async fn retries_stop_at_max_attempts_and_clean_up() {
 async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
     let t = db().await;
     let h = handler(0, true);
-    let runner = Arc::new(Runner::new(t.1.clone(), Arc::new(Queue::new(t.1.clone())), vec![h.clone()], fast()));
+    let runner = Arc::new(Runner::new(
+        t.1.clone(),
+        Arc::new(Queue::new(t.1.clone())),
+        vec![h.clone()],
+        fast(),
+    ));
     let stop = CancellationToken::new();
     runner.spawn(stop.clone());
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
@@ -171,15 +188,24 @@ async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
     stop.cancel();
     assert_eq!(done.state, JobState::Canceled);
     assert_eq!(h.cleanups.load(Ordering::SeqCst), 1);
-    assert!(!store::request_cancel(&t.1, &job.id).await.unwrap(), "no cancel after the end");
+    assert!(
+        !store::request_cancel(&t.1, &job.id).await.unwrap(),
+        "no cancel after the end"
+    );
 }
 
 #[tokio::test]
 async fn idempotency_key_returns_the_same_job() {
     let t = db().await;
-    let (a, created_a) = store::enqueue(&t.1, &new_job("p1", Some("k1"))).await.unwrap();
-    let (b, created_b) = store::enqueue(&t.1, &new_job("p1", Some("k1"))).await.unwrap();
-    let (c, _) = store::enqueue(&t.1, &new_job("p2", Some("k1"))).await.unwrap();
+    let (a, created_a) = store::enqueue(&t.1, &new_job("p1", Some("k1")))
+        .await
+        .unwrap();
+    let (b, created_b) = store::enqueue(&t.1, &new_job("p1", Some("k1")))
+        .await
+        .unwrap();
+    let (c, _) = store::enqueue(&t.1, &new_job("p2", Some("k1")))
+        .await
+        .unwrap();
     assert!(created_a && !created_b);
     assert_eq!(a.id, b.id);
     assert_ne!(a.id, c.id, "keys are per project");
@@ -190,20 +216,47 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let t = db().await;
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     let zero = chrono::Duration::zero();
-    let a = store::claim(&t.1, "worker-a", &["test"], zero, 2).await.unwrap().unwrap();
-    assert_eq!(a.id, job.id);
-    let b = store::claim(&t.1, "worker-b", &["test"], chrono::Duration::seconds(30), 2)
+    let a = store::claim(&t.1, "worker-a", &["test"], zero, 2)
         .await
         .unwrap()
-        .expect("expired lease is claimable");
-    assert_eq!(b.attempts, 2);
-    let zombie = store::transition(&t.1, &job.id, "worker-a", JobState::Succeeded, None, None, None)
-        .await
         .unwrap();
+    assert_eq!(a.id, job.id);
+    let b = store::claim(
+        &t.1,
+        "worker-b",
+        &["test"],
+        chrono::Duration::seconds(30),
+        2,
+    )
+    .await
+    .unwrap()
+    .expect("expired lease is claimable");
+    assert_eq!(b.attempts, 2);
+    let zombie = store::transition(
+        &t.1,
+        &job.id,
+        "worker-a",
+        JobState::Succeeded,
+        None,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(!zombie, "the old owner's completion is refused");
-    assert!(store::transition(&t.1, &job.id, "worker-b", JobState::Succeeded, None, None, None)
+    assert!(
+        store::transition(
+            &t.1,
+            &job.id,
+            "worker-b",
+            JobState::Succeeded,
+            None,
+            None,
+            None
+        )
         .await
-        .unwrap());
+        .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -219,5 +272,9 @@ async fn per_project_cap_queues_the_rest() {
         got.push(j.project_id);
     }
     got.sort();
-    assert_eq!(got, ["p1", "p1", "p2"], "the third p1 job waits for a free slot");
+    assert_eq!(
+        got,
+        ["p1", "p1", "p2"],
+        "the third p1 job waits for a free slot"
+    );
 }

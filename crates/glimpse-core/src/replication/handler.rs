@@ -1,0 +1,433 @@
+//! The `replicate` job: copies one image from this region to the destination region over
+//! the public Glance v2 APIs of both, as the service account.
+//!
+//! 1. Re-read the source image (deleted or no longer active → error; data changed → error).
+//! 2. Find or create the destination image with the id chosen at submission, owned by the
+//!    destination tenant, private, with the source's name, formats, minimums, tags and custom
+//!    properties plus `replicated_from_region`, `replicated_from_image` and
+//!    `replication_job_id`. Checkpoint its id (the job list shows it from now on).
+//! 3. Unless it is already `active` (an earlier attempt finished the upload), stream
+//!    `GET {src}/file` into `PUT {dst}/file` with `Content-Length` and the expected md5 and
+//!    sha512 in headers, counting bytes for `copy_progress` (persisted when the percentage
+//!    grows, at most once a second). Never buffered: memory is one chunk in flight.
+//! 4. Verify that the destination is `active` with the source's checksum and os_hash_value.
+//!
+//! Failures: no answer or 5xx → [`JobError::Retryable`] (the runner backs off and retries);
+//! 4xx → [`JobError::Permanent`]; the cancel token → [`JobError::Interrupted`]. `cleanup`
+//! (cancel, final failure) deletes the destination image if it is this job's.
+//!
+//! Crash behaviour: a killed worker's upload connection drops, so the destination puts the
+//! image back to `queued`; the job's next owner finds it by id and uploads again from byte
+//! zero, or skips the copy if the image became `active` with the right hashes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::remote::{Fault, Glance};
+use super::{KIND, PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
+use crate::jobs::{JobContext, JobError, JobHandler, JobRecord};
+use crate::region::Region;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long a copy may move no byte before the attempt is abandoned (and retried).
+const STALL: Duration = Duration::from_secs(120);
+
+/// Runs `replicate` jobs of one (source) region.
+pub struct ReplicateHandler {
+    region: Arc<Region>,
+}
+
+impl ReplicateHandler {
+    pub fn new(region: Arc<Region>) -> ReplicateHandler {
+        ReplicateHandler { region }
+    }
+
+    /// A fault as a job error; a refused service token is dropped so the retry logs in again.
+    async fn classify(&self, f: Fault) -> JobError {
+        if matches!(f.status(), Some(401)) {
+            self.region.service.forget().await;
+            return JobError::Retryable(f.message().to_string());
+        }
+        f.into()
+    }
+
+    /// The source and destination image APIs, with the service token.
+    async fn endpoints(&self, p: &Params) -> Result<(String, String, String), JobError> {
+        let svc = self.region.service.token().await?;
+        let dst = svc
+            .endpoint("image", &p.destination_region_id)
+            .ok_or_else(|| {
+                JobError::Permanent(format!(
+                    "the catalog has no image endpoint in region {}",
+                    p.destination_region_id
+                ))
+            })?;
+        Ok((svc.token, self.region.image_url(), dst))
+    }
+
+    async fn replicate(
+        &self,
+        ctx: &JobContext,
+        p: &Params,
+        src: &Glance<'_>,
+        dst: &Glance<'_>,
+    ) -> Result<Value, JobError> {
+        let source = match src.image(&p.source_image_id).await {
+            Ok(v) => v,
+            Err(f) if f.status() == Some(404) => {
+                return Err(JobError::Permanent(format!(
+                    "the source image {} was deleted",
+                    p.source_image_id
+                )));
+            }
+            Err(f) => return Err(self.classify(f).await),
+        };
+        if source["status"] != "active" {
+            return Err(JobError::Permanent(format!(
+                "the source image is no longer active (its status is {})",
+                source["status"].as_str().unwrap_or("unknown")
+            )));
+        }
+        if !same_data(&source, p.checksum.as_deref(), p.os_hash_value.as_deref()) {
+            return Err(JobError::Permanent(
+                "the source image's data changed after the request".into(),
+            ));
+        }
+
+        ctx.progress(0, "creating").await?;
+        let id = p.destination_image_id.as_str();
+        let image = self.destination_image(ctx, p, &source, dst).await?;
+        let made = json!({ "destination_image_id": id });
+        ctx.checkpoint(made.clone(), Some(made.clone())).await?;
+
+        match image["status"].as_str().unwrap_or("") {
+            "active" => tracing::info!(job = %ctx.job.id, image = id, "destination already active"),
+            "queued" => self.copy(ctx, p, src, dst).await?,
+            s @ ("saving" | "uploading" | "importing") => {
+                return Err(JobError::Retryable(format!(
+                    "the destination image is still {s} (an earlier attempt's upload)"
+                )));
+            }
+            other => {
+                return Err(JobError::Permanent(format!(
+                    "the destination image is {other}"
+                )));
+            }
+        }
+
+        ctx.progress(99, "verifying").await?;
+        // A long copy may outlive the token it started with.
+        let fresh = self.region.service.token().await?;
+        let dst = Glance {
+            http: dst.http,
+            base: dst.base.clone(),
+            token: &fresh.token,
+        };
+        let after = match dst.image(id).await {
+            Ok(v) => v,
+            Err(f) => return Err(self.classify(f).await),
+        };
+        if after["status"] != "active"
+            || !same_data(&after, p.checksum.as_deref(), p.os_hash_value.as_deref())
+        {
+            // `cleanup` (called for this final failure) deletes the bad copy.
+            return Err(JobError::Permanent(format!(
+                "the destination image does not match the source (checksum {}, os_hash_value {})",
+                after["checksum"], after["os_hash_value"]
+            )));
+        }
+        tracing::info!(job = %ctx.job.id, image = id, "replicated");
+        Ok(made)
+    }
+
+    /// The destination image: found by its pre-chosen id (a resumed job), else created.
+    async fn destination_image(
+        &self,
+        ctx: &JobContext,
+        p: &Params,
+        source: &Value,
+        dst: &Glance<'_>,
+    ) -> Result<Value, JobError> {
+        let id = p.destination_image_id.as_str();
+        match dst.image(id).await {
+            Ok(img) => return ours(img, p, &ctx.job),
+            Err(f) if f.status() == Some(404) => {}
+            Err(f) => return Err(self.classify(f).await),
+        }
+        match dst.create(&destination_body(source, p, &ctx.job.id)).await {
+            Ok(img) => Ok(img),
+            // Created meanwhile (by an earlier attempt whose answer was lost).
+            Err(f) if f.status() == Some(409) => match dst.image(id).await {
+                Ok(img) => ours(img, p, &ctx.job),
+                Err(f) if f.status() == Some(404) => Err(JobError::Permanent(format!(
+                    "the destination image id {id} is held by a deleted image"
+                ))),
+                Err(f) => Err(self.classify(f).await),
+            },
+            Err(f) => Err(self.classify(f).await),
+        }
+    }
+
+    /// Streams the source's data into the destination image.
+    async fn copy(
+        &self,
+        ctx: &JobContext,
+        p: &Params,
+        src: &Glance<'_>,
+        dst: &Glance<'_>,
+    ) -> Result<(), JobError> {
+        ctx.progress(0, "copying").await?;
+        let resp = match src.download(&p.source_image_id).await {
+            Ok(r) => r,
+            Err(f) => return Err(self.classify(f).await),
+        };
+        let len = resp.content_length().unwrap_or(p.size);
+        if len != p.size {
+            return Err(JobError::Permanent(format!(
+                "the source image data is {len} bytes, {} were expected",
+                p.size
+            )));
+        }
+        let sent = Arc::new(AtomicU64::new(0));
+        let point = pause::lookup(&p.source_image_id);
+        let (counter, held) = (sent.clone(), point.clone());
+        let stream = resp.bytes_stream().then(move |chunk| {
+            let (counter, held) = (counter.clone(), held.clone());
+            async move {
+                let chunk = chunk.map_err(BoxError::from)?;
+                if let Some(point) = held {
+                    // Held before the next chunk, so everything counted has gone out.
+                    point.hold(counter.load(Ordering::Relaxed)).await?;
+                }
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Ok::<_, BoxError>(chunk)
+            }
+        });
+        let upload = dst.upload(
+            &p.destination_image_id,
+            reqwest::Body::wrap_stream(stream),
+            len,
+            p.checksum.as_deref(),
+            p.os_hash_value.as_deref(),
+        );
+        tokio::pin!(upload);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let (mut shown, mut last_bytes, mut moved_at) = (0u8, 0u64, Instant::now());
+        loop {
+            tokio::select! {
+                done = &mut upload => {
+                    return match done {
+                        Ok(()) => Ok(()),
+                        Err(f) => Err(self.classify(f).await),
+                    };
+                }
+                _ = ctx.cancel.cancelled() => return Err(JobError::Interrupted),
+                _ = tick.tick() => {
+                    let n = sent.load(Ordering::Relaxed);
+                    let pct = percent(n, len);
+                    if pct > shown {
+                        ctx.progress(pct, "copying").await?;
+                        shown = pct;
+                    }
+                    let holding = point.as_ref().is_some_and(|p| p.is_reached());
+                    if n != last_bytes || holding {
+                        (last_bytes, moved_at) = (n, Instant::now());
+                    } else if moved_at.elapsed() > STALL {
+                        return Err(JobError::Retryable(format!(
+                            "the copy moved no data for {} s", STALL.as_secs()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobHandler for ReplicateHandler {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
+        let p = params(&ctx.job)?;
+        let (token, src_base, dst_base) = self.endpoints(&p).await?;
+        let http = &self.region.service.http;
+        let src = Glance {
+            http,
+            base: src_base,
+            token: &token,
+        };
+        let dst = Glance {
+            http,
+            base: dst_base,
+            token: &token,
+        };
+        self.replicate(ctx, &p, &src, &dst).await
+    }
+
+    /// Deletes the destination image if it is this job's (a few tries; the destination region
+    /// may be briefly down), then clears `destination_image_id` from the job's result.
+    async fn cleanup(&self, ctx: &JobContext) {
+        let Ok(p) = params(&ctx.job) else { return };
+        let id = p.destination_image_id.as_str();
+        for attempt in 1..=3u32 {
+            match self.remove_destination(ctx, &p).await {
+                Ok(()) => {
+                    let gone = json!({ "destination_image_id": null });
+                    let _ = ctx.checkpoint(gone.clone(), Some(gone)).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(job = %ctx.job.id, image = id, attempt, error = %e,
+                        "could not remove the destination image");
+                    if attempt < 3 {
+                        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                    }
+                }
+            }
+        }
+        tracing::error!(job = %ctx.job.id, image = id, region = %p.destination_region_id,
+            "the half-made destination image is left behind (status queued)");
+    }
+}
+
+impl ReplicateHandler {
+    async fn remove_destination(&self, ctx: &JobContext, p: &Params) -> Result<(), String> {
+        let (token, _, dst_base) = self.endpoints(p).await.map_err(error_text)?;
+        let dst = Glance {
+            http: &self.region.service.http,
+            base: dst_base,
+            token: &token,
+        };
+        let id = p.destination_image_id.as_str();
+        match dst.image(id).await {
+            Err(f) if f.status() == Some(404) => return Ok(()),
+            Err(f) => return Err(error_text(self.classify(f).await)),
+            Ok(img) if img[PROP_JOB] != ctx.job.id.as_str() => {
+                tracing::warn!(job = %ctx.job.id, image = id, "the destination image is not this job's; kept");
+                return Ok(());
+            }
+            Ok(_) => {}
+        }
+        dst.delete(id).await.map_err(|f| f.to_string())?;
+        tracing::info!(job = %ctx.job.id, image = id, "destination image removed");
+        Ok(())
+    }
+}
+
+fn error_text(e: JobError) -> String {
+    match e {
+        JobError::Retryable(m) | JobError::Permanent(m) => m,
+        JobError::Interrupted => "interrupted".into(),
+    }
+}
+
+fn params(job: &JobRecord) -> Result<Params, JobError> {
+    serde_json::from_value(job.params.clone())
+        .map_err(|e| JobError::Permanent(format!("unreadable job parameters: {e}")))
+}
+
+/// An existing destination image is usable only if this job made it for this tenant.
+fn ours(img: Value, p: &Params, job: &JobRecord) -> Result<Value, JobError> {
+    if img[PROP_JOB] == job.id.as_str() && img["owner"] == p.destination_tenant_id.as_str() {
+        Ok(img)
+    } else {
+        Err(JobError::Permanent(format!(
+            "the destination image id {} belongs to another image",
+            p.destination_image_id
+        )))
+    }
+}
+
+/// Whether an image's hashes are the expected ones (an unknown expectation matches anything).
+pub fn same_data(image: &Value, checksum: Option<&str>, os_hash_value: Option<&str>) -> bool {
+    let ok =
+        |field: &str, want: Option<&str>| want.is_none_or(|w| image[field].as_str() == Some(w));
+    ok("checksum", checksum) && ok("os_hash_value", os_hash_value)
+}
+
+/// 0–99 while copying (100 is for the verified end).
+pub fn percent(sent: u64, total: u64) -> u8 {
+    if total == 0 {
+        return 0;
+    }
+    (u128::from(sent.min(total)) * 100 / u128::from(total)).min(99) as u8
+}
+
+/// Fields of a Glance image document that are not custom properties.
+const GLANCE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "owner",
+    "size",
+    "virtual_size",
+    "container_format",
+    "disk_format",
+    "created_at",
+    "updated_at",
+    "min_disk",
+    "min_ram",
+    "tags",
+    "self",
+    "file",
+    "schema",
+    "locations",
+    "location",
+    "direct_url",
+    "stores",
+    "deleted",
+    "deleted_at",
+];
+
+/// Whether `key` of a source image document is a custom property to copy.
+pub fn is_custom_property(key: &str) -> bool {
+    !GLANCE_FIELDS.contains(&key)
+        && !key.starts_with("os_glance")
+        && ![PROP_FROM_REGION, PROP_FROM_IMAGE, PROP_JOB].contains(&key)
+}
+
+/// The `POST /v2/images` body of the destination image.
+pub fn destination_body(source: &Value, p: &Params, job_id: &str) -> Value {
+    let mut body = Map::new();
+    if let Some(obj) = source.as_object() {
+        for (k, v) in obj {
+            if is_custom_property(k) && v.is_string() {
+                body.insert(k.clone(), v.clone());
+            }
+        }
+        for k in [
+            "name",
+            "disk_format",
+            "container_format",
+            "min_disk",
+            "min_ram",
+            "tags",
+        ] {
+            if let Some(v) = obj.get(k).filter(|v| !v.is_null()) {
+                body.insert(k.into(), v.clone());
+            }
+        }
+    }
+    body.insert("id".into(), json!(p.destination_image_id));
+    body.insert("owner".into(), json!(p.destination_tenant_id));
+    body.insert("visibility".into(), json!("private"));
+    body.insert(PROP_FROM_REGION.into(), json!(p.source_region_id));
+    body.insert(PROP_FROM_IMAGE.into(), json!(p.source_image_id));
+    body.insert(PROP_JOB.into(), json!(job_id));
+    Value::Object(body)
+}

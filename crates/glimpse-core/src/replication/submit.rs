@@ -1,0 +1,267 @@
+//! Accepting a replication request (`POST /v2/extension/image_replicator/jobs`): every check
+//! of seed 000's error table, in this order, then one enqueue.
+//!
+//! 1. An idempotency key already used by this project answers with its job (same image and
+//!    destination tenant), or 409 when the key was used for a different request.
+//! 2. The source image, read over HTTP from this region's image API WITH THE CALLER'S TOKEN,
+//!    so visibility is exactly Glance's: not found or deleted → 404; not `active` → 409. The
+//!    caller needs the member role (Glance's download rule) → else 401.
+//! 3. The destination tenant, read from identity with the service token: unknown or disabled
+//!    → 404; the caller must hold member (admin implies it) in it → else 401 (the seed's
+//!    table answers 401 for `tenant_id_dst`).
+//! 4. The destination region is the tenant's `home_region`; its image endpoint comes from the
+//!    service token's catalog; its capabilities are asked over HTTP: no answer or 5xx → 409
+//!    "Glance of the specified region is down"; `accept_replicas = false` → 409; an image
+//!    `license_switch` or `official_template_type` the destination does not list → 404.
+//!
+//! Same-region copies between tenants (and into the caller's own tenant) are allowed, as seed
+//! 001's example shows. Nothing here writes anything but the job row, so a crash mid-check
+//! leaves nothing behind.
+
+use serde_json::Value;
+
+use super::remote::{Fault, Glance, Keystone};
+use super::{Capabilities, KIND, Params};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::jobs::{JobRecord, NewJob};
+use crate::region::Region;
+
+/// A validated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// A lowercase hyphenated UUID.
+    pub image_id: String,
+    pub tenant_id_dst: String,
+    /// `Idempotency-Key` header or `client_token` field (≤ 64 characters).
+    pub idempotency_key: Option<String>,
+}
+
+/// Checks the request and enqueues the job; the bool is false when an earlier request with
+/// the same idempotency key already created it.
+pub async fn submit(
+    region: &Region,
+    caller: &Caller,
+    caller_token: &str,
+    req: &Submission,
+) -> Result<(JobRecord, bool)> {
+    let project = caller.project()?.to_string();
+    if let Some(key) = &req.idempotency_key
+        && let Some(job) = by_key(region, &project, key).await?
+    {
+        return same_request(job, req, key).map(|j| (j, false));
+    }
+
+    let source = source_image(region, caller_token, &req.image_id).await?;
+    if !(caller.is_member() || caller.is_admin()) {
+        return Err(Error::unauthorized(format!(
+            "You are not authorized to copy image {}.",
+            req.image_id
+        )));
+    }
+
+    let svc = region.service.token().await.map_err(|e| {
+        tracing::warn!(error = %e, "replication: the service account cannot log in");
+        Error::unavailable("The replicator cannot reach the identity service; try again later.")
+    })?;
+    let http = &region.service.http;
+    let keystone = Keystone {
+        http,
+        base: region.service.identity_url.clone(),
+        token: &svc.token,
+    };
+    let tenant = &req.tenant_id_dst;
+    let project_doc = match keystone.project(tenant).await {
+        Ok(p) => p,
+        Err(f) => return Err(identity_fault(region, f, tenant).await),
+    };
+    if project_doc["enabled"] == Value::Bool(false) || project_doc["id"].as_str() != Some(tenant) {
+        return Err(tenant_not_found(tenant));
+    }
+    let roles = match keystone.roles_on(&caller.user_id, tenant).await {
+        Ok(r) => r,
+        Err(f) => return Err(identity_fault(region, f, tenant).await),
+    };
+    if !may_write(&roles) {
+        return Err(Error::unauthorized(format!(
+            "You are not authorized to copy images into tenant {tenant}."
+        )));
+    }
+
+    let dst_region = project_doc["home_region"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::conflict(format!("Tenant {tenant} has no home region.")))?
+        .to_string();
+    let down = || {
+        Error::conflict(format!(
+            "Glance of the specified region ({dst_region}) is down."
+        ))
+    };
+    let dst_url = svc.endpoint("image", &dst_region).ok_or_else(down)?;
+    let glance = Glance {
+        http,
+        base: dst_url,
+        token: &svc.token,
+    };
+    let caps = match glance.capabilities().await {
+        Ok(c) => c,
+        Err(Fault::Down(m)) => {
+            tracing::warn!(region = %dst_region, error = %m, "replication: destination is down");
+            return Err(down());
+        }
+        Err(f) => {
+            tracing::warn!(region = %dst_region, error = %f, "replication: no capabilities");
+            return Err(Error::conflict(format!(
+                "The destination region {dst_region} does not support image replication."
+            )));
+        }
+    };
+    check_capabilities(&caps, &source, &dst_region)?;
+
+    let s = |k: &str| source[k].as_str().map(str::to_string);
+    let params = Params {
+        source_image_id: req.image_id.clone(),
+        source_image_name: s("name"),
+        source_region_id: region.name.clone(),
+        source_tenant_id: project.clone(),
+        destination_region_id: dst_region,
+        destination_tenant_id: tenant.clone(),
+        destination_image_id: glimpse_types::uuid_id(),
+        checksum: s("checksum"),
+        os_hash_algo: s("os_hash_algo"),
+        os_hash_value: s("os_hash_value"),
+        size: source["size"].as_u64().unwrap_or(0),
+        requested_by: caller.user_id.clone(),
+    };
+    let new = NewJob {
+        id: None,
+        kind: KIND.into(),
+        project_id: project,
+        phase: "requested".into(),
+        params: serde_json::to_value(&params).map_err(Error::internal)?,
+        idempotency_key: req.idempotency_key.clone(),
+    };
+    let (job, created) = region.jobs.enqueue(&new).await?;
+    if created {
+        tracing::info!(job = %job.id, image = %params.source_image_id,
+            to_region = %params.destination_region_id, to_tenant = %params.destination_tenant_id,
+            "replication requested");
+        Ok((job, true))
+    } else {
+        // A concurrent request with the same key won the race.
+        let key = req.idempotency_key.as_deref().unwrap_or_default();
+        same_request(job, req, key).map(|j| (j, false))
+    }
+}
+
+async fn by_key(region: &Region, project: &str, key: &str) -> Result<Option<JobRecord>> {
+    Ok(region
+        .jobs
+        .list(KIND, Some(project))
+        .await?
+        .into_iter()
+        .find(|j| j.idempotency_key.as_deref() == Some(key)))
+}
+
+/// The earlier job of an idempotency key, if it was asked for the same copy.
+fn same_request(job: JobRecord, req: &Submission, key: &str) -> Result<JobRecord> {
+    let p: Option<Params> = serde_json::from_value(job.params.clone()).ok();
+    match p {
+        Some(p)
+            if p.source_image_id == req.image_id
+                && p.destination_tenant_id == req.tenant_id_dst =>
+        {
+            Ok(job)
+        }
+        _ => Err(Error::conflict(format!(
+            "The idempotency key {key:?} was already used for a different request."
+        ))),
+    }
+}
+
+/// The source image as the caller sees it, which must be `active`.
+async fn source_image(region: &Region, caller_token: &str, id: &str) -> Result<Value> {
+    let glance = Glance {
+        http: &region.service.http,
+        base: region.image_url(),
+        token: caller_token,
+    };
+    let image = glance.image(id).await.map_err(|f| match f.status() {
+        Some(404) | Some(403) => Error::not_found(format!("No image found with ID {id}")),
+        Some(401) => Error::unauthorized("Authentication required."),
+        _ => {
+            tracing::warn!(error = %f, "replication: the source image service did not answer");
+            Error::conflict(format!(
+                "Glance of the source region ({}) is down.",
+                region.name
+            ))
+        }
+    })?;
+    // Glance v2 hides deleted images; a `deleted` status would only show to special callers.
+    match image["status"].as_str() {
+        Some("active") => Ok(image),
+        Some("deleted") | Some("pending_delete") | None => {
+            Err(Error::not_found(format!("No image found with ID {id}")))
+        }
+        Some(other) => Err(Error::conflict(format!(
+            "Image {id} is not active (its status is {other})."
+        ))),
+    }
+}
+
+fn tenant_not_found(tenant: &str) -> Error {
+    Error::not_found(format!("Tenant {tenant} could not be found."))
+}
+
+/// Maps a failed identity call: 404 is an unknown tenant; a refused service token is dropped
+/// (a later request logs in again); anything else is the identity service being down.
+async fn identity_fault(region: &Region, f: Fault, tenant: &str) -> Error {
+    match f.status() {
+        Some(404) => tenant_not_found(tenant),
+        Some(401) | Some(403) => {
+            region.service.forget().await;
+            tracing::warn!(error = %f, "replication: identity refused the service token");
+            Error::unavailable("The replicator cannot reach the identity service; try again later.")
+        }
+        _ => {
+            tracing::warn!(error = %f, "replication: identity call failed");
+            Error::unavailable("The replicator cannot reach the identity service; try again later.")
+        }
+    }
+}
+
+/// Whether these role names allow writing images in a project (member, or a role implying it).
+pub fn may_write(roles: &[String]) -> bool {
+    roles.iter().any(|r| {
+        glimpse_types::Role::parse(r)
+            .is_some_and(|role| role.implied().contains(&glimpse_types::Role::Member))
+    })
+}
+
+/// The destination's allow-lists against the source image's properties.
+pub fn check_capabilities(caps: &Capabilities, image: &Value, region: &str) -> Result<()> {
+    let id = image["id"].as_str().unwrap_or("");
+    if !caps.accept_replicas {
+        return Err(Error::conflict(format!(
+            "The destination region {region} does not support the image {id}."
+        )));
+    }
+    if let Some(t) = image["license_switch"].as_str().filter(|t| !t.is_empty())
+        && !caps.license_switch_types.iter().any(|x| x == t)
+    {
+        return Err(Error::not_found(format!(
+            "The license switch type {t} of image {id} is not supported at the destination region {region}."
+        )));
+    }
+    if let Some(t) = image["official_template_type"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        && !caps.official_template_types.iter().any(|x| x == t)
+    {
+        return Err(Error::not_found(format!(
+            "The official template type {t} of image {id} is not supported at the destination region {region}."
+        )));
+    }
+    Ok(())
+}
