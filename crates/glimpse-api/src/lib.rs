@@ -33,15 +33,13 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
             .route("/identity/", identity_v3::versions_route(identity.clone()));
     }
     for region in &cloud.regions {
-        app = app
-            .nest(
-                &format!("/{}/image/v2/extension", region.name),
-                replicator::router(region.clone()),
-            )
-            .nest(
-                &format!("/{}/image", region.name),
-                image_v2::router(region.clone()),
-            );
+        // The image endpoint: the replicator extension under /v2/extension, Glance for the
+        // rest. `nest_service` (unlike `nest`) also routes the mount point's trailing slash,
+        // which Tempest's version probe asks for.
+        let image = Router::new()
+            .nest("/v2/extension", replicator::router(region.clone()))
+            .fallback_service(image_v2::router(region.clone()));
+        app = app.nest_service(&format!("/{}/image", region.name), image);
     }
     app.fallback(not_found)
         .layer(DefaultBodyLimit::max(cloud.config.max_json_body))
@@ -49,7 +47,9 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
             metrics,
             middleware::observe,
         ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
 }
 
 async fn healthcheck() -> &'static str {
@@ -70,8 +70,10 @@ fn metrics_text(metrics: &Metrics) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({"error": {"code": 404, "title": "Not Found",
-            "message": "The resource could not be found."}})),
+        axum::Json(
+            serde_json::json!({"error": {"code": 404, "title": "Not Found",
+            "message": "The resource could not be found."}}),
+        ),
     )
         .into_response()
 }

@@ -46,11 +46,7 @@ impl Metrics {
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
-        registry.register(
-            "http_requests",
-            "HTTP requests served",
-            requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency until the response head",
@@ -71,7 +67,11 @@ impl Metrics {
 }
 
 /// Assigns the request id, times the request and logs it.
-pub async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
+pub async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
@@ -87,7 +87,8 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-openstack-request-id", v.clone());
+        resp.headers_mut()
+            .insert("x-openstack-request-id", v.clone());
         if compute {
             resp.headers_mut().insert("x-compute-request-id", v);
         }

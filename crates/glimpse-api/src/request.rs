@@ -21,7 +21,9 @@ pub async fn caller(headers: &HeaderMap, validator: &dyn TokenValidator) -> Resu
 /// parser's explanation.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     if body.is_empty() {
-        return Err(Error::bad_request("The request body is empty; a JSON object was expected."));
+        return Err(Error::bad_request(
+            "The request body is empty; a JSON object was expected.",
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("Malformed request body: {e}")))

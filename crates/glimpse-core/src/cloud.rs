@@ -9,12 +9,16 @@ use crate::auth::{RemoteValidator, TokenValidator};
 use crate::config::Config;
 use crate::db::{Db, Schema};
 use crate::identity::{CatalogRegion, Identity, IdentitySettings};
+use crate::jobs::{JobHandler, Runner, RunnerConfig};
 use crate::region::Region;
+use crate::service::{Password, ServiceAccount};
+use tokio_util::sync::CancellationToken;
 
 pub struct Cloud {
     pub config: Config,
     pub identity: Option<Arc<Identity>>,
     pub regions: Vec<Arc<Region>>,
+    runners: Vec<Arc<Runner>>,
 }
 
 impl Cloud {
@@ -33,6 +37,7 @@ impl Cloud {
                         url: r.url.clone(),
                     })
                     .collect(),
+                validation_cache: Duration::from_secs(config.identity.validation_cache_seconds),
             };
             Some(Arc::new(Identity::open(db, settings).await?))
         } else {
@@ -45,14 +50,68 @@ impl Cloud {
                 Duration::from_secs(config.identity.validation_cache_seconds),
             )),
         };
+        let service = Arc::new(ServiceAccount::new(
+            &config.identity_url(),
+            &config.identity.service_user,
+            service_password(&config),
+            &config.identity.service_project,
+        ));
         let mut regions = Vec::new();
         for rc in config.regions.iter().filter(|r| r.serve) {
-            regions.push(Arc::new(Region::open(rc, validator.clone()).await?));
+            regions.push(Arc::new(
+                Region::open(rc, validator.clone(), service.clone()).await?,
+            ));
         }
+        let runners = regions
+            .iter()
+            .map(|region| {
+                let jc = &region.config.jobs;
+                let rc = RunnerConfig {
+                    workers: jc.workers,
+                    lease: Duration::from_secs(jc.lease_seconds.max(1)),
+                    max_attempts: jc.max_attempts.max(1),
+                    per_project_running: jc.per_project_running.max(1),
+                    ..RunnerConfig::default()
+                };
+                Arc::new(Runner::new(
+                    region.db.clone(),
+                    region.jobs.clone(),
+                    job_handlers(region),
+                    rc,
+                ))
+            })
+            .collect();
         Ok(Cloud {
             config,
             identity,
             regions,
+            runners,
         })
+    }
+
+    /// Starts every region's job workers; they stop (requeueing running jobs) when
+    /// `shutdown` fires.
+    pub fn start_workers(&self, shutdown: CancellationToken) {
+        for (runner, region) in self.runners.iter().zip(&self.regions) {
+            if region.config.jobs.workers > 0 {
+                runner.spawn(shutdown.clone());
+            }
+        }
+    }
+}
+
+/// The handlers of every job kind a region runs.
+fn job_handlers(region: &Arc<Region>) -> Vec<Arc<dyn JobHandler>> {
+    vec![Arc::new(crate::replication::ReplicateHandler::new(
+        region.clone(),
+    ))]
+}
+
+/// The configured service password, else the file bootstrap writes into the data dir.
+fn service_password(config: &Config) -> Password {
+    if config.identity.service_password.is_empty() {
+        Password::File(config.data_dir.join("service-password"))
+    } else {
+        Password::Fixed(config.identity.service_password.clone())
     }
 }

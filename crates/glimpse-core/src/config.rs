@@ -152,7 +152,10 @@ impl Default for Config {
             public_url: String::new(),
             max_json_body: 114_688,
             identity: IdentityConfig::default(),
-            regions: vec![RegionConfig::named("region-one"), RegionConfig::named("region-two")],
+            regions: vec![
+                RegionConfig::named("region-one"),
+                RegionConfig::named("region-two"),
+            ],
         }
     }
 }

@@ -6,9 +6,9 @@
 //!
 //! Migrations are embedded in the binary and run on open, per schema and backend.
 
+use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::AnyPool;
 
 static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
 static IDENTITY_POSTGRES: Migrator = sqlx::migrate!("../../migrations/identity/postgres");

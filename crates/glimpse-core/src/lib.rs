@@ -7,8 +7,10 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod identity;
-pub mod jobs;
 pub mod images;
+pub mod jobs;
 pub mod region;
+pub mod replication;
+pub mod service;
 
 pub use error::{Error, Kind, Result};

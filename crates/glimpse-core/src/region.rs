@@ -9,6 +9,8 @@ use glimpse_store::BlobStore;
 use crate::auth::TokenValidator;
 use crate::config::RegionConfig;
 use crate::db::{Db, Schema};
+use crate::jobs::Queue;
+use crate::service::ServiceAccount;
 
 pub struct Region {
     pub name: String,
@@ -18,21 +20,35 @@ pub struct Region {
     pub store: BlobStore,
     pub config: RegionConfig,
     pub auth: Arc<dyn TokenValidator>,
+    /// The region's durable job queue (replication, copies, uploads, snapshots).
+    pub jobs: Arc<Queue>,
+    /// The account this region uses to call identity and other regions.
+    pub service: Arc<ServiceAccount>,
 }
 
 impl Region {
-    /// Opens the region's database (running migrations) and blob store.
-    pub async fn open(config: &RegionConfig, auth: Arc<dyn TokenValidator>) -> anyhow::Result<Region> {
+    /// Opens the region's database (running migrations) and blob store, and recovers
+    /// interrupted uploads ([`crate::images::recover`]).
+    pub async fn open(
+        config: &RegionConfig,
+        auth: Arc<dyn TokenValidator>,
+        service: Arc<ServiceAccount>,
+    ) -> anyhow::Result<Region> {
         let db = Db::open(&config.database, Schema::Region).await?;
         let store = BlobStore::open(&config.store, &config.s3)?;
-        Ok(Region {
+        let region = Region {
             name: config.name.clone(),
             url: config.url.clone(),
+            jobs: Arc::new(Queue::new(db.clone())),
+            service,
             db,
             store,
             config: config.clone(),
             auth,
-        })
+        };
+        // Uploads a crash interrupted go back to `queued`; orphan blobs are cleaned.
+        crate::images::recover(&region).await?;
+        Ok(region)
     }
 
     /// The image service's public URL in this region.

@@ -181,8 +181,7 @@ impl BlobStore {
                 if let Some(item) = next {
                     let bytes = item.map_err(|e| WriteError::Source(e.into()))?;
                     if pending.is_empty() && bytes.len() >= CHUNK {
-                        self::emit(bytes, &mut observe, &mut hasher, &mut sink, &mut size)
-                            .await?;
+                        self::emit(bytes, &mut observe, &mut hasher, &mut sink, &mut size).await?;
                         continue;
                     }
                     pending.extend_from_slice(&bytes);

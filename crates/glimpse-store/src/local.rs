@@ -37,7 +37,10 @@ impl LocalStore {
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         // Keys are ours ("blobs/<uuid>"), but never let one climb out of the root.
-        if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        if key
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
             return Err(StoreError::BadKey(key.to_string()));
         }
         Ok(self.root.join(key))

@@ -37,7 +37,10 @@ async fn backends() -> Vec<(&'static str, Backend)> {
         ),
     ];
     if let Ok(endpoint) = std::env::var("GLIMPSE_TEST_S3_ENDPOINT") {
-        let bucket = format!("contract-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let bucket = format!(
+            "contract-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let r = reqwest::Client::new()
             .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
             .send()
@@ -76,7 +79,13 @@ fn body(data: &[u8]) -> impl futures::Stream<Item = Result<Bytes, std::io::Error
 }
 
 async fn read_all(store: &BlobStore, key: &str, range: Option<(u64, u64)>) -> Vec<u8> {
-    let chunks: Vec<Bytes> = store.read(key, range).await.unwrap().try_collect().await.unwrap();
+    let chunks: Vec<Bytes> = store
+        .read(key, range)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     chunks.concat()
 }
 
@@ -97,8 +106,15 @@ async fn write_read_range_delete_on_every_backend() {
         assert_eq!(seen, data.len(), "{name}: observer saw every byte");
         assert_eq!(w.size, data.len() as u64, "{name}");
         assert_eq!(w.digests, digest_bytes(&data), "{name}");
-        assert_eq!(b.store.size(&w.key).await.unwrap(), data.len() as u64, "{name}");
-        assert!(read_all(&b.store, &w.key, None).await == data, "{name}: full read");
+        assert_eq!(
+            b.store.size(&w.key).await.unwrap(),
+            data.len() as u64,
+            "{name}"
+        );
+        assert!(
+            read_all(&b.store, &w.key, None).await == data,
+            "{name}: full read"
+        );
         let part = read_all(&b.store, &w.key, Some((1_000_000, 3_000_001))).await;
         assert!(part == data[1_000_000..3_000_001], "{name}: range read");
         assert!(
@@ -114,11 +130,7 @@ async fn write_read_range_delete_on_every_backend() {
 #[tokio::test]
 async fn empty_body_gives_an_empty_blob() {
     for (name, b) in backends().await {
-        let w = b
-            .store
-            .write(body(b""), |_: &[u8]| Ok(()))
-            .await
-            .unwrap();
+        let w = b.store.write(body(b""), |_: &[u8]| Ok(())).await.unwrap();
         assert_eq!(w.size, 0, "{name}");
         assert_eq!(w.digests.md5, "d41d8cd98f00b204e9800998ecf8427e", "{name}");
         assert!(read_all(&b.store, &w.key, None).await.is_empty(), "{name}");
@@ -144,14 +156,21 @@ async fn aborted_or_failed_writes_leave_nothing() {
             })
             .await
             .unwrap_err();
-        assert!(matches!(err, WriteError::Aborted(ref e) if e.to_string() == "too big"), "{name}: {err}");
+        assert!(
+            matches!(err, WriteError::Aborted(ref e) if e.to_string() == "too big"),
+            "{name}: {err}"
+        );
         // The body fails half way (a client disconnect).
         let broken = body(&data[..3 << 20]).chain(stream::iter(vec![Err(std::io::Error::other(
             "connection reset",
         ))]));
         let err = b.store.write(broken, |_: &[u8]| Ok(())).await.unwrap_err();
         assert!(matches!(err, WriteError::Source(_)), "{name}: {err}");
-        assert_eq!(b.store.list().await.unwrap().len(), before, "{name}: nothing left behind");
+        assert_eq!(
+            b.store.list().await.unwrap().len(),
+            before,
+            "{name}: nothing left behind"
+        );
     }
 }
 

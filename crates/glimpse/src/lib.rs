@@ -1,6 +1,7 @@
 //! The `glimpse` program as a library: configuration loading and [`serve`], shared by the
 //! binary and the end-to-end tests, so tests run exactly what operators run.
 
+pub mod jobs_cli;
 pub mod settings;
 
 use std::net::SocketAddr;
@@ -27,17 +28,17 @@ pub async fn start(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let started = Instant::now();
-    let listener = TcpListener::bind(&config.listen).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {}: {e}", config.listen)
-    })?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     config.listen = addr.to_string();
     let config = config.resolve()?;
     let cloud = Arc::new(Cloud::start(config).await?);
-    if let Some(identity) = &cloud.identity {
-        if cloud.config.identity.bootstrap {
-            glimpse_core::identity::bootstrap::bootstrap(identity, &cloud.config).await?;
-        }
+    if let Some(identity) = &cloud.identity
+        && cloud.config.identity.bootstrap
+    {
+        glimpse_core::identity::bootstrap::bootstrap(identity, &cloud.config).await?;
     }
     let stop = tokio_util::sync::CancellationToken::new();
     cloud.start_workers(stop.clone());

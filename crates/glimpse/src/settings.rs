@@ -8,7 +8,13 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use glimpse_core::config::Config;
 
-const TOP_LEVEL_KEYS: [&str; 5] = ["data_dir", "listen", "public_url", "max_json_body", "identity"];
+const TOP_LEVEL_KEYS: [&str; 5] = [
+    "data_dir",
+    "listen",
+    "public_url",
+    "max_json_body",
+    "identity",
+];
 
 pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
@@ -39,7 +45,10 @@ mod tests {
         assert_eq!(cfg.listen, def.listen);
         assert_eq!(cfg.identity.token_ttl_seconds, 3600);
         assert_eq!(
-            cfg.regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            cfg.regions
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
             ["region-one", "region-two"]
         );
         assert_eq!(cfg.regions[0].limits.image_size_cap, 1 << 40);

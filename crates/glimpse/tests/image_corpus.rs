@@ -97,7 +97,11 @@ async fn every_corpus_file_gets_its_manifest_answer() {
     let image = tc.image("region-one");
     let mut wrong = Vec::new();
     for (file, claim, expected) in &rows {
-        let name = Path::new(file).file_name().unwrap().to_string_lossy().to_string();
+        let name = Path::new(file)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let id = create_bare(&tc.http, &image, &token, &name, claim).await;
         let data = if name.starts_with("oversize") {
             // Stream the sparse file rather than reading 1.1 TB into memory.
@@ -147,7 +151,9 @@ async fn every_corpus_file_gets_its_manifest_answer() {
     let mut stored = Vec::new();
     files_under(&tc.data_dir, &mut stored);
     for p in stored {
-        if p.extension().is_some_and(|e| e == "db" || e == "db-wal" || e == "db-shm") {
+        if p.extension()
+            .is_some_and(|e| e == "db" || e == "db-wal" || e == "db-shm")
+        {
             continue;
         }
         if let Ok(bytes) = std::fs::read(&p) {
@@ -155,5 +161,11 @@ async fn every_corpus_file_gets_its_manifest_answer() {
             assert!(!hit, "canary found in stored file {}", p.display());
         }
     }
-    assert!(wrong.is_empty(), "{} of {} corpus answers wrong:\n{}", wrong.len(), rows.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} corpus answers wrong:\n{}",
+        wrong.len(),
+        rows.len(),
+        wrong.join("\n")
+    );
 }

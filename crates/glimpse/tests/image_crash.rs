@@ -25,7 +25,9 @@ async fn admin_token(base: &str, dir: &std::path::Path) -> String {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +36,10 @@ async fn kill9_mid_upload_leaves_queued_or_active_never_partial() {
     let http = reqwest::Client::new();
     const SIZE: usize = 24 << 20;
     // Kill after the client has sent this many bytes (0 = right after the request head).
-    for (round, kill_after) in [0usize, 1 << 20, 9 << 20, 17 << 20, 23 << 20].into_iter().enumerate() {
+    for (round, kill_after) in [0usize, 1 << 20, 9 << 20, 17 << 20, 23 << 20]
+        .into_iter()
+        .enumerate()
+    {
         let mut server = GlimpseProcess::start(&dir, None, &[]);
         let image = format!("{}/region-one/image", server.base);
         let token = admin_token(&server.base, &dir).await;

@@ -43,7 +43,12 @@ fn serve_answers_health_metrics_and_json_404_and_restarts_cleanly() {
 
     let (status, headers, body) = get(&format!("{}/no/such/path", first.base));
     assert_eq!(status, 404);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], 404);
 

@@ -4,7 +4,12 @@
 use serde_json::{Value, json};
 
 /// Creates an image record; returns its id.
-pub async fn create_image(http: &reqwest::Client, image_url: &str, token: &str, body: Value) -> String {
+pub async fn create_image(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    body: Value,
+) -> String {
     let r = http
         .post(format!("{image_url}/v2/images"))
         .header("x-auth-token", token)
@@ -19,7 +24,13 @@ pub async fn create_image(http: &reqwest::Client, image_url: &str, token: &str, 
     v["id"].as_str().unwrap().to_string()
 }
 
-pub async fn create_bare(http: &reqwest::Client, image_url: &str, token: &str, name: &str, disk_format: &str) -> String {
+pub async fn create_bare(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    name: &str,
+    disk_format: &str,
+) -> String {
     create_image(
         http,
         image_url,
@@ -30,7 +41,13 @@ pub async fn create_bare(http: &reqwest::Client, image_url: &str, token: &str, n
 }
 
 /// Uploads bytes; returns the status code and body text.
-pub async fn upload(http: &reqwest::Client, image_url: &str, token: &str, id: &str, data: Vec<u8>) -> (u16, String) {
+pub async fn upload(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    id: &str,
+    data: Vec<u8>,
+) -> (u16, String) {
     let r = http
         .put(format!("{image_url}/v2/images/{id}/file"))
         .header("x-auth-token", token)
@@ -54,7 +71,12 @@ pub async fn show(http: &reqwest::Client, image_url: &str, token: &str, id: &str
 }
 
 /// Downloads the image data; returns status and bytes.
-pub async fn download(http: &reqwest::Client, image_url: &str, token: &str, id: &str) -> (u16, Vec<u8>) {
+pub async fn download(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    id: &str,
+) -> (u16, Vec<u8>) {
     let r = http
         .get(format!("{image_url}/v2/images/{id}/file"))
         .header("x-auth-token", token)

@@ -32,7 +32,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!("glimpse-test-{}", uuid::Uuid::new_v4().simple()));
+        let p =
+            std::env::temp_dir().join(format!("glimpse-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -141,7 +142,12 @@ impl TestCloud {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "token for {user}: {}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            201,
+            "token for {user}: {}",
+            r.text().await.unwrap()
+        );
         r.headers()["x-subject-token"].to_str().unwrap().to_string()
     }
 
@@ -158,7 +164,9 @@ impl TestCloud {
             .http
             .post(format!("{}/projects", self.identity()))
             .header("x-auth-token", &admin)
-            .json(&json!({"project": {"name": name, "domain_id": "default", "home_region": region}}))
+            .json(
+                &json!({"project": {"name": name, "domain_id": "default", "home_region": region}}),
+            )
             .send()
             .await
             .unwrap()
@@ -172,8 +180,17 @@ impl TestCloud {
 
     /// Creates a user named `<project_name>-<role>-<n>` with `role` in the project and returns
     /// its token.
-    pub async fn user_with_role(&self, admin: &str, pid: &str, project_name: &str, role: &str) -> String {
-        let uname = format!("{project_name}-{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    pub async fn user_with_role(
+        &self,
+        admin: &str,
+        pid: &str,
+        project_name: &str,
+        role: &str,
+    ) -> String {
+        let uname = format!(
+            "{project_name}-{role}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
         let u: Value = self
             .http
             .post(format!("{}/users", self.identity()))
@@ -196,10 +213,16 @@ impl TestCloud {
             .json()
             .await
             .unwrap();
-        let rid = roles["roles"][0]["id"].as_str().expect("role id").to_string();
+        let rid = roles["roles"][0]["id"]
+            .as_str()
+            .expect("role id")
+            .to_string();
         let r = self
             .http
-            .put(format!("{}/projects/{pid}/users/{uid}/roles/{rid}", self.identity()))
+            .put(format!(
+                "{}/projects/{pid}/users/{uid}/roles/{rid}",
+                self.identity()
+            ))
             .header("x-auth-token", admin)
             .send()
             .await
@@ -231,7 +254,10 @@ pub mod backends {
         }
         if let Ok(endpoint) = std::env::var("GLIMPSE_TEST_S3_ENDPOINT") {
             for r in &mut config.regions {
-                let bucket = format!("glimpse-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+                let bucket = format!(
+                    "glimpse-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..16]
+                );
                 create_bucket(&endpoint, &bucket).await;
                 r.store = format!("s3://{bucket}");
                 r.s3 = glimpse_store::S3Options {

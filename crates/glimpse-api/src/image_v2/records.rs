@@ -1,0 +1,241 @@
+//! Handlers for image records: create (201 + `Location`), list (with `first`/`next` links),
+//! show, JSON-patch update (both Glance dialects; any other media type 415 with
+//! `Accept-Patch`), delete, deactivate/reactivate and tags. Stateless.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use glimpse_core::images::{self, ListQuery, PatchDialect, input};
+use glimpse_core::region::Region;
+use glimpse_core::{Error, Kind};
+use serde_json::Value;
+
+use super::list_cache::{self, ListCache};
+use super::view::{ImageView, ListView, json_response, to_json};
+use super::{auth, glance};
+use crate::errors::ApiError;
+
+type RegionState = State<Arc<Region>>;
+
+/// The bytes of a JSON request body (413 past the body limit, 400 if unreadable).
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            glance(Error::too_large("The request body is too large."))
+        } else {
+            glance(Error::bad_request(format!(
+                "The request body could not be read: {e}"
+            )))
+        }
+    })
+}
+
+/// A JSON request body, with Glance's messages.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(glance(Error::bad_request("Body expected in request.")));
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| glance(Error::bad_request("Malformed JSON in request body.")))
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /v2/images`.
+pub async fn create(
+    State(region): RegionState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    let body = parse_json(&body_bytes(body)?)?;
+    let new = input::new_image(&body).map_err(glance)?;
+    let img = images::create(&region, &caller, new)
+        .await
+        .map_err(glance)?;
+    let mut r = json_response(StatusCode::CREATED, &ImageView(&img));
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/v2/images/{}", region.image_url(), img.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+fn encode(pairs: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// `GET /v2/images` (served from [`ListCache`] while the image generation is unchanged).
+pub async fn list(
+    State(region): RegionState,
+    State(cache): State<Arc<ListCache>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    let query = query.unwrap_or_default();
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let q = ListQuery::parse(&pairs).map_err(glance)?;
+    caller.project().map_err(glance)?;
+    let generation = images::list::generation(&region).await.map_err(glance)?;
+    let key = list_cache::key(&caller, &query);
+    if let Some(body) = cache.get(generation, &key) {
+        return Ok(json_bytes(body));
+    }
+    let page = images::list::list(&region, &caller, &q)
+        .await
+        .map_err(glance)?;
+    pairs.retain(|(k, _)| k != "marker");
+    let first = if pairs.is_empty() {
+        "/v2/images".to_string()
+    } else {
+        format!("/v2/images?{}", encode(&pairs))
+    };
+    let next = page.next_marker.map(|m| {
+        pairs.push(("marker".into(), m));
+        format!("/v2/images?{}", encode(&pairs))
+    });
+    let body = Bytes::from(to_json(&ListView {
+        images: &page.images,
+        first,
+        next,
+    }));
+    cache.put(generation, key, body.clone());
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `GET /v2/images/{id}`.
+pub async fn show(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    let img = images::get(&region, &caller, &id).await.map_err(glance)?;
+    Ok(json_response(StatusCode::OK, &ImageView(&img)))
+}
+
+const ACCEPT_PATCH: &str =
+    "application/openstack-images-v2.0-json-patch, application/openstack-images-v2.1-json-patch";
+
+/// `PATCH /v2/images/{id}`.
+pub async fn update(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-www-form-urlencoded");
+    let Some(dialect) = PatchDialect::from_media_type(content_type) else {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let mut r = glance(Error::new(
+            Kind::UnsupportedMedia,
+            format!(
+                "The request media type {media} is not supported by this server. \
+                 Image PATCH expects Content-Type one of: {ACCEPT_PATCH}"
+            ),
+        ))
+        .into_response();
+        r.headers_mut()
+            .insert("accept-patch", HeaderValue::from_static(ACCEPT_PATCH));
+        return Ok(r);
+    };
+    let body = parse_json(&body_bytes(body)?)?;
+    let changes = input::changes(&body, dialect).map_err(glance)?;
+    let img = images::update(&region, &caller, &id, changes)
+        .await
+        .map_err(glance)?;
+    Ok(json_response(StatusCode::OK, &ImageView(&img)))
+}
+
+/// `DELETE /v2/images/{id}`.
+pub async fn delete(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    images::delete(&region, &caller, &id)
+        .await
+        .map_err(glance)?;
+    Ok(no_content())
+}
+
+/// `POST /v2/images/{id}/actions/deactivate`.
+pub async fn deactivate(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    images::deactivate(&region, &caller, &id)
+        .await
+        .map_err(glance)?;
+    Ok(no_content())
+}
+
+/// `POST /v2/images/{id}/actions/reactivate`.
+pub async fn reactivate(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    images::reactivate(&region, &caller, &id)
+        .await
+        .map_err(glance)?;
+    Ok(no_content())
+}
+
+/// `PUT /v2/images/{id}/tags/{tag}`.
+pub async fn add_tag(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    images::add_tag(&region, &caller, &id, &tag)
+        .await
+        .map_err(glance)?;
+    Ok(no_content())
+}
+
+/// `DELETE /v2/images/{id}/tags/{tag}`.
+pub async fn remove_tag(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    images::remove_tag(&region, &caller, &id, &tag)
+        .await
+        .map_err(glance)?;
+    Ok(no_content())
+}

@@ -1,0 +1,405 @@
+//! The data path: upload (`PUT /file`), download preparation (`GET /file`), and the start-up
+//! recovery and orphan-blob cleaner that keep invariant 1 ("record first, data next, verify,
+//! publish last") true across crashes.
+//!
+//! Upload: the image must be `queued` (else 409) with both formats set (else 400). One
+//! conditional UPDATE claims it (`queued → saving`), then the body streams into a fresh blob
+//! ([`glimpse_store::BlobStore::write`] hashes md5 + sha512 in the same pass) while an observer
+//! enforces the size cap and the owner project's quota (413) and feeds the format inspector.
+//! At the end of the stream the inspector's verdict must accept the claimed `disk_format`
+//! (415, or 413 for a virtual size over the cap). Only then does ONE conditional UPDATE publish
+//! `saving → active` with the blob key, size, checksum, `os_hash_*` and `virtual_size`. Any
+//! failure removes the blob and puts the image back to `queued` with no data; if the image was
+//! deleted meanwhile, the blob is removed and the upload answers 409.
+//!
+//! As in Glance, only `bare` container images are inspected: `ami`, `ova`, `docker`, … hold
+//! payloads the inspector cannot judge; they are stored as uploaded with `virtual_size` null.
+//!
+//! Crash behaviour: a crash mid-upload leaves the image `saving` and perhaps a blob nobody
+//! names. [`recover`] (run when the region opens) puts `saving` images back to `queued`, and
+//! [`clean_orphans`] deletes unreferenced blobs older than a grace period. A dropped upload
+//! future (client gone) reverts the image at once through a guard.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::stream::BoxStream;
+use glimpse_formats::{DiskFormat, Inspector, Limits};
+use glimpse_store::{BoxError, StoreError, WriteError};
+use glimpse_types::{ImageStatus, db_time};
+use sqlx::Row;
+
+use super::model::{HASH_ALGO, Image};
+use super::policy::{self, Action};
+use super::records::load_for;
+use crate::auth::Caller;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::region::Region;
+
+/// How long an unreferenced blob is left alone before the cleaner deletes it at start-up.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
+
+/// An observer's reason to stop an upload.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TooLarge(String);
+
+/// Puts an image back to `queued` when an upload ends without publishing, even if the upload's
+/// future is dropped (a client that goes away mid-body).
+struct SavingGuard {
+    db: Db,
+    id: String,
+    armed: bool,
+}
+
+impl SavingGuard {
+    async fn revert(mut self) {
+        self.armed = false;
+        if let Err(e) = revert(&self.db, &self.id).await {
+            tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
+        }
+    }
+}
+
+impl Drop for SavingGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (db, id) = (self.db.clone(), std::mem::take(&mut self.id));
+            handle.spawn(async move {
+                if let Err(e) = revert(&db, &id).await {
+                    tracing::error!(image = %id, error = %e, "could not put the image back to queued");
+                }
+            });
+        }
+    }
+}
+
+/// `saving → queued`, clearing everything an upload sets.
+async fn revert(db: &Db, id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, checksum = NULL, \
+         os_hash_algo = NULL, os_hash_value = NULL, blob_key = NULL, updated_at = $1 \
+         WHERE id = $2 AND status = 'saving'",
+    )
+    .bind(db_time(glimpse_types::now()))
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Bytes the owner's other images already use (for the project quota).
+async fn used_bytes(db: &Db, owner: &str, except: &str) -> Result<u64> {
+    let n: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used FROM images \
+         WHERE owner = $1 AND id <> $2 AND size IS NOT NULL",
+    )
+    .bind(owner)
+    .bind(except)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("used")?;
+    Ok(n.max(0) as u64)
+}
+
+fn cap_error(cap: u64) -> String {
+    format!("The incoming image is too large: the image size cap is {cap} bytes.")
+}
+
+fn quota_error(quota: u64, used: u64) -> String {
+    format!(
+        "Image exceeds the storage quota: the project's quota is {quota} bytes and {used} bytes are in use."
+    )
+}
+
+/// Uploads an image's data (see the module documentation for the whole protocol).
+/// `declared_len` is the request's `Content-Length`, if any: an over-large one fails at once.
+pub async fn upload<S, E>(
+    region: &Region,
+    caller: &Caller,
+    id: &str,
+    body: S,
+    declared_len: Option<u64>,
+) -> Result<Image>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<BoxError>,
+{
+    let img = load_for(region, caller, id, Action::Upload).await?.image;
+    if img.status != ImageStatus::Queued {
+        return Err(Error::conflict(format!(
+            "Image status transition from {} to saving is not allowed",
+            img.status.as_str()
+        )));
+    }
+    let missing: Vec<&str> = [
+        ("disk_format", img.disk_format.is_none()),
+        ("container_format", img.container_format.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(n, m)| m.then_some(n))
+    .collect();
+    match missing.as_slice() {
+        [] => {}
+        [one] => {
+            return Err(Error::bad_request(format!(
+                "Property {one} must be set prior to saving data."
+            )));
+        }
+        _ => {
+            return Err(Error::bad_request(format!(
+                "Properties {} must be set prior to saving data.",
+                missing.join(", ")
+            )));
+        }
+    }
+    let limits = &region.config.limits;
+    let cap = limits.image_size_cap;
+    if declared_len.is_some_and(|n| n > cap) {
+        return Err(Error::too_large(cap_error(cap)));
+    }
+    let quota = limits.project_quota_bytes;
+    let used = if quota > 0 {
+        used_bytes(&region.db, &img.owner, id).await?
+    } else {
+        0
+    };
+    let quota_left = if quota > 0 {
+        quota.saturating_sub(used)
+    } else {
+        u64::MAX
+    };
+    if declared_len.is_some_and(|n| n > quota_left) {
+        return Err(Error::too_large(quota_error(quota, used)));
+    }
+
+    let claimed = sqlx::query(
+        "UPDATE images SET status = 'saving', updated_at = $1 WHERE id = $2 AND status = 'queued'",
+    )
+    .bind(db_time(glimpse_types::now()))
+    .bind(id)
+    .execute(&region.db.pool)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return match load_for(region, caller, id, Action::Get).await {
+            Ok(now) => Err(Error::conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                now.image.status.as_str()
+            ))),
+            Err(e) => Err(e),
+        };
+    }
+    let guard = SavingGuard {
+        db: region.db.clone(),
+        id: id.to_string(),
+        armed: true,
+    };
+
+    let disk_format = img.disk_format.as_deref().unwrap_or("");
+    let claim = DiskFormat::parse(disk_format);
+    let inspect = img.container_format.as_deref() == Some("bare") && claim.is_some();
+    let mut inspector = inspect.then(Inspector::new);
+    let mut seen: u64 = 0;
+    let written = region
+        .store
+        .write(body, |chunk: &[u8]| -> std::result::Result<(), BoxError> {
+            seen = seen.saturating_add(chunk.len() as u64);
+            if seen > cap {
+                return Err(Box::new(TooLarge(cap_error(cap))));
+            }
+            if seen > quota_left {
+                return Err(Box::new(TooLarge(quota_error(quota, used))));
+            }
+            if let Some(i) = inspector.as_mut() {
+                i.feed(chunk);
+            }
+            Ok(())
+        })
+        .await;
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            guard.revert().await;
+            return Err(match e {
+                WriteError::Aborted(e) => match e.downcast::<TooLarge>() {
+                    Ok(t) => Error::too_large(t.0),
+                    Err(e) => Error::internal(format!("upload aborted: {e}")),
+                },
+                WriteError::Source(e) => {
+                    tracing::info!(image = id, error = %e, "upload body failed");
+                    Error::bad_request(format!("Error reading the image data: {e}"))
+                }
+                WriteError::Store(e) => Error::unavailable(format!("Image storage failed: {e}")),
+            });
+        }
+    };
+
+    let mut virtual_size = None;
+    if let (Some(inspector), Some(claim)) = (inspector, claim) {
+        let report = inspector.finish();
+        let verdict = report.verdict(
+            claim,
+            &Limits {
+                max_virtual_size: limits.max_virtual_size,
+            },
+        );
+        match verdict {
+            Ok(accepted) => virtual_size = Some(accepted.virtual_size),
+            Err(rejection) => {
+                discard(region, &written.key).await;
+                guard.revert().await;
+                let msg = format!("Image failed format inspection: {rejection}");
+                return Err(if rejection.is_limit() {
+                    Error::too_large(msg)
+                } else {
+                    Error::unsupported_media(msg)
+                });
+            }
+        }
+    }
+
+    let now = glimpse_types::now();
+    let published = sqlx::query(
+        "UPDATE images SET status = 'active', blob_key = $1, size = $2, checksum = $3, \
+         os_hash_algo = $4, os_hash_value = $5, virtual_size = $6, updated_at = $7 \
+         WHERE id = $8 AND status = 'saving'",
+    )
+    .bind(written.key.clone())
+    .bind(written.size as i64)
+    .bind(written.digests.md5.clone())
+    .bind(HASH_ALGO)
+    .bind(written.digests.sha512.clone())
+    .bind(virtual_size.map(|v| v as i64))
+    .bind(db_time(now))
+    .bind(id)
+    .execute(&region.db.pool)
+    .await;
+    match published {
+        Ok(r) if r.rows_affected() == 1 => {}
+        Ok(_) => {
+            discard(region, &written.key).await;
+            let mut g = guard;
+            g.armed = false;
+            return Err(Error::conflict(format!(
+                "Image {id} could not be found after upload. The image may have been deleted \
+                 during the upload, cleaning up the chunks uploaded."
+            )));
+        }
+        Err(e) => {
+            discard(region, &written.key).await;
+            guard.revert().await;
+            return Err(e.into());
+        }
+    }
+    let mut g = guard;
+    g.armed = false;
+    drop(g);
+    Ok(Image {
+        status: ImageStatus::Active,
+        blob_key: Some(written.key),
+        size: Some(written.size as i64),
+        checksum: Some(written.digests.md5),
+        os_hash_algo: Some(HASH_ALGO.to_string()),
+        os_hash_value: Some(written.digests.sha512),
+        virtual_size: virtual_size.map(|v| v as i64),
+        updated_at: now,
+        ..img
+    })
+}
+
+async fn discard(region: &Region, key: &str) {
+    if let Err(e) = region.store.delete(key).await {
+        tracing::warn!(blob = key, error = %e, "could not delete a refused blob; the cleaner will");
+    }
+}
+
+/// Checks that the caller may download an image. `Ok(None)`: the image has no data (204).
+pub async fn prepare_download(region: &Region, caller: &Caller, id: &str) -> Result<Option<Image>> {
+    let loaded = load_for(region, caller, id, Action::Get).await?;
+    if loaded.image.status == ImageStatus::Deactivated {
+        policy::authorize_deactivated_download(caller)?;
+    }
+    policy::authorize(caller, &loaded.target(), Action::Download, None)?;
+    let img = loaded.image;
+    let has_data = matches!(img.status, ImageStatus::Active | ImageStatus::Deactivated)
+        && img.blob_key.is_some()
+        && img.size.is_some();
+    Ok(has_data.then_some(img))
+}
+
+/// Streams an image's bytes, or the range `start..end` of them.
+pub async fn read(
+    region: &Region,
+    image: &Image,
+    range: Option<(u64, u64)>,
+) -> Result<BoxStream<'static, std::result::Result<Bytes, StoreError>>> {
+    let key = image
+        .blob_key
+        .as_deref()
+        .ok_or_else(|| Error::internal(format!("image {} has no data", image.id)))?;
+    Ok(region.store.read(key, range).await?)
+}
+
+/// Start-up recovery: images left `saving` by a crash go back to `queued` (their partial blobs
+/// are orphans), then a background task deletes orphan blobs older than [`ORPHAN_GRACE`].
+/// Returns how many images were reset.
+///
+/// With several API nodes on one database, a node that restarts also resets uploads still
+/// running on other nodes; those then fail to publish and answer 409 (the client retries).
+pub async fn recover(region: &Region) -> Result<u64> {
+    let n = sqlx::query(
+        "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, checksum = NULL, \
+         os_hash_algo = NULL, os_hash_value = NULL, blob_key = NULL, updated_at = $1 \
+         WHERE status = 'saving'",
+    )
+    .bind(db_time(glimpse_types::now()))
+    .execute(&region.db.pool)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        tracing::warn!(region = %region.name, images = n, "interrupted uploads put back to queued");
+    }
+    let (db, store, name) = (region.db.clone(), region.store.clone(), region.name.clone());
+    tokio::spawn(async move {
+        match clean_store(&db, &store, ORPHAN_GRACE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(region = %name, blobs = n, "orphan blobs deleted"),
+            Err(e) => tracing::warn!(region = %name, error = %e, "orphan blob cleaning failed"),
+        }
+    });
+    Ok(n)
+}
+
+/// Deletes blobs that no image references and that are older than `grace`; returns how many.
+pub async fn clean_orphans(region: &Region, grace: Duration) -> Result<usize> {
+    clean_store(&region.db, &region.store, grace).await
+}
+
+async fn clean_store(db: &Db, store: &glimpse_store::BlobStore, grace: Duration) -> Result<usize> {
+    // List the store first: a blob published after the database read below is younger than
+    // the listing, hence (for any real grace) too young to be deleted.
+    let blobs = store.list().await?;
+    let cutoff = glimpse_types::now()
+        - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::days(1));
+    let referenced: std::collections::HashSet<String> =
+        sqlx::query("SELECT blob_key FROM images WHERE blob_key IS NOT NULL")
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("blob_key"))
+            .collect::<std::result::Result<_, _>>()?;
+    let mut deleted = 0;
+    for b in blobs {
+        if b.modified <= cutoff && !referenced.contains(&b.key) {
+            store.delete(&b.key).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,28 @@
+//! Images: the Glance v2 image service of one region, without HTTP. Records ([`records`]),
+//! lists ([`list`]), sharing ([`members`]) and the data path ([`data`]), every access decided in
+//! [`policy`] and every SQL statement in [`repo`] (or next to the one operation it serves).
+//! Request documents in Glance's dialect are read by [`input`]; [`model`] holds the types.
+//!
+//! Crash behaviour (invariant 1 of DESIGN.md): an image becomes `active` only in the one
+//! conditional UPDATE that publishes a verified upload. After a crash, [`recover`] (called by
+//! [`crate::region::Region::open`]) puts interrupted uploads back to `queued`, and
+//! [`clean_orphans`] removes blobs no image names.
+
+pub mod data;
+pub mod input;
+pub mod list;
+pub mod members;
+pub mod model;
+pub mod policy;
+pub mod query;
+pub mod records;
+mod repo;
+
+pub use data::{ORPHAN_GRACE, clean_orphans, prepare_download, read, recover, upload};
+pub use input::PatchDialect;
+pub use list::{ListQuery, Page};
+pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage};
+pub use records::{add_tag, create, deactivate, delete, get, reactivate, remove_tag, update};
+
+#[cfg(test)]
+mod tests;
