@@ -50,8 +50,19 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let hex_header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    // Glimpse extension: digests the sender already knows are verified before publishing.
+    let expected = images::Expected {
+        checksum: hex_header("x-glimpse-expected-checksum"),
+        os_hash_value: hex_header("x-glimpse-expected-os-hash-value"),
+    };
     let body = req.into_body().into_data_stream();
-    images::upload(&region, &caller, &id, body, declared)
+    images::upload(&region, &caller, &id, body, declared, &expected)
         .await
         .map_err(glance)?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -117,6 +117,16 @@ fn quota_error(quota: u64, used: u64) -> String {
     )
 }
 
+/// Digests the uploader already knows (a replication job sends the source's): the upload is
+/// refused, before the image becomes active, unless the received bytes have them.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// md5, lower-case hex (Glance's `checksum`).
+    pub checksum: Option<String>,
+    /// sha512, lower-case hex (`os_hash_value`).
+    pub os_hash_value: Option<String>,
+}
+
 /// Uploads an image's data (see the module documentation for the whole protocol).
 /// `declared_len` is the request's `Content-Length`, if any: an over-large one fails at once.
 pub async fn upload<S, E>(
@@ -125,6 +135,7 @@ pub async fn upload<S, E>(
     id: &str,
     body: S,
     declared_len: Option<u64>,
+    expected: &Expected,
 ) -> Result<Image>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -239,6 +250,25 @@ where
             });
         }
     };
+
+    let mismatch = [
+        ("checksum", &expected.checksum, &written.digests.md5),
+        (
+            "os_hash_value",
+            &expected.os_hash_value,
+            &written.digests.sha512,
+        ),
+    ]
+    .into_iter()
+    .find(|(_, want, got)| want.as_ref().is_some_and(|w| !w.eq_ignore_ascii_case(got)));
+    if let Some((what, want, got)) = mismatch {
+        discard(region, &written.key).await;
+        guard.revert().await;
+        return Err(Error::bad_request(format!(
+            "The uploaded data does not match the expected {what}: expected {}, received {got}.",
+            want.as_deref().unwrap_or_default()
+        )));
+    }
 
     let mut virtual_size = None;
     if let (Some(inspector), Some(claim)) = (inspector, claim) {

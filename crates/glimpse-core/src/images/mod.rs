@@ -18,7 +18,7 @@ pub mod query;
 pub mod records;
 mod repo;
 
-pub use data::{ORPHAN_GRACE, clean_orphans, prepare_download, read, recover, upload};
+pub use data::{Expected, ORPHAN_GRACE, clean_orphans, prepare_download, read, recover, upload};
 pub use input::PatchDialect;
 pub use list::{ListQuery, Page};
 pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage};

@@ -234,9 +234,16 @@ async fn upload_publishes_verified_bytes() {
     let img = create(r, &a, raw_image("data")).await.unwrap();
     assert!(prepare_download(r, &a, &img.id).await.unwrap().is_none());
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let up = upload(r, &a, &img.id, body(data.clone()), Some(data.len() as u64))
-        .await
-        .unwrap();
+    let up = upload(
+        r,
+        &a,
+        &img.id,
+        body(data.clone()),
+        Some(data.len() as u64),
+        &Expected::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(up.status, ImageStatus::Active);
     assert_eq!(up.size, Some(100_000));
     assert_eq!(up.virtual_size, Some(100_000));
@@ -255,7 +262,7 @@ async fn upload_publishes_verified_bytes() {
         .unwrap();
     assert_eq!(bytes.concat(), data[10..20].to_vec());
     // A second upload is a conflict; readers may not download.
-    let e = upload(r, &a, &img.id, body(vec![1]), None)
+    let e = upload(r, &a, &img.id, body(vec![1]), None, &Expected::default())
         .await
         .unwrap_err();
     assert_eq!(e.kind, Kind::Conflict);
@@ -306,9 +313,16 @@ async fn rejected_uploads_leave_nothing() {
     let mut q = raw_image("fake-qcow2");
     q.disk_format = Some("qcow2".into());
     let img = create(r, &a, q).await.unwrap();
-    let e = upload(r, &a, &img.id, body(vec![0x5a; 4096]), None)
-        .await
-        .unwrap_err();
+    let e = upload(
+        r,
+        &a,
+        &img.id,
+        body(vec![0x5a; 4096]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, Kind::UnsupportedMedia, "{e}");
     let after = get(r, &a, &img.id).await.unwrap();
     assert_eq!(after.status, ImageStatus::Queued);
