@@ -330,13 +330,27 @@ async fn rejected_uploads_leave_nothing() {
     assert_eq!(after.checksum, None);
     // Over the cap, with and without a declared length.
     let big = create(r, &a, raw_image("big")).await.unwrap();
-    let e = upload(r, &a, &big.id, body(vec![0; 60_000]), Some(60_000))
-        .await
-        .unwrap_err();
+    let e = upload(
+        r,
+        &a,
+        &big.id,
+        body(vec![0; 60_000]),
+        Some(60_000),
+        &Expected::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
-    let e = upload(r, &a, &big.id, body(vec![0; 60_000]), None)
-        .await
-        .unwrap_err();
+    let e = upload(
+        r,
+        &a,
+        &big.id,
+        body(vec![0; 60_000]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
     assert_eq!(
         get(r, &a, &big.id).await.unwrap().status,
@@ -347,7 +361,9 @@ async fn rejected_uploads_leave_nothing() {
         Ok(Bytes::from_static(b"abc")),
         Err(std::io::Error::other("client went away")),
     ]);
-    let e = upload(r, &a, &big.id, failing, None).await.unwrap_err();
+    let e = upload(r, &a, &big.id, failing, None, &Expected::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::BadRequest);
     assert_eq!(
         get(r, &a, &big.id).await.unwrap().status,
@@ -358,9 +374,16 @@ async fn rejected_uploads_leave_nothing() {
     ami.disk_format = Some("qcow2".into());
     ami.container_format = Some("ova".into());
     let ami = create(r, &a, ami).await.unwrap();
-    let up = upload(r, &a, &ami.id, body(vec![1; 1000]), None)
-        .await
-        .unwrap();
+    let up = upload(
+        r,
+        &a,
+        &ami.id,
+        body(vec![1; 1000]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(up.virtual_size, None);
     assert_eq!(up.status, ImageStatus::Active);
     // Nothing unreferenced remains (the refused blobs are gone).
@@ -382,23 +405,51 @@ async fn project_quota() {
     let r = &t.region;
     let a = member("a");
     let one = create(r, &a, raw_image("one")).await.unwrap();
-    upload(r, &a, &one.id, body(vec![1; 8000]), None)
-        .await
-        .unwrap();
+    upload(
+        r,
+        &a,
+        &one.id,
+        body(vec![1; 8000]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap();
     let two = create(r, &a, raw_image("two")).await.unwrap();
-    let e = upload(r, &a, &two.id, body(vec![1; 3000]), None)
-        .await
-        .unwrap_err();
+    let e = upload(
+        r,
+        &a,
+        &two.id,
+        body(vec![1; 3000]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
-    upload(r, &a, &two.id, body(vec![1; 2000]), None)
-        .await
-        .unwrap();
+    upload(
+        r,
+        &a,
+        &two.id,
+        body(vec![1; 2000]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap();
     // Another project has its own quota.
     let b = member("b");
     let three = create(r, &b, raw_image("three")).await.unwrap();
-    upload(r, &b, &three.id, body(vec![1; 9000]), None)
-        .await
-        .unwrap();
+    upload(
+        r,
+        &b,
+        &three.id,
+        body(vec![1; 9000]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -418,9 +469,16 @@ async fn recovery_and_cleaner() {
         ImageStatus::Queued
     );
     // An orphan blob goes; a referenced one stays.
-    let kept = upload(r, &a, &img.id, body(vec![3; 100]), None)
-        .await
-        .unwrap();
+    let kept = upload(
+        r,
+        &a,
+        &img.id,
+        body(vec![3; 100]),
+        None,
+        &Expected::default(),
+    )
+    .await
+    .unwrap();
     let orphan = r
         .store
         .write(body(vec![9; 10]), |_: &[u8]| Ok(()))
@@ -531,9 +589,16 @@ async fn list_filters_sorting_and_paging() {
         n.visibility = Some(Visibility::Private);
         n.os_hidden = *name == "e";
         let img = create(r, &a, n).await.unwrap();
-        upload(r, &a, &img.id, body(vec![0; 100 * (i + 1)]), None)
-            .await
-            .unwrap();
+        upload(
+            r,
+            &a,
+            &img.id,
+            body(vec![0; 100 * (i + 1)]),
+            None,
+            &Expected::default(),
+        )
+        .await
+        .unwrap();
     }
     let q = |p: &[(&str, &str)]| {
         ListQuery::parse(
