@@ -21,7 +21,8 @@ use crate::{DiskFormat, Limits, Rejection, Report, inspect_file};
 /// Resource limits for one qemu-img child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuLimits {
-    /// RLIMIT_AS in bytes (default 1 GiB).
+    /// RLIMIT_AS in bytes (default 2 GiB, Nova's value: qemu-img's I/O thread pool reserves
+    /// an 8 MiB stack per thread, and under 1 GiB a busy machine saw thread creation fail).
     pub address_space_bytes: u64,
     /// RLIMIT_CPU in seconds (default 60).
     pub cpu_seconds: u64,
@@ -32,7 +33,7 @@ pub struct QemuLimits {
 impl Default for QemuLimits {
     fn default() -> Self {
         QemuLimits {
-            address_space_bytes: 1 << 30,
+            address_space_bytes: 2 << 30,
             cpu_seconds: 60,
             wall: Duration::from_secs(300),
         }
