@@ -17,12 +17,23 @@ impl GlimpseProcess {
     /// Starts `glimpse serve --data-dir DIR --listen 127.0.0.1:0 [--config FILE]` and waits
     /// until it reports readiness.
     pub fn start(data_dir: &Path, config: Option<&Path>, envs: &[(&str, &str)]) -> GlimpseProcess {
+        Self::start_on(data_dir, config, "127.0.0.1:0", envs)
+    }
+
+    /// Like [`GlimpseProcess::start`] on a given address (for processes that must know each
+    /// other's URLs before they start).
+    pub fn start_on(
+        data_dir: &Path,
+        config: Option<&Path>,
+        listen: &str,
+        envs: &[(&str, &str)],
+    ) -> GlimpseProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_glimpse"));
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .env("GLIMPSE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -85,4 +96,13 @@ pub fn temp_dir() -> PathBuf {
     let p = std::env::temp_dir().join(format!("glimpse-proc-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&p).unwrap();
     p
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
