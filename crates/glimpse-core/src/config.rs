@@ -75,6 +75,8 @@ pub struct ReplicationConfig {
     pub accept_replicas: bool,
     pub license_switch_types: Vec<String>,
     pub official_template_types: Vec<String>,
+    /// Bandwidth limit of each outgoing copy from this region, bytes per second (0 = none).
+    pub max_bytes_per_second: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -93,6 +95,7 @@ impl Default for ReplicationConfig {
             .map(String::from)
             .to_vec(),
             official_template_types: Vec::new(),
+            max_bytes_per_second: 0,
         }
     }
 }

@@ -198,6 +198,8 @@ impl ReplicateHandler {
         let sent = Arc::new(AtomicU64::new(0));
         let point = pause::lookup(&p.source_image_id);
         let (counter, held) = (sent.clone(), point.clone());
+        let limit = self.region.config.replication.max_bytes_per_second;
+        let started = tokio::time::Instant::now();
         let stream = resp.bytes_stream().then(move |chunk| {
             let (counter, held) = (counter.clone(), held.clone());
             async move {
@@ -206,7 +208,12 @@ impl ReplicateHandler {
                     // Held before the next chunk, so everything counted has gone out.
                     point.hold(counter.load(Ordering::Relaxed)).await?;
                 }
-                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                let total = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if limit > 0 {
+                    // Bandwidth limit: this chunk leaves once the budget allows it.
+                    let due = Duration::from_secs_f64(total as f64 / limit as f64);
+                    tokio::time::sleep_until(started + due).await;
+                }
                 Ok::<_, BoxError>(chunk)
             }
         });
