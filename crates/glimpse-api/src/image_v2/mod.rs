@@ -10,8 +10,10 @@
 mod data;
 pub mod list_cache;
 mod members;
+mod metadefs;
 mod records;
 pub mod schemas;
+mod tasks;
 mod versions;
 pub mod view;
 
@@ -96,7 +98,8 @@ pub fn router(region: Arc<Region>) -> Router {
         )
         .route("/schemas/{*path}", get(versions::schema))
         .route("/info/import", get(versions::info_import))
-        .route("/tasks", post(versions::create_task));
+        .merge(metadefs::routes())
+        .merge(tasks::routes());
     Router::new()
         .route("/", get(versions::versions))
         .route("/versions", get(versions::versions_ok))
@@ -126,6 +129,9 @@ async fn fallback(State(region): State<R>, req: Request) -> Response {
 /// The methods each route allows, as Glance's `Allow` header names them.
 fn allowed_methods(route: &str) -> &'static str {
     let tail = route.rsplit_once("/v2").map_or(route, |(_, t)| t);
+    if let Some(allow) = metadefs::allowed_methods(tail).or(tasks::allowed_methods(tail)) {
+        return allow;
+    }
     match tail {
         "/images" | "/images/{id}/members" => "GET, POST",
         "/images/{id}" => "GET, PATCH, DELETE",
@@ -133,7 +139,6 @@ fn allowed_methods(route: &str) -> &'static str {
         "/images/{id}/actions/deactivate" | "/images/{id}/actions/reactivate" => "POST",
         "/images/{id}/tags/{tag}" => "PUT, DELETE",
         "/images/{id}/members/{member_id}" => "GET, PUT, DELETE",
-        "/tasks" => "POST",
         _ => "GET",
     }
 }

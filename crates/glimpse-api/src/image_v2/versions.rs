@@ -1,8 +1,6 @@
 //! Discovery: the version document at the image endpoint root (`300 Multiple Choices`, no
 //! token needed, as keystoneauth expects before its first `/v2` call), `/versions` (200), the
-//! schemas under `/v2/schemas/` and `/v2/info/import`. Also the refusal of `POST /v2/tasks`:
-//! Glimpse offers no tasks API (Glance's is admin-only and deprecated), so task creation is
-//! refused up front — 403 for non-admins as Glance's `tasks_api_access` policy, 400 for admins. Glimpse claims API v2.0 to v2.16 (2.17,
+//! schemas under `/v2/schemas/` and `/v2/info/import`. Glimpse claims API v2.0 to v2.16 (2.17,
 //! the new locations API, is not implemented). Static answers; no state.
 
 use std::sync::Arc;
@@ -98,21 +96,4 @@ pub async fn info_import(
         &serde_json::json!({"import-methods": {"description": "Import methods available.",
             "type": "array", "value": []}}),
     ))
-}
-
-/// `POST /v2/tasks`: not offered (see the module documentation).
-pub async fn create_task(
-    State(region): State<Arc<Region>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    caller.project().map_err(glance)?;
-    if !caller.is_admin() {
-        return Err(glance(Error::forbidden(
-            "You are not authorized to complete tasks_api_access action.",
-        )));
-    }
-    Err(glance(Error::bad_request(
-        "Tasks are not supported by this cloud; upload image data with PUT /v2/images/{image_id}/file.",
-    )))
 }

@@ -507,4 +507,91 @@ pub(crate) fn group<T>(rows: Vec<(String, T)>) -> HashMap<String, Vec<T>> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(name: &str, doc: Value) -> Item {
+        let now = glimpse_types::now();
+        Item {
+            name: name.into(),
+            doc: doc.as_object().cloned().unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn prefixed_names_follow_the_association() {
+        let now = glimpse_types::now();
+        let detail = NamespaceDetail {
+            namespace: Namespace {
+                id: "i".into(),
+                namespace: "n".into(),
+                display_name: None,
+                description: None,
+                public: true,
+                protected: false,
+                owner: "p".into(),
+                created_at: now,
+                updated_at: now,
+            },
+            associations: vec![Association {
+                name: "OS::Glance::Image".into(),
+                prefix: Some("hw_".into()),
+                properties_target: None,
+                created_at: now,
+                updated_at: now,
+            }],
+            properties: vec![item("cpu", json!({"title": "t", "type": "string"}))],
+            objects: vec![item(
+                "o",
+                json!({"required": ["a"], "properties": {"a": {"title": "A", "type": "string"}}}),
+            )],
+            tags: vec![],
+        };
+        let same = detail.clone().prefixed("OS::Nova::Flavor");
+        assert_eq!(same.properties[0].name, "cpu");
+        let p = detail.prefixed("OS::Glance::Image");
+        assert_eq!(p.properties[0].name, "hw_cpu");
+        assert_eq!(p.objects[0].doc["required"], json!(["hw_a"]));
+        assert!(p.objects[0].doc["properties"].get("hw_a").is_some());
+    }
+
+    #[test]
+    fn visibility_rules() {
+        let now = glimpse_types::now();
+        let ns = |public, owner: &str| Namespace {
+            id: "i".into(),
+            namespace: "n".into(),
+            display_name: None,
+            description: None,
+            public,
+            protected: false,
+            owner: owner.into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let caller = |roles: &[&str]| Caller {
+            user_id: "u".into(),
+            user_name: "u".into(),
+            project_id: Some("p".into()),
+            project_name: Some("p".into()),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            expires_at: now,
+        };
+        let reader = caller(&["reader"]);
+        let admin = caller(&["admin", "member", "reader"]);
+        assert!(visible(&reader, &ns(true, "other")));
+        assert!(visible(&reader, &ns(false, "p")));
+        assert!(!visible(&reader, &ns(false, "other")));
+        assert!(!visible(&caller(&[]), &ns(true, "other")));
+        assert!(visible(&admin, &ns(false, "other")));
+        assert!(admin_only(&admin, "x").is_ok());
+        let e = admin_only(&reader, "add_metadef_namespace").unwrap_err();
+        assert_eq!(
+            e.message,
+            "You are not authorized to complete add_metadef_namespace action."
+        );
+    }
+}

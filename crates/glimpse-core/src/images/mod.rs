@@ -12,6 +12,7 @@ pub mod data;
 pub mod input;
 pub mod list;
 pub mod members;
+pub mod metadefs;
 pub mod model;
 pub mod policy;
 pub mod query;

@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value};
 
+use super::items::ItemQuery;
+use super::{NamespaceQuery, SortKey};
 use crate::error::{Error, Result};
 
 /// A property definition as stored and shown: the known attributes of Glance's
@@ -126,7 +128,10 @@ impl<'a> Doc<'a> {
             }
             Ok(Doc { schema, obj })
         } else {
-            Err(invalid(schema, format!("{} is not of type 'object'", repr(body))))
+            Err(invalid(
+                schema,
+                format!("{} is not of type 'object'", repr(body)),
+            ))
         }
     }
 
@@ -302,7 +307,10 @@ pub fn namespace(body: &Value) -> Result<NamespaceInput> {
 /// dropped, as Glance's model drops them.
 fn properties_in(schema: &str, v: &Value, strict: bool) -> Result<Vec<(String, PropertyDoc)>> {
     let Value::Object(map) = v else {
-        return Err(invalid(schema, format!("{} is not of type 'object'", repr(v))));
+        return Err(invalid(
+            schema,
+            format!("{} is not of type 'object'", repr(v)),
+        ));
     };
     map.iter()
         .map(|(name, p)| Ok((name.clone(), property_doc(schema, p, false, strict)?)))
@@ -342,7 +350,10 @@ fn property_doc(schema: &str, body: &Value, needs_name: bool, strict: bool) -> R
         if let Some(v) = d.obj.get(key)
             && !v.is_number()
         {
-            return Err(invalid(schema, format!("{} is not of type 'number'", repr(v))));
+            return Err(invalid(
+                schema,
+                format!("{} is not of type 'number'", repr(v)),
+            ));
         }
     }
     for key in ["maxLength", "minLength", "maxItems", "minItems"] {
@@ -395,7 +406,11 @@ pub fn property(body: &Value) -> Result<(String, PropertyDoc)> {
 /// beyond the schema), otherwise an item of a namespace document (extra keys ignored).
 fn object_in(schema: &str, body: &Value, top_level: bool, strict: bool) -> Result<ObjectInput> {
     let d = if top_level {
-        let d = Doc::new(schema, body, &["self", "schema", "created_at", "updated_at"])?;
+        let d = Doc::new(
+            schema,
+            body,
+            &["self", "schema", "created_at", "updated_at"],
+        )?;
         d.only(&["name", "description", "required", "properties"])?;
         d
     } else {
@@ -481,6 +496,89 @@ pub fn tags(body: &Value) -> Result<Vec<String>> {
     Ok(out)
 }
 
+fn sort_dir(v: &str) -> Result<bool> {
+    match v {
+        "desc" => Ok(true),
+        "asc" => Ok(false),
+        other => Err(Error::bad_request(format!(
+            "Invalid sort direction: {other}"
+        ))),
+    }
+}
+
+fn limit(v: &str, zero_ok: bool) -> Result<usize> {
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| Error::bad_request("limit param must be an integer"))?;
+    if n < 0 || (n == 0 && !zero_ok) {
+        return Err(Error::bad_request("limit param must be positive"));
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+fn sort_key(v: &str, name_key: &str, more: bool) -> Result<SortKey> {
+    Ok(match v {
+        "created_at" => SortKey::CreatedAt,
+        "updated_at" => SortKey::UpdatedAt,
+        k if k == name_key => SortKey::Name,
+        "display_name" if more => SortKey::DisplayName,
+        "visibility" if more => SortKey::Visibility,
+        "owner" if more => SortKey::Owner,
+        other => return Err(Error::bad_request(format!("Invalid sort key: {other}"))),
+    })
+}
+
+/// `GET /v2/metadefs/namespaces` query parameters (`limit` defaults to 25, at most 1000).
+pub fn namespace_query(pairs: &[(String, String)]) -> Result<NamespaceQuery> {
+    let mut q = NamespaceQuery::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" => q.limit = limit(v, true)?.min(1000),
+            "marker" => q.marker = Some(v.clone()),
+            "sort_dir" => q.desc = sort_dir(v)?,
+            "sort_key" => q.sort_key = sort_key(v, "namespace", true)?,
+            "visibility" => {
+                q.public = match v.as_str() {
+                    "public" => Some(true),
+                    "private" => Some(false),
+                    "" => None,
+                    other => {
+                        return Err(Error::bad_request(format!(
+                            "Invalid visibility value: {other}"
+                        )));
+                    }
+                }
+            }
+            "resource_types" => {
+                q.resource_types = Some(
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+/// Query parameters of object and tag lists.
+pub fn item_query(pairs: &[(String, String)], zero_limit_ok: bool) -> Result<ItemQuery> {
+    let mut q = ItemQuery::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" if !v.is_empty() => q.limit = Some(limit(v, zero_limit_ok)?),
+            "marker" if !v.is_empty() => q.marker = Some(v.clone()),
+            "sort_dir" => q.desc = sort_dir(v)?,
+            "sort_key" => q.sort_key = sort_key(v, "name", false)?,
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +597,10 @@ mod tests {
         .unwrap();
         assert_eq!(ns.public, Some(true));
         assert_eq!(ns.protected, Some(true));
-        assert_eq!(ns.resource_type_associations[0].prefix.as_deref(), Some("hw_"));
+        assert_eq!(
+            ns.resource_type_associations[0].prefix.as_deref(),
+            Some("hw_")
+        );
         assert_eq!(ns.properties[0].0, "p");
         assert!(!ns.properties[0].1.contains_key("junk"));
         assert_eq!(ns.objects[0].doc["required"], json!(["a"]));
@@ -515,7 +616,10 @@ mod tests {
             k(json!({"namespace": "n", "visibility": "shared"})).kind,
             Kind::BadRequest
         );
-        assert_eq!(k(json!({"namespace": "x".repeat(81)})).kind, Kind::BadRequest);
+        assert_eq!(
+            k(json!({"namespace": "x".repeat(81)})).kind,
+            Kind::BadRequest
+        );
         let e = k(json!({"namespace": "n", "self": "/x"}));
         assert_eq!(e.kind, Kind::Forbidden);
         assert_eq!(e.message, "Attribute 'self' is read-only.");
@@ -524,8 +628,7 @@ mod tests {
     #[test]
     fn property_needs_name_title_and_type() {
         let (name, doc) =
-            property(&json!({"name": "p", "title": "P", "type": "string", "enum": ["a"]}))
-                .unwrap();
+            property(&json!({"name": "p", "title": "P", "type": "string", "enum": ["a"]})).unwrap();
         assert_eq!(name, "p");
         assert_eq!(doc["enum"], json!(["a"]));
         for bad in [
@@ -548,12 +651,49 @@ mod tests {
         assert!(tags(&json!({"tags": [{"name": "a", "x": 1}]})).is_err());
         assert!(tag(&json!({"name": ""})).is_err());
         assert_eq!(
-            tag(&json!({"name": "a", "created_at": "x"})).unwrap_err().kind,
+            tag(&json!({"name": "a", "created_at": "x"}))
+                .unwrap_err()
+                .kind,
             Kind::Forbidden
         );
         assert!(tag_name(&"t".repeat(81)).is_err());
         let a = association(&json!({"name": "OS::Nova::Flavor", "prefix": "x:"})).unwrap();
         assert_eq!(a.prefix.as_deref(), Some("x:"));
         assert!(association(&json!({"prefix": "x:"})).is_err());
+    }
+
+    #[test]
+    fn list_queries() {
+        let p = |s: &str| -> Vec<(String, String)> {
+            url::form_urlencoded::parse(s.as_bytes())
+                .into_owned()
+                .collect()
+        };
+        let q = namespace_query(&p(
+            "limit=5000&sort_dir=asc&visibility=public&resource_types=a,b",
+        ))
+        .unwrap();
+        assert_eq!(q.limit, 1000);
+        assert!(!q.desc);
+        assert_eq!(q.public, Some(true));
+        assert_eq!(
+            q.resource_types,
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        for bad in [
+            "limit=x",
+            "limit=-1",
+            "sort_dir=up",
+            "visibility=shared",
+            "sort_key=x",
+        ] {
+            assert!(namespace_query(&p(bad)).is_err(), "{bad}");
+        }
+        assert!(item_query(&p("limit=0"), false).is_err());
+        assert_eq!(item_query(&p("limit=0"), true).unwrap().limit, Some(0));
+        assert_eq!(
+            item_query(&p("sort_key=name"), true).unwrap().sort_key,
+            SortKey::Name
+        );
     }
 }
