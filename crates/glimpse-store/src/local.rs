@@ -6,14 +6,13 @@
 //! directory fsynced, so after a crash a key under `blobs/` is either absent or complete. Files
 //! left in `.staging/` are garbage that [`LocalStore::list`] reports for the cleaner.
 
-use std::io::{SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -71,37 +70,55 @@ impl LocalStore {
         })
     }
 
+    /// Streams `start..end` of a blob. A dedicated blocking thread reads straight into the
+    /// chunks it sends (one copy, no per-read task hop), at most two chunks ahead.
     pub async fn read(
         &self,
         key: &str,
         range: Option<(u64, u64)>,
     ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
-        let mut file = tokio::fs::File::open(self.path(key)?)
-            .await
-            .map_err(|e| not_found(e, key))?;
-        let len = file.metadata().await?.len();
+        let path = self.path(key)?;
+        let owned_key = key.to_string();
+        let (file, len) = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            let len = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, len))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| not_found(e, &owned_key))?;
         let (start, end) = range.unwrap_or((0, len));
-        if start > 0 {
-            file.seek(SeekFrom::Start(start)).await?;
-        }
-        let remaining = end.saturating_sub(start);
-        let stream = futures::stream::unfold((file, remaining), |(mut file, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
-            let mut buf = vec![0u8; want];
-            match file.read(&mut buf).await {
-                Ok(0) => Some((
-                    Err(StoreError::Truncated),
-                    (file, 0), // stop after reporting
-                )),
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
+        let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(2);
+        tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            if start > 0 {
+                if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                    let _ = tx.blocking_send(Err(e.into()));
+                    return;
                 }
-                Err(e) => Some((Err(e.into()), (file, 0))),
             }
+            let mut left = end.saturating_sub(start);
+            while left > 0 {
+                let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
+                let mut buf = bytes::BytesMut::zeroed(want);
+                let item = match file.read(&mut buf) {
+                    Ok(0) => Err(StoreError::Truncated),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        left -= n as u64;
+                        Ok(buf.freeze())
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                let failed = item.is_err();
+                // A closed channel means the reader went away (client disconnect): stop.
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
         });
         Ok(stream.boxed())
     }
