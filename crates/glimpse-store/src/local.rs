@@ -91,11 +91,11 @@ impl LocalStore {
         let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(2);
         tokio::task::spawn_blocking(move || {
             let mut file = file;
-            if start > 0 {
-                if let Err(e) = file.seek(SeekFrom::Start(start)) {
-                    let _ = tx.blocking_send(Err(e.into()));
-                    return;
-                }
+            if start > 0
+                && let Err(e) = file.seek(SeekFrom::Start(start))
+            {
+                let _ = tx.blocking_send(Err(e.into()));
+                return;
             }
             let mut left = end.saturating_sub(start);
             while left > 0 {
