@@ -29,7 +29,7 @@ struct Worker {
 
 impl Worker {
     fn spawn<D: sha2::Digest + Send + 'static>(mut digest: D) -> Worker {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
         let handle = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = rx.blocking_recv() {
                 digest.update(&chunk);
@@ -54,7 +54,7 @@ impl StreamHasher {
         }
     }
 
-    /// Queues a chunk for both hashes; waits only when a hash thread is four chunks behind.
+    /// Queues a chunk for both hashes; waits only when a hash thread is two chunks behind.
     pub async fn update(&mut self, chunk: Bytes) {
         // A send fails only if the worker thread died, which `finish` then reports.
         let _ = self.md5.tx.send(chunk.clone()).await;

@@ -321,7 +321,7 @@ impl Sink {
         match self {
             Sink::Local(w) => w.write(chunk).await,
             Sink::Object(w) => {
-                w.wait_for_capacity(4).await?;
+                w.wait_for_capacity(2).await?;
                 w.put(chunk);
                 Ok(())
             }

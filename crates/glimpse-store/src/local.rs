@@ -52,7 +52,7 @@ impl LocalStore {
             .root
             .join(".staging")
             .join(uuid::Uuid::new_v4().simple().to_string());
-        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
         let path = staging.clone();
         let handle = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let mut file = std::fs::File::create(&path)?;
