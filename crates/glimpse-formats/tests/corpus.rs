@@ -57,15 +57,20 @@ fn corpus() -> Option<&'static Path> {
                 script.display()
             )
         });
+        // Tests run as separate processes (nextest) that may build at the same time: each
+        // builds into its own directory and publishes it with an atomic rename; a process
+        // that finds a fresh corpus already published uses it.
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-corpus");
-        let stamp = dir.join(".script");
-        let fresh = std::fs::read(&stamp).is_ok_and(|s| s == script_text)
-            && dir.join("MANIFEST.tsv").exists();
-        if !fresh {
-            let _ = std::fs::remove_dir_all(&dir);
+        let fresh = |d: &Path| {
+            std::fs::read(d.join(".script")).is_ok_and(|s| s == script_text)
+                && d.join("MANIFEST.tsv").exists()
+        };
+        if !fresh(&dir) {
+            let mine = dir.with_extension(format!("building-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&mine);
             let out = Command::new("bash")
                 .arg(&script)
-                .arg(&dir)
+                .arg(&mine)
                 .env("OVERSIZE_GIB", "1100")
                 .output()
                 .expect("run make-bad-images.sh");
@@ -74,7 +79,15 @@ fn corpus() -> Option<&'static Path> {
                 "make-bad-images.sh failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            std::fs::write(&stamp, &script_text).expect("write stamp");
+            std::fs::write(mine.join(".script"), &script_text).expect("write stamp");
+            // rename() refuses to replace a non-empty directory, so a corpus another process
+            // published first is never touched; only a stale one (an older script) is.
+            if std::fs::rename(&mine, &dir).is_err() && !fresh(&dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::rename(&mine, &dir);
+            }
+            let _ = std::fs::remove_dir_all(&mine);
+            assert!(fresh(&dir), "corpus not published at {}", dir.display());
         }
         Some(dir)
     })
