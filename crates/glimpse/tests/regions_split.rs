@@ -6,29 +6,8 @@
 mod common;
 
 use common::glance::{create_bare, download, sha512_hex, show, upload};
-use common::process::{GlimpseProcess, free_port, temp_dir};
+use common::process::{self, GlimpseProcess, free_port, temp_dir};
 use serde_json::{Value, json};
-
-async fn token(
-    http: &reqwest::Client,
-    identity: &str,
-    user: &str,
-    pw: &str,
-    project: &str,
-) -> String {
-    let body = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": pw}}},
-        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
-    let r = http
-        .post(format!("{identity}/auth/tokens"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.headers()["x-subject-token"].to_str().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_only_http() {
@@ -71,7 +50,14 @@ async fn two_processes_share_only_http() {
     );
 
     let http = reqwest::Client::new();
-    let admin = token(&http, &identity, "admin", "admin-pw", "admin").await;
+    let admin = process::identity::token(
+        &http,
+        &url_a,
+        "admin",
+        "admin-pw",
+        process::identity::project_named("admin"),
+    )
+    .await;
     let image_one = format!("{url_a}/region-one/image");
     let image_two = format!("{url_b}/region-two/image");
 
@@ -93,46 +79,9 @@ async fn two_processes_share_only_http() {
     );
 
     // A project homed in region-two, the admin a member of it (the replication destination).
-    let p: Value = http
-        .post(format!("{identity}/projects"))
-        .header("x-auth-token", &admin)
-        .json(&json!({"project": {"name": "far", "domain_id": "default", "home_region": "region-two"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let far = p["project"]["id"].as_str().unwrap().to_string();
-    let roles: Value = http
-        .get(format!("{identity}/roles?name=member"))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let member = roles["roles"][0]["id"].as_str().unwrap();
-    let me: Value = http
-        .get(format!("{identity}/users?name=admin"))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin_id = me["users"][0]["id"].as_str().unwrap();
-    let r = http
-        .put(format!(
-            "{identity}/projects/{far}/users/{admin_id}/roles/{member}"
-        ))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    let far =
+        process::identity::member_project(&http, &url_a, &admin, "far", "region-two", "admin")
+            .await;
 
     // The second process accepts tokens the first issued.
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();

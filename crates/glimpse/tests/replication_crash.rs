@@ -6,7 +6,7 @@
 mod common;
 
 use common::glance::{create_bare, sha512_hex, upload};
-use common::process::{GlimpseProcess, temp_dir};
+use common::process::{GlimpseProcess, identity, temp_dir};
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -22,18 +22,7 @@ name = "region-two"
 "#;
 
 async fn admin(http: &reqwest::Client, base: &str, scope: Value) -> String {
-    let body = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"name": "Default"}, "password": "pw"}}},
-        "scope": scope}});
-    let r = http
-        .post(format!("{base}/identity/v3/auth/tokens"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    identity::token(http, base, "admin", "pw", scope).await
 }
 
 async fn job(http: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
@@ -64,49 +53,9 @@ async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
         json!({"project": {"name": "admin", "domain": {"name": "Default"}}}),
     )
     .await;
-    let identity = format!("{base}/identity/v3");
 
     // Destination: a project homed in region-two with the admin as member.
-    let p: Value = http
-        .post(format!("{identity}/projects"))
-        .header("x-auth-token", &tok)
-        .json(&json!({"project": {"name": "far", "domain_id": "default", "home_region": "region-two"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let far = p["project"]["id"].as_str().unwrap().to_string();
-    let role: Value = http
-        .get(format!("{identity}/roles?name=member"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let me: Value = http
-        .get(format!("{identity}/users?name=admin"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = http
-        .put(format!(
-            "{identity}/projects/{far}/users/{}/roles/{}",
-            me["users"][0]["id"].as_str().unwrap(),
-            role["roles"][0]["id"].as_str().unwrap()
-        ))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    let far = identity::member_project(&http, &base, &tok, "far", "region-two", "admin").await;
 
     // A 36 MiB source: about three seconds at the region's 12 MiB/s limit.
     let image = format!("{base}/region-one/image");

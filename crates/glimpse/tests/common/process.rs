@@ -106,3 +106,87 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Identity calls against a process's base URL (tests of real binaries, where `TestCloud`'s
+/// helpers are not available).
+pub mod identity {
+    use serde_json::{Value, json};
+
+    /// A token for `user`/`password` with `scope` (a Keystone scope object).
+    pub async fn token(
+        http: &reqwest::Client,
+        base: &str,
+        user: &str,
+        password: &str,
+        scope: Value,
+    ) -> String {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": scope}});
+        let r = http
+            .post(format!("{base}/identity/v3/auth/tokens"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "token for {user}");
+        r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    }
+
+    /// Scope object of a project by name in the Default domain.
+    pub fn project_named(name: &str) -> Value {
+        json!({"project": {"name": name, "domain": {"name": "Default"}}})
+    }
+
+    async fn get(http: &reqwest::Client, url: String, token: &str) -> Value {
+        http.get(url)
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a project homed in `region` and gives `user` the member role in it; returns
+    /// the project id.
+    pub async fn member_project(
+        http: &reqwest::Client,
+        base: &str,
+        admin: &str,
+        name: &str,
+        region: &str,
+        user: &str,
+    ) -> String {
+        let identity = format!("{base}/identity/v3");
+        let p: Value = http
+            .post(format!("{identity}/projects"))
+            .header("x-auth-token", admin)
+            .json(
+                &json!({"project": {"name": name, "domain_id": "default", "home_region": region}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pid = p["project"]["id"].as_str().expect("project id").to_string();
+        let role = get(http, format!("{identity}/roles?name=member"), admin).await;
+        let me = get(http, format!("{identity}/users?name={user}"), admin).await;
+        let r = http
+            .put(format!(
+                "{identity}/projects/{pid}/users/{}/roles/{}",
+                me["users"][0]["id"].as_str().unwrap(),
+                role["roles"][0]["id"].as_str().unwrap()
+            ))
+            .header("x-auth-token", admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        pid
+    }
+}
