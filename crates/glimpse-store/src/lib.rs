@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use hashing::{Digests, StreamHasher, digest_bytes};
 
 /// Chunks handed to hashers, observers and backends are coalesced to this size.
-pub const CHUNK: usize = 1 << 20;
+pub const CHUNK: usize = 512 << 10;
 /// S3 multipart part size (S3 requires at least 5 MiB for all but the last part).
 const PART: usize = 8 << 20;
 
