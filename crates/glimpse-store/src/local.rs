@@ -100,13 +100,14 @@ impl LocalStore {
             let mut left = end.saturating_sub(start);
             while left > 0 {
                 let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
-                let mut buf = bytes::BytesMut::zeroed(want);
-                let item = match file.read(&mut buf) {
+                // `read_to_end` on a `take` fills the vector's spare capacity directly (no
+                // zeroing first), up to `want` bytes.
+                let mut buf = Vec::with_capacity(want);
+                let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
                     Ok(0) => Err(StoreError::Truncated),
                     Ok(n) => {
-                        buf.truncate(n);
                         left -= n as u64;
-                        Ok(buf.freeze())
+                        Ok(Bytes::from(buf))
                     }
                     Err(e) => Err(e.into()),
                 };
