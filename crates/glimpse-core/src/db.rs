@@ -99,3 +99,10 @@ fn sqlite_url_create(url: &str) -> String {
 pub fn flag(b: bool) -> i64 {
     i64::from(b)
 }
+
+/// True when a database error is a unique-constraint violation (a racing duplicate insert),
+/// on either backend.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}

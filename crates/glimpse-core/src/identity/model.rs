@@ -207,12 +207,6 @@ pub(crate) fn region_from_row(row: &AnyRow) -> Result<RegionRecord> {
     })
 }
 
-/// True when a database error is a unique-constraint violation (a racing duplicate insert).
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
 /// Checks a resource name the way Keystone does: 1 to `max` characters, not blank.
 pub(crate) fn check_name(kind: &str, name: &str, max: usize) -> Result<()> {
     if name.trim().is_empty() {

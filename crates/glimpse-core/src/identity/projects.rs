@@ -5,12 +5,13 @@
 //! Crash behaviour: each call is one statement or one transaction, so a crash leaves either
 //! the old or the new state.
 
+use crate::db::is_unique_violation;
 use sqlx::Row;
 
 use super::Identity;
 use super::model::{
     DEFAULT_DOMAIN_ID, ListFilter, PROJECT_COLUMNS, Project, ProjectFields, bind_filter,
-    check_name, is_unique_violation, project_from_row,
+    check_name, project_from_row,
 };
 use crate::db::flag;
 use crate::error::{Error, Result};

@@ -5,7 +5,8 @@
 //! Crash behaviour: each call is one statement.
 
 use super::Identity;
-use super::model::{RegionRecord, is_unique_violation, region_from_row};
+use super::model::{RegionRecord, region_from_row};
+use crate::db::is_unique_violation;
 use crate::error::{Error, Result};
 
 pub(crate) fn region_not_found(id: &str) -> Error {

@@ -5,11 +5,12 @@
 //!
 //! Crash behaviour: each call is one statement or one transaction.
 
+use crate::db::is_unique_violation;
 use glimpse_types::Role;
 use sqlx::Row;
 
 use super::Identity;
-use super::model::{Assignment, RoleRecord, check_name, is_unique_violation, role_from_row};
+use super::model::{Assignment, RoleRecord, check_name, role_from_row};
 use crate::error::{Error, Result};
 
 pub(crate) fn role_not_found(id: &str) -> Error {

@@ -5,11 +5,12 @@
 //! Crash behaviour: each call is one statement or one transaction (a password change and its
 //! token revocation are one transaction), so a crash leaves the old or the new state.
 
+use crate::db::is_unique_violation;
 use sqlx::Row;
 
 use super::model::{
     DEFAULT_DOMAIN_ID, ListFilter, USER_COLUMNS, User, UserFields, bind_filter, check_name,
-    is_unique_violation, user_from_row,
+    user_from_row,
 };
 use super::projects::check_domain;
 use super::{Identity, password};

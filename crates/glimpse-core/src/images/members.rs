@@ -5,6 +5,7 @@
 //!
 //! Crash behaviour: each change is one statement; nothing spans two.
 
+use crate::db::is_unique_violation;
 use glimpse_types::{Visibility, db_time};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -12,7 +13,7 @@ use sqlx::any::AnyRow;
 use super::model::{MAX_MEMBERS, Member, MemberStatus};
 use super::policy::{self, Action};
 use super::records::{Loaded, load_for};
-use super::repo::{is_unique_violation, time};
+use super::repo::time;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::region::Region;

@@ -16,6 +16,7 @@ pub mod input;
 pub mod items;
 pub mod resource_types;
 
+use crate::db::is_unique_violation;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -180,11 +181,6 @@ fn ns_duplicate(name: &str) -> Error {
     Error::conflict(format!(
         "The metadata definition namespace={name} already exists."
     ))
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }
 
 pub(crate) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {

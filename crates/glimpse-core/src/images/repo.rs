@@ -5,6 +5,7 @@
 //! Crash behaviour: every multi-statement change runs in one transaction, so a crash leaves the
 //! record as it was before or after the change, never half-written.
 
+use crate::db::is_unique_violation;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -187,10 +188,6 @@ pub(crate) async fn insert(db: &Db, img: &Image) -> Result<()> {
     write_tags(&mut tx, &img.id, &img.tags).await?;
     tx.commit().await?;
     Ok(())
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 /// Replaces all custom properties of an image (inside `tx`), numbering them in order.

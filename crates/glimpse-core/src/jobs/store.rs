@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{JobRecord, JobState, NewJob};
-use crate::db::{Backend, Db};
+use crate::db::{Backend, Db, is_unique_violation};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, kind, project_id, state, phase, cancel_requested, progress, params, \
@@ -88,17 +88,6 @@ pub async fn enqueue(db: &Db, new: &NewJob) -> Result<(JobRecord, bool)> {
             Ok((existing.ok_or_else(|| Error::internal(e))?, false))
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(d) => {
-            d.is_unique_violation()
-                || d.message().contains("UNIQUE")
-                || d.code().as_deref() == Some("23505")
-        }
-        _ => false,
     }
 }
 

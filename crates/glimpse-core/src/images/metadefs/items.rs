@@ -6,6 +6,7 @@
 //! Crash behaviour: single statements, except the bulk tag replacement, which is one
 //! transaction.
 
+use crate::db::is_unique_violation;
 use std::collections::HashMap;
 
 use glimpse_types::db_time;
@@ -13,7 +14,7 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Item, Namespace, SortKey, admin_only, group, is_unique_violation, load_visible, time};
+use super::{Item, Namespace, SortKey, admin_only, group, load_visible, time};
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::error::{Error, Result};
