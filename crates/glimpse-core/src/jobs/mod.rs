@@ -54,6 +54,11 @@ impl Queue {
         store::get(&self.db, id).await
     }
 
+    /// The job a project created with an idempotency key, if any.
+    pub async fn by_key(&self, project: &str, kind: &str, key: &str) -> Result<Option<JobRecord>> {
+        store::by_key(&self.db, project, kind, key).await
+    }
+
     /// Jobs of a kind, oldest first; `None` = every project's.
     pub async fn list(&self, kind: &str, project: Option<&str>) -> Result<Vec<JobRecord>> {
         store::list(&self.db, kind, project).await

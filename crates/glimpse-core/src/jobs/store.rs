@@ -91,7 +91,8 @@ pub async fn enqueue(db: &Db, new: &NewJob) -> Result<(JobRecord, bool)> {
     }
 }
 
-async fn by_key(db: &Db, project: &str, kind: &str, key: &str) -> Result<Option<JobRecord>> {
+/// The job of an idempotency key in a project, if any (an indexed lookup).
+pub async fn by_key(db: &Db, project: &str, kind: &str, key: &str) -> Result<Option<JobRecord>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM jobs WHERE project_id = $1 AND kind = $2 AND idempotency_key = $3"
     );

@@ -47,7 +47,7 @@ pub async fn submit(
 ) -> Result<(JobRecord, bool)> {
     let project = caller.project()?.to_string();
     if let Some(key) = &req.idempotency_key
-        && let Some(job) = by_key(region, &project, key).await?
+        && let Some(job) = region.jobs.by_key(&project, KIND, key).await?
     {
         return same_request(job, req, key).map(|j| (j, false));
     }
@@ -153,15 +153,6 @@ pub async fn submit(
         let key = req.idempotency_key.as_deref().unwrap_or_default();
         same_request(job, req, key).map(|j| (j, false))
     }
-}
-
-async fn by_key(region: &Region, project: &str, key: &str) -> Result<Option<JobRecord>> {
-    Ok(region
-        .jobs
-        .list(KIND, Some(project))
-        .await?
-        .into_iter()
-        .find(|j| j.idempotency_key.as_deref() == Some(key)))
 }
 
 /// The earlier job of an idempotency key, if it was asked for the same copy.
