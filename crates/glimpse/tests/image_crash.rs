@@ -5,23 +5,19 @@
 mod common;
 
 use common::glance::{create_bare, download, md5_hex, show, upload};
-use common::process::{GlimpseProcess, temp_dir};
-use serde_json::json;
+use common::process::{GlimpseProcess, identity, temp_dir};
 
 async fn admin_token(base: &str, dir: &std::path::Path) -> String {
     let password = std::fs::read_to_string(dir.join("admin-password")).unwrap();
-    let body = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"name": "Default"}, "password": password.trim()}}},
-        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
-    let r = reqwest::Client::new()
-        .post(format!("{base}/identity/v3/auth/tokens"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    let http = reqwest::Client::new();
+    identity::token(
+        &http,
+        base,
+        "admin",
+        password.trim(),
+        identity::project_named("admin"),
+    )
+    .await
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
