@@ -171,7 +171,18 @@ async fn two_processes_share_only_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    drop((a, b));
+
+    // Identity down: the region cannot validate tokens and says so (503), never 500 or 200.
+    drop(a);
+    let r = http
+        .get(format!("{image_two}/v2/images"))
+        .header("x-auth-token", &admin)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
+    drop(b);
     let _ = std::fs::remove_dir_all(&dir_a);
     let _ = std::fs::remove_dir_all(&dir_b);
 }
