@@ -132,24 +132,14 @@ impl TestCloud {
 
     /// A project-scoped token for `user` in `project` (Default domain).
     pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "domain": {"name": "Default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
-        let r = self
-            .http
-            .post(format!("{}/auth/tokens", self.identity()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            201,
-            "token for {user}: {}",
-            r.text().await.unwrap()
-        );
-        r.headers()["x-subject-token"].to_str().unwrap().to_string()
+        process::identity::token(
+            &self.http,
+            &self.base,
+            user,
+            password,
+            process::identity::project_named(project),
+        )
+        .await
     }
 
     pub async fn admin_token(&self) -> String {
