@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cloud;
 pub mod config;
 pub mod db;
+pub mod disks;
 pub mod error;
 pub mod identity;
 pub mod images;
