@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cloud;
+pub mod compute;
 pub mod config;
 pub mod db;
 pub mod disks;
