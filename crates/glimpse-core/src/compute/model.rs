@@ -117,6 +117,19 @@ impl Server {
     pub fn status(&self) -> &'static str {
         self.vm_state.status()
     }
+
+    /// Nova's `hostId`: sha224 of the project id and the host name, empty before the server
+    /// has a host (it never launched).
+    pub fn host_id(&self, host: &str) -> String {
+        use sha2::{Digest, Sha224};
+        if self.launched_at.is_none() {
+            return String::new();
+        }
+        let mut h = Sha224::new();
+        h.update(self.project_id.as_bytes());
+        h.update(host.as_bytes());
+        hex::encode(h.finalize())
+    }
 }
 
 /// A flavor (fixed in code: Nova's classic defaults).

@@ -1,0 +1,58 @@
+//! `GET /flavors`, `/flavors/detail`, `/flavors/{id}`: the fixed flavors
+//! ([`glimpse_core::compute::FLAVORS`]).
+
+use axum::Router;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::{Base, R, auth, nova, reply, views};
+
+pub(super) fn routes() -> Router<R> {
+    Router::new()
+        .route("/flavors", get(list))
+        .route("/flavors/detail", get(detail))
+        .route("/flavors/{id}", get(show))
+}
+
+async fn list(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = auth(&region, &headers, &base).await {
+        return r;
+    }
+    reply(StatusCode::OK, views::flavors(&region, &base, false))
+}
+
+async fn detail(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = auth(&region, &headers, &base).await {
+        return r;
+    }
+    reply(StatusCode::OK, views::flavors(&region, &base, true))
+}
+
+async fn show(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = auth(&region, &headers, &base).await {
+        return r;
+    }
+    match glimpse_core::compute::flavor(&id) {
+        Ok(f) => reply(
+            StatusCode::OK,
+            json!({"flavor": views::flavor(&region, &base, &f, true)}),
+        ),
+        Err(e) => nova(e).into_response(),
+    }
+}

@@ -1,0 +1,473 @@
+//! `/servers`: create, list, detail, show, delete, and `POST /servers/{id}/action`
+//! (power actions, `createImage`, `glimpse-write-disk`). Request bodies are checked the way
+//! Nova's JSON schemas do (400 `Invalid input for field/attribute …`); the work is in
+//! [`glimpse_core::compute`].
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use glimpse_core::Error;
+use glimpse_core::compute::{self, NewServer, PowerAction, SnapshotRequest};
+use serde_json::{Map, Value, json};
+
+use super::{Base, R, auth, base_url, nova, reply, views};
+
+pub(super) fn routes() -> Router<R> {
+    Router::new()
+        .route("/servers", get(list).post(create))
+        .route("/servers/detail", get(detail))
+        .route("/servers/{id}", get(show).delete(remove))
+        .route("/servers/{id}/action", post(action))
+}
+
+macro_rules! caller {
+    ($region:expr, $headers:expr, $base:expr) => {
+        match auth(&$region, &$headers, &$base).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+macro_rules! tryn {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return nova(e).into_response(),
+        }
+    };
+}
+
+fn invalid(field: &str, value: &Value, why: &str) -> Error {
+    Error::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {value}. {why}"
+    ))
+}
+
+/// A JSON object body (400 with Nova's words otherwise).
+fn object(body: &[u8]) -> Result<Map<String, Value>, Error> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| Error::bad_request("Malformed request body"))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(Error::bad_request("Malformed request body")),
+    }
+}
+
+/// A string-to-string metadata object (keys 1–255 characters, values at most 255).
+fn metadata(field: &str, v: Option<&Value>) -> Result<Vec<(String, String)>, Error> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let Some(m) = v.as_object() else {
+        return Err(invalid(field, v, &format!("{v} is not of type 'object'")));
+    };
+    let mut out = Vec::with_capacity(m.len());
+    for (k, val) in m {
+        let Some(s) = val.as_str() else {
+            return Err(invalid(field, v, &format!("{val} is not of type 'string'")));
+        };
+        if k.is_empty() || k.chars().count() > 255 {
+            return Err(invalid(
+                field,
+                v,
+                &format!("'{k}' does not match any of the regexes"),
+            ));
+        }
+        if s.chars().count() > 255 {
+            return Err(invalid(field, v, &format!("'{s}' is too long")));
+        }
+        out.push((k.clone(), s.to_string()));
+    }
+    Ok(out)
+}
+
+const CREATE_KEYS: [&str; 24] = [
+    "name",
+    "imageRef",
+    "flavorRef",
+    "adminPass",
+    "metadata",
+    "networks",
+    "OS-DCF:diskConfig",
+    "accessIPv4",
+    "accessIPv6",
+    "personality",
+    "availability_zone",
+    "block_device_mapping",
+    "block_device_mapping_v2",
+    "config_drive",
+    "key_name",
+    "min_count",
+    "max_count",
+    "return_reservation_id",
+    "security_groups",
+    "user_data",
+    "description",
+    "tags",
+    "hostname",
+    "trusted_image_certificates",
+];
+
+/// Parses `{"server": {...}}` as Nova's create schema does.
+fn parse_create(body: &[u8], base: &Base) -> Result<NewServer, Error> {
+    let top = object(body)?;
+    let whole = Value::Object(top.clone());
+    let Some(Value::Object(s)) = top.get("server") else {
+        return Err(invalid("server", &whole, "'server' is a required property"));
+    };
+    let sv = Value::Object(s.clone());
+    if let Some(k) = s.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
+        return Err(invalid(
+            "server",
+            &sv,
+            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
+        ));
+    }
+    let name = match s.get("name") {
+        Some(Value::String(n)) => n.clone(),
+        Some(other) => return Err(invalid("name", other, "is not of type 'string'")),
+        None => return Err(invalid("server", &sv, "'name' is a required property")),
+    };
+    let len = name.chars().count();
+    if len == 0 || len > 255 || name.trim() != name {
+        return Err(invalid(
+            "name",
+            &json!(name),
+            "does not match '^(?! )[\\S ]*(?<! )$' or is not 1 to 255 characters",
+        ));
+    }
+    let text = |key: &str| -> Result<String, Error> {
+        match s.get(key) {
+            Some(Value::String(v)) if !v.is_empty() => Ok(v.clone()),
+            Some(Value::Number(n)) if key == "flavorRef" => Ok(n.to_string()),
+            Some(other) => Err(invalid(key, other, "is not a valid reference")),
+            None => Err(invalid(
+                "server",
+                &sv,
+                &format!("'{key}' is a required property"),
+            )),
+        }
+    };
+    if s.contains_key("block_device_mapping") || s.contains_key("block_device_mapping_v2") {
+        return Err(Error::bad_request(
+            "Block device mappings are not supported: servers boot from an image.",
+        ));
+    }
+    let image_ref = text("imageRef")?;
+    let flavor_ref = text("flavorRef")?;
+    if let Some(k) = s.get("key_name").filter(|v| !v.is_null()) {
+        return Err(Error::bad_request(format!(
+            "Invalid key_name provided. ({k})"
+        )));
+    }
+    for key in ["min_count", "max_count"] {
+        if let Some(v) = s.get(key)
+            && v != &json!(1)
+            && v != &json!("1")
+        {
+            return Err(invalid(key, v, "only one server per request is supported"));
+        }
+    }
+    match s.get("networks") {
+        None if base.version.at_least(37) => {
+            return Err(invalid("server", &sv, "'networks' is a required property"));
+        }
+        None => {}
+        Some(Value::String(v)) if v == "auto" || v == "none" => {}
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(Value::Array(a)) => {
+            let id = a[0]
+                .get("uuid")
+                .or_else(|| a[0].get("port"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            return Err(Error::bad_request(format!(
+                "Network {} could not be found.",
+                id.as_str().unwrap_or("")
+            )));
+        }
+        Some(other) => {
+            return Err(invalid(
+                "networks",
+                other,
+                "is not valid under any of the given schemas",
+            ));
+        }
+    }
+    Ok(NewServer {
+        name,
+        image_ref,
+        flavor_ref,
+        metadata: metadata("metadata", s.get("metadata"))?,
+    })
+}
+
+/// `POST /servers`.
+async fn create(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    let new = tryn!(parse_create(&body, &base));
+    let server = tryn!(compute::create(&region, &caller, new).await);
+    let password: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let mut r = reply(
+        StatusCode::ACCEPTED,
+        json!({"server": {
+            "id": server.id,
+            "links": views::links(&region, &base, "servers", &server.id),
+            "OS-DCF:diskConfig": "MANUAL",
+            "security_groups": [{"name": "default"}],
+            "adminPass": password,
+        }}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{}/servers/{}",
+        base_url(&region, &base),
+        server.id
+    )) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+async fn list(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    let servers = tryn!(compute::list(&region, &caller).await);
+    let list: Vec<Value> = servers
+        .iter()
+        .map(|s| views::server_brief(&region, &base, s))
+        .collect();
+    reply(StatusCode::OK, json!({ "servers": list }))
+}
+
+async fn detail(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    let servers = tryn!(compute::list(&region, &caller).await);
+    let list: Vec<Value> = servers
+        .iter()
+        .map(|s| views::server(&region, &base, s))
+        .collect();
+    reply(StatusCode::OK, json!({ "servers": list }))
+}
+
+async fn show(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    let s = tryn!(compute::get(&region, &caller, &id).await);
+    reply(
+        StatusCode::OK,
+        json!({"server": views::server(&region, &base, &s)}),
+    )
+}
+
+async fn remove(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    tryn!(compute::delete(&region, &caller, &id).await);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /servers/{id}/action`: the action is the body's key.
+async fn action(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    if !crate::request::is_json(&headers) {
+        return nova(Error::bad_request("There is no such action: None")).into_response();
+    }
+    let body = tryn!(object(&body));
+    let power = [
+        ("os-stop", PowerAction::Stop),
+        ("os-start", PowerAction::Start),
+        ("pause", PowerAction::Pause),
+        ("unpause", PowerAction::Unpause),
+        ("suspend", PowerAction::Suspend),
+        ("resume", PowerAction::Resume),
+    ];
+    let Some(name) = body.keys().next().cloned() else {
+        return nova(Error::bad_request("There is no such action: None")).into_response();
+    };
+    if let Some((_, act)) = power.iter().find(|(n, _)| body.contains_key(*n)) {
+        tryn!(compute::power(&region, &caller, &id, *act).await);
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if let Some(v) = body.get("createImage") {
+        return create_image(&region, &base, &caller, &id, v).await;
+    }
+    if let Some(v) = body.get("glimpse-write-disk") {
+        let (offset, data) = tryn!(parse_write(v));
+        tryn!(compute::write_disk(&region, &caller, &id, offset, &data).await);
+        return StatusCode::ACCEPTED.into_response();
+    }
+    nova(Error::bad_request(format!(
+        "There is no such action: {name}"
+    )))
+    .into_response()
+}
+
+/// Parses `createImage`'s value (Nova's `create_image` schema).
+fn parse_create_image(v: &Value, base: &Base) -> Result<SnapshotRequest, Error> {
+    let Some(o) = v.as_object() else {
+        return Err(invalid("createImage", v, "is not of type 'object'"));
+    };
+    if let Some(k) = o.keys().find(|k| *k != "name" && *k != "metadata") {
+        return Err(invalid(
+            "createImage",
+            v,
+            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
+        ));
+    }
+    let name = match o.get("name") {
+        Some(Value::String(n)) => n.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => return Err(invalid("name", other, "is not of type 'string'")),
+        None => return Err(invalid("createImage", v, "'name' is a required property")),
+    };
+    Ok(SnapshotRequest {
+        name,
+        metadata: metadata("metadata", o.get("metadata"))?,
+        glance_quota: base.version.at_least(39),
+    })
+}
+
+async fn create_image(
+    region: &glimpse_core::region::Region,
+    base: &Base,
+    caller: &glimpse_core::auth::Caller,
+    id: &str,
+    v: &Value,
+) -> Response {
+    let req = tryn!(parse_create_image(v, base));
+    let image = tryn!(compute::create_image(region, caller, id, &req).await);
+    if base.version.at_least(45) {
+        return reply(StatusCode::ACCEPTED, json!({"image_id": image.id}));
+    }
+    let mut r = StatusCode::ACCEPTED.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    if let Ok(loc) =
+        HeaderValue::from_str(&format!("{}/images/{}", base_url(region, base), image.id))
+    {
+        h.insert(header::LOCATION, loc);
+    }
+    r
+}
+
+/// Largest write the extension accepts in one request (decoded bytes).
+const MAX_WRITE: usize = 64 * 1024;
+
+/// Parses `{"offset": N, "data": "<base64>"}`.
+fn parse_write(v: &Value) -> Result<(u64, Vec<u8>), Error> {
+    let Some(o) = v.as_object() else {
+        return Err(invalid("glimpse-write-disk", v, "is not of type 'object'"));
+    };
+    if let Some(k) = o.keys().find(|k| *k != "offset" && *k != "data") {
+        return Err(invalid(
+            "glimpse-write-disk",
+            v,
+            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
+        ));
+    }
+    let offset = o.get("offset").and_then(Value::as_u64).ok_or_else(|| {
+        invalid(
+            "offset",
+            o.get("offset").unwrap_or(&Value::Null),
+            "must be an integer ≥ 0",
+        )
+    })?;
+    let text = o.get("data").and_then(Value::as_str).ok_or_else(|| {
+        invalid(
+            "data",
+            o.get("data").unwrap_or(&Value::Null),
+            "must be a base64 string",
+        )
+    })?;
+    let data =
+        base64_decode(text).ok_or_else(|| invalid("data", &json!(text), "is not valid base64"))?;
+    if data.is_empty() || data.len() > MAX_WRITE {
+        return Err(invalid(
+            "data",
+            &json!(text),
+            &format!("must decode to 1 to {MAX_WRITE} bytes"),
+        ));
+    }
+    Ok((offset, data))
+}
+
+/// Standard base64 (RFC 4648, with padding) to bytes; `None` when malformed.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let b = s.as_bytes();
+    if b.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len() / 4 * 3);
+    for (i, chunk) in b.chunks(4).enumerate() {
+        let last = i == b.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_decode;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVsbG8h").unwrap(), b"hello!");
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64_decode("aA==").unwrap(), b"h");
+        assert!(base64_decode("aGk").is_none());
+        assert!(base64_decode("a=Gk").is_none());
+        assert!(base64_decode("aG*k").is_none());
+    }
+}
