@@ -90,6 +90,11 @@ impl IntoResponse for ApiError {
                 status,
                 serde_json::json!({"error": {"code": status.as_u16(), "title": reason(status), "message": msg}}),
             ),
+            // Cinder's 401 comes from keystonemiddleware, in Keystone's shape.
+            Dialect::Cinder if status == StatusCode::UNAUTHORIZED => json(
+                status,
+                serde_json::json!({"error": {"code": 401, "title": reason(status), "message": msg}}),
+            ),
             Dialect::Nova | Dialect::Cinder => json(
                 status,
                 serde_json::json!({fault_name(status.as_u16()): {"code": status.as_u16(), "message": msg}}),

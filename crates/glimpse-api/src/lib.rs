@@ -9,6 +9,7 @@ pub mod image_v2;
 pub mod middleware;
 pub mod replicator;
 pub mod request;
+pub mod volume;
 
 use std::sync::Arc;
 
@@ -44,6 +45,10 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         app = app.nest_service(
             &format!("/{}/compute", region.name),
             compute::router(region.clone()),
+        );
+        app = app.nest_service(
+            &format!("/{}/volume", region.name),
+            volume::router(region.clone()),
         );
     }
     app.fallback(not_found)

@@ -106,6 +106,8 @@ fn job_handlers(region: &Arc<Region>) -> Vec<Arc<dyn JobHandler>> {
         Arc::new(crate::replication::ReplicateHandler::new(region.clone())),
         Arc::new(crate::compute::BuildHandler::new(region.clone())),
         Arc::new(crate::compute::SnapshotHandler::new(region.clone())),
+        Arc::new(crate::volumes::create::CreateHandler::new(region.clone())),
+        Arc::new(crate::volumes::upload::UploadHandler::new(region.clone())),
     ]
 }
 

@@ -14,5 +14,6 @@ pub mod jobs;
 pub mod region;
 pub mod replication;
 pub mod service;
+pub mod volumes;
 
 pub use error::{Error, Kind, Result};

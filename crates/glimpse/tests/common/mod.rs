@@ -5,6 +5,7 @@
 //! `GLIMPSE_TEST_S3_ENDPOINT` (each test gets its own buckets).
 #![allow(dead_code)]
 
+pub mod cinder;
 pub mod glance;
 pub mod identity;
 pub mod nova;
