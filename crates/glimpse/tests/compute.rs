@@ -16,19 +16,6 @@ async fn member(tc: &TestCloud) -> (String, String) {
     tc.user_in_new_project("member", "region-one").await
 }
 
-/// Downloads an image's bytes through Glance into `path`.
-async fn download(tc: &TestCloud, token: &str, id: &str, path: &std::path::Path) {
-    let r = tc
-        .http
-        .get(format!("{}/v2/images/{id}/file", tc.image("region-one")))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    std::fs::write(path, r.bytes().await.unwrap()).unwrap();
-}
-
 fn qemu_img(args: &[&str]) -> (i32, String) {
     let out = Command::new("qemu-img").args(args).output().unwrap();
     (

@@ -2,8 +2,8 @@
 //!
 //! Submission ([`create_image`], Nova's order of checks): snapshots enabled in the region's
 //! `[compute]` config (400), the server visible (404) and the caller a member (403), the
-//! metadata quota before microversion 2.39 (403 "Image metadata limit exceeded"; from 2.39
-//! Glance's property quota, 400), then ONE conditional UPDATE claims the server
+//! metadata quota before microversion 2.39 (403 "Image metadata limit exceeded"), Glance's
+//! property quota on all the snapshot's properties (400), then ONE conditional UPDATE claims the server
 //! (`task_state NULL → image_snapshot`, only from ACTIVE, SHUTOFF, PAUSED, SUSPENDED and once
 //! launched; 409 with Nova's message otherwise, so a second snapshot while one runs is 409).
 //! Then the image record is created `queued` (owner = the server's project, `private`, or
@@ -166,7 +166,9 @@ pub async fn create_image(
         return Err(Error::forbidden("Image metadata limit exceeded"));
     }
     let props = snapshot_properties(&server, caller, &req.metadata);
-    if req.glance_quota && props.len() > MAX_PROPERTIES {
+    // Glance's property quota counts the inherited and system properties too; refused here
+    // rather than by a job that could only fail.
+    if props.len() > MAX_PROPERTIES {
         return Err(Error::bad_request(format!(
             "Maximum number of image properties exceeded: {} of {MAX_PROPERTIES}.",
             props.len()
