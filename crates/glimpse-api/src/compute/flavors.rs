@@ -22,8 +22,8 @@ async fn list(
     Extension(base): Extension<Base>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = auth(&region, &headers, &base).await {
-        return r;
+    if let Err(e) = auth(&region, &headers, &base).await {
+        return e.into_response();
     }
     reply(StatusCode::OK, views::flavors(&region, &base, false))
 }
@@ -33,8 +33,8 @@ async fn detail(
     Extension(base): Extension<Base>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = auth(&region, &headers, &base).await {
-        return r;
+    if let Err(e) = auth(&region, &headers, &base).await {
+        return e.into_response();
     }
     reply(StatusCode::OK, views::flavors(&region, &base, true))
 }
@@ -45,8 +45,8 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = auth(&region, &headers, &base).await {
-        return r;
+    if let Err(e) = auth(&region, &headers, &base).await {
+        return e.into_response();
     }
     match glimpse_core::compute::flavor(&id) {
         Ok(f) => reply(

@@ -42,7 +42,7 @@ async fn show(
     }
     let caller = match auth(&region, &headers, &base).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match glimpse_core::images::get(&region, &caller, &id).await {
         Ok(img) => reply(
@@ -64,7 +64,7 @@ async fn remove(
     }
     let caller = match auth(&region, &headers, &base).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match glimpse_core::images::delete(&region, &caller, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

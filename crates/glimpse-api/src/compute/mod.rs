@@ -145,7 +145,7 @@ async fn negotiate(mut req: Request, next: Next) -> Response {
     } else {
         match requested_version(req.headers()) {
             Ok(v) => v,
-            Err(resp) => return resp,
+            Err((status, message)) => return fault(status, &message),
         }
     };
     req.extensions_mut().insert(Base {
@@ -181,7 +181,7 @@ pub(crate) fn fault(status: StatusCode, message: &str) -> Response {
 
 /// The microversion a request asks for (2.1 when it asks for none); 400 when malformed, 406
 /// when out of range.
-fn requested_version(headers: &HeaderMap) -> Result<Version, Response> {
+fn requested_version(headers: &HeaderMap) -> Result<Version, (StatusCode, String)> {
     let text = |name: &str| {
         headers
             .get_all(name)
@@ -211,18 +211,18 @@ fn requested_version(headers: &HeaderMap) -> Result<Version, Response> {
         .and_then(|(a, b)| Some(Version(a.parse().ok()?, b.parse().ok()?)))
         .filter(|_| asked.chars().all(|c| c.is_ascii_digit() || c == '.'));
     let Some(v) = parsed else {
-        return Err(fault(
+        return Err((
             StatusCode::BAD_REQUEST,
-            &format!(
+            format!(
                 "API Version String {asked} is of invalid format. Must be of format \
                  MajorNum.MinorNum."
             ),
         ));
     };
     if v < MIN_VERSION || v > MAX_VERSION {
-        return Err(fault(
+        return Err((
             StatusCode::NOT_ACCEPTABLE,
-            &format!(
+            format!(
                 "Version {v} is not supported by the API. Minimum is {MIN_VERSION} and maximum \
                  is {MAX_VERSION}."
             ),
@@ -237,13 +237,13 @@ pub(crate) async fn auth(
     region: &Region,
     headers: &HeaderMap,
     base: &Base,
-) -> Result<Caller, Response> {
+) -> Result<Caller, ApiError> {
     let caller = match crate::request::caller(headers, region.auth.as_ref()).await {
         Ok(c) => c,
         Err(e) if e.kind == Kind::Unauthorized => {
-            return Err(ApiError::new(Dialect::Keystone, e).into_response());
+            return Err(ApiError::new(Dialect::Keystone, e));
         }
-        Err(e) => return Err(nova(e).into_response()),
+        Err(e) => return Err(nova(e)),
     };
     if let Some(p) = &base.project {
         let ctx = caller.project_id.as_deref().unwrap_or("");
@@ -251,8 +251,7 @@ pub(crate) async fn auth(
             return Err(nova(Error::bad_request(format!(
                 "Malformed request URL: URL's project_id '{p}' doesn't match Context's \
                  project_id '{ctx}'"
-            )))
-            .into_response());
+            ))));
         }
     }
     Ok(caller)

@@ -27,7 +27,7 @@ macro_rules! caller {
     ($region:expr, $headers:expr, $base:expr) => {
         match auth(&$region, &$headers, &$base).await {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(e) => return e.into_response(),
         }
     };
 }
@@ -435,7 +435,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         } as u32)
     }
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(b.len() / 4 * 3);
