@@ -137,3 +137,375 @@ async fn upload_makes_an_equal_image_in_each_format() {
         assert!(same, "{format}: {why}");
     }
 }
+
+/// An active raw image of 1 MiB and an ACTIVE server booted from it; returns the server id.
+async fn server(tc: &TestCloud, c: &Cinder, token: &str) -> String {
+    let image_url = tc.image(REGION);
+    let img = common::glance::create_bare(&tc.http, &image_url, token, "base", "raw").await;
+    let (s, _) =
+        common::glance::upload(&tc.http, &image_url, token, &img, vec![7u8; 1 << 20]).await;
+    assert_eq!(s, 204);
+    let compute = format!("{}/{REGION}/compute/v2.1", tc.base);
+    let r: Value = tc
+        .http
+        .post(format!("{compute}/servers"))
+        .header("x-auth-token", token)
+        .json(&json!({"server": {"name": "vm", "imageRef": img, "flavorRef": "1"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["server"]["id"].as_str().expect("server id").to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: Value = tc
+            .http
+            .get(format!("{compute}/servers/{id}"))
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["server"]["status"] == "ACTIVE" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server never ACTIVE: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = c;
+    id
+}
+
+/// Images of the caller's project with this name (none must be left by a refused upload).
+async fn images_named(tc: &TestCloud, token: &str, name: &str) -> usize {
+    let v: Value = tc
+        .http
+        .get(format!("{}/v2/images?name={name}", tc.image(REGION)))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["images"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn refused_bodies_are_400_and_make_nothing() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    let long = "n".repeat(256);
+    let bodies = [
+        // No os-volume_upload_image element.
+        json!({"os-volume_upload": {"image_name": "x"}}),
+        json!({}),
+        json!({"os-volume_upload_image": {"image_name": "x"}, "other": {}}),
+        // image_name missing, null, 0, empty, 256 characters.
+        json!({"os-volume_upload_image": {"force": false}}),
+        json!({"os-volume_upload_image": {"image_name": null}}),
+        json!({"os-volume_upload_image": {"image_name": 0}}),
+        json!({"os-volume_upload_image": {"image_name": ""}}),
+        json!({"os-volume_upload_image": {"image_name": long}}),
+        // force not a boolean.
+        json!({"os-volume_upload_image": {"image_name": "x", "force": "maybe"}}),
+        json!({"os-volume_upload_image": {"image_name": "x", "force": 1}}),
+        json!({"os-volume_upload_image": {"image_name": "x", "force": null}}),
+        json!({"os-volume_upload_image": {"image_name": "x", "force": "TRUE "}}),
+        // Formats outside the seed's lists.
+        json!({"os-volume_upload_image": {"image_name": "x", "disk_format": "ami"}}),
+        json!({"os-volume_upload_image": {"image_name": "x", "container_format": "docker"}}),
+        // 3.1's fields at 3.0, and unknown fields.
+        json!({"os-volume_upload_image": {"image_name": "x", "visibility": "private"}}),
+        json!({"os-volume_upload_image": {"image_name": "x", "colour": "red"}}),
+    ];
+    for b in &bodies {
+        let (s, v) = c.action(&id, b.clone()).await;
+        assert_fault(s, &v, 400, "badRequest");
+        let (s, v) = c.action(&uuid(), b.clone()).await;
+        assert_fault(s, &v, 400, "badRequest");
+    }
+    // No body at all.
+    let r = tc
+        .http
+        .post(c.url(&format!("/volumes/{id}/action")))
+        .header("x-auth-token", &token)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_fault(400, &v, 400, "badRequest");
+    assert_eq!(images_named(&tc, &token, "x").await, 0);
+    assert_eq!(c.wait(&id, "available").await["status"], "available");
+    // 255 characters are fine.
+    let ok = "n".repeat(255);
+    let (s, v) = c
+        .action(&id, json!({"os-volume_upload_image": {"image_name": ok}}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    c.wait(&id, "available").await;
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[tokio::test]
+async fn force_takes_cinders_boolean_spellings() {
+    let tc = TestCloud::start().await;
+    let (c, _) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    for (i, f) in [
+        json!(true),
+        json!("yes"),
+        json!("0"),
+        json!("Off"),
+        json!("t"),
+        json!(false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = json!({"os-volume_upload_image": {"image_name": format!("f{i}"), "force": f}});
+        let (s, v) = c.action(&id, body).await;
+        assert_eq!(s, 202, "{f}: {v}");
+        c.wait(&id, "available").await;
+    }
+}
+
+#[tokio::test]
+async fn status_gate_in_use_needs_force_and_busy_volumes_are_refused() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    // attaching (reserved): neither available nor in-use.
+    let (s, _) = c.action(&id, json!({"os-reserve": null})).await;
+    assert_eq!(s, 202);
+    let (s, v) = c.action(&id, upload("busy", "raw")).await;
+    assert_fault(s, &v, 400, "badRequest");
+    assert_eq!(
+        v["badRequest"]["message"],
+        format!("Invalid volume: Volume {id} status must be available")
+    );
+    let (s, _) = c.action(&id, json!({"os-unreserve": {}})).await;
+    assert_eq!(s, 202);
+    // in-use: 400 without force, 202 with it, and back to in-use afterwards.
+    let vm = server(&tc, &c, &token).await;
+    let (s, v) = c
+        .action(
+            &id,
+            json!({"os-attach": {"instance_uuid": vm, "mountpoint": "/dev/vdb"}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let vol = c.wait(&id, "in-use").await;
+    assert_eq!(vol["attachments"][0]["server_id"], vm.as_str());
+    let (s, v) = c.action(&id, upload("inuse", "qcow2")).await;
+    assert_fault(s, &v, 400, "badRequest");
+    let body = json!({"os-volume_upload_image": {"image_name": "inuse", "force": true, "disk_format": "qcow2"}});
+    let (s, v) = c.action(&id, body.clone()).await;
+    assert_eq!(s, 202, "{v}");
+    let image = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // While it uploads, a second upload is refused (the volume is uploading).
+    let (s2, v2) = c.action(&id, body).await;
+    if s2 != 202 {
+        assert_fault(s2, &v2, 400, "badRequest");
+    } else {
+        // The first finished already; the second is a legitimate upload.
+        let second = v2["os-volume_upload_image"]["image_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_image(&tc.http, &tc.image(REGION), &token, &second, "active").await;
+    }
+    wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
+    c.wait(&id, "in-use").await;
+    // Detach: available again.
+    let (s, _) = c.action(&id, json!({"os-begin_detaching": {}})).await;
+    assert_eq!(s, 202);
+    c.wait(&id, "detaching").await;
+    let (s, _) = c.action(&id, json!({"os-roll_detaching": {}})).await;
+    assert_eq!(s, 202);
+    c.wait(&id, "in-use").await;
+    let (s, _) = c.action(&id, json!({"os-detach": {}})).await;
+    assert_eq!(s, 202);
+    c.wait(&id, "available").await;
+}
+
+#[tokio::test]
+async fn auth_project_and_visibility_rows() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    // 400: a tenant id in the URL that is not the token's (the seed's own example).
+    let mut wrong = c.clone();
+    wrong.project = "cb8aa2a2c7244af5aab1fa7881ba7f4".into();
+    let (s, v) = wrong.action(&id, upload("x", "raw")).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v,
+        json!({"badRequest": {"message": "Malformed request url", "code": 400}})
+    );
+    // 404: an empty tenant id.
+    let r = tc
+        .http
+        .post(format!("{}/v2//volumes/{id}/action", c.root))
+        .header("x-auth-token", &token)
+        .json(&upload("x", "raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // 401: no token, a bad token.
+    for t in ["", "not-a-token"] {
+        let mut anon = c.clone();
+        anon.token = t.into();
+        let (s, v) = anon.action(&id, upload("x", "raw")).await;
+        assert_eq!(s, 401, "{v}");
+        assert_eq!(v["error"]["code"], 401);
+    }
+    // 404: no such volume; another project's volume.
+    let (s, v) = c.action(&uuid(), upload("x", "raw")).await;
+    assert_fault(s, &v, 404, "itemNotFound");
+    let (other, _) = member(&tc).await;
+    let theirs = other.create(1, "theirs").await;
+    let (s, v) = c.action(&theirs, upload("x", "raw")).await;
+    assert_fault(s, &v, 404, "itemNotFound");
+    assert_eq!(other.show(&theirs).await.1["volume"]["status"], "available");
+    // 403: a reader of the project sees the volume but may not upload it.
+    let admin = tc.admin_token().await;
+    let project_name: Value = tc
+        .http
+        .get(format!("{}/projects/{}", tc.identity(), c.project))
+        .header("x-auth-token", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pname = project_name["project"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reader_token = tc
+        .user_with_role(&admin, &c.project, &pname, "reader")
+        .await;
+    let mut reader = c.clone();
+    reader.token = reader_token;
+    assert_eq!(reader.show(&id).await.0, 200);
+    let (s, v) = reader.action(&id, upload("x", "raw")).await;
+    assert_fault(s, &v, 403, "forbidden");
+    assert_eq!(
+        v["forbidden"]["message"],
+        "Policy doesn't allow volume_extension:volume_actions:upload_image to be performed."
+    );
+    // 403 from 3.1: only an admin makes a public image; a member may make a private one.
+    let public = json!({"os-volume_upload_image": {"image_name": "pub", "visibility": "public"}});
+    let (s, v) = c.action_at(&id, public, "3.1").await;
+    assert_fault(s, &v, 403, "forbidden");
+    let private = json!({"os-volume_upload_image": {"image_name": "priv", "visibility": "private", "protected": "yes"}});
+    let (s, v) = c.action_at(&id, private, "3.1").await;
+    assert_eq!(s, 202, "{v}");
+    let b = &v["os-volume_upload_image"];
+    assert_eq!(b["visibility"], "private");
+    assert_eq!(b["protected"], true);
+    let img = wait_image(
+        &tc.http,
+        &tc.image(REGION),
+        &token,
+        b["image_id"].as_str().unwrap(),
+        "active",
+    )
+    .await;
+    assert_eq!(img["visibility"], "private");
+    assert_eq!(img["protected"], true);
+    assert_eq!(images_named(&tc, &token, "x").await, 0);
+    assert_eq!(images_named(&tc, &token, "pub").await, 0);
+    // A microversion above the maximum is 406.
+    let (s, v) = c.action_at(&id, upload("x", "raw"), "3.99").await;
+    assert_fault(s, &v, 406, "computeFault");
+}
+
+#[tokio::test]
+async fn iso_is_accepted_and_makes_no_image() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    let (s, v) = c.action(&id, upload("iso-image", "iso")).await;
+    assert_eq!(s, 202, "{v}");
+    let b = &v["os-volume_upload_image"];
+    assert_eq!(b["image_id"], Value::Null);
+    assert_eq!(b["status"], "available");
+    assert_eq!(b["disk_format"], "iso");
+    assert_eq!(images_named(&tc, &token, "iso-image").await, 0);
+    assert_eq!(c.show(&id).await.1["volume"]["status"], "available");
+}
+
+/// The seed's 500 ("failed to communicate with glance-api"). In Glimpse the image service is
+/// the same region's Glance, so the way it fails is its database refusing the image record:
+/// a trigger makes every INSERT into `images` fail, as a broken or read-only database would.
+#[tokio::test]
+async fn image_service_failure_is_500_and_puts_the_volume_back() {
+    use sqlx::Executor;
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    let db = &tc.cloud.regions[0].db;
+    let postgres = db.backend == glimpse_core::db::Backend::Postgres;
+    if postgres {
+        db.pool
+            .execute(
+                "CREATE FUNCTION glance_down() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'image service unavailable'; END $$ LANGUAGE plpgsql",
+            )
+            .await
+            .unwrap();
+        db.pool
+            .execute(
+                "CREATE TRIGGER glance_down BEFORE INSERT ON images \
+                 FOR EACH ROW EXECUTE FUNCTION glance_down()",
+            )
+            .await
+            .unwrap();
+    } else {
+        db.pool
+            .execute(
+                "CREATE TRIGGER glance_down BEFORE INSERT ON images \
+                 BEGIN SELECT RAISE(FAIL, 'image service unavailable'); END",
+            )
+            .await
+            .unwrap();
+    }
+    let (s, v) = c.action(&id, upload("down", "qcow2")).await;
+    assert_fault(s, &v, 500, "computeFault");
+    assert_eq!(c.show(&id).await.1["volume"]["status"], "available");
+    assert_eq!(images_named(&tc, &token, "down").await, 0);
+    let drop = if postgres {
+        "DROP TRIGGER glance_down ON images"
+    } else {
+        "DROP TRIGGER glance_down"
+    };
+    db.pool.execute(drop).await.unwrap();
+    let (s, v) = c.action(&id, upload("up", "qcow2")).await;
+    assert_eq!(s, 202, "{v}");
+    let image = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
+    c.wait(&id, "available").await;
+}

@@ -151,6 +151,9 @@ pub(crate) async fn caller(
     headers: &HeaderMap,
     project_id: &str,
 ) -> Result<Caller, ApiError> {
+    if project_id.is_empty() {
+        return Err(cinder(Error::not_found("The resource could not be found.")));
+    }
     let c = crate::request::caller(headers, region.auth.as_ref())
         .await
         .map_err(cinder)?;

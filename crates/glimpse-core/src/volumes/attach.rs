@@ -84,7 +84,7 @@ pub async fn roll_detaching(region: &Region, caller: &Caller, id: &str) -> Resul
 }
 
 /// Attaches a volume to a server of the caller's project (`os-attach`, Nova's POST).
-/// `server_exists` is the compute service's answer for `server_id` as the caller sees it.
+/// The server must exist for the caller (the compute service's 404 otherwise).
 pub async fn attach(
     region: &Region,
     caller: &Caller,
@@ -93,6 +93,12 @@ pub async fn attach(
     mountpoint: Option<&str>,
 ) -> Result<Attachment> {
     let v = load_for(region, caller, id, Action::Attach).await?;
+    let server = crate::compute::get(region, caller, server_id).await?;
+    if server.project_id != v.project_id {
+        return Err(Error::bad_request(format!(
+            "Invalid volume: Volume {id} and server {server_id} belong to different projects."
+        )));
+    }
     if v.attachments
         .iter()
         .any(|a| a.server_id.as_deref() == Some(server_id) && a.attach_status == "attached")
