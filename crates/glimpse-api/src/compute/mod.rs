@@ -17,6 +17,7 @@
 //! Nova's `{"<fault>": {"code", "message"}}` (`errors.rs`, [`Dialect::Nova`]); a missing or
 //! invalid token is keystonemiddleware's 401 `{"error": {...}}`, as in front of a real Nova.
 
+mod attachments;
 mod flavors;
 mod images;
 mod servers;
@@ -80,7 +81,8 @@ pub fn router(region: Arc<Region>) -> Router {
     let api = Router::new()
         .merge(flavors::routes())
         .merge(servers::routes())
-        .merge(images::routes());
+        .merge(images::routes())
+        .merge(attachments::routes());
     let inner = Router::new()
         .route("/", get(versions))
         .route("/v2.1", get(version_v21))
@@ -233,17 +235,18 @@ fn requested_version(headers: &HeaderMap) -> Result<Version, (StatusCode, String
 
 /// The caller of a compute request: 401 (keystonemiddleware's body) without a valid token,
 /// 400 when the URL's project id is not the token's.
+#[allow(clippy::result_large_err)] // a finished response, returned by every handler as is
 pub(crate) async fn auth(
     region: &Region,
     headers: &HeaderMap,
     base: &Base,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, Response> {
     let caller = match crate::request::caller(headers, region.auth.as_ref()).await {
         Ok(c) => c,
         Err(e) if e.kind == Kind::Unauthorized => {
-            return Err(ApiError::new(Dialect::Keystone, e));
+            return Err(ApiError::new(Dialect::Keystone, e).into_response());
         }
-        Err(e) => return Err(nova(e)),
+        Err(e) => return Err(nova(e).into_response()),
     };
     if let Some(p) = &base.project {
         let ctx = caller.project_id.as_deref().unwrap_or("");
@@ -251,7 +254,8 @@ pub(crate) async fn auth(
             return Err(nova(Error::bad_request(format!(
                 "Malformed request URL: URL's project_id '{p}' doesn't match Context's \
                  project_id '{ctx}'"
-            ))));
+            )))
+            .into_response());
         }
     }
     Ok(caller)
