@@ -150,12 +150,18 @@ fn parse_create(body: &[u8], base: &Base) -> Result<NewServer, Error> {
             )),
         }
     };
-    if s.contains_key("block_device_mapping") || s.contains_key("block_device_mapping_v2") {
-        return Err(Error::bad_request(
-            "Block device mappings are not supported: servers boot from an image.",
-        ));
-    }
-    let image_ref = text("imageRef")?;
+    let bdm_image = local_image_boot(s)?;
+    let image_ref = match (s.get("imageRef"), bdm_image) {
+        (None | Some(Value::Null), Some(id)) => id,
+        (Some(Value::String(v)), _)
+            if v.is_empty() && s.contains_key("block_device_mapping_v2") =>
+        {
+            return Err(Error::bad_request(
+                "Block device mappings are not supported: servers boot from an image.",
+            ));
+        }
+        _ => text("imageRef")?,
+    };
     let flavor_ref = text("flavorRef")?;
     if let Some(k) = s.get("key_name").filter(|v| !v.is_null()) {
         return Err(Error::bad_request(format!(
@@ -202,6 +208,48 @@ fn parse_create(body: &[u8], base: &Base) -> Result<NewServer, Error> {
         flavor_ref,
         metadata: metadata("metadata", s.get("metadata"))?,
     })
+}
+
+/// The image of a block device mapping that only says "boot from this image onto a local
+/// disk" (what openstackclient sends for `--image`); other mappings (volumes, blank or
+/// ephemeral disks) are refused, since servers here have exactly one local root disk.
+fn local_image_boot(s: &Map<String, Value>) -> Result<Option<String>, Error> {
+    let refuse = || {
+        Error::bad_request(
+            "Block device mappings other than the local boot image are not supported.",
+        )
+    };
+    if let Some(v1) = s.get("block_device_mapping")
+        && v1.as_array().is_none_or(|a| !a.is_empty())
+    {
+        return Err(refuse());
+    }
+    let Some(v2) = s.get("block_device_mapping_v2") else {
+        return Ok(None);
+    };
+    let Some(list) = v2.as_array() else {
+        return Err(invalid(
+            "block_device_mapping_v2",
+            v2,
+            "is not of type 'array'",
+        ));
+    };
+    let mut image = None;
+    for bdm in list {
+        let field = |k: &str| bdm.get(k).and_then(Value::as_str);
+        let boot = bdm
+            .get("boot_index")
+            .map(|b| b == &json!(0) || b == &json!("0"));
+        if field("source_type") != Some("image")
+            || field("destination_type").unwrap_or("local") != "local"
+            || boot == Some(false)
+            || image.is_some()
+        {
+            return Err(refuse());
+        }
+        image = field("uuid").map(str::to_string);
+    }
+    Ok(image)
 }
 
 /// `POST /servers`.
