@@ -1,0 +1,355 @@
+//! The volume API around the upload: version documents and microversions, create (blank and
+//! from an image), list/show/update/delete with Cinder's rules and errors, the attach state
+//! actions, and Nova's `os-volume_attachments` on the compute API.
+
+mod common;
+
+use common::TestCloud;
+use common::cinder::{Cinder, volume_file, wait_image};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const REGION: &str = "region-one";
+
+async fn member(tc: &TestCloud) -> (Cinder, String) {
+    let (pid, token) = tc.user_in_new_project("member", REGION).await;
+    (Cinder::new(tc, REGION, &pid, &token), token)
+}
+
+fn fault(status: u16, body: &Value, code: u16, name: &str) {
+    assert_eq!(status, code, "{body}");
+    assert_eq!(body[name]["code"], code, "{body}");
+}
+
+#[tokio::test]
+async fn versions_and_microversions() {
+    let tc = TestCloud::start().await;
+    let root = format!("{}/{REGION}/volume", tc.base);
+    let r = tc.http.get(format!("{root}/")).send().await.unwrap();
+    assert_eq!(r.status(), 300);
+    let v: Value = r.json().await.unwrap();
+    let v3 = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "v3.0")
+        .expect("v3.0")
+        .clone();
+    assert_eq!(v3["status"], "CURRENT");
+    assert_eq!(v3["version"], "3.1");
+    assert_eq!(v3["min_version"], "3.0");
+    let r = tc.http.get(format!("{root}/v3/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (c, _) = member(&tc).await;
+    for (asked, answered) in [
+        (None, "volume 3.0"),
+        (Some("volume 3.1"), "volume 3.1"),
+        (Some("volume latest"), "volume 3.1"),
+    ] {
+        let mut req = tc
+            .http
+            .get(c.url("/volumes"))
+            .header("x-auth-token", &c.token);
+        if let Some(a) = asked {
+            req = req.header("openstack-api-version", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["openstack-api-version"], answered);
+    }
+    let (s, v) = c
+        .call(
+            Method::GET,
+            "/volumes",
+            None,
+            &[("openstack-api-version", "volume 3.x")],
+        )
+        .await;
+    fault(s, &v, 400, "badRequest");
+    // The seed's v2 path serves the same volumes, without microversions.
+    let mut v2 = c.clone();
+    v2.api = "v2".into();
+    let id = c.create(1, "both").await;
+    assert_eq!(v2.show(&id).await.0, 200);
+}
+
+#[tokio::test]
+async fn create_show_list_update_delete() {
+    let tc = TestCloud::start().await;
+    let (c, _) = member(&tc).await;
+    for bad in [
+        json!({"volume": {"size": 0}}),
+        json!({"volume": {"size": "one"}}),
+        json!({"volume": {}}),
+        json!({"size": 1}),
+        json!({"volume": {"size": 1, "snapshot_id": "5d3a1ee6-2f3a-4e3c-9a8e-3b0f3c3c5f0d"}}),
+    ] {
+        let (s, v) = c
+            .call(Method::POST, "/volumes", Some(bad.clone()), &[])
+            .await;
+        fault(s, &v, 400, "badRequest");
+    }
+    let (s, v) = c
+        .call(
+            Method::POST,
+            "/volumes",
+            Some(json!({"volume": {"size": 1, "volume_type": "gold"}})),
+            &[],
+        )
+        .await;
+    fault(s, &v, 404, "itemNotFound");
+    let (s, v) = c
+        .call(Method::POST, "/volumes", Some(json!({"volume": {"size": "2", "name": "v", "description": "d", "metadata": {"k": "v"}}})), &[])
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let created = &v["volume"];
+    assert_eq!(created["status"], "creating");
+    assert_eq!(created["bootable"], "false");
+    assert_eq!(created["volume_type"], "__DEFAULT__");
+    assert!(created.get("os-vol-tenant-attr:tenant_id").is_none());
+    let id = created["id"].as_str().unwrap().to_string();
+    let shown = c.wait(&id, "available").await;
+    assert_eq!(shown["size"], 2);
+    assert_eq!(shown["metadata"]["k"], "v");
+    assert_eq!(shown["os-vol-tenant-attr:tenant_id"], c.project.as_str());
+    assert_eq!(
+        std::fs::metadata(volume_file(&tc, REGION, &id))
+            .unwrap()
+            .len(),
+        2 << 30
+    );
+
+    let (s, v) = c.call(Method::GET, "/volumes", None, &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["volumes"][0]["id"], id.as_str());
+    assert_eq!(v["volumes"][0].as_object().unwrap().len(), 3);
+    let (_, v) = c
+        .call(Method::GET, "/volumes/detail?name=v", None, &[])
+        .await;
+    assert_eq!(v["volumes"][0]["description"], "d");
+    let (_, v) = c
+        .call(Method::GET, "/volumes/detail?name=none", None, &[])
+        .await;
+    assert_eq!(v["volumes"], json!([]));
+
+    let (s, v) = c
+        .call(
+            Method::PUT,
+            &format!("/volumes/{id}"),
+            Some(json!({"volume": {"name": "renamed"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["volume"]["name"], "renamed");
+
+    // Another project sees nothing; a reader may read but not write.
+    let (other, _) = member(&tc).await;
+    fault(
+        other.show(&id).await.0,
+        &other.show(&id).await.1,
+        404,
+        "itemNotFound",
+    );
+    let (s, v) = other
+        .call(Method::DELETE, &format!("/volumes/{id}"), None, &[])
+        .await;
+    fault(s, &v, 404, "itemNotFound");
+
+    let (s, _) = c
+        .call(Method::DELETE, &format!("/volumes/{id}"), None, &[])
+        .await;
+    assert_eq!(s, 202);
+    let (s, v) = c.show(&id).await;
+    fault(s, &v, 404, "itemNotFound");
+    assert!(!volume_file(&tc, REGION, &id).exists());
+}
+
+#[tokio::test]
+async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let image_url = tc.image(REGION);
+    // A qcow2 image with a custom property.
+    let dir = common::TempDir::new();
+    let raw = dir.0.join("src.raw");
+    let mut bytes = vec![0u8; 8 << 20];
+    bytes[..11].copy_from_slice(b"hello world");
+    std::fs::write(&raw, &bytes).unwrap();
+    let qcow = dir.0.join("src.qcow2");
+    let ok = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let img = common::glance::create_image(
+        &tc.http,
+        &image_url,
+        &token,
+        json!({"name": "src", "disk_format": "qcow2", "container_format": "bare", "os_distro": "debian", "min_disk": 1}),
+    )
+    .await;
+    let (s, _) = common::glance::upload(
+        &tc.http,
+        &image_url,
+        &token,
+        &img,
+        std::fs::read(&qcow).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, v) = c
+        .call(
+            Method::POST,
+            "/volumes",
+            Some(json!({"volume": {"size": 1, "imageRef": img}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["volume"]["id"].as_str().unwrap().to_string();
+    let vol = c.wait(&id, "available").await;
+    assert_eq!(vol["bootable"], "true");
+    assert_eq!(vol["volume_image_metadata"]["image_id"], img.as_str());
+    assert_eq!(vol["volume_image_metadata"]["os_distro"], "debian");
+    let file = volume_file(&tc, REGION, &id);
+    let head = std::fs::read(&file).unwrap();
+    assert_eq!(head.len(), 1 << 30);
+    assert_eq!(&head[..11], b"hello world");
+    // Uploading it back: Cinder's image metadata rules (custom properties, no core fields).
+    let (s, v) = c
+        .action(
+            &id,
+            json!({"os-volume_upload_image": {"image_name": "back", "disk_format": "qcow2"}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let back = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = wait_image(&tc.http, &image_url, &token, &back, "active").await;
+    assert_eq!(shown["os_distro"], "debian");
+    assert!(
+        shown.get("image_id").is_none() && shown.get("image_name").is_none(),
+        "{shown}"
+    );
+    // An image larger than the volume is refused.
+    let (s, v) = c
+        .call(
+            Method::POST,
+            "/volumes",
+            Some(json!({"volume": {"size": 1, "imageRef": uuid::Uuid::new_v4().to_string()}})),
+            &[],
+        )
+        .await;
+    fault(s, &v, 400, "badRequest");
+}
+
+#[tokio::test]
+async fn nova_volume_attachments() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let image_url = tc.image(REGION);
+    let img = common::glance::create_bare(&tc.http, &image_url, &token, "base", "raw").await;
+    common::glance::upload(&tc.http, &image_url, &token, &img, vec![1u8; 1 << 20]).await;
+    let compute = format!("{}/{REGION}/compute/v2.1", tc.base);
+    let call = |m: Method, path: String, body: Option<Value>| {
+        let (http, token) = (tc.http.clone(), token.clone());
+        async move {
+            let mut r = http.request(m, path).header("x-auth-token", token);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let resp = r.send().await.unwrap();
+            let s = resp.status().as_u16();
+            (s, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, v) = call(
+        Method::POST,
+        format!("{compute}/servers"),
+        Some(json!({"server": {"name": "vm", "imageRef": img, "flavorRef": "1"}})),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let vm = v["server"]["id"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while call(Method::GET, format!("{compute}/servers/{vm}"), None)
+        .await
+        .1["server"]["status"]
+        != "ACTIVE"
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let vol = c.create(1, "a").await;
+    let att = format!("{compute}/servers/{vm}/os-volume_attachments");
+
+    let (s, v) = call(
+        Method::POST,
+        att.clone(),
+        Some(json!({"volumeAttachment": {"volumeId": vol}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"volumeAttachment": {"device": "/dev/vdb", "id": vol, "serverId": vm, "volumeId": vol}})
+    );
+    assert_eq!(c.show(&vol).await.1["volume"]["status"], "in-use");
+    let (s, v) = call(Method::GET, att.clone(), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["volumeAttachments"].as_array().unwrap().len(), 1);
+    let (s, _) = call(Method::GET, format!("{att}/{vol}"), None).await;
+    assert_eq!(s, 200);
+    // Attaching it again: 400. An unknown volume or server: 404. Bad bodies: 400.
+    let (s, v) = call(
+        Method::POST,
+        att.clone(),
+        Some(json!({"volumeAttachment": {"volumeId": vol}})),
+    )
+    .await;
+    fault(s, &v, 400, "badRequest");
+    let (s, v) = call(
+        Method::POST,
+        att.clone(),
+        Some(json!({"volumeAttachment": {"volumeId": uuid::Uuid::new_v4()}})),
+    )
+    .await;
+    fault(s, &v, 404, "itemNotFound");
+    let nobody = format!(
+        "{compute}/servers/{}/os-volume_attachments",
+        uuid::Uuid::new_v4()
+    );
+    let (s, v) = call(
+        Method::POST,
+        nobody,
+        Some(json!({"volumeAttachment": {"volumeId": vol}})),
+    )
+    .await;
+    fault(s, &v, 404, "itemNotFound");
+    let (s, v) = call(
+        Method::POST,
+        att.clone(),
+        Some(json!({"volumeAttachment": {"volumeId": "x"}})),
+    )
+    .await;
+    fault(s, &v, 400, "badRequest");
+    // An attached volume cannot be deleted.
+    let (s, v) = c
+        .call(Method::DELETE, &format!("/volumes/{vol}"), None, &[])
+        .await;
+    fault(s, &v, 400, "badRequest");
+
+    let (s, _) = call(Method::DELETE, format!("{att}/{vol}"), None).await;
+    assert_eq!(s, 202);
+    assert_eq!(c.show(&vol).await.1["volume"]["status"], "available");
+    let (s, v) = call(Method::DELETE, format!("{att}/{vol}"), None).await;
+    fault(s, &v, 404, "itemNotFound");
+    let (_, v) = call(Method::GET, att, None).await;
+    assert_eq!(v["volumeAttachments"], json!([]));
+}
