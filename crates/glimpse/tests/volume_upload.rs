@@ -509,3 +509,52 @@ async fn image_service_failure_is_500_and_puts_the_volume_back() {
     wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
     c.wait(&id, "available").await;
 }
+
+/// A failed upload job (here: the guest wrote a qcow2 image onto its raw volume, so the bytes
+/// say qcow2 while the upload reads them as raw, which the inspector refuses) puts the volume
+/// back and leaves no image, whatever the target format.
+#[tokio::test]
+async fn failed_upload_puts_the_volume_back_and_leaves_no_image() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "v").await;
+    let dir = common::TempDir::new();
+    let q = dir.0.join("inner.qcow2");
+    let (ok, why) = qemu_img(&["create", "-q", "-f", "qcow2", q.to_str().unwrap(), "16M"]);
+    assert!(ok, "{why}");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(volume_file(&tc, REGION, &id))
+            .unwrap();
+        f.write_all(&std::fs::read(&q).unwrap()).unwrap();
+        f.sync_all().unwrap();
+    }
+    for format in ["qcow2", "raw"] {
+        let name = format!("refused-{format}");
+        let (s, v) = c.action(&id, upload(&name, format)).await;
+        assert_eq!(s, 202, "{v}");
+        let image_id = v["os-volume_upload_image"]["image_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.wait(&id, "available").await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = tc
+                .http
+                .get(format!("{}/v2/images/{image_id}", tc.image(REGION)))
+                .header("x-auth-token", &token)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 404 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "image left behind");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(images_named(&tc, &token, &name).await, 0);
+    }
+}
