@@ -350,6 +350,52 @@ async fn nova_volume_attachments() {
     assert_eq!(c.show(&vol).await.1["volume"]["status"], "available");
     let (s, v) = call(Method::DELETE, format!("{att}/{vol}"), None).await;
     fault(s, &v, 404, "itemNotFound");
-    let (_, v) = call(Method::GET, att, None).await;
+    let (_, v) = call(Method::GET, att.clone(), None).await;
     assert_eq!(v["volumeAttachments"], json!([]));
+
+    // Deleting a server detaches its volumes (as Nova does).
+    let (s, _) = call(
+        Method::POST,
+        att,
+        Some(json!({"volumeAttachment": {"volumeId": vol}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(c.show(&vol).await.1["volume"]["status"], "in-use");
+    let (s, _) = call(Method::DELETE, format!("{compute}/servers/{vm}"), None).await;
+    assert_eq!(s, 204);
+    let shown = c.show(&vol).await.1;
+    assert_eq!(shown["volume"]["status"], "available", "{shown}");
+    assert_eq!(shown["volume"]["attachments"], json!([]));
+}
+
+#[tokio::test]
+async fn restart_repairs_volumes_left_without_jobs() {
+    use sqlx::Executor;
+    let dir = common::TempDir::new();
+    let (project, token, stuck, orphan) = {
+        let tc = TestCloud::start_in(dir.0.clone(), |_| {}).await;
+        let (c, token) = member(&tc).await;
+        let stuck = c.create(1, "stuck").await;
+        let orphan = c.create(1, "orphan").await;
+        // As a crash between the status change and the job's enqueue would leave them.
+        let db = &tc.cloud.regions[0].db;
+        for (id, status) in [(&stuck, "uploading"), (&orphan, "creating")] {
+            db.pool
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "UPDATE volumes SET status = '{status}' WHERE id = '{id}'"
+                )))
+                .await
+                .unwrap();
+        }
+        (c.project.clone(), token, stuck, orphan)
+    };
+    let tc = TestCloud::start_in(dir.0.clone(), |_| {}).await;
+    let c = Cinder::new(&tc, REGION, &project, &token);
+    assert_eq!(c.show(&stuck).await.1["volume"]["status"], "available");
+    assert_eq!(c.show(&orphan).await.1["volume"]["status"], "error");
+    let (s, _) = c
+        .call(Method::DELETE, &format!("/volumes/{orphan}"), None, &[])
+        .await;
+    assert_eq!(s, 202);
 }

@@ -157,3 +157,37 @@ pub async fn of_server(
     policy::authorize(caller, Action::Get)?;
     repo::attachments_of_server(&region.db, server_id).await
 }
+
+/// Nova detaches a server's volumes when it deletes the server; our compute service keeps no
+/// volume state, so a volume still attached to a server that no longer exists is detached here,
+/// the next time it is read (its status then reads `available`).
+pub(crate) async fn release_deleted_servers(
+    region: &Region,
+    caller: &Caller,
+    v: &mut Volume,
+) -> Result<()> {
+    let gone: Vec<String> = {
+        let mut gone = Vec::new();
+        for a in &v.attachments {
+            if let Some(s) = a.server_id.as_deref()
+                && a.attach_status == "attached"
+            {
+                match crate::compute::get(region, caller, s).await {
+                    Err(e) if e.kind == crate::Kind::NotFound => gone.push(s.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        gone
+    };
+    if gone.is_empty() {
+        return Ok(());
+    }
+    if repo::attach_step(&region.db, &v.id, &v.project_id, AttachStep::Detach).await? {
+        tracing::info!(volume = %v.id, servers = ?gone, "detached from deleted servers");
+        if let Some(now) = repo::load(&region.db, &v.id).await? {
+            *v = now;
+        }
+    }
+    Ok(())
+}

@@ -137,16 +137,35 @@ impl Volume {
     }
 }
 
-/// Start-up recovery: volumes a crash left `deleting` lose their file and their row.
-/// (Volumes left `creating` or `uploading` belong to durable jobs, which are taken over.)
+/// Start-up recovery: volumes a crash left `deleting` lose their file and their row; a
+/// `creating` volume whose job was never enqueued goes to `error`, and an `uploading` volume
+/// with no live upload job goes back (`in-use` if attached, else `available`). Volumes whose
+/// jobs exist are left to those jobs, which are taken over.
 pub async fn recover(region: &Region) -> Result<u64> {
     let ids = repo::ids_with_status(&region.db, VolumeStatus::Deleting).await?;
     for id in &ids {
         files::remove(region, id).await?;
         repo::delete_row(&region.db, id).await?;
     }
-    if !ids.is_empty() {
-        tracing::warn!(region = %region.name, volumes = ids.len(), "interrupted volume deletions finished");
+    let orphans = repo::without_job(&region.db, VolumeStatus::Creating, create::KIND).await?;
+    for id in &orphans {
+        repo::transition(
+            &region.db,
+            id,
+            &[VolumeStatus::Creating],
+            VolumeStatus::Error,
+            false,
+        )
+        .await?;
     }
-    Ok(ids.len() as u64)
+    let stuck = repo::without_job(&region.db, VolumeStatus::Uploading, upload::KIND).await?;
+    for id in &stuck {
+        repo::end_upload(&region.db, id).await?;
+    }
+    let n = ids.len() + orphans.len() + stuck.len();
+    if n > 0 {
+        tracing::warn!(region = %region.name, deleted = ids.len(), creating = orphans.len(),
+            uploading = stuck.len(), "interrupted volume operations repaired");
+    }
+    Ok(n as u64)
 }

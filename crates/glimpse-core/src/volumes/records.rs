@@ -173,12 +173,13 @@ pub async fn load_for(
     action: Action,
 ) -> Result<Volume> {
     caller.project()?;
-    let v = repo::load(&region.db, id)
+    let mut v = repo::load(&region.db, id)
         .await?
         .filter(|v| policy::visible(caller, v))
         .ok_or_else(|| policy::not_found(id))?;
     policy::authorize(caller, Action::Get)?;
     policy::authorize(caller, action)?;
+    super::attach::release_deleted_servers(region, caller, &mut v).await?;
     Ok(v)
 }
 
@@ -214,6 +215,9 @@ pub async fn list(region: &Region, caller: &Caller, q: &ListQuery) -> Result<Vec
         .filter(|v| q.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
         .filter(|v| q.status.as_ref().is_none_or(|s| v.status.as_str() == s))
         .collect();
+    for v in all.iter_mut().filter(|v| !v.attachments.is_empty()) {
+        super::attach::release_deleted_servers(region, caller, v).await?;
+    }
     if let Some(m) = &q.marker {
         let pos = all.iter().position(|v| &v.id == m).ok_or_else(|| {
             Error::bad_request(format!("Invalid input received: marker [{m}] not found"))

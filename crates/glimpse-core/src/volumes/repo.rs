@@ -288,6 +288,23 @@ pub async fn ids_with_status(db: &Db, status: VolumeStatus) -> Result<Vec<String
         .collect()
 }
 
+/// Volumes in `status` with no unfinished job of `kind` naming them (a create job is keyed by
+/// the volume id; an upload job's parameters carry it).
+pub async fn without_job(db: &Db, status: VolumeStatus, kind: &str) -> Result<Vec<String>> {
+    sqlx::query(
+        "SELECT v.id FROM volumes v WHERE v.status = $1 AND NOT EXISTS (SELECT 1 FROM jobs j \
+         WHERE j.kind = $2 AND j.state IN ('queued', 'running', 'canceling') \
+         AND (j.idempotency_key = v.id OR j.params LIKE '%' || v.id || '%'))",
+    )
+    .bind(status.as_str())
+    .bind(kind)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get::<String, _>("id")?))
+    .collect()
+}
+
 /// Removes a volume's row and its attachments.
 pub async fn delete_row(db: &Db, id: &str) -> Result<()> {
     let mut tx = db.pool.begin().await?;
