@@ -4,28 +4,14 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::TestCloud;
-use common::nova::{Nova, pattern, qemu_present, raw_image};
+use common::nova::{Nova, pattern, qemu_img, qemu_present, raw_image};
 use serde_json::{Value, json};
 
 const MIB: usize = 1 << 20;
 
 async fn member(tc: &TestCloud) -> (String, String) {
     tc.user_in_new_project("member", "region-one").await
-}
-
-fn qemu_img(args: &[&str]) -> (i32, String) {
-    let out = Command::new("qemu-img").args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[tokio::test]

@@ -6,25 +6,11 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::TestCloud;
-use common::nova::{Nova, pattern, qemu_present, raw_image};
+use common::nova::{Nova, assert_snapshot, location_id, pattern, qemu_present, raw_image};
 use serde_json::{Map, Value, json};
 
 const MIB: usize = 1 << 20;
-
-fn qemu_img(args: &[&str]) -> (i32, String) {
-    let out = Command::new("qemu-img").args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// Downloads an image's bytes through Glance into `path`.
 async fn download(tc: &TestCloud, token: &str, id: &str, path: &std::path::Path) {
@@ -37,11 +23,6 @@ async fn download(tc: &TestCloud, token: &str, id: &str, path: &std::path::Path)
         .unwrap();
     assert_eq!(r.status(), 200);
     std::fs::write(path, r.bytes().await.unwrap()).unwrap();
-}
-
-fn image_id_from_location(r: &common::nova::Reply) -> String {
-    let loc = r.headers["location"].to_str().unwrap();
-    loc.rsplit('/').next().unwrap().to_string()
 }
 
 #[tokio::test]
@@ -83,7 +64,7 @@ async fn snapshot_holds_exactly_the_written_bytes() {
     assert_eq!(r.status, 202, "{}", r.text);
     assert!(r.text.is_empty());
     let loc = r.headers["location"].to_str().unwrap().to_string();
-    let snap = image_id_from_location(&r);
+    let snap = location_id(&r);
     assert_eq!(
         loc,
         format!("{}/region-one/compute/v2.1/images/{snap}", tc.base)
@@ -113,63 +94,7 @@ async fn snapshot_holds_exactly_the_written_bytes() {
     let dir = common::TempDir::new();
     let file = dir.0.join("snap.qcow2");
     download(&tc, &token, &snap, &file).await;
-    let f = file.to_str().unwrap();
-    let (code, text) = qemu_img(&["check", "-f", "qcow2", f]);
-    assert_eq!(code, 0, "{text}");
-    let (code, text) = qemu_img(&["info", "--output=json", "-f", "qcow2", f]);
-    assert_eq!(code, 0, "{text}");
-    let info: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(info["format"], "qcow2");
-    assert!(info.get("backing-filename").is_none());
-    let src = dir.0.join("src.raw");
-    std::fs::write(&src, &source).unwrap();
-    let (code, text) = qemu_img(&[
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "qcow2",
-        src.to_str().unwrap(),
-        f,
-    ]);
-    assert_eq!(code, 1, "{text}");
-    assert!(text.contains("Content mismatch at offset 4096!"), "{text}");
-    // With exactly the written bytes applied to the source, qemu-img sees no difference
-    // (the snapshot's extra gigabyte is all zeros).
-    let mut expected = source.clone();
-    for (off, data) in writes {
-        expected[off as usize..off as usize + data.len()].copy_from_slice(data);
-    }
-    let exp = dir.0.join("expected.raw");
-    std::fs::write(&exp, &expected).unwrap();
-    let (code, text) = qemu_img(&[
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "qcow2",
-        exp.to_str().unwrap(),
-        f,
-    ]);
-    assert_eq!(code, 0, "{text}");
-    assert!(text.contains("Images are identical."), "{text}");
-    // And one byte less of the change is a difference.
-    expected[MIB + 3 + 4] ^= 1;
-    std::fs::write(&exp, &expected).unwrap();
-    let (code, text) = qemu_img(&[
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "qcow2",
-        exp.to_str().unwrap(),
-        f,
-    ]);
-    assert_eq!(code, 1, "{text}");
-    assert!(
-        text.contains(&format!("Content mismatch at offset {MIB}!")),
-        "{text}"
-    );
+    assert_snapshot(&file, &source, &writes);
 
     // The image proxy deletes it; then 404.
     assert_eq!(nova.delete(&format!("/images/{snap}")).await.status, 204);
@@ -370,7 +295,7 @@ async fn seed_004_error_table() {
     let full: Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
     let r = act(json!({"createImage": {"name": "n".repeat(255), "metadata": full}})).await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let snap = image_id_from_location(&r);
+    let snap = location_id(&r);
     assert!(
         r.headers["location"]
             .to_str()
@@ -429,8 +354,7 @@ async fn conflicts_and_disabled_snapshots() {
         loser.text
     );
     let winner = if a.status == 202 { &a } else { &b };
-    nova.wait_image(&image_id_from_location(winner), "ACTIVE")
-        .await;
+    nova.wait_image(&location_id(winner), "ACTIVE").await;
     nova.wait_server(&id, "ACTIVE").await;
 
     // A server in ERROR (its image's bytes are not the qcow2 they claim: the build fails).
@@ -515,7 +439,7 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
         .action(&id, json!({"createImage": {"name": "doomed"}}))
         .await;
     assert_eq!(r.status, 202);
-    let snap = image_id_from_location(&r);
+    let snap = location_id(&r);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let r = nova.get(&format!("/images/{snap}")).await;
@@ -537,5 +461,5 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
         .action(&id, json!({"createImage": {"name": "fine"}}))
         .await;
     assert_eq!(r.status, 202);
-    nova.wait_image(&image_id_from_location(&r), "ACTIVE").await;
+    nova.wait_image(&location_id(&r), "ACTIVE").await;
 }

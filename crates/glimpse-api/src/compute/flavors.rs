@@ -17,26 +17,24 @@ pub(super) fn routes() -> Router<R> {
         .route("/flavors/{id}", get(show))
 }
 
-async fn list(
-    State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) = auth(&region, &headers, &base).await {
-        return e.into_response();
-    }
-    reply(StatusCode::OK, views::flavors(&region, &base, false))
+async fn list(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
+    flavors(state, base, headers, false).await
 }
 
-async fn detail(
+async fn detail(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
+    flavors(state, base, headers, true).await
+}
+
+async fn flavors(
     State(region): State<R>,
     Extension(base): Extension<Base>,
     headers: HeaderMap,
+    detail: bool,
 ) -> Response {
     if let Err(e) = auth(&region, &headers, &base).await {
         return e.into_response();
     }
-    reply(StatusCode::OK, views::flavors(&region, &base, true))
+    reply(StatusCode::OK, views::flavors(&region, &base, detail))
 }
 
 async fn show(

@@ -17,10 +17,18 @@ pub(super) fn routes() -> Router<R> {
     Router::new().route("/images/{id}", get(show).delete(remove))
 }
 
-fn gone_from(base: &Base) -> Option<Response> {
-    base.version
-        .at_least(36)
-        .then(|| nova(Error::not_found("The resource could not be found.")).into_response())
+/// The caller of a proxy request: 404 from microversion 2.36 (the proxy is gone), else the
+/// usual authentication.
+#[allow(clippy::result_large_err)] // a finished response
+async fn proxy_caller(
+    region: &glimpse_core::region::Region,
+    base: &Base,
+    headers: &HeaderMap,
+) -> Result<glimpse_core::auth::Caller, Response> {
+    if base.version.at_least(36) {
+        return Err(nova(Error::not_found("The resource could not be found.")).into_response());
+    }
+    auth(region, headers, base).await
 }
 
 fn image_not_found(e: Error) -> Error {
@@ -37,12 +45,9 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = gone_from(&base) {
-        return r;
-    }
-    let caller = match auth(&region, &headers, &base).await {
+    let caller = match proxy_caller(&region, &base, &headers).await {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
     match glimpse_core::images::get(&region, &caller, &id).await {
         Ok(img) => reply(
@@ -59,12 +64,9 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = gone_from(&base) {
-        return r;
-    }
-    let caller = match auth(&region, &headers, &base).await {
+    let caller = match proxy_caller(&region, &base, &headers).await {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
     match glimpse_core::images::delete(&region, &caller, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

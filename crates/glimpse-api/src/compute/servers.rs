@@ -283,30 +283,32 @@ async fn create(
     r
 }
 
-async fn list(
-    State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let servers = tryn!(compute::list(&region, &caller).await);
-    let list: Vec<Value> = servers
-        .iter()
-        .map(|s| views::server_brief(&region, &base, s))
-        .collect();
-    reply(StatusCode::OK, json!({ "servers": list }))
+async fn list(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
+    servers(state, base, headers, false).await
 }
 
-async fn detail(
+async fn detail(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
+    servers(state, base, headers, true).await
+}
+
+/// `GET /servers` (id, links, name) and `/servers/detail` (the full view).
+async fn servers(
     State(region): State<R>,
     Extension(base): Extension<Base>,
     headers: HeaderMap,
+    detail: bool,
 ) -> Response {
     let caller = caller!(region, headers, base);
     let servers = tryn!(compute::list(&region, &caller).await);
     let list: Vec<Value> = servers
         .iter()
-        .map(|s| views::server(&region, &base, s))
+        .map(|s| {
+            if detail {
+                views::server(&region, &base, s)
+            } else {
+                views::server_brief(&region, &base, s)
+            }
+        })
         .collect();
     reply(StatusCode::OK, json!({ "servers": list }))
 }

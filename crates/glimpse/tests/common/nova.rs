@@ -210,3 +210,79 @@ pub fn qemu_present() -> bool {
     }
     ok
 }
+
+/// Runs `qemu-img ARGS`; returns the exit code and stdout + stderr.
+pub fn qemu_img(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The image id at the end of a `createImage` answer's `Location`.
+pub fn location_id(r: &Reply) -> String {
+    let loc = r.headers["location"].to_str().unwrap();
+    loc.rsplit('/').next().unwrap().to_string()
+}
+
+/// Checks a downloaded snapshot `file` of a server built from the raw `source` and written
+/// with `writes`: `qemu-img check` clean, `qemu-img info` qcow2 with no backing file,
+/// `qemu-img compare` against the source reports its first mismatch in the sector of the
+/// first write, the source with exactly the writes applied is identical, and flipping one
+/// written byte makes it differ again.
+pub fn assert_snapshot(file: &std::path::Path, source: &[u8], writes: &[(u64, &[u8])]) {
+    let f = file.to_str().unwrap();
+    let (code, text) = qemu_img(&["check", "-f", "qcow2", f]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = qemu_img(&["info", "--output=json", "-f", "qcow2", f]);
+    assert_eq!(code, 0, "{text}");
+    let info: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(info["format"], "qcow2");
+    assert!(info.get("backing-filename").is_none(), "{info}");
+    let compare = |raw: &[u8]| {
+        let path = file.with_extension(format!("cmp-{}.raw", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, raw).unwrap();
+        let out = qemu_img(&[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "qcow2",
+            path.to_str().unwrap(),
+            f,
+        ]);
+        let _ = std::fs::remove_file(&path);
+        out
+    };
+    let sector = |off: u64| off / 512 * 512;
+    let (code, text) = compare(source);
+    assert_eq!(code, 1, "{text}");
+    let first = writes.iter().map(|(o, _)| *o).min().unwrap();
+    assert!(
+        text.contains(&format!("Content mismatch at offset {}!", sector(first))),
+        "{text}"
+    );
+    let mut expected = source.to_vec();
+    for (off, data) in writes {
+        expected[*off as usize..*off as usize + data.len()].copy_from_slice(data);
+    }
+    let (code, text) = compare(&expected);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Images are identical."), "{text}");
+    let (off, _) = writes.iter().max_by_key(|(o, _)| *o).unwrap();
+    expected[*off as usize] ^= 1;
+    let (code, text) = compare(&expected);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("Content mismatch at offset {}!", sector(*off))),
+        "{text}"
+    );
+}
