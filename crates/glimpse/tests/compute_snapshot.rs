@@ -463,3 +463,65 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
     assert_eq!(r.status, 202);
     nova.wait_image(&location_id(&r), "ACTIVE").await;
 }
+
+/// While a snapshot runs, the server's task state only moves forward through Nova's
+/// sequence and the image through Glance's, ending with no task and an active image.
+#[tokio::test]
+async fn task_and_image_states_move_forward() {
+    if !qemu_present() {
+        return;
+    }
+    let tc = TestCloud::start().await;
+    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
+    let data: Vec<u8> = (0..32u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let image = raw_image(&tc, "region-one", &token, "big", data).await;
+    let nova = Nova::new(&tc, "region-one", &token);
+    let id = nova.active_server("s", &image).await;
+    let r = nova
+        .action(&id, json!({"createImage": {"name": "watched"}}))
+        .await;
+    assert_eq!(r.status, 202);
+    let snap = location_id(&r);
+    let tasks = [
+        "image_snapshot",
+        "image_pending_upload",
+        "image_uploading",
+        "none",
+    ];
+    let statuses = ["queued", "saving", "active"];
+    let (mut task_seen, mut status_seen) = (Vec::new(), Vec::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let s = nova.get(&format!("/servers/{id}")).await.body["server"].clone();
+        let task = s["OS-EXT-STS:task_state"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string();
+        let g = common::glance::show(&tc.http, &tc.image("region-one"), &token, &snap).await;
+        let status = g["status"].as_str().unwrap().to_string();
+        let t = tasks.iter().position(|x| *x == task).expect("known task");
+        let st = statuses
+            .iter()
+            .position(|x| *x == status)
+            .expect("known status");
+        if task_seen.last() != Some(&t) {
+            task_seen.push(t);
+        }
+        if status_seen.last() != Some(&st) {
+            status_seen.push(st);
+        }
+        if task == "none" && status == "active" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{task} / {status}");
+    }
+    assert!(task_seen.windows(2).all(|w| w[0] < w[1]), "{task_seen:?}");
+    assert!(
+        status_seen.windows(2).all(|w| w[0] < w[1]),
+        "{status_seen:?}"
+    );
+    assert_eq!(task_seen.last(), Some(&3));
+    eprintln!("task states seen: {task_seen:?}, image statuses seen: {status_seen:?}");
+}
