@@ -346,3 +346,68 @@ async fn bad_method() -> Response {
         "The method specified is not allowed for this resource.",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(name: &str, value: &str) -> Result<Version, (StatusCode, String)> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        requested_version(&h)
+    }
+
+    #[test]
+    fn microversion_headers() {
+        assert_eq!(requested_version(&HeaderMap::new()), Ok(MIN_VERSION));
+        assert_eq!(
+            asked("openstack-api-version", "compute 2.45"),
+            Ok(Version(2, 45))
+        );
+        assert_eq!(
+            asked("openstack-api-version", "volume 3.1, compute 2.9"),
+            Ok(Version(2, 9))
+        );
+        assert_eq!(
+            asked("openstack-api-version", "volume 3.1"),
+            Ok(MIN_VERSION)
+        );
+        assert_eq!(
+            asked("x-openstack-nova-api-version", "2.37"),
+            Ok(Version(2, 37))
+        );
+        assert_eq!(
+            asked("openstack-api-version", "compute latest"),
+            Ok(MAX_VERSION)
+        );
+        assert_eq!(
+            asked("openstack-api-version", "compute 2.48")
+                .unwrap_err()
+                .0,
+            StatusCode::NOT_ACCEPTABLE
+        );
+        assert_eq!(
+            asked("openstack-api-version", "compute 2.0").unwrap_err().0,
+            StatusCode::NOT_ACCEPTABLE
+        );
+        for bad in ["compute 2", "compute 2.x", "compute -2.1"] {
+            assert_eq!(
+                asked("openstack-api-version", bad).unwrap_err().0,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        assert!(Version(2, 10) > Version(2, 9));
+    }
+
+    #[test]
+    fn project_segments() {
+        assert!(is_project_segment("b7a7b63e92174a95a999c95da856f143"));
+        assert!(!is_project_segment("servers"));
+        assert!(!is_project_segment("flavors"));
+        assert!(!is_project_segment(""));
+    }
+}

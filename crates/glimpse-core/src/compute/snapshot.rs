@@ -461,3 +461,100 @@ impl JobHandler for SnapshotHandler {
         let _ = tokio::fs::remove_file(work.join(format!("snapshot-{}.qcow2", ctx.job.id))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::model::{Server, VmState};
+
+    fn req(name: &str, metadata: &[(&str, &str)]) -> SnapshotRequest {
+        SnapshotRequest {
+            name: name.into(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            glance_quota: false,
+        }
+    }
+
+    #[test]
+    fn nova_schema_rules() {
+        assert!(validate(&req("snap", &[("a-b_c:d. e", "v")])).is_ok());
+        assert!(validate(&req(&"n".repeat(255), &[])).is_ok());
+        for bad in [
+            req("", &[]),
+            req("   ", &[]),
+            req(&"n".repeat(256), &[]),
+            req("x", &[("", "v")]),
+            req("x", &[("  ", "v")]),
+            req("x", &[("bad/key", "v")]),
+            req("x", &[("k", &"v".repeat(256))]),
+        ] {
+            let e = validate(&bad).unwrap_err();
+            assert_eq!(e.kind, Kind::BadRequest, "{bad:?}");
+            assert!(e.message.starts_with("Invalid input"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn properties_follow_nova() {
+        let now = glimpse_types::now();
+        let server = Server {
+            id: "srv".into(),
+            project_id: "p1".into(),
+            user_id: "u1".into(),
+            name: "s".into(),
+            image_id: "img".into(),
+            flavor_id: "1".into(),
+            vm_state: VmState::Active,
+            task_state: None,
+            power_state: 1,
+            metadata: vec![],
+            base_path: None,
+            base_format: None,
+            disk_path: None,
+            disk_size: None,
+            snapshot_image: None,
+            fault: None,
+            image_meta: json!({
+                "owner_project_name": "proj",
+                "owner_user_name": "user",
+                "properties": {
+                    "hw_disk_bus": "virtio",
+                    "img_signature": "sig",
+                    "cinder_encryption_key_id": "k",
+                    "os_glance_importing_to_stores": "x",
+                    "image_type": "base",
+                },
+            }),
+            created_at: now,
+            updated_at: now,
+            launched_at: Some(now),
+        };
+        let mut caller = crate::compute::servers::acting_for(&server);
+        caller.user_id = "u2".into();
+        let props = snapshot_properties(&server, &caller, &[("image_type".into(), "test".into())]);
+        let get = |k: &str| {
+            props
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("hw_disk_bus"), Some("virtio"));
+        assert_eq!(get("img_signature"), None);
+        assert_eq!(get("cinder_encryption_key_id"), None);
+        assert_eq!(get("os_glance_importing_to_stores"), None);
+        assert_eq!(get("base_image_ref"), Some("img"));
+        assert_eq!(get("owner_project_name"), Some("proj"));
+        assert_eq!(get("owner_user_name"), Some("user"));
+        assert_eq!(get("instance_uuid"), Some("srv"));
+        assert_eq!(get("user_id"), Some("u2"));
+        assert_eq!(get("image_type"), Some("test"));
+        assert_eq!(get("instance_owner"), None);
+        caller.project_id = Some("admin-project".into());
+        let props = snapshot_properties(&server, &caller, &[]);
+        assert!(props.contains(&("instance_owner".into(), "p1".into())));
+        assert!(props.contains(&("image_type".into(), "snapshot".into())));
+    }
+}
