@@ -250,7 +250,10 @@ async fn refused_bodies_are_400_and_make_nothing() {
     // 255 characters are fine.
     let ok = "n".repeat(255);
     let (s, v) = c
-        .action(&id, json!({"os-volume_upload_image": {"image_name": ok}}))
+        .action(
+            &id,
+            json!({"os-volume_upload_image": {"image_name": ok, "disk_format": "qcow2"}}),
+        )
         .await;
     assert_eq!(s, 202, "{v}");
     c.wait(&id, "available").await;
@@ -276,7 +279,7 @@ async fn force_takes_cinders_boolean_spellings() {
     .iter()
     .enumerate()
     {
-        let body = json!({"os-volume_upload_image": {"image_name": format!("f{i}"), "force": f}});
+        let body = json!({"os-volume_upload_image": {"image_name": format!("f{i}"), "force": f, "disk_format": "qcow2"}});
         let (s, v) = c.action(&id, body).await;
         assert_eq!(s, 202, "{f}: {v}");
         c.wait(&id, "available").await;
@@ -417,7 +420,7 @@ async fn auth_project_and_visibility_rows() {
     let public = json!({"os-volume_upload_image": {"image_name": "pub", "visibility": "public"}});
     let (s, v) = c.action_at(&id, public, "3.1").await;
     assert_fault(s, &v, 403, "forbidden");
-    let private = json!({"os-volume_upload_image": {"image_name": "priv", "visibility": "private", "protected": "yes"}});
+    let private = json!({"os-volume_upload_image": {"image_name": "priv", "visibility": "private", "protected": "yes", "disk_format": "qcow2"}});
     let (s, v) = c.action_at(&id, private, "3.1").await;
     assert_eq!(s, 202, "{v}");
     let b = &v["os-volume_upload_image"];

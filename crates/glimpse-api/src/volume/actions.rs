@@ -11,7 +11,7 @@ use glimpse_core::Error;
 use glimpse_core::volumes::{attach, upload};
 use serde_json::{Map, Value};
 
-use super::{R, caller, check_api, cinder, reply, version_of};
+use super::{R, caller, cinder, reply, version_of};
 use crate::errors::ApiError;
 
 fn malformed(reason: &str) -> ApiError {
@@ -68,8 +68,7 @@ pub async fn action(
     ext: Extensions,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_api(&api)?;
-    let c = caller(&region, &headers, &project).await?;
+    let c = caller(&region, &headers, &api, &project).await?;
     let version = version_of(&ext);
     let (name, arg) = peek(&body)?;
     let accepted = || Ok(StatusCode::ACCEPTED.into_response());

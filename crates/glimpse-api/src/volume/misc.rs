@@ -9,7 +9,7 @@ use glimpse_core::Error;
 use glimpse_core::volumes::{AVAILABILITY_ZONE, DEFAULT_TYPE, DEFAULT_TYPE_ID};
 use serde_json::{Value, json};
 
-use super::{R, caller, check_api, cinder, reply};
+use super::{R, caller, cinder, reply};
 use crate::errors::ApiError;
 
 fn default_type() -> Value {
@@ -29,8 +29,7 @@ pub async fn types(
     Path((api, project)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_api(&api)?;
-    caller(&region, &headers, &project).await?;
+    caller(&region, &headers, &api, &project).await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"volume_types": [default_type()]}),
@@ -42,8 +41,7 @@ pub async fn volume_type(
     Path((api, project, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_api(&api)?;
-    caller(&region, &headers, &project).await?;
+    caller(&region, &headers, &api, &project).await?;
     if id != DEFAULT_TYPE_ID && id != DEFAULT_TYPE && id != "default" {
         return Err(cinder(Error::not_found(format!(
             "Volume type {id} could not be found."
@@ -60,8 +58,7 @@ pub async fn zones(
     Path((api, project)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_api(&api)?;
-    caller(&region, &headers, &project).await?;
+    caller(&region, &headers, &api, &project).await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"availabilityZoneInfo": [
@@ -75,8 +72,7 @@ pub async fn limits(
     Path((api, project)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_api(&api)?;
-    let c = caller(&region, &headers, &project).await?;
+    let c = caller(&region, &headers, &api, &project).await?;
     let q = glimpse_core::volumes::records::ListQuery::default();
     let mine = glimpse_core::volumes::list(&region, &c, &q)
         .await
@@ -106,7 +102,6 @@ pub async fn extensions(
     Path((api, project)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_api(&api)?;
-    caller(&region, &headers, &project).await?;
+    caller(&region, &headers, &api, &project).await?;
     Ok(reply(StatusCode::OK, &json!({"extensions": []})))
 }

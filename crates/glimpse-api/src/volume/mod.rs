@@ -144,13 +144,15 @@ pub(crate) fn fault(status: StatusCode, message: &str) -> Response {
     r
 }
 
-/// Who calls, checked against the URL's project: a token of another project is the seed's
+/// Who calls (for a `v2`/`v3` URL; 404 otherwise), checked against the URL's project: a token of another project is the seed's
 /// `400 Malformed request url`.
 pub(crate) async fn caller(
     region: &Region,
     headers: &HeaderMap,
+    api: &str,
     project_id: &str,
 ) -> Result<Caller, ApiError> {
+    check_api(api)?;
     if project_id.is_empty() {
         return Err(cinder(Error::not_found("The resource could not be found.")));
     }
@@ -287,7 +289,7 @@ async fn method_not_allowed() -> Response {
 }
 
 /// The `{api}` path segment must be `v2` or `v3`.
-pub(crate) fn check_api(api: &str) -> Result<(), ApiError> {
+fn check_api(api: &str) -> Result<(), ApiError> {
     if api == "v2" || api == "v3" {
         Ok(())
     } else {

@@ -11,7 +11,7 @@ use glimpse_core::volumes::records::{ListQuery, VolumeUpdate};
 use glimpse_core::volumes::{self, NewVolume};
 use serde_json::{Map, Value, json};
 
-use super::{R, caller, check_api, cinder, reply, view};
+use super::{R, caller, cinder, reply, view};
 use crate::errors::ApiError;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -101,8 +101,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    check_api(&api)?;
-    let c = caller(&region, &headers, &project).await?;
+    let c = caller(&region, &headers, &api, &project).await?;
     let m = body_object(&body, "volume")?;
     for unsupported in [
         "snapshot_id",
@@ -177,8 +176,7 @@ async fn listed(
     q: &BTreeMap<String, String>,
     detailed: bool,
 ) -> Result<Response> {
-    check_api(api)?;
-    let c = caller(region, headers, project).await?;
+    let c = caller(region, headers, api, project).await?;
     let query = list_query(q)?;
     let vols = volumes::list(region, &c, &query).await.map_err(cinder)?;
     let items: Vec<Value> = vols
@@ -232,8 +230,7 @@ pub async fn show(
     Path((api, project, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    check_api(&api)?;
-    let c = caller(&region, &headers, &project).await?;
+    let c = caller(&region, &headers, &api, &project).await?;
     let v = volumes::get(&region, &c, &id).await.map_err(cinder)?;
     Ok(reply(
         StatusCode::OK,
@@ -247,8 +244,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    check_api(&api)?;
-    let c = caller(&region, &headers, &project).await?;
+    let c = caller(&region, &headers, &api, &project).await?;
     let m = body_object(&body, "volume")?;
     let u = VolumeUpdate {
         name: opt_text(&m, &["name", "display_name"])?,
@@ -267,8 +263,7 @@ pub async fn delete(
     Path((api, project, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    check_api(&api)?;
-    let c = caller(&region, &headers, &project).await?;
+    let c = caller(&region, &headers, &api, &project).await?;
     volumes::delete(&region, &c, &id).await.map_err(cinder)?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -240,14 +240,19 @@ pub struct VolumeUpdate {
 
 /// Updates name, description or metadata.
 pub async fn update(region: &Region, caller: &Caller, id: &str, u: VolumeUpdate) -> Result<Volume> {
-    load_for(region, caller, id, Action::Update).await?;
-    if let Some(n) = &u.name {
-        check_text("name", n)?;
+    let mut v = load_for(region, caller, id, Action::Update).await?;
+    if let Some(n) = u.name {
+        check_text("name", &n)?;
+        v.name = n;
     }
-    if let Some(d) = &u.description {
-        check_text("description", d)?;
+    if let Some(d) = u.description {
+        check_text("description", &d)?;
+        v.description = d;
     }
-    repo::update_fields(&region.db, id, u.name, u.description, u.metadata.as_ref()).await?;
+    if let Some(m) = u.metadata {
+        v.metadata = m;
+    }
+    repo::update_fields(&region.db, &v).await?;
     get(region, caller, id).await
 }
 

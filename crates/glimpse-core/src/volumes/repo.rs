@@ -240,41 +240,19 @@ pub async fn finish_create(
     Ok(n == 1)
 }
 
-/// Name, description, metadata (whatever is `Some`).
-pub async fn update_fields(
-    db: &Db,
-    id: &str,
-    name: Option<Option<String>>,
-    description: Option<Option<String>>,
-    metadata: Option<&BTreeMap<String, String>>,
-) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
-    let now = db_time(glimpse_types::now());
-    if let Some(n) = name {
-        sqlx::query("UPDATE volumes SET name = $1, updated_at = $2 WHERE id = $3")
-            .bind(n)
-            .bind(&now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(d) = description {
-        sqlx::query("UPDATE volumes SET description = $1, updated_at = $2 WHERE id = $3")
-            .bind(d)
-            .bind(&now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(m) = metadata {
-        sqlx::query("UPDATE volumes SET metadata = $1, updated_at = $2 WHERE id = $3")
-            .bind(json(m))
-            .bind(&now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
+/// Writes a volume's name, description and metadata.
+pub async fn update_fields(db: &Db, v: &Volume) -> Result<()> {
+    sqlx::query(
+        "UPDATE volumes SET name = $1, description = $2, metadata = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(v.name.clone())
+    .bind(v.description.clone())
+    .bind(json(&v.metadata))
+    .bind(db_time(glimpse_types::now()))
+    .bind(&v.id)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
