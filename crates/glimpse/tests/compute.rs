@@ -5,7 +5,7 @@
 mod common;
 
 use common::TestCloud;
-use common::nova::{Nova, pattern, qemu_img, qemu_present, raw_image};
+use common::nova::{Nova, pattern, qemu_img, qemu_present, raw_image, reader_of};
 use serde_json::{Value, json};
 
 const MIB: usize = 1 << 20;
@@ -273,8 +273,18 @@ async fn create_refusals() {
         "Network n1 could not be found."
     );
     // A reader may look but not create.
-    let admin = tc.admin_token().await;
-    let (pid, _) = member(&tc).await;
-    let _ = (admin, pid);
-    assert_eq!(nova.get("/servers").await.body["servers"], json!([]));
+    let (project, _) = member(&tc).await;
+    let reader = Nova::new(&tc, "region-one", &reader_of(&tc, &project).await);
+    assert_eq!(reader.get("/servers").await.body["servers"], json!([]));
+    let r = reader
+        .post(
+            "/servers",
+            json!({"server": {"name": "s", "imageRef": queued, "flavorRef": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.body["forbidden"]["message"],
+        "Policy doesn't allow os_compute_api:servers:create to be performed."
+    );
 }

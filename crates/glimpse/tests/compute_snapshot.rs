@@ -7,7 +7,9 @@
 mod common;
 
 use common::TestCloud;
-use common::nova::{Nova, assert_snapshot, location_id, pattern, qemu_present, raw_image};
+use common::nova::{
+    Nova, assert_snapshot, location_id, pattern, qemu_present, raw_image, reader_of,
+};
 use serde_json::{Map, Value, json};
 
 const MIB: usize = 1 << 20;
@@ -260,15 +262,7 @@ async fn seed_004_error_table() {
         404
     );
     // A reader of the project may not snapshot (Nova's policy: 403).
-    let admin = tc.admin_token().await;
-    let reader = tc
-        .user_with_role(
-            &admin,
-            &project,
-            &project_name(&tc, &admin, &project).await,
-            "reader",
-        )
-        .await;
+    let reader = reader_of(&tc, &project).await;
     let as_reader = Nova::v2(&tc, "region-one", &project, &reader);
     let r = as_reader
         .action(&id, json!({"createImage": {"name": "x"}}))
@@ -303,20 +297,6 @@ async fn seed_004_error_table() {
             .contains(&format!("/v2/{project}/images/"))
     );
     nova.wait_image(&snap, "ACTIVE").await;
-}
-
-async fn project_name(tc: &TestCloud, admin: &str, id: &str) -> String {
-    let v: Value = tc
-        .http
-        .get(format!("{}/projects/{id}", tc.identity()))
-        .header("x-auth-token", admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["project"]["name"].as_str().unwrap().to_string()
 }
 
 /// 409 for a running snapshot (a second one) and for a server in ERROR; 400 when snapshots

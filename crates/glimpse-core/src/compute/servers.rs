@@ -272,7 +272,7 @@ impl PowerAction {
 /// Runs a power action: 404 if invisible, 403 for readers, 409 (Nova's message) unless the
 /// server is in one of the action's states with no task running.
 pub async fn power(region: &Region, caller: &Caller, id: &str, action: PowerAction) -> Result<()> {
-    let server = get(region, caller, id).await?;
+    get(region, caller, id).await?;
     let (name, rule, from, to) = action.rule();
     require_member(caller, rule)?;
     if repo::transition(&region.db, id, from, to).await? {
@@ -281,7 +281,6 @@ pub async fn power(region: &Region, caller: &Caller, id: &str, action: PowerActi
     let now = repo::load(&region.db, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let _ = server;
     Err(invalid_state(name, &now))
 }
 

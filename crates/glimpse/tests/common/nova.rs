@@ -286,3 +286,20 @@ pub fn assert_snapshot(file: &std::path::Path, source: &[u8], writes: &[(u64, &[
         "{text}"
     );
 }
+
+/// A token of a new user with the reader role in `project`.
+pub async fn reader_of(tc: &TestCloud, project: &str) -> String {
+    let admin = tc.admin_token().await;
+    let v: Value = tc
+        .http
+        .get(format!("{}/projects/{project}", tc.identity()))
+        .header("x-auth-token", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = v["project"]["name"].as_str().unwrap().to_string();
+    tc.user_with_role(&admin, project, &name, "reader").await
+}
