@@ -275,3 +275,144 @@ pub async fn write_at(
     let _ = tokio::fs::remove_file(&tmp).await;
     r.map_err(|e| qemu_error("Cannot write to the disk", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::RegionConfig;
+    use crate::images::model::NewImage;
+
+    struct NoTokens;
+
+    #[async_trait]
+    impl crate::auth::TokenValidator for NoTokens {
+        async fn validate(&self, _: &str) -> Result<Caller> {
+            Err(Error::unauthorized("no tokens in these tests"))
+        }
+    }
+
+    async fn region(dir: &Path) -> Region {
+        let mut config = RegionConfig::named("r");
+        config.database = format!("sqlite://{}", dir.join("region.db").display());
+        config.store = format!("file://{}", dir.join("blobs").display());
+        config.disks = dir.join("disks").display().to_string();
+        config.url = "http://test/r".into();
+        Region::open(
+            &config,
+            Arc::new(NoTokens),
+            Arc::new(crate::service::ServiceAccount::none()),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn member() -> Caller {
+        Caller {
+            user_id: "u".into(),
+            user_name: "u".into(),
+            project_id: Some("p".into()),
+            project_name: Some("p".into()),
+            roles: vec!["member".into(), "reader".into()],
+            expires_at: glimpse_types::now() + chrono::Duration::hours(1),
+        }
+    }
+
+    async fn image(r: &Region, disk: &str, container: &str, data: Vec<u8>) -> Image {
+        let img = crate::images::create(
+            r,
+            &member(),
+            NewImage {
+                name: Some("i".into()),
+                disk_format: Some(disk.into()),
+                container_format: Some(container.into()),
+                ..NewImage::default()
+            },
+        )
+        .await
+        .unwrap();
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
+        crate::images::upload(r, &member(), &img.id, body, None, &Expected::default())
+            .await
+            .unwrap()
+    }
+
+    fn qemu_present() -> bool {
+        std::process::Command::new("qemu-img")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[tokio::test]
+    async fn cached_copies_are_shared_verified_and_published_back() {
+        if !qemu_present() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "needs qemu-img"
+            );
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("glimpse-disks-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = region(&dir).await;
+        let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let img = image(&r, "raw", "bare", data.clone()).await;
+
+        // Four concurrent callers, one copy, no partial file left.
+        let (a, b, c, d) = tokio::join!(
+            cached_image(&r, &img),
+            cached_image(&r, &img),
+            cached_image(&r, &img),
+            cached_image(&r, &img)
+        );
+        let path = a.unwrap();
+        for p in [b, c, d] {
+            assert_eq!(p.unwrap(), path);
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let names: Vec<_> = std::fs::read_dir(dir.join("disks/images"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+
+        // A copy of the wrong size is fetched again.
+        std::fs::write(&path, b"short").unwrap();
+        assert_eq!(cached_image(&r, &img).await.unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+
+        // Bytes that are not the format they claim (an uninspected container) are refused,
+        // and nothing stays in the cache.
+        let liar = image(&r, "qcow2", "ovf", vec![7u8; 65536]).await;
+        let e = cached_image(&r, &liar).await.unwrap_err();
+        assert_eq!(e.kind, crate::Kind::BadRequest, "{e}");
+        assert_eq!(
+            std::fs::read_dir(dir.join("disks/images")).unwrap().count(),
+            1
+        );
+
+        // publish_file: the upload pipeline, hashes included.
+        let fresh = crate::images::create(
+            &r,
+            &member(),
+            NewImage {
+                disk_format: Some("raw".into()),
+                container_format: Some("bare".into()),
+                ..NewImage::default()
+            },
+        )
+        .await
+        .unwrap();
+        let out = publish_file(&r, &member(), &fresh.id, &path, &Expected::default())
+            .await
+            .unwrap();
+        assert_eq!(out.status, ImageStatus::Active);
+        assert_eq!(out.os_hash_value, img.os_hash_value);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
