@@ -567,3 +567,75 @@ pub fn response(a: &Accepted) -> Value {
 pub fn cinder_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_bool_is_cinders_enum() {
+        for t in [
+            json!(true),
+            json!("True"),
+            json!("on"),
+            json!("y"),
+            json!("t"),
+            json!("1"),
+        ] {
+            assert!(strict_bool("force", &t).unwrap(), "{t}");
+        }
+        for f in [
+            json!(false),
+            json!("OFF"),
+            json!("No"),
+            json!("f"),
+            json!("0"),
+        ] {
+            assert!(!strict_bool("force", &f).unwrap(), "{f}");
+        }
+        for bad in [
+            json!(1),
+            json!(0),
+            json!(null),
+            json!("T"),
+            json!("tRUE"),
+            json!(" true"),
+            json!(""),
+        ] {
+            assert!(strict_bool("force", &bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_defaults_and_versions() {
+        let r = parse(&json!({"image_name": "n"}), false).unwrap();
+        assert_eq!(
+            (r.disk_format.as_str(), r.container_format.as_str(), r.force),
+            ("raw", "bare", false)
+        );
+        assert_eq!((r.visibility, r.protected), (None, None));
+        let r = parse(&json!({"image_name": "n"}), true).unwrap();
+        assert_eq!(
+            (r.visibility, r.protected),
+            (Some(Visibility::Private), Some(false))
+        );
+        assert!(parse(&json!({"image_name": "n", "protected": true}), false).is_err());
+        assert!(parse(&json!({"image_name": "n", "disk_format": "ploop"}), true).is_err());
+        let e = parse(&json!({"image_name": null}), false).unwrap_err();
+        assert!(
+            e.message.contains("None is not of type 'string'"),
+            "{}",
+            e.message
+        );
+        assert!(parse(&json!({"image_name": "é".repeat(255)}), false).is_ok());
+        assert!(parse(&json!({"image_name": "é".repeat(256)}), false).is_err());
+    }
+
+    #[test]
+    fn cinder_time_has_six_digits_and_no_zone() {
+        let t = chrono::DateTime::parse_from_rfc3339("2014-05-27T12:26:11Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(cinder_time(t), "2014-05-27T12:26:11.000000");
+    }
+}
