@@ -285,8 +285,12 @@ async fn seed_004_error_table() {
         .await
         .unwrap();
     assert_eq!(imgs["images"].as_array().unwrap().len(), 1, "{imgs}");
-    // 202 with a 255-character name and 100 metadata items.
-    let full: Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
+    // 400: a metadata value over the seed's 2^16 - 1 bytes.
+    let r = act(json!({"createImage": {"name": "x", "metadata": {"k": "v".repeat(65_536)}}})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    // 202 with a 255-character name, 100 metadata items and a 65535-byte value.
+    let mut full: Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
+    full.insert("long".into(), json!("L".repeat(65_535)));
     let r = act(json!({"createImage": {"name": "n".repeat(255), "metadata": full}})).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let snap = location_id(&r);
@@ -296,7 +300,8 @@ async fn seed_004_error_table() {
             .unwrap()
             .contains(&format!("/v2/{project}/images/"))
     );
-    nova.wait_image(&snap, "ACTIVE").await;
+    let img = nova.wait_image(&snap, "ACTIVE").await;
+    assert_eq!(img["metadata"]["long"].as_str().unwrap().len(), 65_535);
 }
 
 /// 409 for a running snapshot (a second one) and for a server in ERROR; 400 when snapshots
