@@ -272,6 +272,16 @@ async fn create_refusals() {
         r.body["badRequest"]["message"],
         "Network n1 could not be found."
     );
+    // A body over max_json_body: Nova's 413.
+    let r = nova
+        .post(
+            "/servers",
+            json!({"server": {"name": "s", "imageRef": queued, "flavorRef": "1",
+                "metadata": {"k": "v".repeat(200_000)}}}),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(r.body["overLimit"]["code"], 413);
     // A reader may look but not create.
     let (project, _) = member(&tc).await;
     let reader = Nova::new(&tc, "region-one", &reader_of(&tc, &project).await);

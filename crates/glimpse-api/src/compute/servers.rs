@@ -5,6 +5,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -257,14 +258,26 @@ fn local_image_boot(s: &Map<String, Value>) -> Result<Option<String>, Error> {
     Ok(image)
 }
 
+/// A request body, or Nova's 413 / 400 when it cannot be read.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::too_large("Request is too large.")
+        } else {
+            Error::bad_request(format!("The request body could not be read: {e}"))
+        }
+    })
+}
+
 /// `POST /servers`.
 async fn create(
     State(region): State<R>,
     Extension(base): Extension<Base>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = caller!(region, headers, base);
+    let body = tryn!(read_body(body));
     let new = tryn!(parse_create(&body, &base));
     let server = tryn!(compute::create(&region, &caller, new).await);
     let password: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
@@ -349,9 +362,10 @@ async fn action(
     Extension(base): Extension<Base>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = caller!(region, headers, base);
+    let body = tryn!(read_body(body));
     if !crate::request::is_json(&headers) {
         return nova(Error::bad_request("There is no such action: None")).into_response();
     }
