@@ -84,9 +84,32 @@ pub fn qemu_error(what: &str, e: QemuError) -> Error {
 static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn lock_for(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-    locks.entry(path.to_path_buf()).or_default().clone()
+/// The in-process lock of one cached copy; dropping the guard forgets the lock once nobody
+/// else holds or waits for it, so the table does not grow with every image ever used.
+struct CopyLock {
+    path: PathBuf,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl CopyLock {
+    fn new(path: &Path) -> CopyLock {
+        let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = locks.entry(path.to_path_buf()).or_default().clone();
+        CopyLock {
+            path: path.to_path_buf(),
+            lock,
+        }
+    }
+}
+
+impl Drop for CopyLock {
+    fn drop(&mut self) {
+        let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+        // The table's reference and ours: nobody else is waiting.
+        if Arc::strong_count(&self.lock) == 2 {
+            locks.remove(&self.path);
+        }
+    }
 }
 
 /// A verified local copy of `image`'s bytes (see the module documentation), downloading it
@@ -117,8 +140,8 @@ pub async fn cached_image(region: &Region, image: &Image) -> Result<PathBuf> {
     let cache = subdir(region, "images").await?;
     let name = format!("{}-{}", image.id, &hash[..hash.len().min(16)]);
     let path = cache.join(&name);
-    let lock = lock_for(&path);
-    let _held = lock.lock().await;
+    let copy = CopyLock::new(&path);
+    let _held = copy.lock.lock().await;
     if let Ok(meta) = tokio::fs::metadata(&path).await {
         if meta.len() == size as u64 {
             return Ok(path);
@@ -380,6 +403,7 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        assert!(!LOCKS.lock().unwrap().contains_key(&path), "the lock is forgotten");
 
         // A copy of the wrong size is fetched again.
         std::fs::write(&path, b"short").unwrap();
