@@ -6,6 +6,7 @@ mod common;
 
 use common::TestCloud;
 use common::cinder::{Cinder, volume_file, wait_image};
+use common::nova::{Nova, raw_image};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -253,117 +254,52 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
 async fn nova_volume_attachments() {
     let tc = TestCloud::start().await;
     let (c, token) = member(&tc).await;
-    let image_url = tc.image(REGION);
-    let img = common::glance::create_bare(&tc.http, &image_url, &token, "base", "raw").await;
-    common::glance::upload(&tc.http, &image_url, &token, &img, vec![1u8; 1 << 20]).await;
-    let compute = format!("{}/{REGION}/compute/v2.1", tc.base);
-    let call = |m: Method, path: String, body: Option<Value>| {
-        let (http, token) = (tc.http.clone(), token.clone());
-        async move {
-            let mut r = http.request(m, path).header("x-auth-token", token);
-            if let Some(b) = body {
-                r = r.json(&b);
-            }
-            let resp = r.send().await.unwrap();
-            let s = resp.status().as_u16();
-            (s, resp.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (s, v) = call(
-        Method::POST,
-        format!("{compute}/servers"),
-        Some(json!({"server": {"name": "vm", "imageRef": img, "flavorRef": "1"}})),
-    )
-    .await;
-    assert_eq!(s, 202, "{v}");
-    let vm = v["server"]["id"].as_str().unwrap().to_string();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    while call(Method::GET, format!("{compute}/servers/{vm}"), None)
-        .await
-        .1["server"]["status"]
-        != "ACTIVE"
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let img = raw_image(&tc, REGION, &token, "base", vec![1u8; 1 << 20]).await;
+    let nova = Nova::new(&tc, REGION, &token);
+    let vm = nova.active_server("vm", &img).await;
     let vol = c.create(1, "a").await;
-    let att = format!("{compute}/servers/{vm}/os-volume_attachments");
+    let att = format!("/servers/{vm}/os-volume_attachments");
+    let attach = |v: &str| json!({"volumeAttachment": {"volumeId": v}});
 
-    let (s, v) = call(
-        Method::POST,
-        att.clone(),
-        Some(json!({"volumeAttachment": {"volumeId": vol}})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    let r = nova.post(&att, attach(&vol)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
-        v,
+        r.body,
         json!({"volumeAttachment": {"device": "/dev/vdb", "id": vol, "serverId": vm, "volumeId": vol}})
     );
     assert_eq!(c.show(&vol).await.1["volume"]["status"], "in-use");
-    let (s, v) = call(Method::GET, att.clone(), None).await;
-    assert_eq!(s, 200);
-    assert_eq!(v["volumeAttachments"].as_array().unwrap().len(), 1);
-    let (s, _) = call(Method::GET, format!("{att}/{vol}"), None).await;
-    assert_eq!(s, 200);
+    let r = nova.get(&att).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["volumeAttachments"].as_array().unwrap().len(), 1);
+    assert_eq!(nova.get(&format!("{att}/{vol}")).await.status, 200);
     // Attaching it again: 400. An unknown volume or server: 404. Bad bodies: 400.
-    let (s, v) = call(
-        Method::POST,
-        att.clone(),
-        Some(json!({"volumeAttachment": {"volumeId": vol}})),
-    )
-    .await;
-    fault(s, &v, 400, "badRequest");
-    let (s, v) = call(
-        Method::POST,
-        att.clone(),
-        Some(json!({"volumeAttachment": {"volumeId": uuid::Uuid::new_v4()}})),
-    )
-    .await;
-    fault(s, &v, 404, "itemNotFound");
-    let nobody = format!(
-        "{compute}/servers/{}/os-volume_attachments",
-        uuid::Uuid::new_v4()
-    );
-    let (s, v) = call(
-        Method::POST,
-        nobody,
-        Some(json!({"volumeAttachment": {"volumeId": vol}})),
-    )
-    .await;
-    fault(s, &v, 404, "itemNotFound");
-    let (s, v) = call(
-        Method::POST,
-        att.clone(),
-        Some(json!({"volumeAttachment": {"volumeId": "x"}})),
-    )
-    .await;
-    fault(s, &v, 400, "badRequest");
+    let r = nova.post(&att, attach(&vol)).await;
+    fault(r.status, &r.body, 400, "badRequest");
+    let r = nova
+        .post(&att, attach(&uuid::Uuid::new_v4().to_string()))
+        .await;
+    fault(r.status, &r.body, 404, "itemNotFound");
+    let nobody = format!("/servers/{}/os-volume_attachments", uuid::Uuid::new_v4());
+    let r = nova.post(&nobody, attach(&vol)).await;
+    fault(r.status, &r.body, 404, "itemNotFound");
+    let r = nova.post(&att, attach("x")).await;
+    fault(r.status, &r.body, 400, "badRequest");
     // An attached volume cannot be deleted.
     let (s, v) = c
         .call(Method::DELETE, &format!("/volumes/{vol}"), None, &[])
         .await;
     fault(s, &v, 400, "badRequest");
 
-    let (s, _) = call(Method::DELETE, format!("{att}/{vol}"), None).await;
-    assert_eq!(s, 202);
+    assert_eq!(nova.delete(&format!("{att}/{vol}")).await.status, 202);
     assert_eq!(c.show(&vol).await.1["volume"]["status"], "available");
-    let (s, v) = call(Method::DELETE, format!("{att}/{vol}"), None).await;
-    fault(s, &v, 404, "itemNotFound");
-    let (_, v) = call(Method::GET, att.clone(), None).await;
-    assert_eq!(v["volumeAttachments"], json!([]));
+    let r = nova.delete(&format!("{att}/{vol}")).await;
+    fault(r.status, &r.body, 404, "itemNotFound");
+    assert_eq!(nova.get(&att).await.body["volumeAttachments"], json!([]));
 
     // Deleting a server detaches its volumes (as Nova does).
-    let (s, _) = call(
-        Method::POST,
-        att,
-        Some(json!({"volumeAttachment": {"volumeId": vol}})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    assert_eq!(nova.post(&att, attach(&vol)).await.status, 200);
     assert_eq!(c.show(&vol).await.1["volume"]["status"], "in-use");
-    let (s, _) = call(Method::DELETE, format!("{compute}/servers/{vm}"), None).await;
-    assert_eq!(s, 204);
+    assert_eq!(nova.delete(&format!("/servers/{vm}")).await.status, 204);
     let shown = c.show(&vol).await.1;
     assert_eq!(shown["volume"]["status"], "available", "{shown}");
     assert_eq!(shown["volume"]["attachments"], json!([]));

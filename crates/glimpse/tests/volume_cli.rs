@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestCloud;
+use common::nova::qemu_img;
 use common::osc::{Osc, openstack_cli};
 use serde_json::Value;
 
@@ -37,21 +38,6 @@ async fn wait(osc: &Osc, what: &str, name: &str, want: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn qemu_img(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("qemu-img")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,8 +124,9 @@ async fn openstack_volume_to_image_commands_work() {
             &["image", "save", "--file", out.to_str().unwrap(), &name],
         )
         .await;
-        let (ok, info) = qemu_img(&["info", "--output=json", "-f", format, out.to_str().unwrap()]);
-        assert!(ok, "{info}");
+        let (code, info) =
+            qemu_img(&["info", "--output=json", "-f", format, out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{info}");
         let info: Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["format"], format);
         assert_eq!(info["virtual-size"], 1u64 << 30);
@@ -152,7 +139,7 @@ async fn openstack_volume_to_image_commands_work() {
             file.to_str().unwrap(),
             out.to_str().unwrap(),
         ]);
-        assert!(same, "{format}: {why}");
+        assert_eq!(same, 0, "{format}: {why}");
     }
 
     plain(&osc, &["server", "remove", "volume", "vm", "v1"]).await;

@@ -5,6 +5,7 @@ mod common;
 
 use common::TestCloud;
 use common::cinder::{Cinder, volume_file, wait_image};
+use common::nova::{Nova, qemu_img, raw_image, reader_of};
 use serde_json::{Value, json};
 
 const REGION: &str = "region-one";
@@ -48,21 +49,6 @@ fn is_cinder_time(s: &str) -> bool {
             19 => *c == b'.',
             _ => c.is_ascii_digit(),
         })
-}
-
-fn qemu_img(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("qemu-img")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[tokio::test]
@@ -121,8 +107,8 @@ async fn upload_makes_an_equal_image_in_each_format() {
         let out = tc.data_dir.join(format!("{image_id}.{format}"));
         std::fs::write(&out, &data).unwrap();
         let qname = if format == "vhd" { "vpc" } else { format };
-        let (ok, info) = qemu_img(&["info", "--output=json", "-f", qname, out.to_str().unwrap()]);
-        assert!(ok, "{info}");
+        let (code, info) = qemu_img(&["info", "--output=json", "-f", qname, out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{info}");
         let info: Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["format"], qname);
         let (same, why) = qemu_img(&[
@@ -134,53 +120,14 @@ async fn upload_makes_an_equal_image_in_each_format() {
             file.to_str().unwrap(),
             out.to_str().unwrap(),
         ]);
-        assert!(same, "{format}: {why}");
+        assert_eq!(same, 0, "{format}: {why}");
     }
 }
 
 /// An active raw image of 1 MiB and an ACTIVE server booted from it; returns the server id.
-async fn server(tc: &TestCloud, c: &Cinder, token: &str) -> String {
-    let image_url = tc.image(REGION);
-    let img = common::glance::create_bare(&tc.http, &image_url, token, "base", "raw").await;
-    let (s, _) =
-        common::glance::upload(&tc.http, &image_url, token, &img, vec![7u8; 1 << 20]).await;
-    assert_eq!(s, 204);
-    let compute = format!("{}/{REGION}/compute/v2.1", tc.base);
-    let r: Value = tc
-        .http
-        .post(format!("{compute}/servers"))
-        .header("x-auth-token", token)
-        .json(&json!({"server": {"name": "vm", "imageRef": img, "flavorRef": "1"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = r["server"]["id"].as_str().expect("server id").to_string();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let v: Value = tc
-            .http
-            .get(format!("{compute}/servers/{id}"))
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["server"]["status"] == "ACTIVE" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server never ACTIVE: {v}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = c;
-    id
+async fn server(tc: &TestCloud, token: &str) -> String {
+    let img = raw_image(tc, REGION, token, "base", vec![7u8; 1 << 20]).await;
+    Nova::new(tc, REGION, token).active_server("vm", &img).await
 }
 
 /// Images of the caller's project with this name (none must be left by a refused upload).
@@ -303,7 +250,7 @@ async fn status_gate_in_use_needs_force_and_busy_volumes_are_refused() {
     let (s, _) = c.action(&id, json!({"os-unreserve": {}})).await;
     assert_eq!(s, 202);
     // in-use: 400 without force, 202 with it, and back to in-use afterwards.
-    let vm = server(&tc, &c, &token).await;
+    let vm = server(&tc, &token).await;
     let (s, v) = c
         .action(
             &id,
@@ -389,24 +336,7 @@ async fn auth_project_and_visibility_rows() {
     assert_fault(s, &v, 404, "itemNotFound");
     assert_eq!(other.show(&theirs).await.1["volume"]["status"], "available");
     // 403: a reader of the project sees the volume but may not upload it.
-    let admin = tc.admin_token().await;
-    let project_name: Value = tc
-        .http
-        .get(format!("{}/projects/{}", tc.identity(), c.project))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pname = project_name["project"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let reader_token = tc
-        .user_with_role(&admin, &c.project, &pname, "reader")
-        .await;
+    let reader_token = reader_of(&tc, &c.project).await;
     let mut reader = c.clone();
     reader.token = reader_token;
     assert_eq!(reader.show(&id).await.0, 200);
@@ -523,8 +453,8 @@ async fn failed_upload_puts_the_volume_back_and_leaves_no_image() {
     let id = c.create(1, "v").await;
     let dir = common::TempDir::new();
     let q = dir.0.join("inner.qcow2");
-    let (ok, why) = qemu_img(&["create", "-q", "-f", "qcow2", q.to_str().unwrap(), "16M"]);
-    assert!(ok, "{why}");
+    let (code, why) = qemu_img(&["create", "-q", "-f", "qcow2", q.to_str().unwrap(), "16M"]);
+    assert_eq!(code, 0, "{why}");
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
