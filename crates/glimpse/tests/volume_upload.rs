@@ -491,3 +491,36 @@ async fn failed_upload_puts_the_volume_back_and_leaves_no_image() {
         assert_eq!(images_named(&tc, &token, &name).await, 0);
     }
 }
+
+/// Seed 002's own execution example, on its `/v2/{tenant_id}` path: 202, Python's JSON.
+#[tokio::test]
+async fn seed_example_on_the_v2_path() {
+    let tc = TestCloud::start().await;
+    let (mut c, token) = member(&tc).await;
+    c.api = "v2".into();
+    let id = c.create(1, "seed").await;
+    let r = tc
+        .http
+        .post(c.url(&format!("/volumes/{id}/action")))
+        .header("x-auth-token", &token)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .body(r#"{"os-volume_upload_image": {"container_format": "bare", "force": false, "image_name": "testupdateimage", "disk_format": "raw"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(r.headers().get("openstack-api-version").is_none());
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with(r#"{"os-volume_upload_image": {"container_format": "bare", "disk_format": "raw", "display_description": null, "id": ""#), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let image = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let img = wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
+    assert_eq!(img["name"], "testupdateimage");
+    assert_eq!(img["size"], 1u64 << 30);
+    c.wait(&id, "available").await;
+}
