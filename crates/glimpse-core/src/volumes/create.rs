@@ -91,8 +91,10 @@ impl CreateHandler {
         .await;
         if let Err(e) = converted {
             let _ = files::remove_path(&out).await;
-            return Err(JobError::Permanent(format!(
-                "image {image_id} could not be converted to a volume: {e}"
+            // Refused input is permanent; a failing qemu-img (disk full, a limit) retries.
+            return Err(JobError::from(crate::disks::qemu_error(
+                &format!("Image {image_id} could not be converted to a volume"),
+                e,
             )));
         }
         files::install(region, &p.volume_id, out, bytes).await?;

@@ -438,8 +438,9 @@ impl UploadHandler {
                 &inspect,
             );
             tokio::select! {
-                r = converted => r.map_err(|e| JobError::Permanent(format!(
-                    "the volume could not be converted to {}: {e}", p.disk_format)))?,
+                // Refused input is permanent; a failing qemu-img (disk full, a limit) retries.
+                r = converted => r.map_err(|e| JobError::from(crate::disks::qemu_error(
+                    &format!("The volume could not be converted to {}", p.disk_format), e)))?,
                 _ = ctx.cancel.cancelled() => return Err(JobError::Interrupted),
             }
             scratch.clone()
