@@ -116,8 +116,9 @@ const CREATE_KEYS: [&str; 24] = [
     "trusted_image_certificates",
 ];
 
-/// Parses `{"server": {...}}` as Nova's create schema does.
-fn parse_create(body: &[u8], base: &Base) -> Result<NewServer, Error> {
+/// Parses `{"server": {...}}` as Nova's create schema does; also returns the `adminPass`
+/// asked for, if any (echoed back; there is no guest to set it in).
+fn parse_create(body: &[u8], base: &Base) -> Result<(NewServer, Option<String>), Error> {
     let top = object(body)?;
     let whole = Value::Object(top.clone());
     let Some(Value::Object(s)) = top.get("server") else {
@@ -208,12 +209,18 @@ fn parse_create(body: &[u8], base: &Base) -> Result<NewServer, Error> {
             ));
         }
     }
-    Ok(NewServer {
+    let admin_pass = match s.get("adminPass") {
+        None => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(other) => return Err(invalid("adminPass", other, "is not of type 'string'")),
+    };
+    let new = NewServer {
         name,
         image_ref,
         flavor_ref,
         metadata: metadata("metadata", s.get("metadata"), Some(255))?,
-    })
+    };
+    Ok((new, admin_pass))
 }
 
 /// The image of a block device mapping that only says "boot from this image onto a local
@@ -278,9 +285,10 @@ async fn create(
 ) -> Response {
     let caller = caller!(region, headers, base);
     let body = tryn!(read_body(body));
-    let new = tryn!(parse_create(&body, &base));
+    let (new, asked) = tryn!(parse_create(&body, &base));
     let server = tryn!(compute::create(&region, &caller, new).await);
-    let password: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let password =
+        asked.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     let mut r = reply(
         StatusCode::ACCEPTED,
         json!({"server": {

@@ -2,7 +2,7 @@
 //! with exactly the keys Nova (and Tempest's response schemas) allow.
 
 use chrono::{DateTime, Utc};
-use glimpse_core::compute::{FLAVORS, Flavor, Server, VmState};
+use glimpse_core::compute::{Flavor, Server, VmState};
 use glimpse_core::images::Image;
 use glimpse_core::region::Region;
 use glimpse_types::ImageStatus;
@@ -137,15 +137,6 @@ pub fn flavor(region: &Region, base: &Base, f: &Flavor, detail: bool) -> Value {
         }
     }
     v
-}
-
-/// All flavors.
-pub fn flavors(region: &Region, base: &Base, detail: bool) -> Value {
-    let list: Vec<Value> = FLAVORS
-        .iter()
-        .map(|f| flavor(region, base, f, detail))
-        .collect();
-    json!({ "flavors": list })
 }
 
 /// Nova's image status words (`nova/api/openstack/compute/views/images.py`).
