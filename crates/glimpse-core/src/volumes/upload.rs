@@ -304,6 +304,12 @@ pub async fn submit(
     if !repo::transition(&region.db, volume_id, from, VolumeStatus::Uploading, true).await? {
         return Err(status_error(volume_id, req.force));
     }
+    // The answer shows the volume as this request left it (the job may finish before the
+    // answer is written; Cinder's answer says `uploading` regardless).
+    let mut volume = repo::load(&region.db, volume_id)
+        .await?
+        .ok_or_else(|| policy::not_found(volume_id))?;
+    volume.status = VolumeStatus::Uploading;
     let restore = || async {
         if let Err(e) = repo::end_upload(&region.db, volume_id).await {
             tracing::error!(volume = volume_id, error = %e, "could not restore the volume's status");
@@ -347,9 +353,6 @@ pub async fn submit(
         restore().await;
         return Err(e);
     }
-    let volume = repo::load(&region.db, volume_id)
-        .await?
-        .ok_or_else(|| policy::not_found(volume_id))?;
     Ok(Accepted {
         volume,
         image_id: Some(image.id),
