@@ -188,6 +188,37 @@ async fn server_lifecycle_power_rules_and_views() {
         404
     );
 
+    // PUT: name and access addresses; Nova's basic view back; bad addresses are 400.
+    let r = nova
+        .call(
+            reqwest::Method::PUT,
+            &format!("/servers/{id}"),
+            Some(json!({"server": {"name": "renamed", "accessIPv4": "1.1.1.1", "accessIPv6": "::babe:202:202"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["server"]["name"], "renamed");
+    assert_eq!(r.body["server"]["accessIPv4"], "1.1.1.1");
+    assert!(r.body["server"].get("OS-EXT-STS:vm_state").is_none());
+    let s = nova.wait_server(&id, "ACTIVE").await;
+    assert_eq!(s["accessIPv6"], "::babe:202:202");
+    let r = nova
+        .call(
+            reqwest::Method::PUT,
+            &format!("/servers/{id}"),
+            Some(json!({"server": {"accessIPv4": "::1"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = stranger
+        .call(
+            reqwest::Method::PUT,
+            &format!("/servers/{id}"),
+            Some(json!({"server": {"name": "mine"}})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
     // Microversioned views.
     let r = Nova::new(&tc, "region-one", &token)
         .at("2.47")

@@ -14,6 +14,8 @@ CREATE TABLE servers (
     task_state      TEXT,
     power_state     BIGINT NOT NULL,
     metadata        TEXT NOT NULL,
+    access_ipv4     TEXT NOT NULL DEFAULT '',
+    access_ipv6     TEXT NOT NULL DEFAULT '',
     base_path       TEXT,
     base_format     TEXT,
     disk_path       TEXT,

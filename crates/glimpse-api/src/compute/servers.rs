@@ -20,7 +20,7 @@ pub(super) fn routes() -> Router<R> {
     Router::new()
         .route("/servers", get(list).post(create))
         .route("/servers/detail", get(detail))
-        .route("/servers/{id}", get(show).delete(remove))
+        .route("/servers/{id}", get(show).put(update).delete(remove))
         .route("/servers/{id}/action", post(action))
 }
 
@@ -219,6 +219,8 @@ fn parse_create(body: &[u8], base: &Base) -> Result<(NewServer, Option<String>),
         image_ref,
         flavor_ref,
         metadata: metadata("metadata", s.get("metadata"), Some(255))?,
+        access_ipv4: access_ip(s, "accessIPv4")?.unwrap_or_default(),
+        access_ipv6: access_ip(s, "accessIPv6")?.unwrap_or_default(),
     };
     Ok((new, admin_pass))
 }
@@ -274,6 +276,82 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
             Error::bad_request(format!("The request body could not be read: {e}"))
         }
     })
+}
+
+/// `accessIPv4`/`accessIPv6`: an address of that family (or "" to clear).
+fn access_ip(s: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
+    let Some(v) = s.get(key) else { return Ok(None) };
+    let text = v.as_str().unwrap_or("");
+    let ok = text.is_empty()
+        || if key == "accessIPv4" {
+            text.parse::<std::net::Ipv4Addr>().is_ok()
+        } else {
+            text.parse::<std::net::Ipv6Addr>().is_ok()
+        };
+    if !v.is_string() || !ok {
+        let family = if key == "accessIPv4" { "ipv4" } else { "ipv6" };
+        return Err(invalid(key, v, &format!("{v} is not a '{family}'")));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// `PUT /servers/{id}`: name and access addresses (`OS-DCF:diskConfig` and, from 2.19,
+/// `description` are accepted and not kept).
+async fn update(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let caller = caller!(region, headers, base);
+    let body = tryn!(read_body(body));
+    let top = tryn!(object(&body));
+    let Some(Value::Object(s)) = top.get("server") else {
+        return nova(invalid(
+            "server",
+            &Value::Object(top.clone()),
+            "'server' is a required property",
+        ))
+        .into_response();
+    };
+    let allowed = [
+        "name",
+        "accessIPv4",
+        "accessIPv6",
+        "OS-DCF:diskConfig",
+        "description",
+    ];
+    if let Some(k) = s.keys().find(|k| {
+        !allowed.contains(&k.as_str())
+            || (k.as_str() == "description" && !base.version.at_least(19))
+    }) {
+        return nova(invalid(
+            "server",
+            &Value::Object(s.clone()),
+            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
+        ))
+        .into_response();
+    }
+    let name = match s.get("name") {
+        None => None,
+        Some(Value::String(n)) if (1..=255).contains(&n.chars().count()) && n.trim() == n => {
+            Some(n.clone())
+        }
+        Some(other) => {
+            return nova(invalid("name", other, "is not a valid server name")).into_response();
+        }
+    };
+    let u = compute::ServerUpdate {
+        name,
+        access_ipv4: tryn!(access_ip(s, "accessIPv4")),
+        access_ipv6: tryn!(access_ip(s, "accessIPv6")),
+    };
+    let server = tryn!(compute::update(&region, &caller, &id, u).await);
+    reply(
+        StatusCode::OK,
+        json!({"server": views::server_updated(&region, &base, &server)}),
+    )
 }
 
 /// `POST /servers`.

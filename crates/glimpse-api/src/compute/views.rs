@@ -70,8 +70,8 @@ pub fn server(region: &Region, base: &Base, s: &Server) -> Value {
         "created": api_time(s.created_at),
         "updated": api_time(s.updated_at),
         "addresses": {},
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": s.access_ipv4,
+        "accessIPv6": s.access_ipv6,
         "links": links(region, base, "servers", &s.id),
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": "nova",
@@ -114,6 +114,32 @@ pub fn server(region: &Region, base: &Base, s: &Server) -> Value {
     }
     if base.version.at_least(26) {
         o.insert("tags".into(), json!([]));
+    }
+    v
+}
+
+/// Keys of the full view that `PUT /servers/{id}` does not answer with (Nova's update view
+/// is the basic one).
+const DETAIL_ONLY: [&str; 10] = [
+    "key_name",
+    "security_groups",
+    "OS-SRV-USG:launched_at",
+    "OS-SRV-USG:terminated_at",
+    "OS-EXT-AZ:availability_zone",
+    "OS-EXT-STS:task_state",
+    "OS-EXT-STS:vm_state",
+    "OS-EXT-STS:power_state",
+    "os-extended-volumes:volumes_attached",
+    "config_drive",
+];
+
+/// The view `PUT /servers/{id}` answers with.
+pub fn server_updated(region: &Region, base: &Base, s: &Server) -> Value {
+    let mut v = server(region, base, s);
+    if let Some(o) = v.as_object_mut() {
+        for k in DETAIL_ONLY {
+            o.remove(k);
+        }
     }
     v
 }

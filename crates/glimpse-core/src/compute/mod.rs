@@ -24,7 +24,9 @@ pub mod snapshot;
 
 pub use build::BuildHandler;
 pub use model::{FLAVORS, Flavor, PowerState, Server, VmState, flavor};
-pub use servers::{NewServer, PowerAction, create, delete, get, list, power, write_disk};
+pub use servers::{
+    NewServer, PowerAction, ServerUpdate, create, delete, get, list, power, update, write_disk,
+};
 pub use snapshot::{SnapshotHandler, SnapshotRequest, create_image};
 
 use crate::error::Result;

@@ -92,6 +92,9 @@ pub struct Server {
     pub task_state: Option<String>,
     pub power_state: i64,
     pub metadata: Vec<(String, String)>,
+    /// Nova's `accessIPv4` / `accessIPv6` (informative addresses the user sets; "" if none).
+    pub access_ipv4: String,
+    pub access_ipv6: String,
     /// The cached image copy under the disk dir (relative path), once built.
     pub base_path: Option<String>,
     /// Its disk format (`raw`, `qcow2`, …).

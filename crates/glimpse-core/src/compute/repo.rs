@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, project_id, user_id, name, image_id, flavor_id, vm_state, task_state, \
-     power_state, metadata, base_path, base_format, disk_path, disk_size, snapshot_image, fault, \
+     power_state, metadata, access_ipv4, access_ipv6, base_path, base_format, disk_path, disk_size, snapshot_image, fault, \
      image_meta, created_at, updated_at, launched_at";
 
 fn time(row: &AnyRow, col: &str) -> Result<chrono::DateTime<chrono::Utc>> {
@@ -39,6 +39,8 @@ fn from_row(row: &AnyRow) -> Result<Server> {
         task_state: row.try_get("task_state")?,
         power_state: row.try_get("power_state")?,
         metadata,
+        access_ipv4: row.try_get("access_ipv4")?,
+        access_ipv6: row.try_get("access_ipv6")?,
         base_path: row.try_get("base_path")?,
         base_format: row.try_get("base_format")?,
         disk_path: row.try_get("disk_path")?,
@@ -97,8 +99,8 @@ pub async fn with_task(db: &Db) -> Result<Vec<Server>> {
 pub async fn insert(db: &Db, s: &Server) -> Result<()> {
     sqlx::query(
         "INSERT INTO servers (id, project_id, user_id, name, image_id, flavor_id, vm_state, \
-         task_state, power_state, metadata, image_meta, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         task_state, power_state, metadata, image_meta, created_at, updated_at, access_ipv4, \
+         access_ipv6) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&s.id)
     .bind(&s.project_id)
@@ -113,9 +115,28 @@ pub async fn insert(db: &Db, s: &Server) -> Result<()> {
     .bind(s.image_meta.to_string())
     .bind(db_time(s.created_at))
     .bind(db_time(s.updated_at))
+    .bind(&s.access_ipv4)
+    .bind(&s.access_ipv6)
     .execute(&db.pool)
     .await?;
     Ok(())
+}
+
+/// Sets a server's name and access addresses; false if it is gone.
+pub async fn update_fields(db: &Db, s: &Server) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE servers SET name = $1, access_ipv4 = $2, access_ipv6 = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(&s.name)
+    .bind(&s.access_ipv4)
+    .bind(&s.access_ipv6)
+    .bind(db_time(s.updated_at))
+    .bind(&s.id)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 /// Marks a built server `active` (only from `building`); false if it is gone or not building.

@@ -32,6 +32,36 @@ pub struct NewServer {
     pub image_ref: String,
     pub flavor_ref: String,
     pub metadata: Vec<(String, String)>,
+    pub access_ipv4: String,
+    pub access_ipv6: String,
+}
+
+/// What `PUT /servers/{id}` changes (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct ServerUpdate {
+    pub name: Option<String>,
+    pub access_ipv4: Option<String>,
+    pub access_ipv6: Option<String>,
+}
+
+/// Updates a server's name and access addresses (member role).
+pub async fn update(region: &Region, caller: &Caller, id: &str, u: ServerUpdate) -> Result<Server> {
+    let mut s = get(region, caller, id).await?;
+    require_member(caller, "servers:update")?;
+    if let Some(n) = u.name {
+        s.name = n;
+    }
+    if let Some(v) = u.access_ipv4 {
+        s.access_ipv4 = v;
+    }
+    if let Some(v) = u.access_ipv6 {
+        s.access_ipv6 = v;
+    }
+    s.updated_at = glimpse_types::now();
+    if !repo::update_fields(&region.db, &s).await? {
+        return Err(not_found(id));
+    }
+    Ok(s)
 }
 
 /// Nova's 404 for a server.
@@ -141,6 +171,8 @@ pub async fn create(region: &Region, caller: &Caller, new: NewServer) -> Result<
         task_state: Some(task::SPAWNING.to_string()),
         power_state: 0,
         metadata: new.metadata,
+        access_ipv4: new.access_ipv4,
+        access_ipv6: new.access_ipv6,
         base_path: None,
         base_format: None,
         disk_path: None,

@@ -515,6 +515,8 @@ mod tests {
             task_state: None,
             power_state: 1,
             metadata: vec![],
+            access_ipv4: String::new(),
+            access_ipv6: String::new(),
             base_path: None,
             base_format: None,
             disk_path: None,
