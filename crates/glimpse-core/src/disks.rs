@@ -403,7 +403,10 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
-        assert!(!LOCKS.lock().unwrap().contains_key(&path), "the lock is forgotten");
+        assert!(
+            !LOCKS.lock().unwrap().contains_key(&path),
+            "the lock is forgotten"
+        );
 
         // A copy of the wrong size is fetched again.
         std::fs::write(&path, b"short").unwrap();
