@@ -524,3 +524,38 @@ async fn seed_example_on_the_v2_path() {
     assert_eq!(img["size"], 1u64 << 30);
     c.wait(&id, "available").await;
 }
+
+/// From 3.1 an admin may make a public image (policy `upload_public`).
+#[tokio::test]
+async fn an_admin_uploads_a_public_image() {
+    let tc = TestCloud::start().await;
+    let admin = tc.admin_token().await;
+    let projects: Value = tc
+        .http
+        .get(format!("{}/projects?name=admin", tc.identity()))
+        .header("x-auth-token", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = projects["projects"][0]["id"].as_str().unwrap();
+    let c = Cinder::new(&tc, REGION, pid, &admin);
+    let id = c.create(1, "public-source").await;
+    let body = json!({"os-volume_upload_image": {"image_name": "for-everyone",
+        "disk_format": "qcow2", "visibility": "public"}});
+    let (s, v) = c.action_at(&id, body, "3.1").await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["os-volume_upload_image"]["visibility"], "public");
+    let image = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let img = wait_image(&tc.http, &tc.image(REGION), &admin, &image, "active").await;
+    assert_eq!(img["visibility"], "public");
+    // Another project sees it.
+    let (_, other) = member(&tc).await;
+    let seen = common::glance::show(&tc.http, &tc.image(REGION), &other, &image).await;
+    assert_eq!(seen["name"], "for-everyone");
+}
