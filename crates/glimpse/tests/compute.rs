@@ -329,3 +329,124 @@ async fn create_refusals() {
         "Policy doesn't allow os_compute_api:servers:create to be performed."
     );
 }
+
+/// Nova's image proxy: list with Nova's filters and paging, and the metadata sub-resource.
+#[tokio::test]
+async fn image_proxy_list_and_metadata() {
+    let tc = TestCloud::start().await;
+    let (_p, token) = member(&tc).await;
+    let url = tc.image("region-one");
+    let a = common::glance::create_image(
+        &tc.http,
+        &url,
+        &token,
+        json!({"name": "alpha", "disk_format": "raw", "container_format": "bare", "image_type": "snapshot", "instance_uuid": "srv-1"}),
+    )
+    .await;
+    let b = common::glance::create_bare(&tc.http, &url, &token, "beta", "raw").await;
+    let (st, _) = common::glance::upload(&tc.http, &url, &token, &b, pattern(4096)).await;
+    assert_eq!(st, 204);
+    let nova = Nova::new(&tc, "region-one", &token);
+    let ids = |r: &common::nova::Reply| -> Vec<String> {
+        r.body["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = nova.get("/images").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ids(&r).len(), 2);
+    assert_eq!(r.body["images"][0].as_object().unwrap().len(), 3);
+    assert_eq!(ids(&nova.get("/images?name=alpha").await), [a.clone()]);
+    assert_eq!(
+        ids(&nova.get("/images/detail?status=ACTIVE").await),
+        [b.clone()]
+    );
+    assert_eq!(ids(&nova.get("/images?type=snapshot").await), [a.clone()]);
+    assert_eq!(
+        ids(&nova.get("/images?server=http://x/servers/srv-1").await),
+        [a.clone()]
+    );
+    let r = nova.get("/images/detail?limit=1").await;
+    assert_eq!(ids(&r).len(), 1);
+    assert!(
+        r.body["images_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains("marker=")
+    );
+    assert_eq!(r.body["images"][0]["status"], "ACTIVE");
+
+    // Metadata.
+    let r = nova.get(&format!("/images/{a}/metadata")).await;
+    assert_eq!(r.body["metadata"]["image_type"], "snapshot");
+    let r = nova
+        .post(
+            &format!("/images/{a}/metadata"),
+            json!({"metadata": {"os_version": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["metadata"]["os_version"], "1");
+    assert_eq!(r.body["metadata"]["image_type"], "snapshot");
+    let r = nova
+        .call(
+            reqwest::Method::PUT,
+            &format!("/images/{a}/metadata"),
+            Some(json!({"metadata": {"only": "this"}})),
+        )
+        .await;
+    assert_eq!(r.body["metadata"], json!({"only": "this"}));
+    let r = nova
+        .call(
+            reqwest::Method::PUT,
+            &format!("/images/{a}/metadata/only"),
+            Some(json!({"meta": {"only": "that"}})),
+        )
+        .await;
+    assert_eq!(r.body, json!({"meta": {"only": "that"}}));
+    let r = nova
+        .call(
+            reqwest::Method::PUT,
+            &format!("/images/{a}/metadata/only"),
+            Some(json!({"meta": {"other": "x"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        nova.get(&format!("/images/{a}/metadata/only")).await.body["meta"]["only"],
+        "that"
+    );
+    assert_eq!(
+        nova.delete(&format!("/images/{a}/metadata/only"))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        nova.get(&format!("/images/{a}/metadata/only")).await.status,
+        404
+    );
+    assert_eq!(
+        nova.delete(&format!("/images/{a}/metadata/only"))
+            .await
+            .status,
+        404
+    );
+    let many: serde_json::Map<String, Value> =
+        (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = nova
+        .post(&format!("/images/{a}/metadata"), json!({"metadata": many}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // Another project sees none of it.
+    let (_q, other) = member(&tc).await;
+    let stranger = Nova::new(&tc, "region-one", &other);
+    assert_eq!(
+        stranger.get(&format!("/images/{a}/metadata")).await.status,
+        404
+    );
+    assert!(ids(&stranger.get("/images").await).is_empty());
+}

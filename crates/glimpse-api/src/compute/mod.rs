@@ -8,7 +8,8 @@
 //! | GET | `/servers`, `/servers/detail`, `/servers/{id}` | Nova's views |
 //! | DELETE | `/servers/{id}` | 204 |
 //! | POST | `/servers/{id}/action` | `os-stop`, `os-start`, `pause`, `unpause`, `suspend`, `resume`, `createImage` (seed 004), `glimpse-write-disk` |
-//! | GET, DELETE | `/images/{id}` | Nova's image proxy over this region's Glance records (before 2.36) |
+//! | GET, DELETE | `/images/{id}`; GET `/images`, `/images/detail` | Nova's image proxy over this region's Glance records (before 2.36) |
+//! | GET, POST, PUT, DELETE | `/images/{id}/metadata[/{key}]` | the image metadata proxy (before 2.39) |
 //!
 //! A project id in the URL must be the token's project: otherwise 400 "Malformed request
 //! URL" (Nova's `wsgi.Resource`). Microversions: `OpenStack-API-Version: compute X` or
@@ -19,6 +20,7 @@
 
 mod attachments;
 mod flavors;
+mod image_metadata;
 mod images;
 mod servers;
 mod views;
@@ -82,6 +84,7 @@ pub fn router(region: Arc<Region>) -> Router {
         .merge(flavors::routes())
         .merge(servers::routes())
         .merge(images::routes())
+        .merge(image_metadata::routes())
         .merge(attachments::routes());
     let inner = Router::new()
         .route("/", get(versions))

@@ -177,6 +177,19 @@ fn image_status(s: ImageStatus) -> (&'static str, i64) {
     }
 }
 
+/// An image's links: self, bookmark, and the Glance URL as `alternate`.
+pub fn image_links(region: &Region, base: &Base, id: &str) -> Value {
+    let mut l = links(region, base, "images", id);
+    if let Some(arr) = l.as_array_mut() {
+        arr.push(json!({
+            "rel": "alternate",
+            "type": "application/vnd.openstack.image",
+            "href": format!("{}/images/{id}", region.image_url()),
+        }));
+    }
+    l
+}
+
 /// The image proxy's view of a Glance image.
 pub fn image(region: &Region, base: &Base, img: &Image) -> Value {
     let (status, progress) = image_status(img.status);
@@ -185,14 +198,7 @@ pub fn image(region: &Region, base: &Base, img: &Image) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    let mut l = links(region, base, "images", &img.id);
-    if let Some(arr) = l.as_array_mut() {
-        arr.push(json!({
-            "rel": "alternate",
-            "type": "application/vnd.openstack.image",
-            "href": format!("{}/images/{}", region.image_url(), img.id),
-        }));
-    }
+    let l = image_links(region, base, &img.id);
     let mut v = json!({
         "id": img.id,
         "name": img.name,
