@@ -359,15 +359,15 @@ async fn image_proxy_list_and_metadata() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r).len(), 2);
     assert_eq!(r.body["images"][0].as_object().unwrap().len(), 3);
-    assert_eq!(ids(&nova.get("/images?name=alpha").await), [a.clone()]);
+    assert_eq!(ids(&nova.get("/images?name=alpha").await), [a.as_str()]);
     assert_eq!(
         ids(&nova.get("/images/detail?status=ACTIVE").await),
-        [b.clone()]
+        [b.as_str()]
     );
-    assert_eq!(ids(&nova.get("/images?type=snapshot").await), [a.clone()]);
+    assert_eq!(ids(&nova.get("/images?type=snapshot").await), [a.as_str()]);
     assert_eq!(
         ids(&nova.get("/images?server=http://x/servers/srv-1").await),
-        [a.clone()]
+        [a.as_str()]
     );
     let r = nova.get("/images/detail?limit=1").await;
     assert_eq!(ids(&r).len(), 1);
