@@ -271,6 +271,10 @@ async fn nova_volume_attachments() {
     let r = nova.get(&att).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["volumeAttachments"].as_array().unwrap().len(), 1);
+    // The same under the legacy /v2/{project_id} base.
+    let legacy = Nova::v2(&tc, REGION, &c.project, &token).get(&att).await;
+    assert_eq!(legacy.status, 200, "{}", legacy.text);
+    assert_eq!(legacy.body, r.body);
     assert_eq!(nova.get(&format!("{att}/{vol}")).await.status, 200);
     // Attaching it again: 400. An unknown volume or server: 404. Bad bodies: 400.
     let r = nova.post(&att, attach(&vol)).await;
