@@ -196,3 +196,97 @@ async fn admin_project(http: &reqwest::Client, base: &str, token: &str) -> Strin
         .unwrap();
     v["projects"][0]["id"].as_str().unwrap().to_string()
 }
+
+/// `kill -9` right after a volume-from-image request: after the restart the create job is
+/// taken over and the volume ends `available` with the image's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_create_from_image_then_restart_ends_available() {
+    let dir = temp_dir();
+    let config = dir.join("glimpse.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
+    let http = reqwest::Client::new();
+    let mut server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let base = server.base.clone();
+    let token = identity::token(
+        &http,
+        &base,
+        "admin",
+        "pw",
+        identity::project_named("admin"),
+    )
+    .await;
+    let project = admin_project(&http, &base, &token).await;
+    let image = format!("{base}/region-one/image");
+    let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 253) as u8).collect();
+    let img = common::glance::create_bare(&http, &image, &token, "src", "raw").await;
+    assert_eq!(
+        common::glance::upload(&http, &image, &token, &img, data.clone())
+            .await
+            .0,
+        204
+    );
+    let c = Cinder {
+        http: http.clone(),
+        root: format!("{base}/region-one/volume"),
+        project,
+        token: token.clone(),
+        api: "v3".into(),
+    };
+    let (s, v) = c
+        .call(
+            reqwest::Method::POST,
+            "/volumes",
+            Some(json!({"volume": {"size": 1, "imageRef": img}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let vol = v["volume"]["id"].as_str().unwrap().to_string();
+    server.kill9();
+
+    let server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let base = server.base.clone();
+    let token = identity::token(
+        &http,
+        &base,
+        "admin",
+        "pw",
+        identity::project_named("admin"),
+    )
+    .await;
+    let c = Cinder {
+        root: format!("{base}/region-one/volume"),
+        token,
+        ..c
+    };
+    let shown = c.wait(&vol, "available").await;
+    assert_eq!(shown["bootable"], "true");
+    let file = dir
+        .join("region-one")
+        .join("disks")
+        .join("volumes")
+        .join(format!("{vol}.raw"));
+    // Read in 1 MiB pieces: the image's bytes, then zeros to the end of the GiB.
+    use std::io::Read;
+    let mut f = std::fs::File::open(&file).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 1 << 30);
+    let (mut buf, zeros) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut at = 0usize;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let want = match data.get(at..at + n) {
+            Some(d) => d,
+            None if at >= data.len() => &zeros[..n],
+            None => panic!("a read across the end of the image data"),
+        };
+        assert!(buf[..n] == *want, "bytes {at}..{} of the volume", at + n);
+        at += n;
+    }
+    assert_eq!(at, 1 << 30);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
