@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cinder::Cinder;
+use common::cinder::{Cinder, save_image};
 use common::process::{GlimpseProcess, identity, temp_dir};
 use serde_json::{Value, json};
 
@@ -148,15 +148,8 @@ async fn kill9_mid_upload_then_restart_leaves_volume_back_and_image_whole_or_gon
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         if img.0 == 200 {
-            let r = http
-                .get(format!("{image}/v2/images/{image_id}/file"))
-                .header("x-auth-token", &token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
             let out = dir.join(format!("{image_id}.{format}"));
-            std::fs::write(&out, r.bytes().await.unwrap()).unwrap();
+            save_image(&http, &image, &token, &image_id, &out).await;
             let same = std::process::Command::new("qemu-img")
                 .args(["compare", "-f", "raw", "-F", format])
                 .arg(&file)

@@ -151,3 +151,25 @@ pub fn volume_file(tc: &TestCloud, region: &str, id: &str) -> std::path::PathBuf
         .join("volumes")
         .join(format!("{id}.raw"))
 }
+
+/// Streams an image's data into `path` (a raw volume's image is a whole GiB: never in memory).
+pub async fn save_image(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    id: &str,
+    path: &std::path::Path,
+) {
+    use std::io::Write;
+    let mut r = http
+        .get(format!("{image_url}/v2/images/{id}/file"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "download {id}");
+    let mut f = std::fs::File::create(path).unwrap();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        f.write_all(&chunk).unwrap();
+    }
+}
