@@ -339,3 +339,34 @@ async fn restart_repairs_volumes_left_without_jobs() {
         .await;
     assert_eq!(s, 202);
 }
+
+/// Seed 002: 401 "including Keystone down". A region whose identity cannot be reached cannot
+/// validate any token: the volume API answers 401 (keystonemiddleware's body).
+#[tokio::test]
+async fn identity_down_is_401() {
+    let dead = format!(
+        "http://127.0.0.1:{}/identity/v3",
+        common::process::free_port()
+    );
+    let tc = TestCloud::start_with(|c| {
+        c.identity.enabled = false;
+        c.identity.url = dead.clone();
+        c.identity.validation_cache_seconds = 0;
+        c.identity.service_password = "unused".into();
+    })
+    .await;
+    let c = Cinder::new(
+        &tc,
+        REGION,
+        "0123456789abcdef0123456789abcdef",
+        "some-token",
+    );
+    let (s, v) = c
+        .action(
+            &uuid::Uuid::new_v4().to_string(),
+            json!({"os-volume_upload_image": {"image_name": "x"}}),
+        )
+        .await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], 401);
+}

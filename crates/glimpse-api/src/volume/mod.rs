@@ -158,7 +158,14 @@ pub(crate) async fn caller(
     }
     let c = crate::request::caller(headers, region.auth.as_ref())
         .await
-        .map_err(cinder)?;
+        .map_err(|e| match e.kind {
+            // Seed 002: 401 "unauthorized (including Keystone down)".
+            glimpse_core::Kind::Unavailable => cinder(Error::unauthorized(
+                "The request you have made requires authentication (the identity service \
+                 cannot be reached to validate the token).",
+            )),
+            _ => cinder(e),
+        })?;
     if c.project_id.as_deref() != Some(project_id) {
         return Err(cinder(Error::bad_request("Malformed request url")));
     }
