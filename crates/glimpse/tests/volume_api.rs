@@ -84,22 +84,22 @@ async fn create_show_list_update_delete() {
         json!({"volume": {"size": "one"}}),
         json!({"volume": {}}),
         json!({"size": 1}),
-        json!({"volume": {"size": 1, "snapshot_id": "5d3a1ee6-2f3a-4e3c-9a8e-3b0f3c3c5f0d"}}),
     ] {
         let (s, v) = c
             .call(Method::POST, "/volumes", Some(bad.clone()), &[])
             .await;
         fault(s, &v, 400, "badRequest");
     }
-    let (s, v) = c
-        .call(
-            Method::POST,
-            "/volumes",
-            Some(json!({"volume": {"size": 1, "volume_type": "gold"}})),
-            &[],
-        )
-        .await;
-    fault(s, &v, 404, "itemNotFound");
+    // No such type, snapshot or source volume: 404, as Cinder.
+    let missing = uuid::Uuid::new_v4().to_string();
+    for body in [
+        json!({"volume": {"size": 1, "volume_type": "gold"}}),
+        json!({"volume": {"size": 1, "snapshot_id": missing}}),
+        json!({"volume": {"size": 1, "source_volid": missing}}),
+    ] {
+        let (s, v) = c.call(Method::POST, "/volumes", Some(body), &[]).await;
+        fault(s, &v, 404, "itemNotFound");
+    }
     let (s, v) = c
         .call(Method::POST, "/volumes", Some(json!({"volume": {"size": "2", "name": "v", "description": "d", "metadata": {"k": "v"}}})), &[])
         .await;
@@ -369,4 +369,127 @@ async fn identity_down_is_401() {
         .await;
     assert_eq!(s, 401, "{v}");
     assert_eq!(v["error"]["code"], 401);
+}
+
+#[tokio::test]
+async fn list_filters_sort_and_pages() {
+    let tc = TestCloud::start().await;
+    let (c, _) = member(&tc).await;
+    let mut ids = Vec::new();
+    for (i, kind) in ["work", "home", "work"].iter().enumerate() {
+        let (s, v) = c
+            .call(
+                Method::POST,
+                "/volumes",
+                Some(json!({"volume": {"size": i + 1, "name": format!("l{i}"), "metadata": {"Type": kind}}})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        let id = v["volume"]["id"].as_str().unwrap().to_string();
+        c.wait(&id, "available").await;
+        ids.push(id);
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, v) = c.call(Method::GET, "/volumes/detail", None, &[]).await;
+    assert_eq!(names(&v), ["l2", "l1", "l0"], "newest first");
+    let (_, v) = c
+        .call(Method::GET, "/volumes/detail?sort=size:asc", None, &[])
+        .await;
+    assert_eq!(names(&v), ["l0", "l1", "l2"]);
+    let (_, v) = c
+        .call(
+            Method::GET,
+            "/volumes?sort_key=name&sort_dir=desc",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(names(&v), ["l2", "l1", "l0"]);
+    // Tempest passes metadata as a Python dict.
+    let (_, v) = c
+        .call(
+            Method::GET,
+            "/volumes/detail?metadata=%7B%27Type%27%3A+%27work%27%7D",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(names(&v), ["l2", "l0"]);
+    let (_, v) = c
+        .call(
+            Method::GET,
+            "/volumes?bootable=false&availability_zone=nova",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(v["volumes"].as_array().unwrap().len(), 3);
+    let (_, v) = c
+        .call(Method::GET, "/volumes?bootable=true", None, &[])
+        .await;
+    assert_eq!(v["volumes"], json!([]));
+    // Pages: limit, then marker; a next link while a page is full.
+    let (_, v) = c
+        .call(Method::GET, "/volumes?sort=name:asc&limit=2", None, &[])
+        .await;
+    assert_eq!(names(&v), ["l0", "l1"]);
+    assert!(
+        v["volumes_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains("marker=")
+    );
+    let (_, v) = c
+        .call(
+            Method::GET,
+            &format!("/volumes?sort=name:asc&marker={}", ids[1]),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(names(&v), ["l2"]);
+    let (s, v) = c
+        .call(Method::GET, "/volumes?sort=colour:asc", None, &[])
+        .await;
+    fault(s, &v, 400, "badRequest");
+}
+
+#[tokio::test]
+async fn extend_grows_the_file() {
+    let tc = TestCloud::start().await;
+    let (c, _) = member(&tc).await;
+    let id = c.create(1, "grow").await;
+    for bad in [
+        json!({"os-extend": {"new_size": 1}}),
+        json!({"os-extend": {"new_size": "x"}}),
+        json!({"os-extend": {}}),
+    ] {
+        let (s, v) = c.action(&id, bad).await;
+        fault(s, &v, 400, "badRequest");
+    }
+    let (s, v) = c
+        .action(
+            &uuid::Uuid::new_v4().to_string(),
+            json!({"os-extend": {"new_size": 2}}),
+        )
+        .await;
+    fault(s, &v, 404, "itemNotFound");
+    let (s, v) = c.action(&id, json!({"os-extend": {"new_size": "3"}})).await;
+    assert_eq!(s, 202, "{v}");
+    let shown = c.wait(&id, "available").await;
+    assert_eq!(shown["size"], 3);
+    assert_eq!(
+        std::fs::metadata(volume_file(&tc, REGION, &id))
+            .unwrap()
+            .len(),
+        3 << 30
+    );
 }

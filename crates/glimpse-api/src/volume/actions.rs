@@ -138,6 +138,14 @@ pub async fn action(
                 .map_err(cinder)?;
             accepted()
         }
+        "os-extend" => {
+            let m = args(&name, &arg, &["new_size"])?;
+            let size = super::records::volume_size(&m, "new_size", &name)?;
+            glimpse_core::volumes::records::extend(&region, &c, &id, size)
+                .await
+                .map_err(cinder)?;
+            accepted()
+        }
         "os-detach" => {
             let m = args(&name, &arg, &["attachment_id"])?;
             uuid_arg(&name, &m, "attachment_id")?;

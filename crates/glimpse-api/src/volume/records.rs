@@ -73,14 +73,14 @@ fn metadata(m: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>> 
     }
 }
 
-/// Cinder's `volume_size`: an integer ≥ 1, or a string of digits.
-fn size(m: &Map<String, Value>) -> Result<i64> {
+/// Cinder's `volume_size` under `key`: an integer ≥ 1, or a string of digits.
+pub(crate) fn volume_size(m: &Map<String, Value>, key: &str, parent: &str) -> Result<i64> {
     let bad = |v: &Value| {
         cinder(Error::bad_request(format!(
-            "Invalid input for field/attribute size. Value: {v}. {v} is not valid under any of the given schemas"
+            "Invalid input for field/attribute {key}. Value: {v}. {v} is not valid under any of the given schemas"
         )))
     };
-    match m.get("size") {
+    match m.get(key) {
         Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 1).ok_or_else(|| bad(&json!(n))),
         Some(Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => s
             .parse::<i64>()
@@ -88,9 +88,9 @@ fn size(m: &Map<String, Value>) -> Result<i64> {
             .filter(|n| *n >= 1)
             .ok_or_else(|| bad(&json!(s))),
         Some(other) => Err(bad(other)),
-        None => Err(cinder(Error::bad_request(
-            "Invalid input for field/attribute volume. 'size' is a required property",
-        ))),
+        None => Err(cinder(Error::bad_request(format!(
+            "Invalid input for field/attribute {parent}. '{key}' is a required property"
+        )))),
     }
 }
 
@@ -103,19 +103,34 @@ pub async fn create(
 ) -> Result<Response> {
     let c = caller(&region, &headers, &api, &project).await?;
     let m = body_object(&body, "volume")?;
-    for unsupported in [
-        "snapshot_id",
-        "source_volid",
-        "backup_id",
-        "consistencygroup_id",
-        "group_id",
+    // No snapshots, backups or groups exist here, so naming one is Cinder's 404; cloning an
+    // existing volume is not supported (400).
+    for (key, what) in [
+        ("snapshot_id", "Snapshot"),
+        ("backup_id", "Backup"),
+        ("consistencygroup_id", "ConsistencyGroup"),
+        ("group_id", "Group"),
     ] {
-        if m.get(unsupported).is_some_and(|v| !v.is_null()) {
-            return Err(cinder(Error::bad_request(format!(
-                "Invalid input received: {unsupported} is not supported by this cloud (volumes \
-                 are made blank or from an image)."
+        if let Some(id) = m.get(key).filter(|v| !v.is_null()) {
+            let id = id
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| id.to_string());
+            return Err(cinder(Error::not_found(format!(
+                "{what} {id} could not be found."
             ))));
         }
+    }
+    if let Some(src) = m.get("source_volid").filter(|v| !v.is_null()) {
+        let src = src
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| src.to_string());
+        volumes::get(&region, &c, &src).await.map_err(cinder)?;
+        return Err(cinder(Error::bad_request(
+            "Invalid input received: cloning a volume (source_volid) is not supported by this \
+             cloud; volumes are made blank or from an image.",
+        )));
     }
     if m.get("multiattach")
         .is_some_and(|v| v.as_bool() == Some(true))
@@ -131,7 +146,7 @@ pub async fn create(
     let new = NewVolume {
         name: opt_text(&m, &["name", "display_name"])?.flatten(),
         description: opt_text(&m, &["description", "display_description"])?.flatten(),
-        size_gb: size(&m)?,
+        size_gb: volume_size(&m, "size", "volume")?,
         image_id: image,
         volume_type: opt_text(&m, &["volume_type"])?.flatten(),
         availability_zone: opt_text(&m, &["availability_zone"])?.flatten(),
@@ -144,6 +159,70 @@ pub async fn create(
     ))
 }
 
+/// oslo's lenient boolean (`bool_from_string`, not strict): true, 1, yes, y, on, t.
+fn lenient_bool(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
+}
+
+/// `sort=k1:dir,k2` or `sort_key=k1,k2&sort_dir=dir1,dir2` (direction `desc` by default).
+fn sort_keys(q: &BTreeMap<String, String>) -> Result<Vec<(String, bool)>> {
+    let dir = |d: &str| match d.trim() {
+        "" | "desc" => Ok(true),
+        "asc" => Ok(false),
+        other => Err(cinder(Error::bad_request(format!(
+            "Invalid input received: Unknown sort direction {other}, must be 'desc' or 'asc'"
+        )))),
+    };
+    if let Some(sort) = q.get("sort") {
+        if q.contains_key("sort_key") || q.contains_key("sort_dir") {
+            return Err(cinder(Error::bad_request(
+                "Invalid input received: The 'sort_key' and/or 'sort_dir' parameters are \
+                 deprecated and cannot be used with the 'sort' parameter.",
+            )));
+        }
+        return sort
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                let (k, d) = s.split_once(':').unwrap_or((s, ""));
+                Ok((k.trim().to_string(), dir(d)?))
+            })
+            .collect();
+    }
+    let keys: Vec<&str> = q
+        .get("sort_key")
+        .map(|k| k.split(',').collect())
+        .unwrap_or_default();
+    let dirs: Vec<&str> = q
+        .get("sort_dir")
+        .map(|d| d.split(',').collect())
+        .unwrap_or_default();
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Ok((
+                k.trim().to_string(),
+                dir(dirs.get(i).copied().unwrap_or(""))?,
+            ))
+        })
+        .collect()
+}
+
+/// Cinder reads `metadata=` with `ast.literal_eval`: a Python dict of strings (`{'k': 'v'}`),
+/// or JSON.
+fn metadata_filter(v: &str) -> Result<BTreeMap<String, String>> {
+    serde_json::from_str(v)
+        .or_else(|_| serde_json::from_str(&v.replace('\'', "\"")))
+        .map_err(|_| {
+            cinder(Error::bad_request(format!(
+                "Invalid input received: metadata filter {v} is not a dictionary of strings"
+            )))
+        })
+}
+
 fn list_query(q: &BTreeMap<String, String>) -> Result<ListQuery> {
     let limit = match q.get("limit") {
         None => None,
@@ -153,16 +232,19 @@ fn list_query(q: &BTreeMap<String, String>) -> Result<ListQuery> {
             )))
         })?),
     };
-    let all = q.get("all_tenants").is_some_and(|v| {
-        !matches!(
-            v.to_ascii_lowercase().as_str(),
-            "0" | "false" | "f" | "no" | "n" | "off"
-        )
-    });
     Ok(ListQuery {
-        all_tenants: all,
+        all_tenants: q
+            .get("all_tenants")
+            .is_some_and(|v| v.is_empty() || lenient_bool(v)),
         name: q.get("name").cloned(),
         status: q.get("status").cloned(),
+        bootable: q.get("bootable").map(|b| lenient_bool(b)),
+        availability_zone: q.get("availability_zone").cloned(),
+        metadata: match q.get("metadata") {
+            Some(m) => metadata_filter(m)?,
+            None => BTreeMap::new(),
+        },
+        sort: sort_keys(q)?,
         limit,
         marker: q.get("marker").cloned(),
     })
@@ -254,7 +336,7 @@ pub async fn update(
     let v = volumes::update(&region, &c, &id, u).await.map_err(cinder)?;
     Ok(reply(
         StatusCode::OK,
-        &json!({"volume": view::detail(&region, &api, &c, &v)}),
+        &json!({"volume": view::created(&region, &api, &v)}),
     ))
 }
 

@@ -82,6 +82,21 @@ pub async fn install(region: &Region, id: &str, from: PathBuf, bytes: u64) -> Re
     Ok(target)
 }
 
+/// Sets a volume file's length (growing adds zeros without using space).
+pub async fn resize(region: &Region, id: &str, bytes: u64) -> Result<()> {
+    let p = path(region, id)?;
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map_err(|e| io("open", &p, e))?;
+        f.set_len(bytes).map_err(|e| io("size", &p, e))?;
+        f.sync_all().map_err(|e| io("fsync", &p, e))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("volume file task: {e}")))?
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }

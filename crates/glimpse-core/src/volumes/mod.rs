@@ -3,7 +3,7 @@
 //! ([`repo`]); every access is decided in [`policy`] (another project's volume is 404, a
 //! reader's write is 403).
 //!
-//! * [`records`]: create (blank, or from an image), show, list, update, delete.
+//! * [`records`]: create (blank, or from an image), show, list, update, extend, delete.
 //! * [`attach`]: Cinder's attach actions (`os-reserve`, `os-attach`, `os-begin_detaching`,
 //!   `os-detach`, …) and Nova's `os-volume_attachments`, which both end in the one attachment
 //!   row a volume may have (no multiattach).
@@ -54,13 +54,14 @@ pub enum VolumeStatus {
     InUse,
     Detaching,
     Uploading,
+    Extending,
     Deleting,
     Error,
     ErrorDeleting,
 }
 
 impl VolumeStatus {
-    pub const ALL: [VolumeStatus; 10] = [
+    pub const ALL: [VolumeStatus; 11] = [
         VolumeStatus::Creating,
         VolumeStatus::Available,
         VolumeStatus::Reserved,
@@ -68,6 +69,7 @@ impl VolumeStatus {
         VolumeStatus::InUse,
         VolumeStatus::Detaching,
         VolumeStatus::Uploading,
+        VolumeStatus::Extending,
         VolumeStatus::Deleting,
         VolumeStatus::Error,
         VolumeStatus::ErrorDeleting,
@@ -82,6 +84,7 @@ impl VolumeStatus {
             VolumeStatus::InUse => "in-use",
             VolumeStatus::Detaching => "detaching",
             VolumeStatus::Uploading => "uploading",
+            VolumeStatus::Extending => "extending",
             VolumeStatus::Deleting => "deleting",
             VolumeStatus::Error => "error",
             VolumeStatus::ErrorDeleting => "error_deleting",
@@ -162,7 +165,23 @@ pub async fn recover(region: &Region) -> Result<u64> {
     for id in &stuck {
         repo::end_upload(&region.db, id).await?;
     }
-    let n = ids.len() + orphans.len() + stuck.len();
+    // An extension a crash interrupted: the file goes back to the recorded size (it only
+    // ever grows by zeros), the volume back to available.
+    let extending = repo::ids_with_status(&region.db, VolumeStatus::Extending).await?;
+    for id in &extending {
+        if let Some(v) = repo::load(&region.db, id).await? {
+            files::resize(region, id, v.size_bytes()).await?;
+        }
+        repo::transition(
+            &region.db,
+            id,
+            &[VolumeStatus::Extending],
+            VolumeStatus::Available,
+            false,
+        )
+        .await?;
+    }
+    let n = ids.len() + orphans.len() + stuck.len() + extending.len();
     if n > 0 {
         tracing::warn!(region = %region.name, deleted = ids.len(), creating = orphans.len(),
             uploading = stuck.len(), "interrupted volume operations repaired");

@@ -188,36 +188,99 @@ pub async fn get(region: &Region, caller: &Caller, id: &str) -> Result<Volume> {
     load_for(region, caller, id, Action::Get).await
 }
 
-/// Filters of a list.
+/// Filters, order and page of a list.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     /// Admins only: every project's volumes.
     pub all_tenants: bool,
     pub name: Option<String>,
     pub status: Option<String>,
+    pub bootable: Option<bool>,
+    pub availability_zone: Option<String>,
+    /// Every pair must be in the volume's metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// `(key, descending)`, first key first; empty: `created_at` then `id`, descending.
+    pub sort: Vec<(String, bool)>,
     pub limit: Option<usize>,
     pub marker: Option<String>,
 }
 
+/// Keys a list may be sorted by.
+pub const SORT_KEYS: [&str; 8] = [
+    "id",
+    "name",
+    "size",
+    "status",
+    "created_at",
+    "updated_at",
+    "availability_zone",
+    "bootable",
+];
+
+fn compare(a: &Volume, b: &Volume, key: &str) -> std::cmp::Ordering {
+    match key {
+        "id" => a.id.cmp(&b.id),
+        "name" => a.name.cmp(&b.name),
+        "size" => a.size_gb.cmp(&b.size_gb),
+        "status" => a.status.as_str().cmp(b.status.as_str()),
+        "updated_at" => a.updated_at.cmp(&b.updated_at),
+        "availability_zone" => a.availability_zone.cmp(&b.availability_zone),
+        "bootable" => a.bootable.cmp(&b.bootable),
+        _ => a.created_at.cmp(&b.created_at),
+    }
+}
+
 /// The caller's project's volumes (every project's for an admin asking `all_tenants`),
-/// newest first.
+/// filtered, sorted (newest first by default), after `marker`, at most `limit`. Lists are
+/// built in memory from the project's rows (a small Cinder: no keyset paging in SQL).
 pub async fn list(region: &Region, caller: &Caller, q: &ListQuery) -> Result<Vec<Volume>> {
     policy::authorize(caller, Action::Get)?;
     let project = caller.project()?;
+    if let Some((k, _)) = q
+        .sort
+        .iter()
+        .find(|(k, _)| !SORT_KEYS.contains(&k.as_str()))
+    {
+        return Err(Error::bad_request(format!(
+            "Invalid input received: Invalid sort key {k}"
+        )));
+    }
     let scope = if q.all_tenants && caller.is_admin() {
         None
     } else {
         Some(project)
     };
-    let mut all: Vec<Volume> = repo::list(&region.db, scope)
-        .await?
-        .into_iter()
-        .filter(|v| q.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
-        .filter(|v| q.status.as_ref().is_none_or(|s| v.status.as_str() == s))
-        .collect();
+    let mut all = repo::list(&region.db, scope).await?;
     for v in all.iter_mut().filter(|v| !v.attachments.is_empty()) {
         super::attach::release_deleted_servers(region, caller, v).await?;
     }
+    let mut all: Vec<Volume> = all
+        .into_iter()
+        .filter(|v| q.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
+        .filter(|v| q.status.as_ref().is_none_or(|s| v.status.as_str() == s))
+        .filter(|v| q.bootable.is_none_or(|b| v.bootable == b))
+        .filter(|v| {
+            q.availability_zone
+                .as_ref()
+                .is_none_or(|z| &v.availability_zone == z)
+        })
+        .filter(|v| {
+            q.metadata
+                .iter()
+                .all(|(k, val)| v.metadata.get(k) == Some(val))
+        })
+        .collect();
+    let default = [("created_at".to_string(), true), ("id".to_string(), true)];
+    let keys: &[(String, bool)] = if q.sort.is_empty() { &default } else { &q.sort };
+    all.sort_by(|a, b| {
+        keys.iter()
+            .map(|(k, desc)| {
+                let o = compare(a, b, k);
+                if *desc { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| b.id.cmp(&a.id))
+    });
     if let Some(m) = &q.marker {
         let pos = all.iter().position(|v| &v.id == m).ok_or_else(|| {
             Error::bad_request(format!("Invalid input received: marker [{m}] not found"))
@@ -254,6 +317,56 @@ pub async fn update(region: &Region, caller: &Caller, id: &str, u: VolumeUpdate)
     }
     repo::update_fields(&region.db, &v).await?;
     get(region, caller, id).await
+}
+
+/// `os-extend`: grows an `available` volume to `new_size_gb` (Cinder's 400 unless larger than
+/// now; extending an attached volume needs 3.42, beyond the microversions served).
+pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64) -> Result<()> {
+    let v = load_for(region, caller, id, Action::Update).await?;
+    if new_size_gb <= v.size_gb {
+        return Err(Error::bad_request(format!(
+            "Invalid input received: New size for extend must be greater than current size. \
+             (current: {}, extended: {new_size_gb}).",
+            v.size_gb
+        )));
+    }
+    let max = (region.config.limits.max_virtual_size >> 30) as i64;
+    if new_size_gb > max {
+        return Err(Error::bad_request(format!(
+            "Invalid input received: Volume size {new_size_gb} GB exceeds the largest volume \
+             this region makes ({max} GB)."
+        )));
+    }
+    if !repo::transition(
+        &region.db,
+        id,
+        &[VolumeStatus::Available],
+        VolumeStatus::Extending,
+        false,
+    )
+    .await?
+    {
+        return Err(Error::bad_request(format!(
+            "Invalid volume: Volume {id} status must be available to extend, but current \
+             status is: {}.",
+            v.status.as_str()
+        )));
+    }
+    let grown = files::resize(region, id, (new_size_gb as u64) << 30).await;
+    if let Err(e) = grown {
+        files::resize(region, id, v.size_bytes()).await.ok();
+        repo::transition(
+            &region.db,
+            id,
+            &[VolumeStatus::Extending],
+            VolumeStatus::Available,
+            false,
+        )
+        .await?;
+        return Err(e);
+    }
+    repo::finish_extend(&region.db, id, new_size_gb).await?;
+    Ok(())
 }
 
 /// Deletes a volume that is not attached nor busy (Cinder's 400 otherwise): `deleting`, the

@@ -240,6 +240,21 @@ pub async fn finish_create(
     Ok(n == 1)
 }
 
+/// `extending → available` with the new size; false if the volume was not extending.
+pub async fn finish_extend(db: &Db, id: &str, size_gb: i64) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE volumes SET status = 'available', size_gb = $1, updated_at = $2 \
+         WHERE id = $3 AND status = 'extending'",
+    )
+    .bind(size_gb)
+    .bind(db_time(glimpse_types::now()))
+    .bind(id)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 /// Writes a volume's name, description and metadata.
 pub async fn update_fields(db: &Db, v: &Volume) -> Result<()> {
     sqlx::query(
