@@ -493,3 +493,92 @@ async fn extend_grows_the_file() {
         3 << 30
     );
 }
+
+#[tokio::test]
+async fn metadata_resource_and_set_bootable() {
+    let tc = TestCloud::start().await;
+    let (c, _) = member(&tc).await;
+    let id = c.create(1, "meta").await;
+    let path = format!("/volumes/{id}/metadata");
+    let (s, v) = c
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"metadata": {"a": "1", "b": "2"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"metadata": {"a": "1", "b": "2"}}));
+    let (s, v) = c
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"metadata": {"c": "3"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["metadata"].as_object().unwrap().len(), 3, "POST merges");
+    let (s, v) = c
+        .call(
+            Method::PUT,
+            &path,
+            Some(json!({"metadata": {"z": "9"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"metadata": {"z": "9"}}), "PUT replaces");
+    let (s, v) = c
+        .call(
+            Method::PUT,
+            &format!("{path}/k"),
+            Some(json!({"meta": {"k": "v"}})),
+            &[],
+        )
+        .await;
+    assert_eq!((s, v), (200, json!({"meta": {"k": "v"}})));
+    let (s, v) = c
+        .call(
+            Method::PUT,
+            &format!("{path}/k"),
+            Some(json!({"meta": {"other": "v"}})),
+            &[],
+        )
+        .await;
+    fault(s, &v, 400, "badRequest");
+    let (s, v) = c.call(Method::GET, &format!("{path}/k"), None, &[]).await;
+    assert_eq!((s, v), (200, json!({"meta": {"k": "v"}})));
+    let (s, _) = c
+        .call(Method::DELETE, &format!("{path}/k"), None, &[])
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = c.call(Method::GET, &format!("{path}/k"), None, &[]).await;
+    fault(s, &v, 404, "itemNotFound");
+    let (_, v) = c.show(&id).await;
+    assert_eq!(v["volume"]["metadata"], json!({"z": "9"}));
+    // A reader reads but does not write.
+    let mut reader = c.clone();
+    reader.token = common::nova::reader_of(&tc, &c.project).await;
+    assert_eq!(reader.call(Method::GET, &path, None, &[]).await.0, 200);
+    let (s, v) = reader
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"metadata": {"x": "y"}})),
+            &[],
+        )
+        .await;
+    fault(s, &v, 403, "forbidden");
+
+    let (s, v) = c
+        .action(&id, json!({"os-set_bootable": {"bootable": "yes"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(c.show(&id).await.1["volume"]["bootable"], "true");
+    let (s, v) = c
+        .action(&id, json!({"os-set_bootable": {"bootable": "maybe"}}))
+        .await;
+    fault(s, &v, 400, "badRequest");
+}

@@ -138,6 +138,23 @@ pub async fn action(
                 .map_err(cinder)?;
             accepted()
         }
+        "os-set_bootable" => {
+            let m = args(&name, &arg, &["bootable"])?;
+            let Some(b) = m.get("bootable") else {
+                return Err(cinder(Error::bad_request(format!(
+                    "Invalid input for field/attribute {name}. 'bootable' is a required property"
+                ))));
+            };
+            let bootable = upload::strict_bool(&format!("{name}/bootable"), b).map_err(cinder)?;
+            let u = glimpse_core::volumes::records::VolumeUpdate {
+                bootable: Some(bootable),
+                ..Default::default()
+            };
+            glimpse_core::volumes::update(&region, &c, &id, u)
+                .await
+                .map_err(cinder)?;
+            Ok(StatusCode::OK.into_response())
+        }
         "os-extend" => {
             let m = args(&name, &arg, &["new_size"])?;
             let size = super::records::volume_size(&m, "new_size", &name)?;

@@ -9,7 +9,9 @@
 //! | POST | `/volumes` | 202 `{"volume"}` (`creating`; a job makes the file) |
 //! | GET | `/volumes`, `/volumes/detail` | 200 |
 //! | GET, PUT, DELETE | `/volumes/{id}` | 200, 200, 202 |
-//! | POST | `/volumes/{id}/action` | `os-volume_upload_image` (202, seed 002), `os-attach`, `os-detach`, `os-reserve`, `os-unreserve`, `os-begin_detaching`, `os-roll_detaching` (202) |
+//! | POST | `/volumes/{id}/action` | `os-volume_upload_image` (202, seed 002), `os-attach`, `os-detach`, `os-reserve`, `os-unreserve`, `os-begin_detaching`, `os-roll_detaching`, `os-extend` (202), `os-set_bootable` (200) |
+//! | GET, POST, PUT | `/volumes/{id}/metadata` | 200 (POST merges, PUT replaces) |
+//! | GET, PUT, DELETE | `/volumes/{id}/metadata/{key}` | 200 |
 //! | GET | `/types`, `/types/{id}`, `/os-availability-zone`, `/limits`, `/extensions` | 200 |
 //!
 //! Errors are Cinder faults (`{"badRequest": {"code": 400, "message": …}}`); a URL project
@@ -17,6 +19,7 @@
 //! lives in the region's database and volume files ([`glimpse_core::volumes`]).
 
 mod actions;
+mod metadata;
 mod misc;
 mod records;
 mod view;
@@ -189,6 +192,18 @@ pub fn router(region: Arc<Region>) -> Router {
                 .delete(records::delete),
         )
         .route("/volumes/{id}/action", post(actions::action))
+        .route(
+            "/volumes/{id}/metadata",
+            get(metadata::show_all)
+                .post(metadata::create)
+                .put(metadata::replace),
+        )
+        .route(
+            "/volumes/{id}/metadata/{key}",
+            get(metadata::show_one)
+                .put(metadata::set_one)
+                .delete(metadata::delete_one),
+        )
         .route("/types", get(misc::types))
         .route("/types/{id}", get(misc::volume_type))
         .route("/os-availability-zone", get(misc::zones))

@@ -47,7 +47,7 @@ fn opt_text(m: &Map<String, Value>, keys: &[&str]) -> Result<Option<Option<Strin
     Ok(None)
 }
 
-fn metadata(m: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>> {
+pub(crate) fn metadata(m: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>> {
     match m.get("metadata") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => {
@@ -332,6 +332,7 @@ pub async fn update(
         name: opt_text(&m, &["name", "display_name"])?,
         description: opt_text(&m, &["description", "display_description"])?,
         metadata: metadata(&m)?,
+        bootable: None,
     };
     let v = volumes::update(&region, &c, &id, u).await.map_err(cinder)?;
     Ok(reply(

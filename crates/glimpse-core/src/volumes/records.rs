@@ -299,6 +299,8 @@ pub struct VolumeUpdate {
     pub name: Option<Option<String>>,
     pub description: Option<Option<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// `os-set_bootable`.
+    pub bootable: Option<bool>,
 }
 
 /// Updates name, description or metadata.
@@ -314,6 +316,9 @@ pub async fn update(region: &Region, caller: &Caller, id: &str, u: VolumeUpdate)
     }
     if let Some(m) = u.metadata {
         v.metadata = m;
+    }
+    if let Some(b) = u.bootable {
+        v.bootable = b;
     }
     repo::update_fields(&region.db, &v).await?;
     get(region, caller, id).await

@@ -255,15 +255,16 @@ pub async fn finish_extend(db: &Db, id: &str, size_gb: i64) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// Writes a volume's name, description and metadata.
+/// Writes a volume's name, description, metadata and bootable flag.
 pub async fn update_fields(db: &Db, v: &Volume) -> Result<()> {
     sqlx::query(
-        "UPDATE volumes SET name = $1, description = $2, metadata = $3, updated_at = $4 \
-         WHERE id = $5",
+        "UPDATE volumes SET name = $1, description = $2, metadata = $3, bootable = $4, \
+         updated_at = $5 WHERE id = $6",
     )
     .bind(v.name.clone())
     .bind(v.description.clone())
     .bind(json(&v.metadata))
+    .bind(i64::from(v.bootable))
     .bind(db_time(glimpse_types::now()))
     .bind(&v.id)
     .execute(&db.pool)
