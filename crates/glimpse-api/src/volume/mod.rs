@@ -133,18 +133,9 @@ impl IntoResponse for Rejected {
     }
 }
 
-/// A Cinder fault with any status.
+/// A Cinder fault with any status (the domain has no kind for 405 and 406).
 pub(crate) fn fault(status: StatusCode, message: &str) -> Response {
-    let name = crate::errors::fault_name(status.as_u16());
-    let mut r = reply(
-        status,
-        &json!({ name: {"code": status.as_u16(), "message": message} }),
-    );
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    crate::errors::cinder_fault(status, message)
 }
 
 /// Who calls (for a `v2`/`v3` URL; 404 otherwise), checked against the URL's project: a token of another project is the seed's
