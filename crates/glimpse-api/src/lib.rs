@@ -5,6 +5,8 @@
 pub mod errors;
 pub mod identity_v3;
 pub mod image_v2;
+pub mod ims;
+pub mod kms;
 pub mod middleware;
 pub mod replicator;
 pub mod request;
@@ -40,6 +42,15 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
             .nest("/v2/extension", replicator::router(region.clone()))
             .fallback_service(image_v2::router(region.clone()));
         app = app.nest_service(&format!("/{}/image", region.name), image);
+        app = app
+            .nest(
+                &format!("/{}/ims", region.name),
+                ims::router(region.clone()),
+            )
+            .nest(
+                &format!("/{}/kms", region.name),
+                kms::router(region.clone()),
+            );
     }
     app.fallback(not_found)
         .layer(DefaultBodyLimit::max(cloud.config.max_json_body))

@@ -102,9 +102,10 @@ impl Cloud {
 
 /// The handlers of every job kind a region runs.
 fn job_handlers(region: &Arc<Region>) -> Vec<Arc<dyn JobHandler>> {
-    vec![Arc::new(crate::replication::ReplicateHandler::new(
-        region.clone(),
-    ))]
+    vec![
+        Arc::new(crate::replication::ReplicateHandler::new(region.clone())),
+        Arc::new(crate::ims::CopyHandler::new(region.clone())),
+    ]
 }
 
 /// The configured service password, else the file bootstrap writes into the data dir.

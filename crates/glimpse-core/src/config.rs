@@ -63,6 +63,22 @@ pub struct RegionConfig {
     pub limits: Limits,
     pub jobs: JobsConfig,
     pub replication: ReplicationConfig,
+    pub kms: KmsConfig,
+}
+
+/// The region's key manager (`[regions.kms]`, see docs/kms.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KmsConfig {
+    /// File holding the operator's 256-bit master key (64 hex characters, mode 0600) that
+    /// wraps every customer key. The environment variable `GLIMPSE_KMS_MASTER_KEY` (64 hex
+    /// characters) takes precedence. Empty: `<data_dir>/<region>/kms-master-key`, generated on
+    /// first start (for development: keep a production key out of the data directory).
+    pub master_key_file: String,
+    /// Set by [`Config::resolve`] when `master_key_file` is the default: only then is a
+    /// missing file generated.
+    #[serde(skip)]
+    pub generate: bool,
 }
 
 /// What this region accepts as the destination of a replication (the seed's per-region
@@ -197,6 +213,7 @@ impl RegionConfig {
             limits: Limits::default(),
             jobs: JobsConfig::default(),
             replication: ReplicationConfig::default(),
+            kms: KmsConfig::default(),
         }
     }
 }
@@ -243,6 +260,11 @@ impl Config {
                 }
                 if r.url.is_empty() {
                     r.url = format!("{}/{}", self.public_url, r.name);
+                }
+                if r.kms.master_key_file.is_empty() {
+                    std::fs::create_dir_all(&dir)?;
+                    r.kms.master_key_file = dir.join("kms-master-key").display().to_string();
+                    r.kms.generate = true;
                 }
             } else if r.url.is_empty() {
                 anyhow::bail!("region {} has serve = false and no url", r.name);

@@ -7,6 +7,7 @@
 
 pub mod glance;
 pub mod identity;
+pub mod ims;
 pub mod osc;
 pub mod process;
 pub mod replication;
