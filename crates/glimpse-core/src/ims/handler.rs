@@ -49,7 +49,7 @@ impl CopyHandler {
 }
 
 /// Where the copy's bytes are.
-enum Bytes {
+pub(crate) enum Bytes {
     /// The source's blob (and its sealing, if any), shared.
     Shared,
     /// A new blob sealed under `sealing`.
@@ -92,7 +92,13 @@ fn properties(src: &Image, p: &Params, sealed_with: Option<&str>) -> Vec<(String
 
 /// Inserts the copy's record from the source row in one transaction; `Ok(false)` if the
 /// source is gone, no longer active, or names another blob than `src_blob`.
-async fn publish(db: &Db, src: &Image, src_blob: &str, p: &Params, bytes: &Bytes) -> Result<bool> {
+pub(crate) async fn publish(
+    db: &Db,
+    src: &Image,
+    src_blob: &str,
+    p: &Params,
+    bytes: &Bytes,
+) -> Result<bool> {
     let lock = match db.backend {
         Backend::Postgres => " FOR SHARE",
         Backend::Sqlite => "",

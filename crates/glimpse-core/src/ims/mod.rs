@@ -18,6 +18,8 @@
 
 pub mod handler;
 pub mod submit;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
