@@ -3,7 +3,8 @@
 //! `{"<faultName>": {"code", "message"}}`. Glance: WebOb's negotiated bodies (HTML by default,
 //! JSON for `Accept: application/json`, text for `Accept: text/plain`; see [`negotiate_glance`]).
 //! The replicator extension: WebOb text bodies (`401 Unauthorized\n\nAuthentication required.`).
-//! IMS: `{"error": {"code": "IMG.xxxx", "message"}}`.
+//! IMS: `{"error": {"code": "IMG.xxxx", "message"}}`. KMS: `{"error": {"error_code":
+//! "KMS.xxxx", "error_msg"}}`.
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,6 +21,8 @@ pub enum Dialect {
     Cinder,
     Replicator,
     Ims,
+    /// Huawei KMS: `{"error": {"error_code": "KMS.xxxx", "error_msg"}}`.
+    Kms,
 }
 
 /// A domain error on its way out of one API.
@@ -104,6 +107,10 @@ impl IntoResponse for ApiError {
                 status,
                 serde_json::json!({"error": {"code": self.error.code.unwrap_or(default_ims_code(self.error.kind)), "message": msg}}),
             ),
+            Dialect::Kms => json(
+                status,
+                serde_json::json!({"error": {"error_code": self.error.code.unwrap_or(default_kms_code(self.error.kind)), "error_msg": msg}}),
+            ),
             Dialect::Replicator => webob_text(status, &msg),
             Dialect::Glance => {
                 let mut r = glance_html(status, &msg);
@@ -172,6 +179,17 @@ fn default_ims_code(kind: Kind) -> &'static str {
         Kind::Forbidden => "IMG.0403",
         Kind::NotFound => "IMG.0404",
         _ => "IMG.0500",
+    }
+}
+
+fn default_kms_code(kind: Kind) -> &'static str {
+    match kind {
+        Kind::BadRequest => "KMS.0201",
+        Kind::Unauthorized => "KMS.0401",
+        Kind::Forbidden => "KMS.0403",
+        Kind::NotFound => "KMS.0404",
+        Kind::Unavailable => "KMS.0503",
+        _ => "KMS.0500",
     }
 }
 

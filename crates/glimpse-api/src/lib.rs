@@ -6,6 +6,8 @@ pub mod compute;
 pub mod errors;
 pub mod identity_v3;
 pub mod image_v2;
+pub mod ims;
+pub mod kms;
 pub mod middleware;
 pub mod replicator;
 pub mod request;
@@ -50,6 +52,15 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
             &format!("/{}/volume", region.name),
             volume::router(region.clone()),
         );
+        app = app
+            .nest(
+                &format!("/{}/ims", region.name),
+                ims::router(region.clone()),
+            )
+            .nest(
+                &format!("/{}/kms", region.name),
+                kms::router(region.clone()),
+            );
     }
     app.fallback(not_found)
         .layer(DefaultBodyLimit::max(cloud.config.max_json_body))

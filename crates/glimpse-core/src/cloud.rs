@@ -108,6 +108,7 @@ fn job_handlers(region: &Arc<Region>) -> Vec<Arc<dyn JobHandler>> {
         Arc::new(crate::compute::SnapshotHandler::new(region.clone())),
         Arc::new(crate::volumes::create::CreateHandler::new(region.clone())),
         Arc::new(crate::volumes::upload::UploadHandler::new(region.clone())),
+        Arc::new(crate::ims::CopyHandler::new(region.clone())),
     ]
 }
 

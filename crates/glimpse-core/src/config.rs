@@ -67,6 +67,7 @@ pub struct RegionConfig {
     /// empty: `<data_dir>/<name>/disks`. Always a local filesystem, whatever the blob store.
     pub disks: String,
     pub compute: ComputeConfig,
+    pub kms: KmsConfig,
 }
 
 /// The compute (Nova subset) service of one region.
@@ -88,6 +89,21 @@ impl Default for ComputeConfig {
             metadata_items: 128,
         }
     }
+}
+
+/// The region's key manager (`[regions.kms]`, see docs/kms.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KmsConfig {
+    /// File holding the operator's 256-bit master key (64 hex characters, mode 0600) that
+    /// wraps every customer key. The environment variable `GLIMPSE_KMS_MASTER_KEY` (64 hex
+    /// characters) takes precedence. Empty: `<data_dir>/<region>/kms-master-key`, generated on
+    /// first start (for development: keep a production key out of the data directory).
+    pub master_key_file: String,
+    /// Set by [`Config::resolve`] when `master_key_file` is the default: only then is a
+    /// missing file generated.
+    #[serde(skip)]
+    pub generate: bool,
 }
 
 /// What this region accepts as the destination of a replication (the seed's per-region
@@ -224,6 +240,7 @@ impl RegionConfig {
             replication: ReplicationConfig::default(),
             disks: String::new(),
             compute: ComputeConfig::default(),
+            kms: KmsConfig::default(),
         }
     }
 }
@@ -273,6 +290,11 @@ impl Config {
                 }
                 if r.disks.is_empty() {
                     r.disks = dir.join("disks").display().to_string();
+                }
+                if r.kms.master_key_file.is_empty() {
+                    std::fs::create_dir_all(&dir)?;
+                    r.kms.master_key_file = dir.join("kms-master-key").display().to_string();
+                    r.kms.generate = true;
                 }
             } else if r.url.is_empty() {
                 anyhow::bail!("region {} has serve = false and no url", r.name);

@@ -24,6 +24,8 @@ pub struct Region {
     pub jobs: Arc<Queue>,
     /// The account this region uses to call identity and other regions.
     pub service: Arc<ServiceAccount>,
+    /// The region's key manager (customer master keys for encrypted images).
+    pub kms: Arc<crate::kms::Kms>,
 }
 
 impl Region {
@@ -36,11 +38,13 @@ impl Region {
     ) -> anyhow::Result<Region> {
         let db = Db::open(&config.database, Schema::Region).await?;
         let store = BlobStore::open(&config.store, &config.s3)?;
+        let kms = crate::kms::Kms::new(db.clone(), crate::kms::master::load(&config.kms)?);
         let region = Region {
             name: config.name.clone(),
             url: config.url.clone(),
             jobs: Arc::new(Queue::new(db.clone())),
             service,
+            kms: Arc::new(kms),
             db,
             store,
             config: config.clone(),

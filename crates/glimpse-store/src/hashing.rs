@@ -72,6 +72,32 @@ impl StreamHasher {
     }
 }
 
+/// sha512 alone on one blocking thread (sealed writes verify the plaintext with it).
+pub struct Sha512Hasher(Worker);
+
+impl Default for Sha512Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sha512Hasher {
+    pub fn new() -> Sha512Hasher {
+        Sha512Hasher(Worker::spawn(Sha512::new()))
+    }
+
+    pub async fn update(&mut self, chunk: Bytes) {
+        let _ = self.0.tx.send(chunk).await;
+    }
+
+    /// The lower-case hex sha512 of everything fed.
+    pub async fn finish(self) -> std::io::Result<String> {
+        let Worker { tx, handle } = self.0;
+        drop(tx);
+        handle.await.map_err(std::io::Error::other)
+    }
+}
+
 /// Both digests of a buffer, in the calling thread (for tests and small bodies).
 pub fn digest_bytes(data: &[u8]) -> Digests {
     Digests {

@@ -12,6 +12,7 @@
 
 pub mod hashing;
 pub mod local;
+pub mod sealed;
 
 use std::sync::Arc;
 
@@ -44,6 +45,9 @@ pub enum StoreError {
     Truncated,
     #[error("blob writer closed")]
     Closed,
+    /// A sealed blob failed authentication (tampered, truncated, wrong key).
+    #[error("sealed blob: {0}")]
+    Integrity(String),
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("object store: {0}")]
@@ -61,6 +65,18 @@ pub enum WriteError {
     Aborted(BoxError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What [`BlobStore::write_sealed`] produced.
+#[derive(Debug, Clone)]
+pub struct SealedWritten {
+    pub key: String,
+    /// Plaintext bytes sealed.
+    pub plain_size: u64,
+    /// Stored bytes ([`sealed::sealed_len`] of `plain_size`).
+    pub stored_size: u64,
+    /// sha512 of the plaintext, lower-case hex.
+    pub sha512: String,
 }
 
 /// S3 connection settings for `s3://bucket` URLs.
@@ -210,6 +226,108 @@ impl BlobStore {
                 Err(e)
             }
         }
+    }
+
+    /// Streams plaintext `body` into a new blob sealed with `data_key` ([`sealed`]), hashing
+    /// the plaintext with sha512 on another thread. Nothing is kept if the body or the store
+    /// fails.
+    pub async fn write_sealed<S, E>(
+        &self,
+        body: S,
+        data_key: &sealed::Key,
+    ) -> Result<SealedWritten, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let key = Self::new_key();
+        let mut sink = self.sink(&key).await?;
+        let mut sealer = sealed::Sealer::new(data_key);
+        let mut hasher = hashing::Sha512Hasher::new();
+        let (mut plain, mut stored) = (0u64, 0u64);
+        let mut body = std::pin::pin!(body);
+        let outcome: Result<(), WriteError> = async {
+            let header = sealer.header();
+            stored += header.len() as u64;
+            sink.write(header).await?;
+            let mut pending = BytesMut::with_capacity(sealed::SEAL_CHUNK);
+            // A full chunk waits until we know whether another one follows (the last flag).
+            let mut held: Option<Bytes> = None;
+            let mut emit = async |chunk: Bytes, last: bool| -> Result<(), WriteError> {
+                let out = sealer.seal(&chunk, last)?;
+                plain += chunk.len() as u64;
+                stored += out.len() as u64;
+                hasher.update(chunk).await;
+                sink.write(out).await?;
+                Ok(())
+            };
+            loop {
+                match body.next().await {
+                    Some(item) => {
+                        let mut bytes = item.map_err(|e| WriteError::Source(e.into()))?;
+                        while !bytes.is_empty() {
+                            let take = (sealed::SEAL_CHUNK - pending.len()).min(bytes.len());
+                            pending.extend_from_slice(&bytes.split_to(take));
+                            if pending.len() == sealed::SEAL_CHUNK {
+                                if let Some(h) = held.take() {
+                                    emit(h, false).await?;
+                                }
+                                held = Some(pending.split().freeze());
+                            }
+                        }
+                    }
+                    None => {
+                        match (held.take(), pending.is_empty()) {
+                            (Some(h), true) => emit(h, true).await?,
+                            (Some(h), false) => {
+                                emit(h, false).await?;
+                                emit(pending.split().freeze(), true).await?;
+                            }
+                            (None, _) => emit(pending.split().freeze(), true).await?,
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                sink.finish().await?;
+                let sha512 = hasher.finish().await.map_err(StoreError::from)?;
+                Ok(SealedWritten {
+                    key,
+                    plain_size: plain,
+                    stored_size: stored,
+                    sha512,
+                })
+            }
+            Err(e) => {
+                sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams the plaintext `start..end` (all of it when `None`) of a blob sealed with
+    /// `data_key` that holds `plain` bytes. A tampered or truncated blob ends the stream with
+    /// [`StoreError::Integrity`] before any unauthenticated byte is released.
+    pub async fn read_sealed(
+        &self,
+        key: &str,
+        data_key: &sealed::Key,
+        plain: u64,
+        range: Option<(u64, u64)>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let mut header = Vec::with_capacity(sealed::HEADER_LEN);
+        let mut hs = self.read(key, Some((0, sealed::HEADER_LEN as u64))).await?;
+        while let Some(b) = hs.next().await {
+            header.extend_from_slice(&b?);
+        }
+        let (start, end) = range.unwrap_or((0, plain));
+        let r = sealed::sealed_range(plain, start, end);
+        let body = self.read(key, Some((r.start, r.end))).await?;
+        sealed::open_stream(data_key, &header, plain, (start, end), body)
     }
 
     async fn sink(&self, key: &str) -> Result<Sink, StoreError> {

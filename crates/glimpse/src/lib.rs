@@ -2,6 +2,8 @@
 //! binary and the end-to-end tests, so tests run exactly what operators run.
 
 pub mod jobs_cli;
+pub mod kms_cli;
+pub mod os_cli;
 pub mod settings;
 
 use std::net::SocketAddr;

@@ -34,6 +34,8 @@ enum Command {
     /// Image copy jobs of the image replicator: list, show, watch (live progress), cancel.
     /// Talks HTTP to a cloud from clouds.yaml, like `openstack`.
     Jobs(glimpse::jobs_cli::JobsArgs),
+    /// The region's key manager: customer master keys for encrypted image copies.
+    Kms(glimpse::kms_cli::KmsArgs),
 }
 
 /// mimalloc instead of glibc's malloc: glibc keeps the 1 MiB stream chunks that many threads
@@ -69,6 +71,7 @@ async fn run() -> anyhow::Result<()> {
             listen,
         } => serve(config, data_dir, listen).await,
         Command::Jobs(args) => glimpse::jobs_cli::run(args).await,
+        Command::Kms(args) => glimpse::kms_cli::run(args).await,
     }
 }
 

@@ -280,6 +280,7 @@ async fn catalog_lists_every_service_in_both_regions() {
         ("volumev3", "cinderv3"),
         ("block-storage", "cinder"),
         ("ims", "ims"),
+        ("kms", "kms"),
     ];
     assert_eq!(catalog.len(), expected.len());
     for (ty, name) in expected {

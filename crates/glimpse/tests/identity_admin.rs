@@ -554,6 +554,7 @@ async fn real_openstack_cli() {
         "volumev3",
         "block-storage",
         "ims",
+        "kms",
     ] {
         let svc = cat
             .iter()

@@ -12,13 +12,14 @@ use super::CatalogRegion;
 pub const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
 
 /// One service: `(type, name, description)`.
-pub const SERVICES: [(&str, &str, &str); 6] = [
+pub const SERVICES: [(&str, &str, &str); 7] = [
     ("identity", "keystone", "Identity Service"),
     ("image", "glance", "Image Service"),
     ("compute", "nova", "Compute Service"),
     ("volumev3", "cinderv3", "Block Storage Service v3"),
     ("block-storage", "cinder", "Block Storage Service"),
     ("ims", "ims", "Image Management Service"),
+    ("kms", "kms", "Key Management Service"),
 ];
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -75,6 +76,7 @@ fn service_url(
             project_id.unwrap_or("$(project_id)s")
         ),
         "ims" => format!("{base}/ims"),
+        "kms" => format!("{base}/kms"),
         other => format!("{base}/{other}"),
     }
 }
@@ -130,7 +132,7 @@ mod tests {
     #[test]
     fn every_service_in_every_region_and_interface() {
         let c = build("http://h:1/identity/v3", &regions(), Some("p1"));
-        assert_eq!(c.len(), 6);
+        assert_eq!(c.len(), SERVICES.len());
         for s in &c {
             assert_eq!(s.endpoints.len(), 6, "{}", s.service_type);
         }

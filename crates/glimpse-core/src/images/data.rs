@@ -360,10 +360,59 @@ pub async fn prepare_download(region: &Region, caller: &Caller, id: &str) -> Res
     let has_data = matches!(img.status, ImageStatus::Active | ImageStatus::Deactivated)
         && img.blob_key.is_some()
         && img.size.is_some();
+    if has_data && let Some(sealed) = sealing(&region.db, &img.id).await? {
+        authorize_key(region, caller, &img.id, &sealed.cmk_id).await?;
+    }
     Ok(has_data.then_some(img))
 }
 
-/// Streams an image's bytes, or the range `start..end` of them.
+/// How an image's bytes are sealed at rest (hidden columns; `None` for plain images).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealing {
+    pub cmk_id: String,
+    /// The image's data key wrapped by the customer master key, hex.
+    pub wrapped_data_key: String,
+}
+
+/// The sealing of an image, if its bytes are encrypted.
+pub async fn sealing(db: &Db, id: &str) -> Result<Option<Sealing>> {
+    let row = sqlx::query("SELECT cmk_id, wrapped_data_key FROM images WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let cmk: Option<String> = row.try_get("cmk_id")?;
+    let wrapped: Option<String> = row.try_get("wrapped_data_key")?;
+    Ok(match (cmk, wrapped) {
+        (Some(cmk_id), Some(wrapped_data_key)) => Some(Sealing {
+            cmk_id,
+            wrapped_data_key,
+        }),
+        _ => None,
+    })
+}
+
+/// Whether the caller's project may use the key of an encrypted image now: only the key's
+/// project may (403 for others, who see the image but not the key), and only while the key
+/// is enabled (403 when disabled, pending deletion or deleted).
+pub async fn authorize_key(region: &Region, caller: &Caller, image: &str, cmk: &str) -> Result<()> {
+    match region.kms.usable(caller.project()?, cmk).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == crate::Kind::NotFound => Err(Error::forbidden(format!(
+            "Image {image} is encrypted with key {cmk}, which this project may not use or which \
+             no longer exists."
+        ))),
+        Err(e) if e.kind == crate::Kind::BadRequest => Err(Error::forbidden(format!(
+            "Image {image} cannot be read: {}",
+            e.message
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Streams an image's bytes, or the range `start..end` of them; an encrypted image's bytes
+/// are decrypted on the way out (a tampered blob ends the stream with an error before any
+/// unauthenticated byte). Callers check access first ([`prepare_download`]).
 pub async fn read(
     region: &Region,
     image: &Image,
@@ -373,7 +422,17 @@ pub async fn read(
         .blob_key
         .as_deref()
         .ok_or_else(|| Error::internal(format!("image {} has no data", image.id)))?;
-    Ok(region.store.read(key, range).await?)
+    match sealing(&region.db, &image.id).await? {
+        None => Ok(region.store.read(key, range).await?),
+        Some(s) => {
+            let data_key = region.kms.data_key_of(&s).await?;
+            let plain = image.size.unwrap_or(0).max(0) as u64;
+            Ok(region
+                .store
+                .read_sealed(key, &data_key, plain, range)
+                .await?)
+        }
+    }
 }
 
 /// Start-up recovery: images left `saving` by a crash go back to `queued` (their partial blobs

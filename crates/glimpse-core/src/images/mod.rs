@@ -17,7 +17,7 @@ pub mod model;
 pub mod policy;
 pub mod query;
 pub mod records;
-mod repo;
+pub(crate) mod repo;
 
 pub use data::{Expected, ORPHAN_GRACE, clean_orphans, prepare_download, read, recover, upload};
 pub use input::PatchDialect;

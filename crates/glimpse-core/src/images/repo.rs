@@ -329,7 +329,7 @@ pub(crate) async fn set_status(
 
 /// How a delete went.
 pub(crate) enum Deleted {
-    /// The rows are gone; the blob (if any) must be deleted next.
+    /// The rows are gone; the blob (if any, and named by no other image) must be deleted next.
     Done {
         blob_key: Option<String>,
     },
@@ -355,7 +355,21 @@ pub(crate) async fn delete(db: &Db, id: &str) -> Result<Deleted> {
             Deleted::Missing
         });
     };
-    let blob_key: Option<String> = row.try_get("blob_key")?;
+    let mut blob_key: Option<String> = row.try_get("blob_key")?;
+    // Copies share their source's immutable blob: keep it while any other row names it. An
+    // in-region copy inserts its row only while the source row exists (locking it on
+    // PostgreSQL), so a copy either committed before this delete (and is counted here) or
+    // finds the source gone and inserts nothing.
+    if let Some(key) = &blob_key {
+        let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM images WHERE blob_key = $1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if others > 0 {
+            blob_key = None;
+        }
+    }
     for table in ["image_properties", "image_tags", "image_members"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE image_id = $1"

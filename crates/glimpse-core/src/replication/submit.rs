@@ -53,6 +53,15 @@ pub async fn submit(
     }
 
     let source = source_image(region, caller_token, &req.image_id).await?;
+    if source[crate::ims::PROP_ENCRYPTED] == "1" {
+        // Regions share nothing: no other region (nor another project) may use this region's
+        // customer keys, so an encrypted image cannot be replicated (docs/ims.md).
+        return Err(Error::conflict(format!(
+            "Image {} is encrypted with a key of region {}'s key manager; encrypted images \
+             cannot be replicated.",
+            req.image_id, region.name
+        )));
+    }
     if !(caller.is_member() || caller.is_admin()) {
         return Err(Error::unauthorized(format!(
             "You are not authorized to copy image {}.",

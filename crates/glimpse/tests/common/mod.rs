@@ -8,6 +8,7 @@
 pub mod cinder;
 pub mod glance;
 pub mod identity;
+pub mod ims;
 pub mod nova;
 pub mod osc;
 pub mod process;

@@ -1,0 +1,152 @@
+//! Huawei IMS's in-region copy and job query (seed 003), mounted at `/<region>/ims`:
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | POST | `/v1/cloudimages/{image_id}/copy` | 200 `{"job_id": "<32 hex>"}` |
+//! | GET | `/v1/cloudimages/job/{job_id}` | 200 the job (B.3 shape) |
+//! | GET | `/v1/{project_id}/jobs/{job_id}` | 200 the job (the older, deprecated form) |
+//!
+//! Errors: `{"error": {"code": "IMG.xxxx", "message": "…"}}` (401 `IMG.0401`, 403
+//! `IMG.0403`, 404 `IMG.0404`, 500 `IMG.0500`, 503, and the 400 codes of
+//! [`glimpse_core::ims::submit`]). A job is visible only to its project (else 404).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use glimpse_core::auth::Caller;
+use glimpse_core::ims::{self, CopyRequest, codes};
+use glimpse_core::region::Region;
+use glimpse_core::{Error, Kind};
+use serde_json::{Value, json};
+
+use crate::errors::{ApiError, Dialect};
+
+type R = Arc<Region>;
+
+/// Routes mounted at `/<region>/ims`.
+pub fn router(region: Arc<Region>) -> Router {
+    Router::new()
+        .route("/v1/cloudimages/{image_id}/copy", post(copy))
+        .route("/v1/cloudimages/job/{job_id}", get(job))
+        .route("/v1/{project_id}/jobs/{job_id}", get(project_job))
+        .fallback(fallback)
+        .with_state(region)
+}
+
+fn ims(e: Error) -> ApiError {
+    ApiError::new(Dialect::Ims, e)
+}
+
+async fn auth(region: &Region, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    crate::request::caller(headers, region.auth.as_ref())
+        .await
+        .map_err(ims)
+}
+
+fn bad(message: String) -> ApiError {
+    ims(Error::bad_request(message).with_code(codes::BAD_REQUEST))
+}
+
+/// Reads an optional string field; any other JSON type is a 400.
+fn field(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
+    match &body[name] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(bad(format!(
+            "The {name} parameter must be a string, not {other}."
+        ))),
+    }
+}
+
+/// `POST /v1/cloudimages/{image_id}/copy`.
+async fn copy(
+    State(region): State<R>,
+    headers: HeaderMap,
+    Path(image_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ims(Error::too_large("The request body is too large."))
+        } else {
+            bad(format!("The request body could not be read: {e}"))
+        }
+    })?;
+    let doc: Value =
+        crate::request::json_body(&body).map_err(|e| ims(e.with_code(codes::BAD_REQUEST)))?;
+    if !doc.is_object() {
+        return Err(bad("The request body must be a JSON object.".into()));
+    }
+    let req = CopyRequest {
+        name: field(&doc, "name")?,
+        description: field(&doc, "description")?,
+        cmk_id: field(&doc, "cmk_id")?,
+    };
+    let job = ims::submit(&region, &caller, &image_id, &req)
+        .await
+        .map_err(|e| ims(not_found_as_image(e, &image_id)))?;
+    Ok((StatusCode::OK, axum::Json(json!({ "job_id": job.id }))).into_response())
+}
+
+/// Glance's 404 message, in IMS words.
+fn not_found_as_image(e: Error, id: &str) -> Error {
+    if e.kind == Kind::NotFound && e.code.is_none() {
+        Error::not_found(format!("The image {id} does not exist."))
+    } else {
+        e
+    }
+}
+
+async fn show(region: &Region, caller: &Caller, job_id: &str) -> Result<Response, ApiError> {
+    let project = caller.project().map_err(ims)?;
+    let missing = || {
+        ims(Error::not_found(format!(
+            "The job {job_id} does not exist."
+        )))
+    };
+    let job = region
+        .jobs
+        .get(job_id)
+        .await
+        .map_err(ims)?
+        .filter(|j| j.kind == ims::KIND && j.project_id == project)
+        .ok_or_else(missing)?;
+    Ok((StatusCode::OK, axum::Json(ims::view(&job))).into_response())
+}
+
+/// `GET /v1/cloudimages/job/{job_id}`.
+async fn job(
+    State(region): State<R>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    show(&region, &caller, &job_id).await
+}
+
+/// `GET /v1/{project_id}/jobs/{job_id}`: the path's project must be the token's (else 404,
+/// as for any job the caller may not see).
+async fn project_job(
+    State(region): State<R>,
+    headers: HeaderMap,
+    Path((project_id, job_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    if caller.project().map_err(ims)? != project_id {
+        return Err(ims(Error::not_found(format!(
+            "The job {job_id} does not exist."
+        ))));
+    }
+    show(&region, &caller, &job_id).await
+}
+
+async fn fallback() -> ApiError {
+    ims(Error::not_found("The requested resource was not found."))
+}

@@ -1,0 +1,197 @@
+//! The key manager (Huawei KMS's shape, docs/kms.md), mounted at `/<region>/kms`. Every
+//! call is a POST with a JSON body under `/v1.0/{project_id}/kms/`:
+//!
+//! | action | body | answer |
+//! |---|---|---|
+//! | `create-key` | `key_alias`, `key_description?` | `{"key_info": {"key_id", "domain_id"}}` |
+//! | `list-keys` | `key_state?`, `limit?`, `marker?` | `{"keys": [...], "key_details": [...], "next_marker", "truncated", "total"}` |
+//! | `describe-key` | `key_id` | `{"key_info": {...}}` |
+//! | `enable-key` / `disable-key` | `key_id` | `{"key_info": {"key_id", "key_state"}}` |
+//! | `schedule-key-deletion` | `key_id`, `pending_days` (7–1096) | `{"key_id", "key_state"}` |
+//! | `cancel-key-deletion` | `key_id` | `{"key_id", "key_state"}` |
+//!
+//! Errors: `{"error": {"error_code": "KMS.xxxx", "error_msg": "…"}}`. The path's project must
+//! be the token's; another project's key is 404 (`KMS.0207`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use glimpse_core::Error;
+use glimpse_core::kms::{KeyInfo, codes};
+use glimpse_core::region::Region;
+use serde_json::{Value, json};
+
+use crate::errors::{ApiError, Dialect};
+
+type R = Arc<Region>;
+
+/// Routes mounted at `/<region>/kms`.
+pub fn router(region: Arc<Region>) -> Router {
+    Router::new()
+        .route("/v1.0/{project_id}/kms/{action}", post(action))
+        .fallback(fallback)
+        .with_state(region)
+}
+
+fn kms(e: Error) -> ApiError {
+    ApiError::new(Dialect::Kms, e)
+}
+
+fn bad(message: String) -> ApiError {
+    kms(Error::bad_request(message).with_code(codes::BAD_REQUEST))
+}
+
+fn time_ms(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.timestamp_millis().to_string()
+}
+
+/// Huawei's `key_info` of describe-key and list-keys.
+fn info(k: &KeyInfo, realm: &str) -> Value {
+    json!({
+        "key_id": k.id,
+        "domain_id": k.project_id,
+        "key_alias": k.alias,
+        "realm": realm,
+        "key_spec": "AES_256",
+        "key_usage": "ENCRYPT_DECRYPT",
+        "key_description": k.description,
+        "creation_date": time_ms(k.created_at),
+        "scheduled_deletion_date": k.deletion_date.map(time_ms).unwrap_or_default(),
+        "key_state": k.state,
+        "default_key_flag": "0",
+        "key_type": "1",
+        "expiration_time": "",
+        "origin": "kms",
+        "key_rotation_enabled": "false",
+        "sys_enterprise_project_id": "0",
+    })
+}
+
+fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
+    match &body[name] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(bad(format!("{name} must be a string, not {other}."))),
+    }
+}
+
+fn key_id(body: &Value) -> Result<String, ApiError> {
+    string(body, "key_id")?.ok_or_else(|| bad("key_id is mandatory.".into()))
+}
+
+/// `POST /v1.0/{project_id}/kms/{action}`.
+async fn action(
+    State(region): State<R>,
+    headers: HeaderMap,
+    Path((project_id, action)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = crate::request::caller(&headers, region.auth.as_ref())
+        .await
+        .map_err(kms)?;
+    if caller.project().map_err(kms)? != project_id {
+        return Err(kms(Error::forbidden(format!(
+            "The token is not scoped to project {project_id}."
+        ))));
+    }
+    let body = body.map_err(|e| bad(format!("The request body could not be read: {e}")))?;
+    let doc: Value = if body.is_empty() {
+        json!({})
+    } else {
+        crate::request::json_body(&body).map_err(|e| kms(e.with_code(codes::BAD_REQUEST)))?
+    };
+    if !doc.is_object() {
+        return Err(bad("The request body must be a JSON object.".into()));
+    }
+    let k = &region.kms;
+    let realm = region.name.as_str();
+    let out = match action.as_str() {
+        "create-key" => {
+            let alias = string(&doc, "key_alias")?.unwrap_or_default();
+            let desc = string(&doc, "key_description")?.unwrap_or_default();
+            let key = k.create(&caller, &alias, &desc).await.map_err(kms)?;
+            json!({"key_info": {"key_id": key.id, "domain_id": key.project_id}})
+        }
+        "list-keys" => {
+            let state = string(&doc, "key_state")?;
+            let limit = match string(&doc, "limit")? {
+                None => None,
+                Some(l) => Some(
+                    l.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| bad("limit must be a number from 1 to 1000.".into()))?,
+                ),
+            };
+            let marker = match string(&doc, "marker")? {
+                None => 0,
+                Some(m) => m
+                    .parse::<usize>()
+                    .map_err(|_| bad("marker must be a number.".into()))?,
+            };
+            let all = k.list(&caller, state.as_deref()).await.map_err(kms)?;
+            let total = all.len();
+            let end = limit.map_or(total, |l| (marker + l).min(total));
+            let page = all.get(marker.min(total)..end).unwrap_or_default();
+            let truncated = end < total;
+            json!({
+                "keys": page.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+                "key_details": page.iter().map(|k| info(k, realm)).collect::<Vec<_>>(),
+                "next_marker": if truncated { end.to_string() } else { String::new() },
+                "truncated": truncated.to_string(),
+                "total": total,
+            })
+        }
+        "describe-key" => {
+            let key = k.describe(&caller, &key_id(&doc)?).await.map_err(kms)?;
+            json!({"key_info": info(&key, realm)})
+        }
+        "enable-key" | "disable-key" => {
+            let id = key_id(&doc)?;
+            let key = if action == "enable-key" {
+                k.enable(&caller, &id).await
+            } else {
+                k.disable(&caller, &id).await
+            }
+            .map_err(kms)?;
+            json!({"key_info": {"key_id": key.id, "key_state": key.state}})
+        }
+        "schedule-key-deletion" => {
+            let id = key_id(&doc)?;
+            let days = string(&doc, "pending_days")?
+                .and_then(|d| d.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    kms(
+                        Error::bad_request("pending_days must be a number from 7 to 1096.")
+                            .with_code(codes::BAD_PENDING_DAYS),
+                    )
+                })?;
+            let key = k.schedule_deletion(&caller, &id, days).await.map_err(kms)?;
+            json!({"key_id": key.id, "key_state": key.state})
+        }
+        "cancel-key-deletion" => {
+            let key = k
+                .cancel_deletion(&caller, &key_id(&doc)?)
+                .await
+                .map_err(kms)?;
+            json!({"key_id": key.id, "key_state": key.state})
+        }
+        _ => {
+            return Err(kms(Error::not_found(format!(
+                "There is no KMS action {action}."
+            ))));
+        }
+    };
+    Ok((StatusCode::OK, axum::Json(out)).into_response())
+}
+
+async fn fallback() -> ApiError {
+    kms(Error::not_found("The requested resource was not found."))
+}

@@ -1,0 +1,389 @@
+//! The key manager of one region (Huawei KMS's shape, see docs/kms.md): customer master keys
+//! (CMKs) that belong to one project, with Huawei's states (`"2"` enabled, `"3"` disabled,
+//! `"4"` pending deletion), and the envelope operations the image service uses: a fresh data
+//! key wrapped by a CMK ([`Kms::new_data_key`]) and its unwrapping ([`Kms::open_data_key`]).
+//!
+//! Key material never leaves this module: a CMK is 32 random bytes stored only wrapped by the
+//! operator's master key ([`master`]), with the key id and project as associated data (a row
+//! copied to another id or project does not unwrap). Only the key's project may see or use it:
+//! for any other project a key does not exist (404). A key whose scheduled deletion date has
+//! passed is gone: it is not listed, not found, and what it wrapped can no longer be opened.
+//!
+//! Crash behaviour: every change is one statement; there is nothing to recover.
+
+pub mod master;
+
+use chrono::{DateTime, Utc};
+use glimpse_store::sealed::{self, Key};
+use glimpse_types::{db_time, now, parse_time};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::auth::Caller;
+use crate::db::{Db, is_unique_violation};
+use crate::error::{Error, Result};
+
+pub const ENABLED: &str = "2";
+pub const DISABLED: &str = "3";
+pub const PENDING_DELETION: &str = "4";
+
+/// Shortest and longest waiting period of a scheduled deletion, in days (Huawei's bounds).
+pub const MIN_PENDING_DAYS: i64 = 7;
+pub const MAX_PENDING_DAYS: i64 = 1096;
+
+/// Error codes of the KMS dialect (Glimpse's choices; see docs/kms.md).
+pub mod codes {
+    pub const BAD_REQUEST: &str = "KMS.0201";
+    pub const BAD_ALIAS: &str = "KMS.0202";
+    pub const BAD_PENDING_DAYS: &str = "KMS.0203";
+    pub const BAD_KEY_ID: &str = "KMS.0205";
+    pub const NOT_FOUND: &str = "KMS.0207";
+    pub const ALIAS_EXISTS: &str = "KMS.0208";
+    pub const WRONG_STATE: &str = "KMS.0209";
+}
+
+/// One customer master key as its project sees it (never its material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    pub project_id: String,
+    pub alias: String,
+    pub description: String,
+    pub state: String,
+    pub deletion_date: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key the caller's project may use right now, with its material unwrapped.
+pub struct UsableKey {
+    pub id: String,
+    key: Key,
+}
+
+pub struct Kms {
+    db: Db,
+    master: Key,
+}
+
+const COLUMNS: &str =
+    "id, project_id, alias, description, state, material, deletion_date, created_at";
+
+fn from_row(row: &AnyRow) -> Result<(KeyInfo, String)> {
+    let t = |c: &str| -> Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = row.try_get(c)?;
+        Ok(s.as_deref().and_then(parse_time))
+    };
+    Ok((
+        KeyInfo {
+            id: row.try_get("id")?,
+            project_id: row.try_get("project_id")?,
+            alias: row.try_get("alias")?,
+            description: row.try_get("description")?,
+            state: row.try_get("state")?,
+            deletion_date: t("deletion_date")?,
+            created_at: t("created_at")?.unwrap_or_else(now),
+        },
+        row.try_get("material")?,
+    ))
+}
+
+impl KeyInfo {
+    /// Past its deletion date: the key no longer exists.
+    fn is_gone(&self) -> bool {
+        self.state == PENDING_DELETION && self.deletion_date.is_some_and(|d| d <= now())
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("The key {id} does not exist.")).with_code(codes::NOT_FOUND)
+}
+
+/// Key ids are lower-case hyphenated UUIDs (Huawei: 36 characters).
+pub fn check_key_id(id: &str) -> Result<()> {
+    let ok = id.len() == 36
+        && id.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_digit() || ('a'..='f').contains(&c)
+            }
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "The key_id {id:?} is invalid: it must be a 36-character key id."
+        ))
+        .with_code(codes::BAD_KEY_ID))
+    }
+}
+
+fn may_write(caller: &Caller) -> Result<()> {
+    caller.project()?;
+    if caller.is_member() || caller.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::forbidden("Managing keys needs the member role."))
+    }
+}
+
+impl Kms {
+    pub fn new(db: Db, master: Key) -> Kms {
+        Kms { db, master }
+    }
+
+    fn material_aad(id: &str, project: &str) -> Vec<u8> {
+        format!("glimpse-cmk:{id}:{project}").into_bytes()
+    }
+
+    /// Creates an enabled key in the caller's project.
+    pub async fn create(&self, caller: &Caller, alias: &str, description: &str) -> Result<KeyInfo> {
+        may_write(caller)?;
+        let project = caller.project()?;
+        let alias_ok = !alias.is_empty()
+            && alias.len() <= 255
+            && alias
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":/_-".contains(c))
+            && !alias.ends_with("/default");
+        if !alias_ok {
+            return Err(Error::bad_request(
+                "The key_alias is invalid: 1 to 255 characters of letters, digits, ':', '/', '_' \
+                 and '-', not ending in '/default'.",
+            )
+            .with_code(codes::BAD_ALIAS));
+        }
+        if description.chars().count() > 255 {
+            return Err(
+                Error::bad_request("The key_description is longer than 255 characters.")
+                    .with_code(codes::BAD_REQUEST),
+            );
+        }
+        let id = glimpse_types::uuid_id();
+        let key: Key = sealed::random();
+        let material = hex::encode(sealed::wrap_key(
+            &self.master,
+            &key,
+            &Self::material_aad(&id, project),
+        ));
+        let t = db_time(now());
+        let r = sqlx::query(
+            "INSERT INTO kms_keys (id, project_id, alias, description, state, material, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&id)
+        .bind(project)
+        .bind(alias)
+        .bind(description)
+        .bind(ENABLED)
+        .bind(material)
+        .bind(&t)
+        .execute(&self.db.pool)
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::bad_request(format!(
+                    "The key_alias {alias} already exists in this project."
+                ))
+                .with_code(codes::ALIAS_EXISTS));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(key = %id, project, "customer master key created");
+        self.find(project, &id).await
+    }
+
+    /// A key of `project` (404 for any other project's, or a deleted one).
+    async fn load(&self, project: &str, id: &str) -> Result<(KeyInfo, String)> {
+        check_key_id(id)?;
+        let sql = format!("SELECT {COLUMNS} FROM kms_keys WHERE id = $1 AND project_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(project)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        match row.as_ref().map(from_row).transpose()? {
+            Some((k, m)) if !k.is_gone() => Ok((k, m)),
+            _ => Err(not_found(id)),
+        }
+    }
+
+    async fn find(&self, project: &str, id: &str) -> Result<KeyInfo> {
+        Ok(self.load(project, id).await?.0)
+    }
+
+    /// Shows one key of the caller's project.
+    pub async fn describe(&self, caller: &Caller, id: &str) -> Result<KeyInfo> {
+        self.find(caller.project()?, id).await
+    }
+
+    /// The caller project's keys (oldest first), optionally of one state.
+    pub async fn list(&self, caller: &Caller, state: Option<&str>) -> Result<Vec<KeyInfo>> {
+        let project = caller.project()?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM kms_keys WHERE project_id = $1 ORDER BY created_at, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let (k, _) = from_row(row)?;
+            if !k.is_gone() && state.is_none_or(|s| s == k.state) {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a key from one of `from` to `to` (with a deletion date for pending deletion).
+    async fn transition(
+        &self,
+        caller: &Caller,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        deletion_date: Option<DateTime<Utc>>,
+    ) -> Result<KeyInfo> {
+        may_write(caller)?;
+        let project = caller.project()?;
+        let key = self.find(project, id).await?;
+        if key.state == to && deletion_date.is_none() {
+            return Ok(key);
+        }
+        if !from.contains(&key.state.as_str()) {
+            return Err(Error::bad_request(format!(
+                "The key {id} is in state {} ({}); the operation needs {}.",
+                key.state,
+                state_name(&key.state),
+                from.iter()
+                    .map(|s| state_name(s))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))
+            .with_code(codes::WRONG_STATE));
+        }
+        let n = sqlx::query(
+            "UPDATE kms_keys SET state = $1, deletion_date = $2, updated_at = $3 \
+             WHERE id = $4 AND project_id = $5 AND state = $6",
+        )
+        .bind(to)
+        .bind(deletion_date.map(db_time))
+        .bind(db_time(now()))
+        .bind(id)
+        .bind(project)
+        .bind(&key.state)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(
+                Error::conflict(format!("The key {id} changed meanwhile; try again."))
+                    .with_code(codes::WRONG_STATE),
+            );
+        }
+        tracing::info!(key = %id, project, state = to, "customer master key state changed");
+        self.find(project, id).await
+    }
+
+    pub async fn enable(&self, caller: &Caller, id: &str) -> Result<KeyInfo> {
+        self.transition(caller, id, &[DISABLED], ENABLED, None)
+            .await
+    }
+
+    pub async fn disable(&self, caller: &Caller, id: &str) -> Result<KeyInfo> {
+        self.transition(caller, id, &[ENABLED], DISABLED, None)
+            .await
+    }
+
+    /// Schedules the deletion in `days` days (7–1096); the key is unusable from now on.
+    pub async fn schedule_deletion(&self, caller: &Caller, id: &str, days: i64) -> Result<KeyInfo> {
+        if !(MIN_PENDING_DAYS..=MAX_PENDING_DAYS).contains(&days) {
+            return Err(Error::bad_request(format!(
+                "pending_days must be from {MIN_PENDING_DAYS} to {MAX_PENDING_DAYS}."
+            ))
+            .with_code(codes::BAD_PENDING_DAYS));
+        }
+        let when = now() + chrono::Duration::days(days);
+        self.transition(
+            caller,
+            id,
+            &[ENABLED, DISABLED],
+            PENDING_DELETION,
+            Some(when),
+        )
+        .await
+    }
+
+    /// Cancels a scheduled deletion; the key comes back disabled (as in Huawei KMS).
+    pub async fn cancel_deletion(&self, caller: &Caller, id: &str) -> Result<KeyInfo> {
+        self.transition(caller, id, &[PENDING_DELETION], DISABLED, None)
+            .await
+    }
+
+    /// The key `id` of `project`, if it exists and is enabled: 404 if not the project's (or
+    /// deleted), 400 with `code` if disabled or pending deletion.
+    pub async fn usable(&self, project: &str, id: &str) -> Result<UsableKey> {
+        let (info, material) = self.load(project, id).await?;
+        if info.state != ENABLED {
+            return Err(Error::bad_request(format!(
+                "The key {id} is {} and cannot be used.",
+                state_name(&info.state)
+            ))
+            .with_code(codes::WRONG_STATE));
+        }
+        let wrapped = hex::decode(material).map_err(Error::internal)?;
+        let key = sealed::unwrap_key(&self.master, &wrapped, &Self::material_aad(id, project))
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "key {id} does not unwrap with this region's master key"
+                ))
+            })?;
+        Ok(UsableKey { id: id.into(), key })
+    }
+
+    /// The data key of a sealed image, unwrapped with its (enabled) key, whoever's project
+    /// the key is in: for internal use after the caller was authorized.
+    pub async fn data_key_of(&self, s: &crate::images::data::Sealing) -> Result<Key> {
+        check_key_id(&s.cmk_id)?;
+        let project: Option<String> = sqlx::query("SELECT project_id FROM kms_keys WHERE id = $1")
+            .bind(&s.cmk_id)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .map(|r| r.try_get("project_id"))
+            .transpose()?;
+        let project = project.ok_or_else(|| not_found(&s.cmk_id))?;
+        let cmk = self.usable(&project, &s.cmk_id).await?;
+        self.open_data_key(&cmk, &s.wrapped_data_key)
+    }
+
+    fn data_key_aad(cmk: &str) -> Vec<u8> {
+        format!("glimpse-dek:{cmk}").into_bytes()
+    }
+
+    /// A fresh data key and its wrapped form (hex) under `cmk`.
+    pub fn new_data_key(&self, cmk: &UsableKey) -> (Key, String) {
+        let dek: Key = sealed::random();
+        let wrapped = sealed::wrap_key(&cmk.key, &dek, &Self::data_key_aad(&cmk.id));
+        (dek, hex::encode(wrapped))
+    }
+
+    /// Unwraps a data key made by [`Kms::new_data_key`] under `cmk`.
+    pub fn open_data_key(&self, cmk: &UsableKey, wrapped_hex: &str) -> Result<Key> {
+        let wrapped = hex::decode(wrapped_hex).map_err(Error::internal)?;
+        sealed::unwrap_key(&cmk.key, &wrapped, &Self::data_key_aad(&cmk.id)).ok_or_else(|| {
+            Error::internal(format!("a data key does not unwrap with key {}", cmk.id))
+        })
+    }
+}
+
+/// Huawei's word for a state code.
+pub fn state_name(state: &str) -> &'static str {
+    match state {
+        ENABLED => "enabled",
+        DISABLED => "disabled",
+        PENDING_DELETION => "pending deletion",
+        _ => "unknown",
+    }
+}
