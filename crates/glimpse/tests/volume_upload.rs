@@ -396,6 +396,18 @@ async fn iso_is_accepted_and_makes_no_image() {
     assert_eq!(b["disk_format"], "iso");
     assert_eq!(images_named(&tc, &token, "iso-image").await, 0);
     assert_eq!(c.show(&id).await.1["volume"]["status"], "available");
+    // Python's json.dumps escapes non-ASCII (ensure_ascii), as Cinder's answers do.
+    let r = tc
+        .http
+        .post(c.url(&format!("/volumes/{id}/action")))
+        .header("x-auth-token", &token)
+        .json(&json!({"os-volume_upload_image": {"image_name": "disque-é", "disk_format": "iso"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(r#""image_name": "disque-\u00e9""#), "{text}");
 }
 
 /// The seed's 500 ("failed to communicate with glance-api"). In Glimpse the image service is
