@@ -232,7 +232,7 @@ async fn adopt(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (caller, _) = auth(&region, &headers).await?;
-    if !replication::adopt::is_service(&region, &caller) {
+    if !region.service.recognises(&caller) {
         return Err(rep(Error::forbidden(
             "Only the service account may ask a region to adopt existing content.",
         )));

@@ -69,6 +69,13 @@ impl ServiceToken {
 }
 
 impl ServiceAccount {
+    /// Whether `caller` acts as the regions' service account: a role `admin` or `service`
+    /// in the service project (what replication's cross-region calls present).
+    pub fn recognises(&self, caller: &crate::auth::Caller) -> bool {
+        caller.project_name.as_deref() == Some(self.project.as_str())
+            && caller.roles.iter().any(|r| r == "admin" || r == "service")
+    }
+
     pub fn new(
         identity_url: &str,
         user: &str,

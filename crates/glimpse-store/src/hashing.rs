@@ -18,8 +18,14 @@ pub struct Digests {
 
 /// Hashes of a stream computed in parallel; feed it with [`StreamHasher::update`].
 pub struct StreamHasher {
-    md5: Worker,
+    md5: Md5Of,
     sha512: Worker,
+}
+
+/// Where the md5 comes from: computed, or known already ([`StreamHasher::with_known_md5`]).
+enum Md5Of {
+    Computed(Worker),
+    Known(String),
 }
 
 struct Worker {
@@ -49,24 +55,41 @@ impl Default for StreamHasher {
 impl StreamHasher {
     pub fn new() -> StreamHasher {
         StreamHasher {
-            md5: Worker::spawn(Md5::new()),
+            md5: Md5Of::Computed(Worker::spawn(Md5::new())),
             sha512: Worker::spawn(Sha512::new()),
         }
     }
 
-    /// Queues a chunk for both hashes; waits only when a hash thread is two chunks behind.
+    /// Computes sha512 only and reports `md5` as the stream's md5. For a caller that knows
+    /// both digests of the content from a trusted party and compares the sha512 afterwards:
+    /// equal sha512 proves the same bytes, hence the same md5 (see docs/replication.md).
+    pub fn with_known_md5(md5: String) -> StreamHasher {
+        StreamHasher {
+            md5: Md5Of::Known(md5),
+            sha512: Worker::spawn(Sha512::new()),
+        }
+    }
+
+    /// Queues a chunk for the hashes; waits only when a hash thread is two chunks behind.
     pub async fn update(&mut self, chunk: Bytes) {
         // A send fails only if the worker thread died, which `finish` then reports.
-        let _ = self.md5.tx.send(chunk.clone()).await;
+        if let Md5Of::Computed(md5) = &self.md5 {
+            let _ = md5.tx.send(chunk.clone()).await;
+        }
         let _ = self.sha512.tx.send(chunk).await;
     }
 
-    /// Waits for both threads to drain and returns the digests.
+    /// Waits for the threads to drain and returns the digests.
     pub async fn finish(self) -> std::io::Result<Digests> {
         let StreamHasher { md5, sha512 } = self;
-        drop(md5.tx);
         drop(sha512.tx);
-        let md5 = md5.handle.await.map_err(std::io::Error::other)?;
+        let md5 = match md5 {
+            Md5Of::Known(m) => m,
+            Md5Of::Computed(md5) => {
+                drop(md5.tx);
+                md5.handle.await.map_err(std::io::Error::other)?
+            }
+        };
         let sha512 = sha512.handle.await.map_err(std::io::Error::other)?;
         Ok(Digests { md5, sha512 })
     }

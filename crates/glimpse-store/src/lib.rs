@@ -178,7 +178,39 @@ impl BlobStore {
 
     /// Streams `body` into a new blob under a fresh key, hashing as it goes. `observe` sees
     /// every chunk, in order, before it is stored, and may abort the write with its own error.
-    pub async fn write<S, E, O>(&self, body: S, mut observe: O) -> Result<Written, WriteError>
+    pub async fn write<S, E, O>(&self, body: S, observe: O) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+        O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
+    {
+        self.write_hashed(body, observe, StreamHasher::new()).await
+    }
+
+    /// [`BlobStore::write`] computing sha512 only: the written md5 is `md5` as given. Only for
+    /// a caller that compares the sha512 with one a trusted party computed together with
+    /// `md5` over the same content ([`StreamHasher::with_known_md5`]).
+    pub async fn write_known_md5<S, E, O>(
+        &self,
+        body: S,
+        md5: String,
+        observe: O,
+    ) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+        O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
+    {
+        self.write_hashed(body, observe, StreamHasher::with_known_md5(md5))
+            .await
+    }
+
+    async fn write_hashed<S, E, O>(
+        &self,
+        body: S,
+        mut observe: O,
+        mut hasher: StreamHasher,
+    ) -> Result<Written, WriteError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
@@ -186,7 +218,6 @@ impl BlobStore {
     {
         let key = Self::new_key();
         let mut sink = self.sink(&key).await?;
-        let mut hasher = StreamHasher::new();
         let mut size = 0u64;
         let mut pending = BytesMut::with_capacity(CHUNK);
         let mut body = std::pin::pin!(body);

@@ -1,7 +1,8 @@
 //! A copy to a region that already holds the same content moves no bytes (issue 4): the
 //! replicate job asks the destination to adopt its own blob
 //! (`POST /v2/extension/image_replicator/adopt`, service account only). Two regions in this
-//! process; bytes moved are seen in region-two's blob store (no new blob file).
+//! process; bytes moved are seen in region-two's blob store (no new blob file). Also: the
+//! replication upload (service account, both digests) verifies sha512 and takes the md5 as stated.
 
 mod common;
 
@@ -259,4 +260,73 @@ async fn encrypted_content_is_never_adopted() {
     let after = blobs(&tc, TWO).await;
     assert_eq!(after.len(), 2, "{after:?}");
     assert_eq!(sha512_of(&tc, TWO, &w.tok_b, dst).await, want);
+}
+
+/// `PUT /file` with both expected digests; status and body.
+async fn put_expecting(
+    tc: &TestCloud,
+    token: &str,
+    id: &str,
+    data: &[u8],
+    md5: &str,
+    sha: &str,
+) -> (u16, String) {
+    let r = tc
+        .http
+        .put(format!("{}/v2/images/{id}/file", tc.image(TWO)))
+        .header("x-auth-token", token)
+        .header("content-type", "application/octet-stream")
+        .header("x-glimpse-expected-checksum", md5)
+        .header("x-glimpse-expected-os-hash-value", sha)
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The replication upload (the service account, both digests given) computes sha512 only:
+/// a wrong sha512 is refused as before; the md5 is the stated one, not recomputed (equal
+/// sha512 proves the source's bytes, hence the source's md5; docs/replication.md). A
+/// tenant's upload still computes md5 and refuses a wrong one.
+#[tokio::test]
+async fn the_service_upload_verifies_sha512_and_takes_the_stated_md5() {
+    let tc = TestCloud::start().await;
+    let w = world(&tc).await;
+    let data = rep::data(200_000, 44);
+    let (md5, sha) = (glance::md5_hex(&data), glance::sha512_hex(&data));
+    let svc = tc.cloud.regions[0].service.token().await.unwrap().token;
+    let image = tc.image(TWO);
+    let queued = || glance::create_bare(&tc.http, &image, &w.tok_b, "verify", "raw");
+
+    let id = queued().await;
+    let mut bad_sha = sha.clone();
+    bad_sha.replace_range(0..1, if sha.starts_with('0') { "1" } else { "0" });
+    let (status, body) = put_expecting(&tc, &svc, &id, &data, &md5, &bad_sha).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("os_hash_value"), "{body}");
+    assert_eq!(
+        glance::show(&tc.http, &image, &w.tok_b, &id).await["status"],
+        "queued"
+    );
+
+    let wrong_md5 = "0".repeat(32);
+    let (status, body) = put_expecting(&tc, &w.tok_b, &id, &data, &wrong_md5, &sha).await;
+    assert_eq!(status, 400, "a tenant's md5 is computed: {body}");
+    assert!(body.contains("checksum"), "{body}");
+
+    let (status, body) = put_expecting(&tc, &svc, &id, &data, &md5, &sha).await;
+    assert_eq!(status, 204, "{body}");
+    let img = glance::show(&tc.http, &image, &w.tok_b, &id).await;
+    assert_eq!(
+        (img["checksum"].as_str(), img["os_hash_value"].as_str()),
+        (Some(md5.as_str()), Some(sha.as_str()))
+    );
+
+    // Pinned on purpose: the service's stated md5 is not recomputed.
+    let id = queued().await;
+    let (status, body) = put_expecting(&tc, &svc, &id, &data, &wrong_md5, &sha).await;
+    assert_eq!(status, 204, "{body}");
+    let img = glance::show(&tc.http, &image, &w.tok_b, &id).await;
+    assert_eq!(img["checksum"], wrong_md5.as_str());
 }

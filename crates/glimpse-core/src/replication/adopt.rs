@@ -46,18 +46,11 @@ pub struct Content {
     pub os_hash_value: String,
 }
 
-/// Whether `caller` is the regions' service account: a role `admin` or `service` in the
-/// service project.
-pub fn is_service(region: &Region, caller: &Caller) -> bool {
-    caller.project_name.as_deref() == Some(region.service.project.as_str())
-        && caller.roles.iter().any(|r| r == "admin" || r == "service")
-}
-
 /// Publishes the queued image `id` from content this region already holds; `Ok(true)` when
 /// adopted (the image is now `active`), `Ok(false)` when the bytes must be uploaded.
 /// 403 for any caller but the service account; 404 for an unknown image.
 pub async fn adopt(region: &Region, caller: &Caller, id: &str, want: &Content) -> Result<bool> {
-    if !is_service(region, caller) {
+    if !region.service.recognises(caller) {
         return Err(Error::forbidden(
             "Only the service account may ask a region to adopt existing content.",
         ));
