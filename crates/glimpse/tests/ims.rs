@@ -718,3 +718,48 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
         "no half-made image: {list}"
     );
 }
+
+#[tokio::test]
+async fn the_encryption_marks_are_the_service_s_alone() {
+    let tc = TestCloud::start().await;
+    let (pid, tok, src, data) = setup(&tc, 4096).await;
+    let img = tc.image("region-one");
+    let r = tc
+        .http
+        .post(format!("{img}/v2/images"))
+        .header("x-auth-token", &tok)
+        .json(&json!({"name": "fake", "__system__encrypted": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
+    let done = copy_and_wait(
+        &tc.http,
+        &tc.base,
+        &tok,
+        &src,
+        json!({"name": "enc", "cmk_id": key}),
+    )
+    .await;
+    let enc = done["entities"]["image_id"].as_str().unwrap();
+    for patch in [
+        r#"[{"op":"remove","path":"/__system__encrypted"}]"#,
+        r#"[{"op":"replace","path":"/__system__cmkid","value":"x"}]"#,
+    ] {
+        let r = tc
+            .http
+            .patch(format!("{img}/v2/images/{enc}"))
+            .header("x-auth-token", &tok)
+            .header(
+                "content-type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .body(patch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{patch}");
+    }
+    assert_eq!(download(&tc.http, &img, &tok, enc).await.1, data);
+}
