@@ -93,7 +93,13 @@ impl IntoResponse for ApiError {
                 status,
                 serde_json::json!({"error": {"code": status.as_u16(), "title": reason(status), "message": msg}}),
             ),
-            Dialect::Nova | Dialect::Cinder => json(
+            // Cinder's 401 comes from keystonemiddleware, in Keystone's shape.
+            Dialect::Cinder if status == StatusCode::UNAUTHORIZED => json(
+                status,
+                serde_json::json!({"error": {"code": 401, "title": reason(status), "message": msg}}),
+            ),
+            Dialect::Cinder => cinder_fault(status, &msg),
+            Dialect::Nova => json(
                 status,
                 serde_json::json!({fault_name(status.as_u16()): {"code": status.as_u16(), "message": msg}}),
             ),
@@ -120,6 +126,50 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// A Cinder fault byte for byte as seed 002 shows it: Python's separators, `message` before
+/// `code`, non-ASCII escaped (`json.dumps`), `application/json; charset=UTF-8`:
+/// `{"badRequest": {"message": "Malformed request url", "code": 400}}`.
+pub fn cinder_fault(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "{{\"{}\": {{\"message\": {}, \"code\": {}}}}}",
+        fault_name(status.as_u16()),
+        python_json_string(message),
+        status.as_u16()
+    );
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r
+}
+
+/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii`: `\uXXXX` escapes).
+fn python_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn default_ims_code(kind: Kind) -> &'static str {
@@ -219,6 +269,12 @@ mod tests {
         assert_eq!(fault_name(404), "itemNotFound");
         assert_eq!(fault_name(409), "conflictingRequest");
         assert_eq!(fault_name(500), "computeFault");
+    }
+
+    #[test]
+    fn cinder_faults_are_written_as_seed_002_shows() {
+        assert_eq!(python_json_string("a\"b\\ é\n"), r#""a\"b\\ \u00e9\n""#);
+        assert_eq!(python_json_string("😀"), r#""\ud83d\ude00""#);
     }
 
     #[test]

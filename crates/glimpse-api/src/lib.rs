@@ -2,6 +2,7 @@
 //! prefixes the catalog names (`/identity/v3`, `/<region>/image`, …), with the conventions of
 //! [`middleware`] and the error dialects of [`errors`]. Only this crate knows axum.
 
+pub mod compute;
 pub mod errors;
 pub mod identity_v3;
 pub mod image_v2;
@@ -10,6 +11,7 @@ pub mod kms;
 pub mod middleware;
 pub mod replicator;
 pub mod request;
+pub mod volume;
 
 use std::sync::Arc;
 
@@ -42,6 +44,14 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
             .nest("/v2/extension", replicator::router(region.clone()))
             .fallback_service(image_v2::router(region.clone()));
         app = app.nest_service(&format!("/{}/image", region.name), image);
+        app = app.nest_service(
+            &format!("/{}/compute", region.name),
+            compute::router(region.clone()),
+        );
+        app = app.nest_service(
+            &format!("/{}/volume", region.name),
+            volume::router(region.clone()),
+        );
         app = app
             .nest(
                 &format!("/{}/ims", region.name),

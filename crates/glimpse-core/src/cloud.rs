@@ -104,6 +104,10 @@ impl Cloud {
 fn job_handlers(region: &Arc<Region>) -> Vec<Arc<dyn JobHandler>> {
     vec![
         Arc::new(crate::replication::ReplicateHandler::new(region.clone())),
+        Arc::new(crate::compute::BuildHandler::new(region.clone())),
+        Arc::new(crate::compute::SnapshotHandler::new(region.clone())),
+        Arc::new(crate::volumes::create::CreateHandler::new(region.clone())),
+        Arc::new(crate::volumes::upload::UploadHandler::new(region.clone())),
         Arc::new(crate::ims::CopyHandler::new(region.clone())),
     ]
 }

@@ -63,7 +63,32 @@ pub struct RegionConfig {
     pub limits: Limits,
     pub jobs: JobsConfig,
     pub replication: ReplicationConfig,
+    /// Local directory of server and volume disks and the cached image copies they sit on;
+    /// empty: `<data_dir>/<name>/disks`. Always a local filesystem, whatever the blob store.
+    pub disks: String,
+    pub compute: ComputeConfig,
     pub kms: KmsConfig,
+}
+
+/// The compute (Nova subset) service of one region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// Whether `createImage` (server snapshots) is allowed; false answers 400, as Nova does
+    /// when snapshots are disabled.
+    pub snapshots: bool,
+    /// Most metadata items `createImage` accepts before microversion 2.39 (Nova's
+    /// `[quota] metadata_items`, 128); more give 403.
+    pub metadata_items: usize,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> ComputeConfig {
+        ComputeConfig {
+            snapshots: true,
+            metadata_items: 128,
+        }
+    }
 }
 
 /// The region's key manager (`[regions.kms]`, see docs/kms.md).
@@ -213,6 +238,8 @@ impl RegionConfig {
             limits: Limits::default(),
             jobs: JobsConfig::default(),
             replication: ReplicationConfig::default(),
+            disks: String::new(),
+            compute: ComputeConfig::default(),
             kms: KmsConfig::default(),
         }
     }
@@ -260,6 +287,9 @@ impl Config {
                 }
                 if r.url.is_empty() {
                     r.url = format!("{}/{}", self.public_url, r.name);
+                }
+                if r.disks.is_empty() {
+                    r.disks = dir.join("disks").display().to_string();
                 }
                 if r.kms.master_key_file.is_empty() {
                     std::fs::create_dir_all(&dir)?;

@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod cloud;
+pub mod compute;
 pub mod config;
 pub mod db;
+pub mod disks;
 pub mod error;
 pub mod identity;
 pub mod images;
@@ -14,5 +16,6 @@ pub mod kms;
 pub mod region;
 pub mod replication;
 pub mod service;
+pub mod volumes;
 
 pub use error::{Error, Kind, Result};

@@ -52,6 +52,8 @@ impl Region {
         };
         // Uploads a crash interrupted go back to `queued`; orphan blobs are cleaned.
         crate::images::recover(&region).await?;
+        crate::compute::recover(&region).await?;
+        crate::volumes::recover(&region).await?;
         Ok(region)
     }
 

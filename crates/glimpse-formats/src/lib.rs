@@ -21,6 +21,7 @@ mod capture;
 mod gpt;
 mod inspector;
 mod iso;
+pub mod overlay;
 mod qcow2;
 pub mod qemu;
 mod report;

@@ -126,7 +126,7 @@ pub fn qemu_name(format: DiskFormat) -> Option<&'static str> {
     }
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, QemuError> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf, QemuError> {
     let abs = std::path::absolute(path).map_err(QemuError::Io)?;
     if abs.to_str().is_none() {
         return Err(QemuError::BadPath(abs, "not valid UTF-8"));
@@ -135,7 +135,11 @@ fn absolute(path: &Path) -> Result<PathBuf, QemuError> {
 }
 
 /// Inspects a file off the async runtime and applies the verdict.
-async fn inspect(path: &Path, claimed: DiskFormat, limits: Limits) -> Result<Report, Rejection> {
+pub(crate) async fn inspect(
+    path: &Path,
+    claimed: DiskFormat,
+    limits: Limits,
+) -> Result<Report, Rejection> {
     let p = path.to_path_buf();
     let report = tokio::task::spawn_blocking(move || inspect_file(&p))
         .await
@@ -153,11 +157,21 @@ async fn inspect(path: &Path, claimed: DiskFormat, limits: Limits) -> Result<Rep
 
 /// Runs `qemu-img ARGS` under prlimit; returns stdout (and stderr) on success.
 async fn run(args: &[&str], limits: &QemuLimits) -> Result<(Vec<u8>, Vec<u8>), QemuError> {
+    run_program("qemu-img", args, limits).await
+}
+
+/// Runs `program ARGS` (`qemu-img` or `qemu-io`) under prlimit, with the same environment,
+/// timeout and output caps; returns stdout (and stderr) on success.
+pub(crate) async fn run_program(
+    program: &str,
+    args: &[&str],
+    limits: &QemuLimits,
+) -> Result<(Vec<u8>, Vec<u8>), QemuError> {
     let mut cmd = Command::new("prlimit");
     cmd.arg(format!("--as={}", limits.address_space_bytes))
         .arg(format!("--cpu={}", limits.cpu_seconds))
         .arg("--")
-        .arg("qemu-img")
+        .arg(program)
         .args(args)
         .env_clear()
         .env("LC_ALL", "C")
@@ -212,7 +226,7 @@ async fn slurp(mut pipe: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>> {
     Ok(kept)
 }
 
-fn lossy(b: &[u8]) -> String {
+pub(crate) fn lossy(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(&b[..b.len().min(STDERR_MAX)]);
     s.trim().to_string()
 }
@@ -234,7 +248,7 @@ fn parse_info(json: &[u8]) -> Result<QemuInfo, QemuError> {
 }
 
 /// `qemu-img info` without our inspection (callers inspect first).
-async fn raw_info(
+pub(crate) async fn raw_info(
     path: &Path,
     format: DiskFormat,
     limits: &QemuLimits,

@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/tasks", get(list).post(create))
         .route("/tasks/{task_id}", get(show).delete(remove))
+        .route("/images/{id}/tasks", get(image_tasks))
 }
 
 /// The methods each tasks route allows (for 405's `Allow`), by route below `/v2`.
@@ -41,6 +42,7 @@ pub(crate) fn allowed_methods(tail: &str) -> Option<&'static str> {
     match tail {
         "/tasks" => Some("GET, POST"),
         "/tasks/{task_id}" => Some("GET, DELETE"),
+        "/images/{id}/tasks" => Some("GET"),
         _ => None,
     }
 }
@@ -218,6 +220,23 @@ async fn list(
             first,
             schema: "/v2/schemas/tasks",
         },
+    ))
+}
+
+/// `GET /v2/images/{id}/tasks` (Glance 2.12): the image's import tasks, always none here;
+/// 404 for an image the caller cannot see. Tempest waits on it after a server snapshot.
+async fn image_tasks(
+    State(region): RegionState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = auth(&region, &headers).await?;
+    glimpse_core::images::get(&region, &caller, &id)
+        .await
+        .map_err(glance)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "tasks": [] }),
     ))
 }
 

@@ -5,9 +5,11 @@
 //! `GLIMPSE_TEST_S3_ENDPOINT` (each test gets its own buckets).
 #![allow(dead_code)]
 
+pub mod cinder;
 pub mod glance;
 pub mod identity;
 pub mod ims;
+pub mod nova;
 pub mod osc;
 pub mod process;
 pub mod replication;

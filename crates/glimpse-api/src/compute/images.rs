@@ -1,0 +1,166 @@
+//! Nova's image proxy (`GET`/`DELETE /images/{id}`, what Tempest polls after `createImage`
+//! at microversion 2.1, and `GET /images[/detail]`): this region's Glance records in Nova's
+//! image view ([`views::image`]), with Glance's visibility rules. List parameters are Nova's
+//! (`name`, `status`, `server` (an id or a server link), `type`, `changes-since`,
+//! `property-<key>`, `limit`, `marker`), turned into a Glance list query as Nova turns them
+//! into Glance filters; a full page carries an `images_links` next link. The metadata
+//! sub-resource is in [`super::image_metadata`]. From microversion 2.36 the proxy is gone
+//! (404), as in Nova.
+
+use axum::Router;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use glimpse_core::images::ListQuery;
+use glimpse_core::{Error, Kind};
+use serde_json::{Value, json};
+
+use super::{Base, R, auth, nova, reply, views};
+
+pub(super) fn routes() -> Router<R> {
+    Router::new()
+        .route("/images", get(list))
+        .route("/images/detail", get(detail))
+        .route("/images/{id}", get(show).delete(remove))
+}
+
+async fn list(
+    state: State<R>,
+    base: Extension<Base>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    images(state, base, headers, query, false).await
+}
+
+async fn detail(
+    state: State<R>,
+    base: Extension<Base>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    images(state, base, headers, query, true).await
+}
+
+/// Nova's list parameters as a Glance list query (`nova/api/openstack/compute/images.py`
+/// `_get_filters` and the Glance v2 conversion).
+fn glance_query(query: Option<&str>) -> Result<ListQuery, Error> {
+    let mut pairs = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned() {
+        match k.as_str() {
+            "name" | "limit" | "marker" => pairs.push((k, v)),
+            "status" => pairs.push((k, v.to_lowercase())),
+            "server" => {
+                let id = v.rsplit('/').next().unwrap_or("").to_string();
+                pairs.push(("instance_uuid".into(), id));
+            }
+            "type" => pairs.push(("image_type".into(), v)),
+            "changes-since" => pairs.push(("updated_at".into(), format!("gte:{v}"))),
+            _ => {
+                if let Some(prop) = k.strip_prefix("property-") {
+                    pairs.push((prop.to_string(), v));
+                }
+            }
+        }
+    }
+    ListQuery::parse(&pairs)
+}
+
+async fn images(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    detail: bool,
+) -> Response {
+    let caller = match proxy_caller(&region, &base, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = match glance_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return nova(e).into_response(),
+    };
+    let page = match glimpse_core::images::list::list(&region, &caller, &q).await {
+        Ok(p) => p,
+        Err(e) => return nova(e).into_response(),
+    };
+    let list: Vec<Value> = page
+        .images
+        .iter()
+        .map(|img| {
+            if detail {
+                views::image(&region, &base, img)
+            } else {
+                json!({"id": img.id, "name": img.name, "links": views::image_links(&region, &base, &img.id)})
+            }
+        })
+        .collect();
+    let mut body = json!({ "images": list });
+    if let Some(marker) = page.next_marker {
+        let path = if detail { "images/detail" } else { "images" };
+        body["images_links"] = json!([{
+            "rel": "next",
+            "href": format!("{}/{path}?limit={}&marker={marker}", super::base_url(&region, &base), q.limit),
+        }]);
+    }
+    reply(StatusCode::OK, body)
+}
+
+/// The caller of a proxy request: 404 from microversion 2.36 (the proxy is gone), else the
+/// usual authentication.
+#[allow(clippy::result_large_err)] // a finished response
+async fn proxy_caller(
+    region: &glimpse_core::region::Region,
+    base: &Base,
+    headers: &HeaderMap,
+) -> Result<glimpse_core::auth::Caller, Response> {
+    if base.version.at_least(36) {
+        return Err(nova(Error::not_found("The resource could not be found.")).into_response());
+    }
+    auth(region, headers, base).await
+}
+
+fn image_not_found(e: Error) -> Error {
+    if e.kind == Kind::NotFound {
+        Error::not_found("Image not found.")
+    } else {
+        e
+    }
+}
+
+async fn show(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = match proxy_caller(&region, &base, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match glimpse_core::images::get(&region, &caller, &id).await {
+        Ok(img) => reply(
+            StatusCode::OK,
+            json!({"image": views::image(&region, &base, &img)}),
+        ),
+        Err(e) => nova(image_not_found(e)).into_response(),
+    }
+}
+
+async fn remove(
+    State(region): State<R>,
+    Extension(base): Extension<Base>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = match proxy_caller(&region, &base, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match glimpse_core::images::delete(&region, &caller, &id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => nova(image_not_found(e)).into_response(),
+    }
+}

@@ -1,0 +1,77 @@
+//! Compute: a small Nova for one region. Servers whose root disks are real qcow2 overlays
+//! over verified local copies of their images ([`crate::disks`]), Nova's states and power
+//! actions, fixed flavors, and `createImage` (server snapshots, seed 004) as a durable job.
+//!
+//! * [`servers`]: create (then the `server_build` job in [`build`]), show, list, delete,
+//!   power actions, the `glimpse-write-disk` extension, and [`get`] (what other services use
+//!   to find a caller's server).
+//! * [`snapshot`]: `createImage` checks and the `server_snapshot` job.
+//! * [`model`]: servers, states, flavors; [`repo`]: the SQL.
+//!
+//! There is no hypervisor: a server's power state is a record, its disk is the real thing.
+//!
+//! Crash behaviour: state is in the region database and the disk dir. Jobs resume after a
+//! crash (see [`build`], [`snapshot`]); [`recover`] (run when the region opens) repairs what
+//! a crash between a claim and its job's enqueue leaves: a building server with no build job
+//! goes to ERROR, a snapshot task with no job is cleared and its image deleted, and a
+//! write-disk task (in-process only) is cleared.
+
+pub mod build;
+pub mod model;
+mod repo;
+pub mod servers;
+pub mod snapshot;
+
+pub use build::BuildHandler;
+pub use model::{FLAVORS, Flavor, PowerState, Server, VmState, flavor};
+pub use servers::{
+    NewServer, PowerAction, ServerUpdate, create, delete, get, list, power, update, write_disk,
+};
+pub use snapshot::{SnapshotHandler, SnapshotRequest, create_image};
+
+use crate::error::Result;
+use crate::region::Region;
+
+/// Start-up repair of tasks whose job was never enqueued (see the module documentation).
+/// Returns how many servers were repaired.
+pub async fn recover(region: &Region) -> Result<usize> {
+    let mut n = 0;
+    for s in repo::with_task(&region.db).await? {
+        match s.task_state.as_deref() {
+            Some(model::task::SPAWNING) => {
+                let key = format!("build-{}", s.id);
+                if region
+                    .jobs
+                    .by_key(&s.project_id, servers::BUILD_KIND, &key)
+                    .await?
+                    .is_none()
+                {
+                    repo::failed_build(&region.db, &s.id, "The build was interrupted.").await?;
+                    n += 1;
+                }
+            }
+            Some(servers::DISK_WRITING) => {
+                repo::move_task(&region.db, &s.id, &[servers::DISK_WRITING], None).await?;
+                n += 1;
+            }
+            Some(_) => {
+                let Some(image) = s.snapshot_image.clone() else {
+                    continue;
+                };
+                let job = region
+                    .jobs
+                    .by_key(&s.project_id, snapshot::SNAPSHOT_KIND, &image)
+                    .await?;
+                if job.is_none_or(|j| j.state.is_terminal()) {
+                    snapshot::abandon(region, &s.id, &image, &servers::acting_for(&s)).await;
+                    n += 1;
+                }
+            }
+            None => {}
+        }
+    }
+    if n > 0 {
+        tracing::warn!(region = %region.name, servers = n, "interrupted server tasks repaired");
+    }
+    Ok(n)
+}

@@ -1,0 +1,645 @@
+//! `os-volume_upload_image` (seed 002): a volume becomes a Glance image of the same region.
+//!
+//! [`parse`] reads the action's body exactly as Cinder's JSON schema does (`image_name` a
+//! string of 1–255 characters, `force` one of Cinder's boolean spellings, `disk_format` from
+//! the seed's list, `container_format` from the seed's list; from 3.1 `visibility` and
+//! `protected`; nothing else). [`submit`] checks the volume (404 if not visible, 403 by
+//! policy, 400 unless `available`, or `in-use` with `force`), moves it to `uploading`
+//! (remembering where it was), creates the `queued` image (500 if the image service fails,
+//! the volume put back) and enqueues the job of kind [`KIND`] keyed by the image id.
+//!
+//! The job ([`UploadHandler`]) converts the volume file with `qemu-img convert -f raw -O
+//! <disk_format>` (raw is published as it is, as Cinder streams it) and streams the result
+//! through the image upload pipeline (`queued → saving → active`, hashed and inspected like
+//! any upload), then puts the volume back to `in-use` if it is attached, else `available`.
+//!
+//! Failure (final, or cancel): the image is deleted unless it became `active`, the volume goes
+//! back, the scratch file is removed. Crash behaviour: a taken-over job looks at the image:
+//! `active` means only the volume's status is left to restore; `queued` (the region's start-up
+//! recovery reverts an interrupted `saving`) means convert and upload again from the start.
+//!
+//! `disk_format: iso` is accepted, as the seed says, but creates no image: the answer carries
+//! `image_id: null` and the volume's unchanged status, and nothing runs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use glimpse_formats::qemu;
+use glimpse_formats::{DiskFormat, Limits};
+use glimpse_types::{ImageStatus, Visibility};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::policy::{self, Action};
+use super::records::load_for;
+use super::{Volume, VolumeStatus, files, repo};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::images::{Expected, NewImage};
+use crate::jobs::{JobContext, JobError, JobHandler, NewJob};
+use crate::region::Region;
+
+/// The job kind.
+pub const KIND: &str = "volume_upload";
+
+/// Disk formats an upload may ask for (the seed's four, Cinder's vhd and vhdx, and the seed's
+/// iso which makes no image).
+pub const DISK_FORMATS: [&str; 7] = ["raw", "vmdk", "vdi", "qcow2", "vhd", "vhdx", "iso"];
+/// Container formats the seed lists.
+pub const CONTAINER_FORMATS: [&str; 5] = ["bare", "ovf", "ami", "aki", "ari"];
+
+/// Cinder's boolean spellings (`cinder/api/validation/parameter_types.py::boolean`).
+const TRUE_WORDS: [&str; 12] = [
+    "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t",
+];
+const FALSE_WORDS: [&str; 12] = [
+    "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no", "n", "f",
+];
+
+/// Glance fields Cinder never copies from a volume's image metadata
+/// (`[DEFAULT]glance_core_properties`).
+const CORE_PROPERTIES: [&str; 9] = [
+    "checksum",
+    "container_format",
+    "disk_format",
+    "image_name",
+    "image_id",
+    "min_disk",
+    "min_ram",
+    "name",
+    "size",
+];
+
+/// A parsed `os-volume_upload_image` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRequest {
+    pub image_name: String,
+    pub force: bool,
+    pub disk_format: String,
+    pub container_format: String,
+    /// 3.1+: `None` below 3.1 (the image gets Glance's default, `shared`).
+    pub visibility: Option<Visibility>,
+    pub protected: Option<bool>,
+}
+
+fn invalid(field: &str, value: &Value, why: &str) -> Error {
+    Error::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {}. {why}",
+        python_repr(value)
+    ))
+}
+
+/// A JSON value written as Python's repr, as Cinder's validation messages show it.
+fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Cinder's strict boolean: JSON true/false or one of its spellings.
+pub fn strict_bool(field: &str, v: &Value) -> Result<bool> {
+    let why = || {
+        invalid(
+            field,
+            v,
+            &format!(
+                "{} is not one of {}",
+                python_repr(v),
+                "[True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'y', 't', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f']"
+            ),
+        )
+    };
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if TRUE_WORDS.contains(&s.as_str()) => Ok(true),
+        Value::String(s) if FALSE_WORDS.contains(&s.as_str()) => Ok(false),
+        _ => Err(why()),
+    }
+}
+
+/// Reads the value of the `os-volume_upload_image` key. `v31`: the request's microversion is
+/// 3.1 or later (v3 only), which allows `visibility` and `protected`.
+pub fn parse(body: &Value, v31: bool) -> Result<UploadRequest> {
+    let field = "os-volume_upload_image";
+    let Some(obj) = body.as_object() else {
+        return Err(invalid(
+            field,
+            body,
+            &format!("{} is not of type 'object'", python_repr(body)),
+        ));
+    };
+    let mut allowed = vec!["image_name", "force", "disk_format", "container_format"];
+    if v31 {
+        allowed.extend(["visibility", "protected"]);
+    }
+    let extra: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if !extra.is_empty() {
+        let list: Vec<String> = extra.iter().map(|k| format!("'{k}'")).collect();
+        return Err(Error::bad_request(format!(
+            "Additional properties are not allowed ({} {} unexpected)",
+            list.join(", "),
+            if extra.len() == 1 { "was" } else { "were" }
+        )));
+    }
+    let name_field = format!("{field}/image_name");
+    let image_name = match obj.get("image_name") {
+        None => {
+            return Err(Error::bad_request(format!(
+                "Invalid input for field/attribute {field}. Value: {}. 'image_name' is a required property",
+                python_repr(body)
+            )));
+        }
+        Some(Value::String(s)) => {
+            let n = s.chars().count();
+            if n < 1 {
+                return Err(invalid(&name_field, &json!(s), "'' is too short"));
+            }
+            if n > 255 {
+                return Err(invalid(
+                    &name_field,
+                    &json!(s),
+                    &format!("'{s}' is too long"),
+                ));
+            }
+            s.clone()
+        }
+        Some(other) => {
+            return Err(invalid(
+                &name_field,
+                other,
+                &format!("{} is not of type 'string'", python_repr(other)),
+            ));
+        }
+    };
+    let force = match obj.get("force") {
+        None => false,
+        Some(v) => strict_bool(&format!("{field}/force"), v)?,
+    };
+    let disk_format = match obj.get("disk_format") {
+        None => "raw".to_string(),
+        Some(Value::String(s)) if DISK_FORMATS.contains(&s.as_str()) => s.clone(),
+        Some(other) => {
+            return Err(invalid(
+                &format!("{field}/disk_format"),
+                other,
+                &format!("{} is not one of {DISK_FORMATS:?}", python_repr(other)),
+            ));
+        }
+    };
+    let container_format = match obj.get("container_format") {
+        None | Some(Value::Null) => "bare".to_string(),
+        Some(Value::String(s)) if CONTAINER_FORMATS.contains(&s.as_str()) => s.clone(),
+        Some(other) => {
+            return Err(invalid(
+                &format!("{field}/container_format"),
+                other,
+                &format!("{} is not one of {CONTAINER_FORMATS:?}", python_repr(other)),
+            ));
+        }
+    };
+    let visibility = match obj.get("visibility") {
+        None if v31 => Some(Visibility::Private),
+        None => None,
+        Some(Value::String(s)) if Visibility::parse(s).is_some() => Visibility::parse(s),
+        Some(other) => {
+            return Err(invalid(
+                &format!("{field}/visibility"),
+                other,
+                &format!(
+                    "{} is not one of ['community', 'public', 'private', 'shared']",
+                    python_repr(other)
+                ),
+            ));
+        }
+    };
+    let protected = match obj.get("protected") {
+        None if v31 => Some(false),
+        None => None,
+        Some(v) => Some(strict_bool(&format!("{field}/protected"), v)?),
+    };
+    Ok(UploadRequest {
+        image_name,
+        force,
+        disk_format,
+        container_format,
+        visibility,
+        protected,
+    })
+}
+
+/// What the 202 answer shows.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The volume as it is after the request (`uploading`, or unchanged for iso).
+    pub volume: Volume,
+    /// `None` for iso (no image is made).
+    pub image_id: Option<String>,
+    pub request: UploadRequest,
+}
+
+/// Everything the job needs, fixed at the request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Params {
+    pub volume_id: String,
+    pub image_id: String,
+    pub disk_format: String,
+    /// Who asked (the image is uploaded as this caller).
+    pub caller: Caller,
+}
+
+/// Custom properties of the image: the volume's image metadata minus Glance's core fields and
+/// reserved `os_glance*` keys (none for a volume not made from an image).
+pub fn image_properties(v: &Volume) -> Vec<(String, String)> {
+    v.image_metadata
+        .iter()
+        .filter(|(k, _)| !CORE_PROPERTIES.contains(&k.as_str()) && !k.starts_with("os_glance"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn status_error(id: &str, force: bool) -> Error {
+    let want = if force {
+        "available or in-use"
+    } else {
+        "available"
+    };
+    Error::bad_request(format!("Invalid volume: Volume {id} status must be {want}"))
+}
+
+/// Checks and accepts an upload (see the module documentation).
+pub async fn submit(
+    region: &Region,
+    caller: &Caller,
+    volume_id: &str,
+    req: UploadRequest,
+) -> Result<Accepted> {
+    let v = load_for(region, caller, volume_id, Action::Get).await?;
+    policy::authorize(caller, Action::UploadImage)?;
+    if req.visibility == Some(Visibility::Public) {
+        policy::authorize(caller, Action::UploadPublic)?;
+    }
+    let from: &[VolumeStatus] = if req.force {
+        &[VolumeStatus::Available, VolumeStatus::InUse]
+    } else {
+        &[VolumeStatus::Available]
+    };
+    if req.disk_format == "iso" {
+        if !from.contains(&v.status) {
+            return Err(status_error(volume_id, req.force));
+        }
+        return Ok(Accepted {
+            volume: v,
+            image_id: None,
+            request: req,
+        });
+    }
+    if !repo::transition(&region.db, volume_id, from, VolumeStatus::Uploading, true).await? {
+        return Err(status_error(volume_id, req.force));
+    }
+    // The answer shows the volume as this request left it (the job may finish before the
+    // answer is written; Cinder's answer says `uploading` regardless).
+    let mut volume = repo::load(&region.db, volume_id)
+        .await?
+        .ok_or_else(|| policy::not_found(volume_id))?;
+    volume.status = VolumeStatus::Uploading;
+    let restore = || async {
+        if let Err(e) = repo::end_upload(&region.db, volume_id).await {
+            tracing::error!(volume = volume_id, error = %e, "could not restore the volume's status");
+        }
+    };
+    let new = NewImage {
+        name: Some(req.image_name.clone()),
+        visibility: req.visibility,
+        protected: req.protected.unwrap_or(false),
+        disk_format: Some(req.disk_format.clone()),
+        container_format: Some(req.container_format.clone()),
+        properties: image_properties(&v),
+        ..NewImage::default()
+    };
+    let image = match crate::images::create(region, caller, new).await {
+        Ok(i) => i,
+        Err(e) => {
+            restore().await;
+            return Err(image_service_error(e));
+        }
+    };
+    let params = Params {
+        volume_id: volume_id.to_string(),
+        image_id: image.id.clone(),
+        disk_format: req.disk_format.clone(),
+        caller: caller.clone(),
+    };
+    let enqueued = region
+        .jobs
+        .enqueue(&NewJob {
+            id: None,
+            kind: KIND.into(),
+            project_id: v.project_id.clone(),
+            phase: "queued".into(),
+            params: json!(params),
+            idempotency_key: Some(image.id.clone()),
+        })
+        .await;
+    if let Err(e) = enqueued {
+        let _ = remove_image(region, caller, &image.id).await;
+        restore().await;
+        return Err(e);
+    }
+    Ok(Accepted {
+        volume,
+        image_id: Some(image.id),
+        request: req,
+    })
+}
+
+/// A failure of the image service while creating the image record is the seed's 500
+/// ("failed to communicate with glance-api"); a refusal by Glance's own rules (403, 400)
+/// keeps its status.
+fn image_service_error(e: Error) -> Error {
+    match e.kind {
+        crate::Kind::Internal | crate::Kind::Unavailable => Error::internal(format!(
+            "Failed to communicate with the image service: {}",
+            e.message
+        )),
+        _ => e,
+    }
+}
+
+/// Deletes an upload's image unless it became `active` (protected or not).
+async fn remove_image(region: &Region, caller: &Caller, id: &str) -> Result<()> {
+    let img = match crate::images::get(region, caller, id).await {
+        Ok(i) => i,
+        Err(e) if e.kind == crate::Kind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if img.status == ImageStatus::Active {
+        return Ok(());
+    }
+    if img.protected {
+        crate::images::update(
+            region,
+            caller,
+            id,
+            vec![crate::images::Change::Set(crate::images::Attr::Protected(
+                false,
+            ))],
+        )
+        .await?;
+    }
+    crate::images::delete(region, caller, id).await
+}
+
+/// Runs `volume_upload` jobs of one region.
+pub struct UploadHandler {
+    region: Arc<Region>,
+}
+
+impl UploadHandler {
+    pub fn new(region: Arc<Region>) -> UploadHandler {
+        UploadHandler { region }
+    }
+
+    fn scratch_name(p: &Params) -> String {
+        format!("{}.upload", p.image_id)
+    }
+
+    async fn convert_and_publish(
+        &self,
+        ctx: &JobContext,
+        p: &Params,
+        v: &Volume,
+    ) -> Result<(), JobError> {
+        let region = &*self.region;
+        let source = files::path(region, &v.id)?;
+        let target = DiskFormat::parse(&p.disk_format)
+            .ok_or_else(|| JobError::Permanent(format!("unknown disk format {}", p.disk_format)))?;
+        let scratch = files::scratch(region, &Self::scratch_name(p)).await?;
+        let file = if target == DiskFormat::Raw {
+            source
+        } else {
+            ctx.progress(10, "converting").await?;
+            let (limits, inspect) = (
+                crate::disks::qemu_limits(),
+                Limits {
+                    max_virtual_size: v.size_bytes(),
+                },
+            );
+            let converted = qemu::convert_with_limits(
+                &source,
+                DiskFormat::Raw,
+                &scratch,
+                target,
+                &limits,
+                &inspect,
+            );
+            tokio::select! {
+                // Refused input is permanent; a failing qemu-img (disk full, a limit) retries.
+                r = converted => r.map_err(|e| JobError::from(crate::disks::qemu_error(
+                    &format!("The volume could not be converted to {}", p.disk_format), e)))?,
+                _ = ctx.cancel.cancelled() => return Err(JobError::Interrupted),
+            }
+            scratch.clone()
+        };
+        ctx.progress(50, "uploading").await?;
+        let expected = Expected::default();
+        let published = tokio::select! {
+            r = crate::disks::publish_file(region, &p.caller, &p.image_id, &file, &expected) => r.map(|_| ()),
+            _ = ctx.cancel.cancelled() => return Err(JobError::Interrupted),
+        };
+        let _ = files::remove_path(&scratch).await;
+        published.map_err(|e| match e.kind {
+            crate::Kind::Internal | crate::Kind::Unavailable => JobError::Retryable(e.message),
+            _ => JobError::Permanent(format!(
+                "the image refused the volume's data: {}",
+                e.message
+            )),
+        })
+    }
+}
+
+#[async_trait]
+impl JobHandler for UploadHandler {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn run(&self, ctx: &JobContext) -> std::result::Result<Value, JobError> {
+        let p = params(ctx)?;
+        let region = &*self.region;
+        let done = json!({ "volume_id": p.volume_id, "image_id": p.image_id });
+        let Some(v) = repo::load(&region.db, &p.volume_id).await? else {
+            return Err(JobError::Permanent(format!(
+                "volume {} was deleted",
+                p.volume_id
+            )));
+        };
+        let image = match crate::images::get(region, &p.caller, &p.image_id).await {
+            Ok(i) => i,
+            Err(e) if e.kind == crate::Kind::NotFound => {
+                return Err(JobError::Permanent(format!(
+                    "image {} was deleted during the upload",
+                    p.image_id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match image.status {
+            ImageStatus::Active => {}
+            ImageStatus::Queued if v.status == VolumeStatus::Uploading => {
+                self.convert_and_publish(ctx, &p, &v).await?;
+            }
+            ImageStatus::Queued => {
+                return Err(JobError::Permanent(format!(
+                    "volume {} is {}, not uploading",
+                    v.id,
+                    v.status.as_str()
+                )));
+            }
+            ImageStatus::Saving => {
+                return Err(JobError::Retryable(
+                    "the image is still saving (an earlier attempt's upload)".into(),
+                ));
+            }
+            other => {
+                return Err(JobError::Permanent(format!(
+                    "image {} is {}",
+                    p.image_id,
+                    other.as_str()
+                )));
+            }
+        }
+        ctx.progress(99, "finishing").await?;
+        repo::end_upload(&region.db, &p.volume_id).await?;
+        tracing::info!(volume = %p.volume_id, image = %p.image_id, "volume uploaded to image");
+        Ok(done)
+    }
+
+    /// The image is deleted unless active, the volume goes back, the scratch file goes.
+    async fn cleanup(&self, ctx: &JobContext) {
+        let Ok(p) = params(ctx) else { return };
+        let region = &*self.region;
+        if let Err(e) = remove_image(region, &p.caller, &p.image_id).await {
+            tracing::error!(image = %p.image_id, error = %e, "could not delete the half-made image");
+        }
+        if let Err(e) = repo::end_upload(&region.db, &p.volume_id).await {
+            tracing::error!(volume = %p.volume_id, error = %e, "could not restore the volume's status");
+        }
+        if let Ok(s) = files::scratch(region, &Self::scratch_name(&p)).await {
+            let _ = files::remove_path(&s).await;
+        }
+    }
+}
+
+fn params(ctx: &JobContext) -> std::result::Result<Params, JobError> {
+    serde_json::from_value(ctx.job.params.clone())
+        .map_err(|e| JobError::Permanent(format!("unreadable job parameters: {e}")))
+}
+
+/// The seed's 202 body (`os-volume_upload_image` object), Cinder's fields in Cinder's order
+/// of the sample; `protected`/`visibility` only from 3.1.
+pub fn response(a: &Accepted) -> Value {
+    let v = &a.volume;
+    let mut m = Map::new();
+    m.insert("container_format".into(), json!(a.request.container_format));
+    m.insert("disk_format".into(), json!(a.request.disk_format));
+    m.insert("display_description".into(), json!(v.description));
+    m.insert("id".into(), json!(v.id));
+    m.insert("image_id".into(), json!(a.image_id));
+    m.insert("image_name".into(), json!(a.request.image_name));
+    if let Some(p) = a.request.protected {
+        m.insert("protected".into(), json!(p));
+    }
+    m.insert("size".into(), json!(v.size_gb));
+    m.insert("status".into(), json!(v.status.as_str()));
+    m.insert("updated_at".into(), json!(v.updated_at.map(cinder_time)));
+    if let Some(vis) = a.request.visibility {
+        m.insert("visibility".into(), json!(vis.as_str()));
+    }
+    m.insert("volume_type".into(), json!(v.volume_type));
+    Value::Object(m)
+}
+
+/// Cinder's time format: `yyyy-mm-ddThh:mm:ss.ssssss`, UTC, no zone.
+pub fn cinder_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_bool_is_cinders_enum() {
+        for t in [
+            json!(true),
+            json!("True"),
+            json!("on"),
+            json!("y"),
+            json!("t"),
+            json!("1"),
+        ] {
+            assert!(strict_bool("force", &t).unwrap(), "{t}");
+        }
+        for f in [
+            json!(false),
+            json!("OFF"),
+            json!("No"),
+            json!("f"),
+            json!("0"),
+        ] {
+            assert!(!strict_bool("force", &f).unwrap(), "{f}");
+        }
+        for bad in [
+            json!(1),
+            json!(0),
+            json!(null),
+            json!("T"),
+            json!("tRUE"),
+            json!(" true"),
+            json!(""),
+        ] {
+            assert!(strict_bool("force", &bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_defaults_and_versions() {
+        let r = parse(&json!({"image_name": "n"}), false).unwrap();
+        assert_eq!(
+            (r.disk_format.as_str(), r.container_format.as_str(), r.force),
+            ("raw", "bare", false)
+        );
+        assert_eq!((r.visibility, r.protected), (None, None));
+        let r = parse(&json!({"image_name": "n"}), true).unwrap();
+        assert_eq!(
+            (r.visibility, r.protected),
+            (Some(Visibility::Private), Some(false))
+        );
+        assert!(parse(&json!({"image_name": "n", "protected": true}), false).is_err());
+        assert!(parse(&json!({"image_name": "n", "disk_format": "ploop"}), true).is_err());
+        let e = parse(&json!({"image_name": null}), false).unwrap_err();
+        assert!(
+            e.message.contains("None is not of type 'string'"),
+            "{}",
+            e.message
+        );
+        assert!(parse(&json!({"image_name": "é".repeat(255)}), false).is_ok());
+        assert!(parse(&json!({"image_name": "é".repeat(256)}), false).is_err());
+    }
+
+    #[test]
+    fn cinder_time_has_six_digits_and_no_zone() {
+        let t = chrono::DateTime::parse_from_rfc3339("2014-05-27T12:26:11Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(cinder_time(t), "2014-05-27T12:26:11.000000");
+    }
+}

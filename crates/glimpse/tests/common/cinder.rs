@@ -1,0 +1,175 @@
+//! Minimal Cinder client calls for end-to-end tests (volumes, actions, waiting for a status).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::TestCloud;
+
+/// One project's view of a region's volume API.
+#[derive(Clone)]
+pub struct Cinder {
+    pub http: reqwest::Client,
+    /// `<base>/<region>/volume`.
+    pub root: String,
+    pub project: String,
+    pub token: String,
+    /// `v3` or `v2`.
+    pub api: String,
+}
+
+impl Cinder {
+    pub fn new(tc: &TestCloud, region: &str, project: &str, token: &str) -> Cinder {
+        Cinder {
+            http: tc.http.clone(),
+            root: format!("{}/{region}/volume", tc.base),
+            project: project.to_string(),
+            token: token.to_string(),
+            api: "v3".into(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}/{}{path}", self.root, self.api, self.project)
+    }
+
+    /// Sends a request; returns status and JSON body (Null when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .header("x-auth-token", &self.token)
+            .header("accept", "application/json");
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a blank volume and waits until it is `available`; returns its id.
+    pub async fn create(&self, size: u64, name: &str) -> String {
+        let (s, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/volumes",
+                Some(json!({"volume": {"size": size, "name": name}})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 202, "create volume: {v}");
+        let id = v["volume"]["id"].as_str().unwrap().to_string();
+        self.wait(&id, "available").await;
+        id
+    }
+
+    pub async fn show(&self, id: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, &format!("/volumes/{id}"), None, &[])
+            .await
+    }
+
+    /// Posts an action body.
+    pub async fn action(&self, id: &str, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/volumes/{id}/action"),
+            Some(body),
+            &[],
+        )
+        .await
+    }
+
+    /// Posts an action at a microversion.
+    pub async fn action_at(&self, id: &str, body: Value, version: &str) -> (u16, Value) {
+        let header = format!("volume {version}");
+        self.call(
+            reqwest::Method::POST,
+            &format!("/volumes/{id}/action"),
+            Some(body),
+            &[("openstack-api-version", header.as_str())],
+        )
+        .await
+    }
+
+    /// Polls until the volume has `status` (bounded: 60 s); returns the volume.
+    pub async fn wait(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = self.show(id).await;
+            assert_eq!(s, 200, "show volume: {v}");
+            if v["volume"]["status"] == status {
+                return v["volume"].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "volume {id} never became {status}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Polls an image until its status is `status` (bounded: 120 s).
+pub async fn wait_image(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    id: &str,
+    status: &str,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = super::glance::show(http, image_url, token, id).await;
+        if v["status"] == status {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "image {id} never became {status}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The file of a volume (the documented layout: `<data_dir>/<region>/disks/volumes/<id>.raw`).
+pub fn volume_file(tc: &TestCloud, region: &str, id: &str) -> std::path::PathBuf {
+    tc.data_dir
+        .join(region)
+        .join("disks")
+        .join("volumes")
+        .join(format!("{id}.raw"))
+}
+
+/// Streams an image's data into `path` (a raw volume's image is a whole GiB: never in memory).
+pub async fn save_image(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    id: &str,
+    path: &std::path::Path,
+) {
+    use std::io::Write;
+    let mut r = http
+        .get(format!("{image_url}/v2/images/{id}/file"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "download {id}");
+    let mut f = std::fs::File::create(path).unwrap();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        f.write_all(&chunk).unwrap();
+    }
+}
