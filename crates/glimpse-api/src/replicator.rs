@@ -9,6 +9,7 @@
 //! | DELETE | `/image_replicator/jobs/{job_id}` | 204, cancel (409 unless `replicate_requested`/`replicating`) |
 //! | GET | `/license_switch/types` | 200 `{"license_switch_types": [...]}` |
 //! | GET | `/image_replicator/capabilities` | 200 what this region accepts as a destination (Glimpse's own, asked by other regions) |
+//! | POST | `/image_replicator/adopt` | 200 `{"adopted": bool}`: publish a queued replica from content this region holds (service account only, else 403) |
 //!
 //! Errors are WebOb text bodies (`401 Unauthorized\n\nAuthentication required.`,
 //! `text/plain; charset=UTF-8`); success bodies are JSON with Python's separators and
@@ -27,7 +28,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use glimpse_core::auth::Caller;
 use glimpse_core::jobs::JobRecord;
 use glimpse_core::region::Region;
@@ -52,6 +53,7 @@ pub fn router(region: Arc<Region>) -> Router {
         .route("/image_replicator/jobs", get(list).post(create))
         .route("/image_replicator/jobs/{job_id}", get(show).delete(cancel))
         .route("/image_replicator/capabilities", get(capabilities))
+        .route("/image_replicator/adopt", post(adopt))
         .route("/license_switch/types", get(license_switch_types))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -218,6 +220,54 @@ async fn capabilities(State(region): State<R>, headers: HeaderMap) -> Result<Res
     auth(&region, &headers).await?;
     let caps = Capabilities::from(&region.config.replication);
     Ok(reply(StatusCode::OK, &caps))
+}
+
+/// `POST /image_replicator/adopt` (`{"image_id", "size", "checksum", "os_hash_value"}`):
+/// asks this (destination) region to publish a queued replica from content it already holds
+/// ([`replication::adopt`]); 200 `{"adopted": true|false}`, 403 unless the caller is the
+/// service account.
+async fn adopt(
+    State(region): State<R>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (caller, _) = auth(&region, &headers).await?;
+    if !replication::adopt::is_service(&region, &caller) {
+        return Err(rep(Error::forbidden(
+            "Only the service account may ask a region to adopt existing content.",
+        )));
+    }
+    let body = body.map_err(|e| {
+        rep(Error::bad_request(format!(
+            "The request body could not be read: {e}"
+        )))
+    })?;
+    let (id, content) = parse_adopt(&body).map_err(rep)?;
+    let adopted = replication::adopt::adopt(&region, &caller, &id, &content)
+        .await
+        .map_err(rep)?;
+    Ok(reply(StatusCode::OK, &json!({ "adopted": adopted })))
+}
+
+/// Reads an adopt body into the image id and the content it should hold.
+fn parse_adopt(body: &[u8]) -> Result<(String, replication::adopt::Content), Error> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("Malformed JSON in request body: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::bad_request("The request body must be a JSON object."))?;
+    let size = obj
+        .get("size")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Error::bad_request("size must be a non-negative integer."))?;
+    Ok((
+        field(obj, "image_id")?.to_string(),
+        replication::adopt::Content {
+            size,
+            checksum: field(obj, "checksum")?.to_string(),
+            os_hash_value: field(obj, "os_hash_value")?.to_string(),
+        },
+    ))
 }
 
 /// `GET /license_switch/types`.

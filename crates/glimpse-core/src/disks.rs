@@ -119,7 +119,7 @@ impl Drop for CopyLock {
 /// image of that format (400 otherwise). Safe to call concurrently for the same image.
 pub async fn cached_image(region: &Region, image: &Image) -> Result<PathBuf> {
     let format = disk_format(image)?;
-    let (Some(key), Some(hash), Some(size)) = (
+    let (Some(_), Some(hash), Some(size)) = (
         image.blob_key.as_deref(),
         image.os_hash_value.as_deref(),
         image.size,
@@ -151,7 +151,7 @@ pub async fn cached_image(region: &Region, image: &Image) -> Result<PathBuf> {
     }
     remove_partials(&cache, &name).await;
     let part = cache.join(format!("{name}.part-{}", uuid::Uuid::new_v4().simple()));
-    let fetched = fetch(region, key, &part, hash, size as u64).await;
+    let fetched = fetch(region, image, &part, hash, size as u64).await;
     let checked = match fetched {
         Ok(()) => overlay::check_base(&part, format, &qemu_limits())
             .await
@@ -184,10 +184,12 @@ async fn remove_partials(cache: &Path, name: &str) {
 }
 
 /// Streams blob `key` into `part`, checking sha512 and size, and fsyncs it.
-async fn fetch(region: &Region, key: &str, part: &Path, sha512: &str, size: u64) -> Result<()> {
+async fn fetch(region: &Region, image: &Image, part: &Path, sha512: &str, size: u64) -> Result<()> {
     let io = |e: std::io::Error| Error::internal(format!("writing {}: {e}", part.display()));
     let mut file = tokio::fs::File::create(part).await.map_err(io)?;
-    let mut stream = region.store.read(key, None).await?;
+    // Through the image data path, so an encrypted image's bytes arrive decrypted (and a
+    // tampered blob fails here).
+    let mut stream = crate::images::read(region, image, None).await?;
     let mut hasher = Sha512::new();
     let mut seen = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -200,7 +202,8 @@ async fn fetch(region: &Region, key: &str, part: &Path, sha512: &str, size: u64)
     let got = hex::encode(hasher.finalize());
     if seen != size || !got.eq_ignore_ascii_case(sha512) {
         return Err(Error::internal(format!(
-            "blob {key} does not match its image record ({seen} bytes, sha512 {got})"
+            "the bytes of image {} do not match its record ({seen} bytes, sha512 {got})",
+            image.id
         )));
     }
     Ok(())

@@ -510,3 +510,63 @@ async fn task_and_image_states_move_forward() {
     assert_eq!(task_seen.last(), Some(&3));
     eprintln!("task states seen: {task_seen:?}, image statuses seen: {status_seen:?}");
 }
+
+/// A server boots from an IMS copy encrypted with a customer key: the disk holds the
+/// plaintext (its snapshot equals the source plus what was written). A project that sees the
+/// image but may not use its key (the admin's) cannot boot from it: 403, nothing is built.
+#[tokio::test]
+async fn encrypted_images_boot_only_where_their_key_may_be_used() {
+    if !qemu_present() {
+        return;
+    }
+    let tc = TestCloud::start().await;
+    let (project, token) = tc.user_in_new_project("member", "region-one").await;
+    let source = pattern(2 * MIB);
+    let plain = raw_image(&tc, "region-one", &token, "base", source.clone()).await;
+    let key = common::ims::create_key(&tc.http, &tc.base, &token, &project).await;
+    let done = common::ims::copy_and_wait(
+        &tc.http,
+        &tc.base,
+        &token,
+        &plain,
+        json!({"name": "sealed", "cmk_id": key}),
+    )
+    .await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let sealed = done["entities"]["image_id"].as_str().unwrap().to_string();
+
+    let nova = Nova::new(&tc, "region-one", &token);
+    let id = nova.active_server("enc", &sealed).await;
+    let writes: [(u64, &[u8]); 1] = [(512, b"written over a sealed base")];
+    assert_eq!(
+        nova.write_disk(&id, writes[0].0, writes[0].1).await.status,
+        202
+    );
+    let r = nova
+        .action(&id, json!({"createImage": {"name": "enc-snap"}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let snap = location_id(&r);
+    nova.wait_image(&snap, "ACTIVE").await;
+    let dir = common::TempDir::new();
+    let file = dir.0.join("snap.qcow2");
+    download(&tc, &token, &snap, &file).await;
+    assert_snapshot(&file, &source, &writes);
+
+    let admin = tc.admin_token().await;
+    let r = Nova::new(&tc, "region-one", &admin)
+        .post(
+            "/servers",
+            json!({"server": {"name": "x", "imageRef": sealed, "flavorRef": "1", "networks": "none"}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(
+        r.body["forbidden"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&key),
+        "{}",
+        r.text
+    );
+}

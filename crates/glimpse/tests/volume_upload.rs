@@ -396,6 +396,18 @@ async fn iso_is_accepted_and_makes_no_image() {
     assert_eq!(b["disk_format"], "iso");
     assert_eq!(images_named(&tc, &token, "iso-image").await, 0);
     assert_eq!(c.show(&id).await.1["volume"]["status"], "available");
+    // Python's json.dumps escapes non-ASCII (ensure_ascii), as Cinder's answers do.
+    let r = tc
+        .http
+        .post(c.url(&format!("/volumes/{id}/action")))
+        .header("x-auth-token", &token)
+        .json(&json!({"os-volume_upload_image": {"image_name": "disque-é", "disk_format": "iso"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(r#""image_name": "disque-\u00e9""#), "{text}");
 }
 
 /// The seed's 500 ("failed to communicate with glance-api"). In Glimpse the image service is
@@ -568,4 +580,39 @@ async fn an_admin_uploads_a_public_image() {
     let (_, other) = member(&tc).await;
     let seen = common::glance::show(&tc.http, &tc.image(REGION), &other, &image).await;
     assert_eq!(seen["name"], "for-everyone");
+}
+
+/// Racing uploads of one volume: the status change is one conditional UPDATE, so exactly one
+/// request wins (202) and the others are 400; exactly one image is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_uploads_make_one_image() {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc).await;
+    let id = c.create(1, "race").await;
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (c, id) = (c.clone(), id.clone());
+            tokio::spawn(async move { c.action(&id, upload("raced", "qcow2")).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for call in calls {
+        let (s, v) = call.await.unwrap();
+        match s {
+            202 => won.push(
+                v["os-volume_upload_image"]["image_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            _ => assert_fault(s, &v, 400, "badRequest"),
+        }
+    }
+    // A later request may win again once the first upload finished; never two at once.
+    assert!(!won.is_empty());
+    for image in &won {
+        wait_image(&tc.http, &tc.image(REGION), &token, image, "active").await;
+    }
+    c.wait(&id, "available").await;
+    assert_eq!(images_named(&tc, &token, "raced").await, won.len());
 }

@@ -136,7 +136,9 @@ pub async fn create(region: &Region, caller: &Caller, new: NewServer) -> Result<
     let flavor = flavor(&new.flavor_ref).map_err(|_| {
         Error::bad_request(format!("Flavor {} could not be found.", new.flavor_ref))
     })?;
-    let image = match crate::images::get(region, caller, &new.image_ref).await {
+    // The caller boots from the image's bytes: they must be theirs to read (an encrypted
+    // image's key included), as a download would require.
+    let image = match crate::images::load_for_use(region, caller, &new.image_ref).await {
         Ok(i) => i,
         Err(e) if e.kind == Kind::NotFound => {
             return Err(Error::bad_request(format!(

@@ -351,19 +351,27 @@ async fn discard(region: &Region, key: &str) {
 
 /// Checks that the caller may download an image. `Ok(None)`: the image has no data (204).
 pub async fn prepare_download(region: &Region, caller: &Caller, id: &str) -> Result<Option<Image>> {
-    let loaded = load_for(region, caller, id, Action::Get).await?;
-    if loaded.image.status == ImageStatus::Deactivated {
+    let img = load_for_use(region, caller, id).await?;
+    if img.status == ImageStatus::Deactivated {
         policy::authorize_deactivated_download(caller)?;
     }
-    policy::authorize(caller, &loaded.target(), Action::Download, None)?;
-    let img = loaded.image;
     let has_data = matches!(img.status, ImageStatus::Active | ImageStatus::Deactivated)
         && img.blob_key.is_some()
         && img.size.is_some();
-    if has_data && let Some(sealed) = sealing(&region.db, &img.id).await? {
-        authorize_key(region, caller, &img.id, &sealed.cmk_id).await?;
-    }
     Ok(has_data.then_some(img))
+}
+
+/// Loads an image whose bytes the caller means to read (download it, boot a server from it,
+/// make a volume of it): visible to the caller (404), downloadable by policy (403) and, if its
+/// bytes are encrypted, sealed with a key the caller's project may use (403). Any status: the
+/// caller checks that it has data.
+pub async fn load_for_use(region: &Region, caller: &Caller, id: &str) -> Result<Image> {
+    let loaded = load_for(region, caller, id, Action::Get).await?;
+    policy::authorize(caller, &loaded.target(), Action::Download, None)?;
+    if let Some(sealed) = sealing(&region.db, id).await? {
+        authorize_key(region, caller, id, &sealed.cmk_id).await?;
+    }
+    Ok(loaded.image)
 }
 
 /// How an image's bytes are sealed at rest (hidden columns; `None` for plain images).

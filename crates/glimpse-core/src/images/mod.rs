@@ -19,7 +19,9 @@ pub mod query;
 pub mod records;
 pub(crate) mod repo;
 
-pub use data::{Expected, ORPHAN_GRACE, clean_orphans, prepare_download, read, recover, upload};
+pub use data::{
+    Expected, ORPHAN_GRACE, clean_orphans, load_for_use, prepare_download, read, recover, upload,
+};
 pub use input::PatchDialect;
 pub use list::{ListQuery, Page};
 pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage};

@@ -6,7 +6,8 @@
 //!    destination tenant, private, with the source's name, formats, minimums, tags and custom
 //!    properties plus `replicated_from_region`, `replicated_from_image` and
 //!    `replication_job_id`. Checkpoint its id (the job list shows it from now on).
-//! 3. Unless it is already `active` (an earlier attempt finished the upload), stream
+//! 3. Unless it is already `active` (an earlier attempt finished the upload), ask the
+//!    destination to adopt content it already holds ([`super::adopt`]: no byte moves), else stream
 //!    `GET {src}/file` into `PUT {dst}/file` with `Content-Length` and the expected md5 and
 //!    sha512 in headers, counting bytes for `copy_progress` (persisted when the percentage
 //!    grows, at most once a second). Never buffered: memory is one chunk in flight.
@@ -29,6 +30,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::adopt::Content;
 use super::remote::{Fault, Glance};
 use super::{KIND, PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
 use crate::jobs::{JobContext, JobError, JobHandler, JobRecord};
@@ -109,7 +111,11 @@ impl ReplicateHandler {
 
         match image["status"].as_str().unwrap_or("") {
             "active" => tracing::info!(job = %ctx.job.id, image = id, "destination already active"),
-            "queued" => self.copy(ctx, p, src, dst).await?,
+            "queued" => {
+                if !self.adopt(ctx, p, dst).await? {
+                    self.copy(ctx, p, src, dst).await?;
+                }
+            }
             s @ ("saving" | "uploading" | "importing") => {
                 return Err(JobError::Retryable(format!(
                     "the destination image is still {s} (an earlier attempt's upload)"
@@ -172,6 +178,44 @@ impl ReplicateHandler {
                 Err(f) => Err(self.classify(f).await),
             },
             Err(f) => Err(self.classify(f).await),
+        }
+    }
+
+    /// Asks the destination to publish the image from content it already holds (no byte
+    /// moves); `Ok(false)`: stream it. A failed request is not fatal: the image is re-read,
+    /// and only an `active` one (adopted, the answer lost) skips the copy.
+    async fn adopt(
+        &self,
+        ctx: &JobContext,
+        p: &Params,
+        dst: &Glance<'_>,
+    ) -> Result<bool, JobError> {
+        let (Some(checksum), Some(os_hash_value)) = (&p.checksum, &p.os_hash_value) else {
+            return Ok(false);
+        };
+        if p.os_hash_algo.as_deref().is_some_and(|a| a != "sha512") {
+            return Ok(false);
+        }
+        let content = Content {
+            size: p.size,
+            checksum: checksum.clone(),
+            os_hash_value: os_hash_value.clone(),
+        };
+        let id = p.destination_image_id.as_str();
+        match dst.adopt(id, &content).await {
+            Ok(adopted) => {
+                if adopted {
+                    tracing::info!(job = %ctx.job.id, image = id, "the destination adopted content it holds; no bytes moved");
+                }
+                Ok(adopted)
+            }
+            Err(f) => {
+                tracing::warn!(job = %ctx.job.id, image = id, error = %f, "adoption not possible; streaming");
+                match dst.image(id).await {
+                    Ok(img) => Ok(img["status"] == "active"),
+                    Err(f) => Err(self.classify(f).await),
+                }
+            }
         }
     }
 

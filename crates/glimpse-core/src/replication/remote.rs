@@ -197,6 +197,27 @@ impl Glance<'_> {
         send(rb, "uploading to the destination").await.map(|_| ())
     }
 
+    /// `POST /v2/extension/image_replicator/adopt`: asks the region to publish the queued
+    /// image `id` from content it already holds; `Ok(true)` when it did.
+    pub async fn adopt(&self, id: &str, content: &super::adopt::Content) -> Result<bool, Fault> {
+        let body = serde_json::json!({
+            "image_id": id,
+            "size": content.size,
+            "checksum": content.checksum,
+            "os_hash_value": content.os_hash_value,
+        });
+        let v = json(
+            self.req(
+                reqwest::Method::POST,
+                "/v2/extension/image_replicator/adopt",
+            )
+            .json(&body),
+            "asking the destination to adopt existing content",
+        )
+        .await?;
+        Ok(v["adopted"] == true)
+    }
+
     /// `GET /v2/extension/image_replicator/capabilities`: what the region accepts.
     pub async fn capabilities(&self) -> Result<Capabilities, Fault> {
         let v = json(

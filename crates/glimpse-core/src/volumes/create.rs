@@ -64,7 +64,7 @@ impl CreateHandler {
         bytes: u64,
     ) -> Result<BTreeMap<String, String>, JobError> {
         let region = &*self.region;
-        let img = crate::images::get(region, &p.caller, image_id).await?;
+        let img = crate::images::load_for_use(region, &p.caller, image_id).await?;
         let format = img
             .disk_format
             .as_deref()

@@ -133,17 +133,20 @@ pub async fn create(region: &Region, caller: &Caller, new: NewVolume) -> Result<
     Ok(v)
 }
 
-/// The image a volume is made from: visible, active, and not larger than the volume.
+/// The image a volume is made from: visible, readable by the caller (an encrypted image's key
+/// included), active, and not larger than the volume.
 async fn check_image(region: &Region, caller: &Caller, id: &str, size_gb: i64) -> Result<()> {
-    let img = crate::images::get(region, caller, id).await.map_err(|e| {
-        if e.kind == crate::Kind::NotFound {
-            Error::bad_request(format!(
-                "Invalid image identifier or unable to access requested image. (image {id})"
-            ))
-        } else {
-            e
-        }
-    })?;
+    let img = crate::images::load_for_use(region, caller, id)
+        .await
+        .map_err(|e| {
+            if e.kind == crate::Kind::NotFound {
+                Error::bad_request(format!(
+                    "Invalid image identifier or unable to access requested image. (image {id})"
+                ))
+            } else {
+                e
+            }
+        })?;
     if img.status != ImageStatus::Active {
         return Err(Error::bad_request(format!(
             "Invalid input received: Image {id} is not active."
