@@ -308,7 +308,7 @@ async fn catalog_lists_every_service_in_both_regions() {
                     "volumev3" | "block-storage" => {
                         format!("{}/{region}/volume/v3/{pid}", tc.base)
                     }
-                    _ => format!("{}/{region}/ims", tc.base),
+                    _ => format!("{}/{region}/{ty}", tc.base),
                 };
                 assert_eq!(url, want);
             }
@@ -323,11 +323,11 @@ async fn catalog_lists_every_service_in_both_regions() {
     assert_eq!(c["catalog"], v["token"]["catalog"]);
     let (s, services) = ks(&tc, &token).get("/services").await;
     assert_eq!(s, 200);
-    assert_eq!(services["services"].as_array().unwrap().len(), 6);
+    assert_eq!(services["services"].as_array().unwrap().len(), 7);
     let (s, eps) = ks(&tc, &token).get("/endpoints?interface=public").await;
     assert_eq!(s, 200);
     let eps = eps["endpoints"].as_array().unwrap();
-    assert_eq!(eps.len(), 12);
+    assert_eq!(eps.len(), 14);
     assert!(
         eps.iter()
             .all(|e| e["service_id"].is_string() && e["region_id"].is_string())

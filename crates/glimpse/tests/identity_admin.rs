@@ -709,9 +709,9 @@ async fn real_openstack_cli() {
             &["endpoint", "list", "--interface", "public"],
         ))
         .await;
-    assert_eq!(eps.as_array().unwrap().len(), 12, "{eps}");
+    assert_eq!(eps.as_array().unwrap().len(), 14, "{eps}");
     let svcs = osc.json(&with(&admin, &["service", "list"])).await;
-    assert_eq!(svcs.as_array().unwrap().len(), 6, "{svcs}");
+    assert_eq!(svcs.as_array().unwrap().len(), 7, "{svcs}");
     osc.run(&with(&admin, &["role", "create", "cli-role"]))
         .await;
     osc.run(&with(&admin, &["role", "delete", "cli-role"]))

@@ -718,3 +718,104 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
         "no half-made image: {list}"
     );
 }
+
+#[tokio::test]
+async fn the_encryption_marks_are_the_service_s_alone() {
+    let tc = TestCloud::start().await;
+    let (pid, tok, src, data) = setup(&tc, 4096).await;
+    let img = tc.image("region-one");
+    let r = tc
+        .http
+        .post(format!("{img}/v2/images"))
+        .header("x-auth-token", &tok)
+        .json(&json!({"name": "fake", "__system__encrypted": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
+    let done = copy_and_wait(
+        &tc.http,
+        &tc.base,
+        &tok,
+        &src,
+        json!({"name": "enc", "cmk_id": key}),
+    )
+    .await;
+    let enc = done["entities"]["image_id"].as_str().unwrap();
+    for patch in [
+        r#"[{"op":"remove","path":"/__system__encrypted"}]"#,
+        r#"[{"op":"replace","path":"/__system__cmkid","value":"x"}]"#,
+    ] {
+        let r = tc
+            .http
+            .patch(format!("{img}/v2/images/{enc}"))
+            .header("x-auth-token", &tok)
+            .header(
+                "content-type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .body(patch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{patch}");
+    }
+    assert_eq!(download(&tc.http, &img, &tok, enc).await.1, data);
+}
+
+/// A volume made from an encrypted copy holds the plaintext; uploading it back makes an image
+/// stored in the clear, which must not inherit the copy's encryption marks.
+#[tokio::test]
+async fn a_volume_of_an_encrypted_copy_uploads_as_a_plain_image() {
+    if !common::nova::qemu_present() {
+        return;
+    }
+    let tc = TestCloud::start().await;
+    let (pid, tok, src, data) = setup(&tc, 1 << 20).await;
+    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
+    let done = copy_and_wait(
+        &tc.http,
+        &tc.base,
+        &tok,
+        &src,
+        json!({"name": "enc", "cmk_id": key}),
+    )
+    .await;
+    let enc = done["entities"]["image_id"].as_str().unwrap().to_string();
+    let c = common::cinder::Cinder::new(&tc, "region-one", &pid, &tok);
+    let (s, v) = c
+        .call(
+            reqwest::Method::POST,
+            "/volumes",
+            Some(json!({"volume": {"size": 1, "name": "from-enc", "imageRef": enc}})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let vol = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&vol, "available").await;
+    let (s, v) = c
+        .action(
+            &vol,
+            json!({"os-volume_upload_image": {"container_format": "bare", "disk_format": "raw",
+                "image_name": "back", "force": false}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let back = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let img = tc.image("region-one");
+    let shown = common::cinder::wait_image(&tc.http, &img, &tok, &back, "active").await;
+    assert!(shown.get("__system__encrypted").is_none(), "{shown}");
+    assert!(shown.get("__system__cmkid").is_none(), "{shown}");
+    let (st, got) = download(&tc.http, &img, &tok, &back).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        &got[..data.len()],
+        &data[..],
+        "the volume holds the plaintext"
+    );
+}

@@ -124,7 +124,9 @@ fn snapshot_properties(
     };
     if let Some(inherited) = server.image_meta["properties"].as_object() {
         for (k, v) in inherited {
-            let keep = !NON_INHERITABLE.contains(&k.as_str()) && !k.starts_with("os_glance");
+            // Reserved names (`os_glance*`, and the `__system__*` encryption marks: a snapshot
+            // is stored in the clear even when the server booted from an encrypted image).
+            let keep = !NON_INHERITABLE.contains(&k.as_str()) && !is_reserved_property(k);
             if keep && let Some(v) = v.as_str() {
                 set(k, v.to_string());
             }

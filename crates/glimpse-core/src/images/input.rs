@@ -408,6 +408,7 @@ pub fn changes(body: &Value, dialect: PatchDialect) -> Result<Vec<Change>> {
         }
         if matches!(root.as_str(), "location" | "deleted" | "deleted_at")
             || root.starts_with("os_glance")
+            || root.starts_with("__system__")
         {
             return Err(Error::forbidden(format!("Attribute '{root}' is reserved.")));
         }

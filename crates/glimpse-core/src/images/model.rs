@@ -228,7 +228,8 @@ pub fn check_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Names a client may not set as custom properties (Glance's reserved attributes).
+/// Names a client may not set as custom properties (Glance's reserved attributes, and the
+/// `__system__*` encryption marks only an IMS copy sets, see docs/ims.md).
 pub fn is_reserved_property(key: &str) -> bool {
     matches!(
         key,
@@ -242,6 +243,7 @@ pub fn is_reserved_property(key: &str) -> bool {
             | "schema"
             | "stores"
     ) || key.starts_with("os_glance")
+        || key.starts_with("__system__")
 }
 
 /// Read-only base attributes (setting them is 403 "Attribute 'x' is read-only.").
@@ -330,6 +332,7 @@ mod tests {
         assert!(is_reserved_property("os_glance_import_task"));
         assert!(is_reserved_property("locations"));
         assert!(!is_reserved_property("os_distro"));
+        assert!(is_reserved_property("__system__encrypted"));
         assert!(is_read_only("status"));
         assert!(!is_read_only("name"));
     }

@@ -284,12 +284,13 @@ impl JobHandler for CopyHandler {
         let ok = match published {
             Ok(ok) => ok,
             Err(e) => {
+                // The commit may have happened with its answer lost: then the image exists
+                // and names the new blob, which must stay.
+                if exists(db, &p.image_id).await? {
+                    return Ok(done);
+                }
                 if let Bytes::Sealed { blob, .. } = &bytes {
                     let _ = region.store.delete(blob).await;
-                }
-                // Published by a concurrent attempt whose answer was lost?
-                if exists(db, &p.image_id).await.unwrap_or(false) {
-                    return Ok(done);
                 }
                 return Err(permanent(e));
             }

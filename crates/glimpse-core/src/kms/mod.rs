@@ -387,3 +387,77 @@ pub fn state_name(state: &str) -> &'static str {
         _ => "unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Schema;
+
+    fn member(project: &str) -> Caller {
+        Caller {
+            user_id: "u".into(),
+            user_name: "u".into(),
+            project_id: Some(project.into()),
+            project_name: None,
+            roles: vec!["member".into(), "reader".into()],
+            expires_at: now() + chrono::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_past_its_deletion_date_is_gone_with_what_it_wrapped() {
+        let dir = std::env::temp_dir().join(format!("glimpse-kms-{}", glimpse_types::hex_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("r.db").display());
+        let db = Db::open(&url, Schema::Region).await.unwrap();
+        let kms = Kms::new(db.clone(), sealed::random());
+        let a = member("pa");
+        let key = kms.create(&a, "k", "").await.unwrap();
+        let usable = kms.usable("pa", &key.id).await.unwrap();
+        let (dek, wrapped) = kms.new_data_key(&usable);
+        assert_eq!(kms.open_data_key(&usable, &wrapped).unwrap(), dek);
+        // Another project: not found, whatever it tries.
+        assert_eq!(
+            kms.usable("pb", &key.id).await.err().unwrap().kind,
+            crate::Kind::NotFound
+        );
+        assert_eq!(
+            kms.disable(&member("pb"), &key.id).await.unwrap_err().kind,
+            crate::Kind::NotFound
+        );
+        // The stored material is not the key.
+        let material: String = sqlx::query_scalar("SELECT material FROM kms_keys WHERE id = $1")
+            .bind(&key.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(material.len(), 2 * sealed::WRAPPED_LEN);
+        assert!(!material.contains(&hex::encode(usable.key)));
+
+        kms.schedule_deletion(&a, &key.id, 7).await.unwrap();
+        assert_eq!(
+            kms.usable("pa", &key.id).await.err().unwrap().kind,
+            crate::Kind::BadRequest
+        );
+        sqlx::query("UPDATE kms_keys SET deletion_date = $1 WHERE id = $2")
+            .bind(db_time(now() - chrono::Duration::seconds(1)))
+            .bind(&key.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            kms.describe(&a, &key.id).await.unwrap_err().kind,
+            crate::Kind::NotFound
+        );
+        assert_eq!(
+            kms.usable("pa", &key.id).await.err().unwrap().kind,
+            crate::Kind::NotFound
+        );
+        assert!(kms.list(&a, None).await.unwrap().is_empty());
+        assert_eq!(
+            kms.cancel_deletion(&a, &key.id).await.unwrap_err().kind,
+            crate::Kind::NotFound
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -256,11 +256,15 @@ pub struct Params {
 }
 
 /// Custom properties of the image: the volume's image metadata minus Glance's core fields and
-/// reserved `os_glance*` keys (none for a volume not made from an image).
+/// reserved keys (`os_glance*`, and `__system__*`: the uploaded image is stored in the clear
+/// even when the volume was made from an encrypted image); none for a volume not made from
+/// an image.
 pub fn image_properties(v: &Volume) -> Vec<(String, String)> {
     v.image_metadata
         .iter()
-        .filter(|(k, _)| !CORE_PROPERTIES.contains(&k.as_str()) && !k.starts_with("os_glance"))
+        .filter(|(k, _)| {
+            !CORE_PROPERTIES.contains(&k.as_str()) && !crate::images::model::is_reserved_property(k)
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
