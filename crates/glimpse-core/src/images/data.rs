@@ -4,7 +4,9 @@
 //!
 //! Upload: the image must be `queued` (else 409) with both formats set (else 400). One
 //! conditional UPDATE claims it (`queued → saving`), then the body streams into a fresh blob
-//! ([`glimpse_store::BlobStore::write`] hashes md5 + sha512 in the same pass) while an observer
+//! ([`glimpse_store::BlobStore::write`] hashes md5 + sha512 in the same pass; a replication's
+//! upload by the service account hashes sha512 only and takes the source's md5, see
+//! `trusted_md5`) while an observer
 //! enforces the size cap and the owner project's quota (413) and feeds the format inspector.
 //! At the end of the stream the inspector's verdict must accept the claimed `disk_format`
 //! (415, or 413 for a virtual size over the cap). Only then does ONE conditional UPDATE publish
