@@ -330,3 +330,38 @@ async fn the_service_upload_verifies_sha512_and_takes_the_stated_md5() {
     let img = glance::show(&tc.http, &image, &w.tok_b, &id).await;
     assert_eq!(img["checksum"], wrong_md5.as_str());
 }
+
+/// Adoption racing the delete of the image whose blob it shares: whichever wins, an adopted
+/// image is readable (its blob was kept), and a refused one stays `queued`.
+#[tokio::test]
+async fn adoption_racing_a_delete_never_loses_the_blob() {
+    let tc = TestCloud::start().await;
+    let w = world(&tc).await;
+    let (_c, tok_c) = tc.user_in_new_project("member", TWO).await;
+    let svc = tc.cloud.regions[0].service.token().await.unwrap().token;
+    let image = tc.image(TWO);
+    let (mut adopted, mut refused) = (0, 0);
+    for round in 0..20u64 {
+        let bytes = rep::data(8192 + round as usize, 100 + round);
+        let d = glimpse_store::hashing::digest_bytes(&bytes);
+        let theirs = active_image(&tc, TWO, &tok_c, json!({}), bytes.clone()).await;
+        let queued = glance::create_bare(&tc.http, &image, &w.tok_b, "race", "raw").await;
+        let body = json!({"image_id": queued, "size": bytes.len(), "checksum": d.md5,
+            "os_hash_value": d.sha512});
+        let (r, ()) = tokio::join!(
+            adopt_call(&tc, Some(&svc), body),
+            delete(&tc, TWO, &tok_c, &theirs)
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let img = glance::show(&tc.http, &image, &w.tok_b, &queued).await;
+        if r.json()["adopted"] == true {
+            adopted += 1;
+            assert_eq!(img["status"], "active");
+            assert_eq!(sha512_of(&tc, TWO, &w.tok_b, &queued).await, d.sha512);
+        } else {
+            refused += 1;
+            assert_eq!(img["status"], "queued");
+        }
+    }
+    assert_eq!(adopted + refused, 20);
+}
