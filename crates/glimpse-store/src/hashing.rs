@@ -2,12 +2,52 @@
 //! two blocking threads, fed the same shared buffers, so an upload is hashed in one pass at the
 //! speed of the slower hash rather than the sum of both. Dropping a [`StreamHasher`] stops its
 //! threads; nothing here touches storage.
+//!
+//! SHA-512 is aws-lc's assembly (already linked for AES-GCM), about 20 % faster here than the
+//! `sha2` crate's AVX2 code; it bounds the upload speed, md5 being faster.
 
+use aws_lc_rs::digest;
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
-use sha2::Sha512;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// Chunks a hash thread may have queued: enough (2 MiB of 512 KiB chunks) that the slowest
+/// hash does not run dry while the producer, sharing two cores with it, gathers the next ones.
+pub(crate) const QUEUE: usize = 4;
+
+/// One running hash, fed on its own thread.
+trait Hash: Send + 'static {
+    fn update(&mut self, data: &[u8]);
+    /// Lower-case hex.
+    fn hex(self) -> String;
+}
+
+impl Hash for Md5 {
+    fn update(&mut self, data: &[u8]) {
+        md5::Digest::update(self, data);
+    }
+    fn hex(self) -> String {
+        hex::encode(self.finalize())
+    }
+}
+
+struct Sha512(digest::Context);
+
+impl Sha512 {
+    fn new() -> Sha512 {
+        Sha512(digest::Context::new(&digest::SHA512))
+    }
+}
+
+impl Hash for Sha512 {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn hex(self) -> String {
+        hex::encode(self.0.finish())
+    }
+}
 
 /// The two digests of one byte stream, lower-case hex.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +74,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn<D: sha2::Digest + Send + 'static>(mut digest: D) -> Worker {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
+    fn spawn<H: Hash>(mut hash: H) -> Worker {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let handle = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = rx.blocking_recv() {
-                digest.update(&chunk);
+                hash.update(&chunk);
             }
-            hex::encode(digest.finalize())
+            hash.hex()
         });
         Worker { tx, handle }
     }
@@ -70,7 +110,7 @@ impl StreamHasher {
         }
     }
 
-    /// Queues a chunk for the hashes; waits only when a hash thread is two chunks behind.
+    /// Queues a chunk for the hashes; waits only when a hash thread is [`QUEUE`] chunks behind.
     pub async fn update(&mut self, chunk: Bytes) {
         // A send fails only if the worker thread died, which `finish` then reports.
         if let Md5Of::Computed(md5) = &self.md5 {
@@ -125,7 +165,7 @@ impl Sha512Hasher {
 pub fn digest_bytes(data: &[u8]) -> Digests {
     Digests {
         md5: hex::encode(Md5::digest(data)),
-        sha512: hex::encode(Sha512::digest(data)),
+        sha512: hex::encode(digest::digest(&digest::SHA512, data)),
     }
 }
 

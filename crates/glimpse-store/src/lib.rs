@@ -12,6 +12,7 @@
 
 pub mod hashing;
 pub mod local;
+mod pool;
 pub mod sealed;
 
 use std::sync::Arc;
@@ -219,31 +220,31 @@ impl BlobStore {
         let key = Self::new_key();
         let mut sink = self.sink(&key).await?;
         let mut size = 0u64;
-        let mut pending = BytesMut::with_capacity(CHUNK);
+        // Chunks in flight: queued for the hashers and the writer, plus the one being filled.
+        let pool = pool::Pool::new(CHUNK, 2 * hashing::QUEUE + 2);
+        let mut pending = pool.take();
         let mut body = std::pin::pin!(body);
         let outcome: Result<(), WriteError> = async {
-            loop {
-                let next = body.next().await;
-                let end = next.is_none();
-                if let Some(item) = next {
-                    let bytes = item.map_err(|e| WriteError::Source(e.into()))?;
-                    if pending.is_empty() && bytes.len() >= CHUNK {
-                        self::emit(bytes, &mut observe, &mut hasher, &mut sink, &mut size).await?;
-                        continue;
-                    }
-                    pending.extend_from_slice(&bytes);
-                    if pending.len() < CHUNK {
-                        continue;
-                    }
+            while let Some(item) = body.next().await {
+                let mut bytes = item.map_err(|e| WriteError::Source(e.into()))?;
+                if pending.is_empty() && bytes.len() >= CHUNK {
+                    self::emit(bytes, &mut observe, &mut hasher, &mut sink, &mut size).await?;
+                    continue;
                 }
-                if !pending.is_empty() {
-                    let chunk = pending.split().freeze();
-                    self::emit(chunk, &mut observe, &mut hasher, &mut sink, &mut size).await?;
-                }
-                if end {
-                    return Ok(());
+                while !bytes.is_empty() {
+                    let take = (CHUNK - pending.len()).min(bytes.len());
+                    pending.extend_from_slice(&bytes.split_to(take));
+                    if pending.len() == CHUNK {
+                        let chunk = pool.share(std::mem::replace(&mut pending, pool.take()));
+                        self::emit(chunk, &mut observe, &mut hasher, &mut sink, &mut size).await?;
+                    }
                 }
             }
+            if !pending.is_empty() {
+                let chunk = pool.share(std::mem::take(&mut pending));
+                self::emit(chunk, &mut observe, &mut hasher, &mut sink, &mut size).await?;
+            }
+            Ok(())
         }
         .await;
         match outcome {

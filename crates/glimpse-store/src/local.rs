@@ -19,6 +19,11 @@ use tokio::task::JoinHandle;
 use crate::{BlobInfo, StoreError};
 
 const READ_CHUNK: usize = 1 << 20;
+/// Chunks the download reader may read ahead of the socket.
+const READ_AHEAD: usize = 4;
+/// A blob being written is flushed to disk in the background every this many bytes, so the
+/// fsync that ends the write waits for the last stretch only, not for the whole blob.
+const SYNC_EVERY: u64 = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -52,13 +57,42 @@ impl LocalStore {
             .root
             .join(".staging")
             .join(uuid::Uuid::new_v4().simple().to_string());
-        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
         let path = staging.clone();
         let handle = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let mut file = std::fs::File::create(&path)?;
-            while let Some(chunk) = rx.blocking_recv() {
-                file.write_all(&chunk)?;
-            }
+            // A second thread fdatasyncs what is written so far while this one goes on
+            // writing. Its errors are the write's errors: the two descriptors share one open
+            // file, so an error it consumed would not be reported to the final fsync.
+            let flusher = file.try_clone()?;
+            let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
+            std::thread::scope(|scope| {
+                let syncer = scope.spawn(move || -> std::io::Result<()> {
+                    while kicked.recv().is_ok() {
+                        flusher.sync_data()?;
+                    }
+                    Ok(())
+                });
+                let written = (|| -> std::io::Result<()> {
+                    let mut unsynced = 0u64;
+                    while let Some(chunk) = rx.blocking_recv() {
+                        file.write_all(&chunk)?;
+                        unsynced += chunk.len() as u64;
+                        // Skipped while a flush runs; the next chunk asks again.
+                        if unsynced >= SYNC_EVERY && kick.try_send(()).is_ok() {
+                            unsynced = 0;
+                        }
+                    }
+                    Ok(())
+                })();
+                drop(kick);
+                let synced = syncer.join().unwrap_or_else(|_| {
+                    Err(std::io::Error::other(
+                        "the background flush thread panicked",
+                    ))
+                });
+                written.and(synced)
+            })?;
             file.sync_all()?;
             Ok(())
         });
@@ -71,7 +105,7 @@ impl LocalStore {
     }
 
     /// Streams `start..end` of a blob. A dedicated blocking thread reads straight into the
-    /// chunks it sends (one copy, no per-read task hop), at most two chunks ahead.
+    /// chunks it sends (one copy, no per-read task hop), at most [`READ_AHEAD`] chunks ahead.
     pub async fn read(
         &self,
         key: &str,
@@ -88,9 +122,11 @@ impl LocalStore {
         .map_err(std::io::Error::other)?
         .map_err(|e| not_found(e, &owned_key))?;
         let (start, end) = range.unwrap_or((0, len));
-        let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(2);
+        let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(READ_AHEAD);
         tokio::task::spawn_blocking(move || {
             let mut file = file;
+            // The chunks queued, one in the socket's hands and one being read.
+            let pool = crate::pool::Pool::new(READ_CHUNK, READ_AHEAD + 2);
             if start > 0
                 && let Err(e) = file.seek(SeekFrom::Start(start))
             {
@@ -102,12 +138,12 @@ impl LocalStore {
                 let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
                 // `read_to_end` on a `take` fills the vector's spare capacity directly (no
                 // zeroing first), up to `want` bytes.
-                let mut buf = Vec::with_capacity(want);
+                let mut buf = pool.take();
                 let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
                     Ok(0) => Err(StoreError::Truncated),
                     Ok(n) => {
                         left -= n as u64;
-                        Ok(Bytes::from(buf))
+                        Ok(pool.share(buf))
                     }
                     Err(e) => Err(e.into()),
                 };
