@@ -10,7 +10,6 @@
 //! Stateless: nothing is written; a killed `watch` can simply be started again.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -18,22 +17,14 @@ use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use crate::os_cli::{Cloud, CloudAuth, clouds_file, table};
+pub use crate::os_cli::{Cloud, CloudArgs, CloudAuth, clouds_file, table};
 use crate::os_cli::{Login, endpoint, login};
 
 /// `glimpse jobs …`.
 #[derive(Args, Debug, Clone)]
 pub struct JobsArgs {
-    /// The cloud of clouds.yaml to use (as `openstack --os-cloud`).
-    #[arg(long, env = "OS_CLOUD", global = true)]
-    pub os_cloud: Option<String>,
-    /// The region whose jobs to see (default: the cloud's `region_name`).
-    #[arg(long, env = "OS_REGION_NAME", global = true)]
-    pub os_region_name: Option<String>,
-    /// clouds.yaml to read (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml,
-    /// ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).
-    #[arg(long, env = "OS_CLIENT_CONFIG_FILE", global = true)]
-    pub clouds_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
     #[command(subcommand)]
     pub command: JobsCommand,
 }
@@ -61,9 +52,8 @@ pub enum JobsCommand {
 
 /// Runs one `glimpse jobs` command.
 pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
-    let path = clouds_file(args.clouds_file.as_deref())?;
-    let cloud = Cloud::load(&path, args.os_cloud.as_deref())?;
-    let session = Session::connect(&cloud, args.os_region_name.as_deref()).await?;
+    let cloud = args.cloud.cloud()?;
+    let session = Session::connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
     match args.command {
         JobsCommand::List { json } => {
             let jobs = session.jobs().await?;

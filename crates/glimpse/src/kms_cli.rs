@@ -4,27 +4,18 @@
 //! the cloud's region in the token's catalog and calls `…/v1.0/{project}/kms/<action>`.
 //! Stateless: nothing is written locally.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::os_cli::{Cloud, clouds_file, endpoint, login, table};
+pub use crate::os_cli::CloudArgs;
+use crate::os_cli::{Cloud, endpoint, login, table};
 
 /// `glimpse kms …`.
 #[derive(Args, Debug, Clone)]
 pub struct KmsArgs {
-    /// The cloud of clouds.yaml to use (as `openstack --os-cloud`).
-    #[arg(long, env = "OS_CLOUD", global = true)]
-    pub os_cloud: Option<String>,
-    /// The region whose key manager to use (default: the cloud's `region_name`).
-    #[arg(long, env = "OS_REGION_NAME", global = true)]
-    pub os_region_name: Option<String>,
-    /// clouds.yaml to read (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml,
-    /// ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).
-    #[arg(long, env = "OS_CLIENT_CONFIG_FILE", global = true)]
-    pub clouds_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
     #[command(subcommand)]
     pub command: KmsCommand,
 }
@@ -137,9 +128,8 @@ pub fn keys_table(details: &[Value]) -> String {
 
 /// Runs one `glimpse kms` command.
 pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
-    let path = clouds_file(args.clouds_file.as_deref())?;
-    let cloud = Cloud::load(&path, args.os_cloud.as_deref())?;
-    let s = KmsSession::connect(&cloud, args.os_region_name.as_deref()).await?;
+    let cloud = args.cloud.cloud()?;
+    let s = KmsSession::connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
     let show = |v: &Value| {
         let k = &v["key_info"];
         let rows: Vec<Vec<String>> = k

@@ -9,8 +9,32 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use clap::Args;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// The options every client command takes to choose its cloud and region, as `openstack`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CloudArgs {
+    /// The cloud of clouds.yaml to use (as `openstack --os-cloud`).
+    #[arg(long, env = "OS_CLOUD", global = true)]
+    pub os_cloud: Option<String>,
+    /// The region to use (default: the cloud's `region_name`).
+    #[arg(long, env = "OS_REGION_NAME", global = true)]
+    pub os_region_name: Option<String>,
+    /// clouds.yaml to read (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml,
+    /// ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).
+    #[arg(long, env = "OS_CLIENT_CONFIG_FILE", global = true)]
+    pub clouds_file: Option<PathBuf>,
+}
+
+impl CloudArgs {
+    /// The chosen cloud entry of the chosen clouds.yaml.
+    pub fn cloud(&self) -> anyhow::Result<Cloud> {
+        let path = clouds_file(self.clouds_file.as_deref())?;
+        Cloud::load(&path, self.os_cloud.as_deref())
+    }
+}
 
 /// The clouds.yaml to read.
 pub fn clouds_file(given: Option<&Path>) -> anyhow::Result<PathBuf> {

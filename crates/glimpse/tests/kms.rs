@@ -6,7 +6,7 @@ mod common;
 
 use common::TestCloud;
 use common::ims::{create_key, kms};
-use glimpse::kms_cli::{self, KmsArgs, KmsCommand};
+use glimpse::kms_cli::{self, CloudArgs, KmsArgs, KmsCommand};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -375,9 +375,11 @@ async fn the_glimpse_kms_command_drives_the_key_manager_over_http() {
     )
     .unwrap();
     let args = |command: KmsCommand| KmsArgs {
-        os_cloud: Some("k".into()),
-        os_region_name: None,
-        clouds_file: Some(clouds.clone()),
+        cloud: CloudArgs {
+            os_cloud: Some("k".into()),
+            os_region_name: None,
+            clouds_file: Some(clouds.clone()),
+        },
         command,
     };
     kms_cli::run(args(KmsCommand::Create {

@@ -6,14 +6,16 @@ mod common;
 
 use common::TestCloud;
 use common::replication::{self as rep, ONE, active_image, world};
-use glimpse::jobs_cli::{self, Cloud, JobsArgs, JobsCommand, Session};
+use glimpse::jobs_cli::{self, Cloud, CloudArgs, JobsArgs, JobsCommand, Session};
 use serde_json::json;
 
 fn args(clouds: &std::path::Path, command: JobsCommand) -> JobsArgs {
     JobsArgs {
-        os_cloud: Some("replicator".into()),
-        os_region_name: None,
-        clouds_file: Some(clouds.to_path_buf()),
+        cloud: CloudArgs {
+            os_cloud: Some("replicator".into()),
+            os_region_name: None,
+            clouds_file: Some(clouds.to_path_buf()),
+        },
         command,
     }
 }
