@@ -167,6 +167,7 @@ mod tests {
             min_disk: 0,
             min_ram: 0,
             blob_key: None,
+            sealing: None,
             created_at: t,
             updated_at: t,
             properties: vec![("os_distro".into(), "cirros".into())],

@@ -385,36 +385,10 @@ pub async fn prepare_download(region: &Region, caller: &Caller, id: &str) -> Res
 pub async fn load_for_use(region: &Region, caller: &Caller, id: &str) -> Result<Image> {
     let loaded = load_for(region, caller, id, Action::Get).await?;
     policy::authorize(caller, &loaded.target(), Action::Download, None)?;
-    if let Some(sealed) = sealing(&region.db, id).await? {
+    if let Some(sealed) = &loaded.image.sealing {
         authorize_key(region, caller, id, &sealed.cmk_id).await?;
     }
     Ok(loaded.image)
-}
-
-/// How an image's bytes are sealed at rest (hidden columns; `None` for plain images).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealing {
-    pub cmk_id: String,
-    /// The image's data key wrapped by the customer master key, hex.
-    pub wrapped_data_key: String,
-}
-
-/// The sealing of an image, if its bytes are encrypted.
-pub async fn sealing(db: &Db, id: &str) -> Result<Option<Sealing>> {
-    let row = sqlx::query("SELECT cmk_id, wrapped_data_key FROM images WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let cmk: Option<String> = row.try_get("cmk_id")?;
-    let wrapped: Option<String> = row.try_get("wrapped_data_key")?;
-    Ok(match (cmk, wrapped) {
-        (Some(cmk_id), Some(wrapped_data_key)) => Some(Sealing {
-            cmk_id,
-            wrapped_data_key,
-        }),
-        _ => None,
-    })
 }
 
 /// Whether the caller's project may use the key of an encrypted image now: only the key's
@@ -447,10 +421,10 @@ pub async fn read(
         .blob_key
         .as_deref()
         .ok_or_else(|| Error::internal(format!("image {} has no data", image.id)))?;
-    match sealing(&region.db, &image.id).await? {
+    match &image.sealing {
         None => Ok(region.store.read(key, range).await?),
         Some(s) => {
-            let data_key = region.kms.data_key_of(&s).await?;
+            let data_key = region.kms.data_key_of(s).await?;
             let plain = image.size.unwrap_or(0).max(0) as u64;
             Ok(region
                 .store

@@ -274,6 +274,7 @@ mod tests {
             min_disk: 0,
             min_ram: 0,
             blob_key: None,
+            sealing: None,
             created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
             updated_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
             properties: vec![],

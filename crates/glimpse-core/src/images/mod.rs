@@ -24,7 +24,7 @@ pub use data::{
 };
 pub use input::PatchDialect;
 pub use list::{ListQuery, Page};
-pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage};
+pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage, Sealing};
 pub use records::{add_tag, create, deactivate, delete, get, reactivate, remove_tag, update};
 
 #[cfg(test)]

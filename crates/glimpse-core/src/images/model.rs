@@ -41,6 +41,8 @@ pub struct Image {
     pub min_ram: i64,
     /// Where the bytes are in the region's blob store; `None` until an upload is published.
     pub blob_key: Option<String>,
+    /// How the bytes are sealed at rest (hidden columns no API shows); `None` for plain images.
+    pub sealing: Option<Sealing>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Custom properties in the order they were first set.
@@ -56,6 +58,14 @@ impl Image {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// How an encrypted image's bytes are sealed (see docs/ims.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealing {
+    pub cmk_id: String,
+    /// The image's data key wrapped by the customer master key, hex.
+    pub wrapped_data_key: String,
 }
 
 /// A membership's status (`pending` until the member project accepts or rejects it).

@@ -76,6 +76,7 @@ pub async fn create(region: &Region, caller: &Caller, new: NewImage) -> Result<I
         min_disk: new.min_disk,
         min_ram: new.min_ram,
         blob_key: None,
+        sealing: None,
         created_at: now,
         updated_at: now,
         properties: new.properties,

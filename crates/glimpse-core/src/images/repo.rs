@@ -13,14 +13,14 @@ use glimpse_types::{ImageStatus, Visibility, db_time, parse_time};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::model::{Image, MemberStatus};
+use super::model::{Image, MemberStatus, Sealing};
 use crate::db::{Db, flag};
 use crate::error::{Error, Result};
 
 /// The image columns, as selected from `images i`.
 pub(crate) const COLUMNS: &str = "i.id, i.name, i.owner, i.status, i.visibility, i.protected, \
      i.os_hidden, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, \
-     i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.blob_key, i.created_at, i.updated_at";
+     i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.blob_key, i.cmk_id, i.wrapped_data_key, i.created_at, i.updated_at";
 
 pub(crate) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
     let s: String = row.try_get(col)?;
@@ -51,6 +51,13 @@ pub(crate) fn image_from_row(row: &AnyRow) -> Result<Image> {
         min_disk: row.try_get("min_disk")?,
         min_ram: row.try_get("min_ram")?,
         blob_key: row.try_get("blob_key")?,
+        sealing: match (row.try_get("cmk_id")?, row.try_get("wrapped_data_key")?) {
+            (Some(cmk_id), Some(wrapped_data_key)) => Some(Sealing {
+                cmk_id,
+                wrapped_data_key,
+            }),
+            _ => None,
+        },
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         properties: Vec::new(),

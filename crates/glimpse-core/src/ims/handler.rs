@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use super::{KIND, PROP_CMK, PROP_DESCRIPTION, PROP_ENCRYPTED, Params};
 use crate::db::{Backend, Db};
 use crate::error::{Error, Result};
-use crate::images::data::{Sealing, sealing};
+use crate::images::Sealing;
 use crate::images::model::Image;
 use crate::images::repo;
 use crate::jobs::{JobContext, JobError, JobHandler};
@@ -117,7 +117,7 @@ pub(crate) async fn publish(
          {wrapped}, $4, $4 FROM images WHERE id = $5 AND status = $6 AND blob_key = $7{lock}"
     );
     let sealed_with = match bytes {
-        Bytes::Shared => sealing(db, &src.id).await?.map(|s| s.cmk_id),
+        Bytes::Shared => src.sealing.as_ref().map(|s| s.cmk_id.clone()),
         Bytes::Sealed { sealing, .. } => Some(sealing.cmk_id.clone()),
     };
     let mut tx = db.pool.begin().await?;
@@ -249,7 +249,7 @@ impl JobHandler for CopyHandler {
                 src.status.as_str()
             )));
         };
-        let src_sealing = sealing(db, &src.id).await?;
+        let src_sealing = src.sealing.clone();
         if let Some(s) = &src_sealing {
             region
                 .kms

@@ -13,7 +13,6 @@
 use super::{KIND, Params, codes};
 use crate::auth::Caller;
 use crate::error::{Error, Kind, Result};
-use crate::images::data::sealing;
 use crate::images::policy::{self, Action};
 use crate::images::records::load_for;
 use crate::jobs::{JobRecord, NewJob};
@@ -113,7 +112,7 @@ pub async fn submit(
         .with_code(codes::WHOLE_IMAGE));
     }
 
-    if let Some(s) = sealing(&region.db, image_id).await? {
+    if let Some(s) = &src.sealing {
         region
             .kms
             .usable(&project, &s.cmk_id)

@@ -345,7 +345,7 @@ impl Kms {
 
     /// The data key of a sealed image, unwrapped with its (enabled) key, whoever's project
     /// the key is in: for internal use after the caller was authorized.
-    pub async fn data_key_of(&self, s: &crate::images::data::Sealing) -> Result<Key> {
+    pub async fn data_key_of(&self, s: &crate::images::Sealing) -> Result<Key> {
         check_key_id(&s.cmk_id)?;
         let project: Option<String> = sqlx::query("SELECT project_id FROM kms_keys WHERE id = $1")
             .bind(&s.cmk_id)

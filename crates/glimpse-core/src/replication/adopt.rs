@@ -31,7 +31,6 @@ use sqlx::Row;
 use crate::auth::Caller;
 use crate::db::Backend;
 use crate::error::{Error, Result};
-use crate::images::data::sealing;
 use crate::images::policy::Action;
 use crate::images::records::load_for;
 use crate::region::Region;
@@ -70,7 +69,7 @@ pub async fn adopt(region: &Region, caller: &Caller, id: &str, want: &Content) -
     else {
         return Ok(false);
     };
-    if img.status != ImageStatus::Queued || sealing(&region.db, id).await?.is_some() {
+    if img.status != ImageStatus::Queued || img.sealing.is_some() {
         return Ok(false);
     }
     let limits = &region.config.limits;
