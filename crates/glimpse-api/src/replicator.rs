@@ -10,13 +10,15 @@
 //! | GET | `/license_switch/types` | 200 `{"license_switch_types": [...]}` |
 //! | GET | `/image_replicator/capabilities` | 200 what this region accepts as a destination (Glimpse's own, asked by other regions) |
 //! | POST | `/image_replicator/adopt` | 200 `{"adopted": bool}`: publish a queued replica from content this region holds (service account only, else 403) |
+//! | GET | `/image_replicator/uploads/{image_id}?os_hash_value=…` | 200 `{"image_id", "offset"}`: bytes of a cut replication upload this region holds (service account only, else 403) |
 //!
 //! Errors are WebOb text bodies (`401 Unauthorized\n\nAuthentication required.`,
 //! `text/plain; charset=UTF-8`); success bodies are JSON with Python's separators and
 //! `application/json; charset=UTF-8`, as the seeds show. A job is visible to its project
 //! (admins see all); another project's job is 404. `GET …/jobs/{id}` also carries the job's
 //! phase and, for `error`, its reason in `X-Glimpse-Job-Phase` / `X-Glimpse-Job-Error`
-//! headers (the body keeps exactly the seed's fields). POST takes an optional idempotency key
+//! headers, and the byte a cut copy resumed from in `X-Glimpse-Job-Resumed-From` (the body
+//! keeps exactly the seed's fields). POST takes an optional idempotency key
 //! (`Idempotency-Key` header or `client_token` field, ≤ 64 printable ASCII characters).
 //! Stateless: jobs live in the region's database ([`glimpse_core::replication`]).
 
@@ -54,6 +56,7 @@ pub fn router(region: Arc<Region>) -> Router {
         .route("/image_replicator/jobs/{job_id}", get(show).delete(cancel))
         .route("/image_replicator/capabilities", get(capabilities))
         .route("/image_replicator/adopt", post(adopt))
+        .route("/image_replicator/uploads/{image_id}", get(upload_offset))
         .route("/license_switch/types", get(license_switch_types))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -177,6 +180,11 @@ async fn show(
     if let Ok(v) = HeaderValue::from_str(&header_text(&job.phase)) {
         r.headers_mut().insert("x-glimpse-job-phase", v);
     }
+    // A copy cut by a crash or a lost connection went on from this byte, not from zero.
+    if let Some(n) = job.result.as_ref().and_then(|r| r["resumed_from"].as_u64()) {
+        r.headers_mut()
+            .insert("x-glimpse-job-resumed-from", HeaderValue::from(n));
+    }
     if view.status == "error" {
         let reason = job.error.as_deref().unwrap_or("unknown");
         if let Ok(v) = HeaderValue::from_str(&header_text(reason)) {
@@ -247,6 +255,30 @@ async fn adopt(
         .await
         .map_err(rep)?;
     Ok(reply(StatusCode::OK, &json!({ "adopted": adopted })))
+}
+
+/// `GET /image_replicator/uploads/{image_id}?os_hash_value=<sha512>`: how many bytes of a
+/// cut replication upload of that content this (destination) region holds, so the sender
+/// continues there ([`glimpse_core::images::upload_offset`]).
+async fn upload_offset(
+    State(region): State<R>,
+    Path(image_id): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (caller, _) = auth(&region, &headers).await?;
+    let query = query.unwrap_or_default();
+    let sha = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "os_hash_value")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| rep(Error::bad_request("os_hash_value is required.")))?;
+    let offset = glimpse_core::images::upload_offset(&region, &caller, &image_id, &sha)
+        .await
+        .map_err(rep)?;
+    Ok(reply(
+        StatusCode::OK,
+        &json!({ "image_id": image_id, "offset": offset }),
+    ))
 }
 
 /// Reads an adopt body into the image id and the content it should hold.

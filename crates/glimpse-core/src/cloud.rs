@@ -89,13 +89,36 @@ impl Cloud {
         })
     }
 
-    /// Starts every region's job workers; they stop (requeueing running jobs) when
-    /// `shutdown` fires.
+    /// Starts every region's job workers and its hourly orphan cleaner (unreferenced blobs and
+    /// staging leftovers, cut uploads included, older than [`crate::images::ORPHAN_GRACE`]);
+    /// they stop (workers requeueing running jobs) when `shutdown` fires.
     pub fn start_workers(&self, shutdown: CancellationToken) {
         for (runner, region) in self.runners.iter().zip(&self.regions) {
             if region.config.jobs.workers > 0 {
                 runner.spawn(shutdown.clone());
             }
+            let (region, stop) = (region.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let grace = crate::images::ORPHAN_GRACE;
+                let mut every = tokio::time::interval(grace);
+                // The first tick is now: the region's start-up already cleaned.
+                every.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = every.tick() => {}
+                    }
+                    match crate::images::clean_orphans(&region, grace).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(region = %region.name, blobs = n, "orphan blobs deleted")
+                        }
+                        Err(e) => {
+                            tracing::warn!(region = %region.name, error = %e, "orphan blob cleaning failed")
+                        }
+                    }
+                }
+            });
         }
     }
 }

@@ -9,6 +9,12 @@
 //! A write that fails or is aborted removes what it wrote. A blob only becomes part of an image
 //! when the metadata database says so, so a crash leaves at worst an unreferenced blob, which
 //! the region's cleaner lists with [`BlobStore::list`] and deletes.
+//!
+//! Resumable writes ([`BlobStore::write_resumable`], filesystem store only) keep what they
+//! received when the body fails, under a name the caller chooses, and a later write of that
+//! name continues at any offset up to what it holds: it re-reads the held prefix through the
+//! hashers and the observer (so digests and verdicts always cover every byte) and appends the
+//! rest. On S3 a resumable write starts from byte zero (see docs/replication.md).
 
 pub mod hashing;
 pub mod local;
@@ -46,6 +52,9 @@ pub enum StoreError {
     Truncated,
     #[error("blob writer closed")]
     Closed,
+    /// A resumed write asked to continue past what its partial holds.
+    #[error("the partial upload holds {held} bytes")]
+    Gap { held: u64 },
     /// A sealed blob failed authentication (tampered, truncated, wrong key).
     #[error("sealed blob: {0}")]
     Integrity(String),
@@ -206,8 +215,97 @@ impl BlobStore {
             .await
     }
 
+    /// Whether [`BlobStore::write_resumable`] can continue a write (the filesystem store).
+    pub fn resumable(&self) -> bool {
+        matches!(self.backend, Backend::Local(_))
+    }
+
+    /// How many bytes of the resumable write `name` the store holds, durably (0 if none, or
+    /// if the store cannot resume).
+    pub async fn partial_len(&self, name: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.partial_len(name).await,
+            Backend::Object(_) => Ok(0),
+        }
+    }
+
+    /// Removes the held bytes of every resumable write whose name starts with `prefix`.
+    pub async fn drop_partials(&self, prefix: &str) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.drop_partials(prefix).await,
+            Backend::Object(_) => Ok(0),
+        }
+    }
+
+    /// [`BlobStore::write`] (or [`BlobStore::write_known_md5`] when `md5` is given) that
+    /// continues the resumable write `name` at byte `offset`: bytes `0..offset` come from what
+    /// an earlier write of `name` left (hashed and observed again, not re-sent), then `body`.
+    /// If `body` fails, what arrived is kept for the next resume; any other failure drops it.
+    /// `offset` past what is held gives [`StoreError::Gap`]. On a store that cannot resume,
+    /// `offset` must be 0 and this is a plain write.
+    pub async fn write_resumable<S, E, O>(
+        &self,
+        name: &str,
+        offset: u64,
+        body: S,
+        md5: Option<String>,
+        observe: O,
+    ) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+        O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
+    {
+        let hasher = match md5 {
+            Some(m) => StreamHasher::with_known_md5(m),
+            None => StreamHasher::new(),
+        };
+        let Backend::Local(local) = &self.backend else {
+            if offset > 0 {
+                return Err(StoreError::Gap { held: 0 }.into());
+            }
+            return self.write_hashed(body, observe, hasher).await;
+        };
+        let key = Self::new_key();
+        let sink = Sink::Local(local.resume(name, offset, &key).await?);
+        let prefix = match offset {
+            0 => None,
+            n => match local.read_partial(name, n).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    sink.abort(false).await;
+                    return Err(e.into());
+                }
+            },
+        };
+        self.write_into(key, sink, prefix, body, observe, hasher)
+            .await
+    }
+
     async fn write_hashed<S, E, O>(
         &self,
+        body: S,
+        observe: O,
+        hasher: StreamHasher,
+    ) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+        O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
+    {
+        let key = Self::new_key();
+        let sink = self.sink(&key).await?;
+        self.write_into(key, sink, None, body, observe, hasher)
+            .await
+    }
+
+    /// Hashes and observes `prefix` (bytes the sink already holds), then streams `body` through
+    /// the hashers and the observer into `sink`, in [`CHUNK`]s.
+    async fn write_into<S, E, O>(
+        &self,
+        key: String,
+        mut sink: Sink,
+        prefix: Option<BoxStream<'static, Result<Bytes, StoreError>>>,
         body: S,
         mut observe: O,
         mut hasher: StreamHasher,
@@ -217,14 +315,20 @@ impl BlobStore {
         E: Into<BoxError>,
         O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
     {
-        let key = Self::new_key();
-        let mut sink = self.sink(&key).await?;
         let mut size = 0u64;
         // Chunks in flight: queued for the hashers and the writer, plus the one being filled.
         let pool = pool::Pool::new(CHUNK, 2 * hashing::QUEUE + 2);
         let mut pending = pool.take();
         let mut body = std::pin::pin!(body);
         let outcome: Result<(), WriteError> = async {
+            if let Some(mut held) = prefix {
+                while let Some(chunk) = held.next().await {
+                    let chunk = chunk?;
+                    observe(&chunk).map_err(WriteError::Aborted)?;
+                    size += chunk.len() as u64;
+                    hasher.update(chunk).await;
+                }
+            }
             while let Some(item) = body.next().await {
                 let mut bytes = item.map_err(|e| WriteError::Source(e.into()))?;
                 if pending.is_empty() && bytes.len() >= CHUNK {
@@ -254,7 +358,18 @@ impl BlobStore {
                 Ok(Written { key, size, digests })
             }
             Err(e) => {
-                sink.abort().await;
+                // What arrived before the sender failed is kept for a resume (if resumable);
+                // bytes refused by the observer or a failing store are not.
+                let keep = matches!(e, WriteError::Source(_));
+                if keep && !pending.is_empty() {
+                    // The coalescing buffer holds received bytes the sink has not seen yet.
+                    let chunk = pool.share(std::mem::take(&mut pending));
+                    if sink.write(chunk).await.is_err() {
+                        sink.abort(false).await;
+                        return Err(e);
+                    }
+                }
+                sink.abort(keep).await;
                 Err(e)
             }
         }
@@ -335,7 +450,7 @@ impl BlobStore {
                 })
             }
             Err(e) => {
-                sink.abort().await;
+                sink.abort(false).await;
                 Err(e)
             }
         }
@@ -485,9 +600,10 @@ impl Sink {
         }
     }
 
-    async fn abort(self) {
+    /// Ends a failed write; `keep`: a resumable write keeps what it wrote.
+    async fn abort(self, keep: bool) {
         match self {
-            Sink::Local(w) => w.abort().await,
+            Sink::Local(w) => w.abort(keep).await,
             Sink::Object(w) => {
                 let _ = w.abort().await;
             }

@@ -5,8 +5,16 @@
 //! Crash behaviour: a blob is written under `.staging/`, fsynced, renamed into `blobs/` and the
 //! directory fsynced, so after a crash a key under `blobs/` is either absent or complete. Files
 //! left in `.staging/` are garbage that [`LocalStore::list`] reports for the cleaner.
+//!
+//! Resumable writes ([`LocalStore::resume`]) stage under a name the caller chooses,
+//! `.staging/partial-<name>`, and keep what they wrote when the body fails, so a later write
+//! of the same name can continue from any offset up to the partial's length. The writer holds
+//! an exclusive lock (`flock`) on the partial for its whole life, so two writers never
+//! interleave; the partial is always a prefix of the bytes sent, in order.
 
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -57,55 +65,130 @@ impl LocalStore {
             .root
             .join(".staging")
             .join(uuid::Uuid::new_v4().simple().to_string());
-        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
         let path = staging.clone();
-        let handle = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            let mut file = std::fs::File::create(&path)?;
-            // A second thread fdatasyncs what is written so far while this one goes on
-            // writing. Its errors are the write's errors: the two descriptors share one open
-            // file, so an error it consumed would not be reported to the final fsync.
-            let flusher = file.try_clone()?;
-            let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
-            std::thread::scope(|scope| {
-                let syncer = scope.spawn(move || -> std::io::Result<()> {
-                    while kicked.recv().is_ok() {
-                        flusher.sync_data()?;
-                    }
-                    Ok(())
-                });
-                let written = (|| -> std::io::Result<()> {
-                    let mut unsynced = 0u64;
-                    while let Some(chunk) = rx.blocking_recv() {
-                        file.write_all(&chunk)?;
-                        unsynced += chunk.len() as u64;
-                        // Skipped while a flush runs; the next chunk asks again.
-                        if unsynced >= SYNC_EVERY && kick.try_send(()).is_ok() {
-                            unsynced = 0;
-                        }
-                    }
-                    Ok(())
-                })();
-                drop(kick);
-                let synced = syncer.join().unwrap_or_else(|_| {
-                    Err(std::io::Error::other(
-                        "the background flush thread panicked",
-                    ))
-                });
-                written.and(synced)
-            })?;
-            file.sync_all()?;
-            Ok(())
-        });
-        Ok(LocalWriter {
-            tx: Some(tx),
-            handle,
-            staging,
-            target,
-        })
+        Ok(spawn_writer(move || File::create(&path), staging, target))
     }
 
-    /// Streams `start..end` of a blob. A dedicated blocking thread reads straight into the
-    /// chunks it sends (one copy, no per-read task hop), at most [`READ_AHEAD`] chunks ahead.
+    /// Where the resumable partial `name` lives (see the module documentation).
+    fn partial_path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(StoreError::BadKey(name.to_string()));
+        }
+        Ok(self.root.join(".staging").join(format!("partial-{name}")))
+    }
+
+    /// Continues the resumable partial `name` at byte `offset` (creating it when `offset` is
+    /// 0), publishing it as `key` when finished. Waits for any earlier writer of the same
+    /// partial to end, then cuts the partial to `offset`; [`StoreError::Gap`] if it holds
+    /// fewer bytes. The caller re-reads `0..offset` through [`LocalStore::read_partial`].
+    pub async fn resume(
+        &self,
+        name: &str,
+        offset: u64,
+        key: &str,
+    ) -> Result<LocalWriter, StoreError> {
+        let target = self.path(key)?;
+        let path = self.partial_path(name)?;
+        let opened = path.clone();
+        let file = tokio::task::spawn_blocking(move || -> Result<File, StoreError> {
+            loop {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(offset == 0)
+                    .truncate(false)
+                    .open(&opened)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => StoreError::Gap { held: 0 },
+                        _ => e.into(),
+                    })?;
+                file.lock()?;
+                // The name may have been renamed into `blobs/` (published) or removed while
+                // we waited for the lock: only the file still under the name will do.
+                let (held, now) = (file.metadata()?, std::fs::metadata(&opened));
+                match now {
+                    Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {}
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && offset == 0 => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Gap { held: 0 });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if held.len() < offset {
+                    return Err(StoreError::Gap { held: held.len() });
+                }
+                file.set_len(offset)?;
+                let mut file = file;
+                file.seek(SeekFrom::Start(offset))?;
+                return Ok(file);
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let writes = file.try_clone()?;
+        let mut w = spawn_writer(move || Ok(writes), path, target);
+        w.lock = Some(file);
+        Ok(w)
+    }
+
+    /// Streams `0..end` of the partial `name` (what a resumed write re-reads).
+    pub async fn read_partial(
+        &self,
+        name: &str,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let path = self.partial_path(name)?;
+        let file = tokio::task::spawn_blocking(move || File::open(path))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| not_found(e, name))?;
+        Ok(stream_file(file, 0, end))
+    }
+
+    /// How many bytes the partial `name` holds (0 if there is none), after an fsync: what a
+    /// resumed write may continue from.
+    pub async fn partial_len(&self, name: &str) -> Result<u64, StoreError> {
+        let path = self.partial_path(name)?;
+        tokio::task::spawn_blocking(move || match File::open(&path) {
+            Ok(f) => {
+                f.sync_data()?;
+                Ok(f.metadata()?.len())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e.into()),
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Removes every partial whose name starts with `prefix`; returns how many.
+    pub async fn drop_partials(&self, prefix: &str) -> Result<usize, StoreError> {
+        let dir = self.root.join(".staging");
+        let want = format!("partial-{prefix}");
+        tokio::task::spawn_blocking(move || {
+            let mut n = 0;
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with(&want) {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => n += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Ok(n)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Streams `start..end` of a blob ([`stream_file`]).
     pub async fn read(
         &self,
         key: &str,
@@ -122,42 +205,7 @@ impl LocalStore {
         .map_err(std::io::Error::other)?
         .map_err(|e| not_found(e, &owned_key))?;
         let (start, end) = range.unwrap_or((0, len));
-        let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(READ_AHEAD);
-        tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            // The chunks queued, one in the socket's hands and one being read.
-            let pool = crate::pool::Pool::new(READ_CHUNK, READ_AHEAD + 2);
-            if start > 0
-                && let Err(e) = file.seek(SeekFrom::Start(start))
-            {
-                let _ = tx.blocking_send(Err(e.into()));
-                return;
-            }
-            let mut left = end.saturating_sub(start);
-            while left > 0 {
-                let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
-                // `read_to_end` on a `take` fills the vector's spare capacity directly (no
-                // zeroing first), up to `want` bytes.
-                let mut buf = pool.take();
-                let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
-                    Ok(0) => Err(StoreError::Truncated),
-                    Ok(n) => {
-                        left -= n as u64;
-                        Ok(pool.share(buf))
-                    }
-                    Err(e) => Err(e.into()),
-                };
-                let failed = item.is_err();
-                // A closed channel means the reader went away (client disconnect): stop.
-                if tx.blocking_send(item).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(stream.boxed())
+        Ok(stream_file(file, start, end))
     }
 
     pub async fn size(&self, key: &str) -> Result<u64, StoreError> {
@@ -204,6 +252,47 @@ impl LocalStore {
     }
 }
 
+/// Streams `start..end` of an open file. A dedicated blocking thread reads straight into the
+/// chunks it sends (one copy, no per-read task hop), at most [`READ_AHEAD`] chunks ahead.
+fn stream_file(file: File, start: u64, end: u64) -> BoxStream<'static, Result<Bytes, StoreError>> {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        // The chunks queued, one in the socket's hands and one being read.
+        let pool = crate::pool::Pool::new(READ_CHUNK, READ_AHEAD + 2);
+        if start > 0
+            && let Err(e) = file.seek(SeekFrom::Start(start))
+        {
+            let _ = tx.blocking_send(Err(e.into()));
+            return;
+        }
+        let mut left = end.saturating_sub(start);
+        while left > 0 {
+            let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
+            // `read_to_end` on a `take` fills the vector's spare capacity directly (no
+            // zeroing first), up to `want` bytes.
+            let mut buf = pool.take();
+            let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
+                Ok(0) => Err(StoreError::Truncated),
+                Ok(n) => {
+                    left -= n as u64;
+                    Ok(pool.share(buf))
+                }
+                Err(e) => Err(e.into()),
+            };
+            let failed = item.is_err();
+            // A closed channel means the reader went away (client disconnect): stop.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    stream.boxed()
+}
+
 fn not_found(e: std::io::Error, key: &str) -> StoreError {
     if e.kind() == std::io::ErrorKind::NotFound {
         StoreError::NotFound(key.to_string())
@@ -212,12 +301,67 @@ fn not_found(e: std::io::Error, key: &str) -> StoreError {
     }
 }
 
-/// A blob being written; see [`LocalStore::writer`].
+/// Writes a blob on a blocking thread fed through a bounded channel: the file `open` gives,
+/// then `staging` renamed to `target` by [`LocalWriter::finish`].
+fn spawn_writer<F>(open: F, staging: PathBuf, target: PathBuf) -> LocalWriter
+where
+    F: FnOnce() -> std::io::Result<File> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let handle = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        let mut file = open()?;
+        // A second thread fdatasyncs what is written so far while this one goes on
+        // writing. Its errors are the write's errors: the two descriptors share one open
+        // file, so an error it consumed would not be reported to the final fsync.
+        let flusher = file.try_clone()?;
+        let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::scope(|scope| {
+            let syncer = scope.spawn(move || -> std::io::Result<()> {
+                while kicked.recv().is_ok() {
+                    flusher.sync_data()?;
+                }
+                Ok(())
+            });
+            let written = (|| -> std::io::Result<()> {
+                let mut unsynced = 0u64;
+                while let Some(chunk) = rx.blocking_recv() {
+                    file.write_all(&chunk)?;
+                    unsynced += chunk.len() as u64;
+                    // Skipped while a flush runs; the next chunk asks again.
+                    if unsynced >= SYNC_EVERY && kick.try_send(()).is_ok() {
+                        unsynced = 0;
+                    }
+                }
+                Ok(())
+            })();
+            drop(kick);
+            let synced = syncer.join().unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "the background flush thread panicked",
+                ))
+            });
+            written.and(synced)
+        })?;
+        file.sync_all()?;
+        Ok(())
+    });
+    LocalWriter {
+        tx: Some(tx),
+        handle,
+        staging,
+        target,
+        lock: None,
+    }
+}
+
+/// A blob being written; see [`LocalStore::writer`] and [`LocalStore::resume`].
 pub struct LocalWriter {
     tx: Option<mpsc::Sender<Bytes>>,
     handle: JoinHandle<Result<(), StoreError>>,
     staging: PathBuf,
     target: PathBuf,
+    /// A resumable write's lock on its partial, held until the partial is published or left.
+    lock: Option<File>,
 }
 
 impl LocalWriter {
@@ -255,11 +399,14 @@ impl LocalWriter {
         published
     }
 
-    /// Drops the partial blob.
-    pub async fn abort(mut self) {
+    /// Ends the write without publishing: the partial blob is removed, unless `keep` and the
+    /// write is resumable (then what was written stays, durable, for a later resume).
+    pub async fn abort(mut self, keep: bool) {
         self.tx = None;
-        let _ = (&mut self.handle).await;
-        let _ = tokio::fs::remove_file(&self.staging).await;
+        let written = (&mut self.handle).await;
+        if !(keep && self.lock.is_some() && matches!(written, Ok(Ok(())))) {
+            let _ = tokio::fs::remove_file(&self.staging).await;
+        }
     }
 }
 

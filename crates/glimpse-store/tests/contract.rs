@@ -185,3 +185,150 @@ async fn bad_urls_and_keys_are_refused() {
     assert!(s.read("blobs/../../etc/passwd", None).await.is_err());
     assert!(s.delete("../x").await.is_err());
 }
+
+/// A body that delivers `data` and then fails, as a connection cut by a killed sender.
+fn cut_after(
+    data: &[u8],
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
+    body(data).chain(stream::iter(vec![Err(std::io::Error::other(
+        "connection reset",
+    ))]))
+}
+
+#[tokio::test]
+async fn a_resumed_write_continues_where_the_cut_one_stopped() {
+    let data = pattern(9 * 1024 * 1024 + 5);
+    let name = "image-1-abc";
+    for (which, b) in backends().await {
+        // The first write is cut after 5 MiB + 3 bytes (not a chunk boundary).
+        let cut = (5 << 20) + 3;
+        let err = b
+            .store
+            .write_resumable(name, 0, cut_after(&data[..cut]), None, |_: &[u8]| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Source(_)), "{which}: {err}");
+        let held = b.store.partial_len(name).await.unwrap();
+        if !b.store.resumable() {
+            assert_eq!(held, 0, "{which}: nothing to resume from");
+            let err = b
+                .store
+                .write_resumable(name, 1, body(&data[1..]), None, |_: &[u8]| Ok(()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    WriteError::Store(glimpse_store::StoreError::Gap { held: 0 })
+                ),
+                "{which}: {err}"
+            );
+            continue;
+        }
+        assert_eq!(held, cut as u64, "{which}: every received byte is held");
+        // Asking for more than is held is refused, and keeps what is held.
+        let err = b
+            .store
+            .write_resumable(
+                name,
+                held + 1,
+                body(&data[cut + 1..]),
+                None,
+                |_: &[u8]| Ok(()),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Store(glimpse_store::StoreError::Gap { held: h }) if h == held),
+            "{which}: {err}"
+        );
+        // Resume a little before the end of what is held: the observer and the hashes see
+        // every byte once, in order, and only the rest is sent.
+        let from = held - 1000;
+        let mut seen = Vec::new();
+        let w = b
+            .store
+            .write_resumable(
+                name,
+                from,
+                body(&data[from as usize..]),
+                None,
+                |c: &[u8]| {
+                    seen.extend_from_slice(c);
+                    Ok(())
+                },
+            )
+            .await
+            .unwrap();
+        assert!(seen == data, "{which}: the observer saw the whole content");
+        assert_eq!(w.size, data.len() as u64, "{which}");
+        assert_eq!(w.digests, digest_bytes(&data), "{which}");
+        assert!(read_all(&b.store, &w.key, None).await == data, "{which}");
+        assert_eq!(
+            b.store.partial_len(name).await.unwrap(),
+            0,
+            "{which}: published"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
+    let data = pattern(3 * 1024 * 1024);
+    for (which, b) in backends().await {
+        let before = b.store.list().await.unwrap().len();
+        let _ = b
+            .store
+            .write_resumable(
+                "img-2-x",
+                0,
+                cut_after(&data[..1 << 20]),
+                None,
+                |_: &[u8]| Ok(()),
+            )
+            .await
+            .unwrap_err();
+        // The observer refuses the resumed bytes: the partial goes.
+        let held = b.store.partial_len("img-2-x").await.unwrap();
+        let err = b
+            .store
+            .write_resumable(
+                "img-2-x",
+                held,
+                body(&data[held as usize..]),
+                None,
+                |_: &[u8]| Err(BoxError::from("too big")),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Aborted(_)), "{which}: {err}");
+        assert_eq!(b.store.partial_len("img-2-x").await.unwrap(), 0, "{which}");
+        // Cut again, then dropped by name prefix (an image delete).
+        let _ = b
+            .store
+            .write_resumable(
+                "img-3-y",
+                0,
+                cut_after(&data[..1 << 20]),
+                None,
+                |_: &[u8]| Ok(()),
+            )
+            .await
+            .unwrap_err();
+        b.store.drop_partials("img-3-").await.unwrap();
+        assert_eq!(b.store.partial_len("img-3-y").await.unwrap(), 0, "{which}");
+        assert_eq!(
+            b.store.list().await.unwrap().len(),
+            before,
+            "{which}: nothing left"
+        );
+        assert!(
+            b.store
+                .write_resumable("../x", 0, body(b""), None, |_: &[u8]| Ok(()))
+                .await
+                .is_err()
+                || !b.store.resumable(),
+            "{which}: names cannot climb out of the store"
+        );
+    }
+}

@@ -103,6 +103,8 @@ pub struct Shown {
     pub job: Job,
     pub phase: Option<String>,
     pub error: Option<String>,
+    /// The byte a cut copy went on from (`X-Glimpse-Job-Resumed-From`).
+    pub resumed_from: Option<String>,
 }
 
 fn reason(s: &Shown) -> String {
@@ -169,10 +171,12 @@ impl Session {
                 .map(str::to_string)
         };
         let (phase, error) = (header("x-glimpse-job-phase"), header("x-glimpse-job-error"));
+        let resumed_from = header("x-glimpse-job-resumed-from");
         Ok(Shown {
             job: resp.json().await?,
             phase,
             error,
+            resumed_from,
         })
     }
 
@@ -314,6 +318,9 @@ pub fn job_table(s: &Shown) -> String {
     }
     if let Some(e) = &s.error {
         rows.push(("error", e.clone()));
+    }
+    if let Some(n) = &s.resumed_from {
+        rows.push(("resumed_from_byte", n.clone()));
     }
     let rows: Vec<Vec<String>> = rows
         .into_iter()

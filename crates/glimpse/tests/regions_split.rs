@@ -9,55 +9,101 @@ use common::glance::{create_bare, download, sha512_hex, show, upload};
 use common::process::{self, GlimpseProcess, free_port, temp_dir};
 use serde_json::{Value, json};
 
+/// Identity + region-one in process `a`, region-two alone in process `b`.
+struct Pair {
+    dir_a: std::path::PathBuf,
+    dir_b: std::path::PathBuf,
+    port_a: u16,
+    a: GlimpseProcess,
+    b: GlimpseProcess,
+    url_a: String,
+    url_b: String,
+}
+
+impl Pair {
+    /// `region_one` is extra TOML for region-one's section (`[regions.jobs]`, …).
+    fn start(region_one: &str) -> Pair {
+        let (dir_a, dir_b) = (temp_dir(), temp_dir());
+        let (port_a, port_b) = (free_port(), free_port());
+        let url_a = format!("http://127.0.0.1:{port_a}");
+        let url_b = format!("http://127.0.0.1:{port_b}");
+        let identity = format!("{url_a}/identity/v3");
+        std::fs::write(
+            dir_a.join("glimpse.toml"),
+            format!(
+                "[[regions]]\nname = \"region-one\"\n{region_one}\n[[regions]]\nname = \"region-two\"\nserve = false\nurl = \"{url_b}/region-two\"\n"
+            ),
+        )
+        .unwrap();
+        let a = Self::start_a(&dir_a, port_a);
+        let service_pw = std::fs::read_to_string(dir_a.join("service-password")).unwrap();
+        std::fs::write(
+            dir_b.join("glimpse.toml"),
+            format!(
+                "[identity]\nenabled = false\nurl = \"{identity}\"\nvalidation_cache_seconds = 0\nservice_password = \"{}\"\n\n[[regions]]\nname = \"region-two\"\n",
+                service_pw.trim()
+            ),
+        )
+        .unwrap();
+        let b = GlimpseProcess::start_on(
+            &dir_b,
+            Some(&dir_b.join("glimpse.toml")),
+            &format!("127.0.0.1:{port_b}"),
+            &[],
+        );
+        Pair {
+            dir_a,
+            dir_b,
+            port_a,
+            a,
+            b,
+            url_a,
+            url_b,
+        }
+    }
+
+    fn start_a(dir_a: &std::path::Path, port_a: u16) -> GlimpseProcess {
+        GlimpseProcess::start_on(
+            dir_a,
+            Some(&dir_a.join("glimpse.toml")),
+            &format!("127.0.0.1:{port_a}"),
+            &[("GLIMPSE_ADMIN_PASSWORD", "admin-pw")],
+        )
+    }
+
+    async fn admin(&self, http: &reqwest::Client) -> String {
+        process::identity::token(
+            http,
+            &self.url_a,
+            "admin",
+            "admin-pw",
+            process::identity::project_named("admin"),
+        )
+        .await
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.a.kill9();
+        self.b.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir_a);
+        let _ = std::fs::remove_dir_all(&self.dir_b);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_only_http() {
-    let (dir_a, dir_b) = (temp_dir(), temp_dir());
-    let (port_a, port_b) = (free_port(), free_port());
-    let url_a = format!("http://127.0.0.1:{port_a}");
-    let url_b = format!("http://127.0.0.1:{port_b}");
+    let pair = Pair::start("");
+    let (url_a, url_b) = (pair.url_a.clone(), pair.url_b.clone());
     let identity = format!("{url_a}/identity/v3");
-    std::fs::write(
-        dir_a.join("glimpse.toml"),
-        format!(
-            "[[regions]]\nname = \"region-one\"\n\n[[regions]]\nname = \"region-two\"\nserve = false\nurl = \"{url_b}/region-two\"\n"
-        ),
-    )
-    .unwrap();
-    let a = GlimpseProcess::start_on(
-        &dir_a,
-        Some(&dir_a.join("glimpse.toml")),
-        &format!("127.0.0.1:{port_a}"),
-        &[("GLIMPSE_ADMIN_PASSWORD", "admin-pw")],
-    );
-    let service_pw = std::fs::read_to_string(dir_a.join("service-password")).unwrap();
-    std::fs::write(
-        dir_b.join("glimpse.toml"),
-        format!(
-            "[identity]\nenabled = false\nurl = \"{identity}\"\nvalidation_cache_seconds = 0\nservice_password = \"{}\"\n\n[[regions]]\nname = \"region-two\"\n",
-            service_pw.trim()
-        ),
-    )
-    .unwrap();
-    let b = GlimpseProcess::start_on(
-        &dir_b,
-        Some(&dir_b.join("glimpse.toml")),
-        &format!("127.0.0.1:{port_b}"),
-        &[],
-    );
     assert!(
-        !dir_b.join("identity.db").exists(),
+        !pair.dir_b.join("identity.db").exists(),
         "region-two keeps no identity"
     );
 
     let http = reqwest::Client::new();
-    let admin = process::identity::token(
-        &http,
-        &url_a,
-        "admin",
-        "admin-pw",
-        process::identity::project_named("admin"),
-    )
-    .await;
+    let admin = pair.admin(&http).await;
     let image_one = format!("{url_a}/region-one/image");
     let image_two = format!("{url_b}/region-two/image");
 
@@ -173,7 +219,8 @@ async fn two_processes_share_only_http() {
     assert_eq!(r.status(), 401);
 
     // Identity down: the region cannot validate tokens and says so (503), never 500 or 200.
-    drop(a);
+    let mut pair = pair;
+    pair.a.kill9();
     let r = http
         .get(format!("{image_two}/v2/images"))
         .header("x-auth-token", &admin)
@@ -182,7 +229,132 @@ async fn two_processes_share_only_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
-    drop(b);
-    let _ = std::fs::remove_dir_all(&dir_a);
-    let _ = std::fs::remove_dir_all(&dir_b);
+}
+
+/// Files under `dir` (recursively) whose name starts with `prefix`.
+fn files_named(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_named(&path, prefix));
+        } else if entry.file_name().to_string_lossy().starts_with(prefix) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The source region's process is killed (`kill -9`) in the middle of a copy while the
+/// destination lives on: the destination keeps the bytes that arrived, and the job, taken
+/// over after the restart, sends only the rest. One destination image, the source's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_cut_by_killing_the_source_resumes_from_the_bytes_the_destination_holds() {
+    let mut pair = Pair::start(
+        "[regions.jobs]\nlease_seconds = 2\n[regions.replication]\nmax_bytes_per_second = 12582912\n",
+    );
+    let http = reqwest::Client::new();
+    let admin = pair.admin(&http).await;
+    let (url_a, url_b) = (pair.url_a.clone(), pair.url_b.clone());
+    let image_one = format!("{url_a}/region-one/image");
+    let far =
+        process::identity::member_project(&http, &url_a, &admin, "far", "region-two", "admin")
+            .await;
+    // 36 MiB: about three seconds at region-one's 12 MiB/s limit.
+    let data: Vec<u8> = (0..36u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let id = create_bare(&http, &image_one, &admin, "cut-copy", "raw").await;
+    assert_eq!(
+        upload(&http, &image_one, &admin, &id, data.clone()).await.0,
+        204
+    );
+    let r = http
+        .post(format!("{image_one}/v2/extension/image_replicator/jobs"))
+        .header("x-auth-token", &admin)
+        .json(&json!({"image_id": id, "tenant_id_dst": far}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job_url = format!("{image_one}/v2/extension/image_replicator/jobs/{job}");
+    let show_job = async |token: &str| -> (Value, String) {
+        let r = http
+            .get(&job_url)
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .unwrap();
+        let resumed = r
+            .headers()
+            .get("x-glimpse-job-resumed-from")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (r.json().await.unwrap(), resumed)
+    };
+
+    // Kill the source once 40 % went out.
+    let mut seen = Value::Null;
+    for _ in 0..2000 {
+        seen = show_job(&admin).await.0;
+        if seen["copy_progress"].as_u64().unwrap_or(0) >= 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen["status"], "replicating", "{seen}");
+    pair.a.kill9();
+    pair.a = Pair::start_a(&pair.dir_a, pair.port_a);
+    let admin = pair.admin(&http).await;
+
+    let (mut last, mut resumed) = (Value::Null, String::new());
+    for _ in 0..3000 {
+        (last, resumed) = show_job(&admin).await;
+        if ["replicated", "error", "canceled"].contains(&last["status"].as_str().unwrap_or("")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "replicated", "{last}");
+    // The destination held at least a quarter (40 % had gone out; some was in flight).
+    let from: u64 = resumed.parse().expect("the job resumed");
+    assert!(
+        from >= data.len() as u64 / 4 && from < data.len() as u64,
+        "resumed from {from}"
+    );
+
+    let far_token = process::identity::token(
+        &http,
+        &url_a,
+        "admin",
+        "admin-pw",
+        json!({"project": {"id": far}}),
+    )
+    .await;
+    let image_two = format!("{url_b}/region-two/image");
+    let list: Value = http
+        .get(format!("{image_two}/v2/images?name=cut-copy"))
+        .header("x-auth-token", &far_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let images = list["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{list}");
+    assert_eq!(images[0]["id"], last["destination_image_id"]);
+    assert_eq!(images[0]["os_hash_value"], sha512_hex(&data));
+    let copy = images[0]["id"].as_str().unwrap();
+    let (status, got) = download(&http, &image_two, &far_token, copy).await;
+    assert_eq!(status, 200);
+    assert!(got == data, "the copy is the source's bytes");
+    assert!(
+        files_named(&pair.dir_b, "partial-").is_empty(),
+        "the held bytes became the image's blob"
+    );
 }

@@ -1,6 +1,7 @@
 //! `kill -9` of the whole process in the middle of a cross-region copy, then a restart: the job
 //! is taken over when its lease expires and still ends `replicated`, with exactly one
-//! destination image whose bytes equal the source's. The copy is slowed by the region's
+//! destination image whose bytes equal the source's, and the copy went on from the bytes the
+//! destination had kept, not from zero. The copy is slowed by the region's
 //! bandwidth limit so that the kill lands mid-copy.
 
 mod common;
@@ -107,6 +108,23 @@ async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(last["status"], "replicated", "{last}");
+    // The destination (in the same killed process) kept what it had written: the job went on
+    // from there, not from byte zero.
+    let resumed = http
+        .get(format!(
+            "{base}/region-one/image/v2/extension/image_replicator/jobs/{id}"
+        ))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get("x-glimpse-job-resumed-from")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    assert!(
+        resumed.is_some_and(|n| n > 0 && n < data.len() as u64),
+        "resumed from {resumed:?}"
+    );
 
     // Exactly one destination image, with the source's bytes.
     let far_tok = admin(&http, &base, json!({"project": {"id": far}})).await;

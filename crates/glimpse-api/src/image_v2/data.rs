@@ -56,10 +56,24 @@ pub async fn upload(
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_ascii_lowercase())
     };
-    // Glimpse extension: digests the sender already knows are verified before publishing.
+    // Glimpse extension: digests the sender already knows are verified before publishing,
+    // and the replication service may continue a cut upload (docs/replication.md).
+    let resume_from = match headers.get("x-glimpse-upload-offset") {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                glance(Error::bad_request(
+                    "X-Glimpse-Upload-Offset must be a non-negative integer.",
+                ))
+            })?,
+    };
     let expected = images::Expected {
         checksum: hex_header("x-glimpse-expected-checksum"),
         os_hash_value: hex_header("x-glimpse-expected-os-hash-value"),
+        resume_from,
     };
     let body = req.into_body().into_data_stream();
     images::upload(&region, &caller, &id, body, declared, &expected)

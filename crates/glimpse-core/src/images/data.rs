@@ -17,6 +17,13 @@
 //! As in Glance, only `bare` container images are inspected: `ami`, `ova`, `docker`, … hold
 //! payloads the inspector cannot judge; they are stored as uploaded with `virtual_size` null.
 //!
+//! Resumable uploads: the replication service's uploads (see `resumable`) are staged under a
+//! name made of the image id and the content's sha512, and a cut one keeps what arrived. The
+//! next upload of the same image and content may say, with `Expected::resume_from`, that it
+//! continues at byte N ([`upload_offset`] tells the sender N): the store re-reads the held
+//! N bytes through the hashes, the size and quota checks and the format inspector before it
+//! appends the body, so the verdict and both digests still cover the whole content.
+//!
 //! Crash behaviour: a crash mid-upload leaves the image `saving` and perhaps a blob nobody
 //! names. [`recover`] (run when the region opens) puts `saving` images back to `queued`, and
 //! [`clean_orphans`] deletes unreferenced blobs older than a grace period. A dropped upload
@@ -127,6 +134,68 @@ pub struct Expected {
     pub checksum: Option<String>,
     /// sha512, lower-case hex (`os_hash_value`).
     pub os_hash_value: Option<String>,
+    /// Bytes of the content the uploader says an earlier, cut upload of the same content
+    /// left here (`X-Glimpse-Upload-Offset`); the body holds the rest. Only for the
+    /// replication service's uploads, which are resumable ([`resumable`]).
+    pub resume_from: u64,
+}
+
+/// The name of the resumable upload of `image`'s content with sha512 `os_hash_value`: a new
+/// content never continues another's bytes.
+fn partial_name(image: &str, os_hash_value: &str) -> String {
+    let tag: String = os_hash_value.chars().take(32).collect();
+    format!("{image}-{tag}")
+}
+
+/// How an upload is stored: resumable (the replication service's, with both digests stated:
+/// a cut upload keeps what arrived, and the next may continue from there), or plain.
+struct Resumable {
+    name: String,
+    md5: String,
+}
+
+fn resumable(region: &Region, caller: &Caller, id: &str, expected: &Expected) -> Option<Resumable> {
+    let md5 = trusted_md5(region, caller, expected)?;
+    let sha = expected.os_hash_value.as_deref()?.to_ascii_lowercase();
+    Some(Resumable {
+        name: partial_name(id, &sha),
+        md5,
+    })
+}
+
+/// How many bytes of an interrupted replication upload of `id` with content sha512
+/// `os_hash_value` this region holds, so that the sender resumes there (0: send it all).
+/// Only the service account may ask (403), about an image it can see (404).
+pub async fn upload_offset(
+    region: &Region,
+    caller: &Caller,
+    id: &str,
+    os_hash_value: &str,
+) -> Result<u64> {
+    if !region.service.recognises(caller) {
+        return Err(Error::forbidden(
+            "Only the replication service may resume an upload.",
+        ));
+    }
+    if os_hash_value.len() != 128 || !os_hash_value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::bad_request(
+            "os_hash_value must be a sha512 digest in hexadecimal.",
+        ));
+    }
+    let img = load_for(region, caller, id, Action::Get).await?.image;
+    if img.status != ImageStatus::Queued {
+        return Ok(0);
+    }
+    let name = partial_name(id, &os_hash_value.to_ascii_lowercase());
+    Ok(region.store.partial_len(&name).await?)
+}
+
+/// Drops what interrupted resumable uploads of `image` left (the image is gone or no longer
+/// needs them); failures are logged, the cleaner gets them later.
+pub(crate) async fn drop_partials(region: &Region, image: &str) {
+    if let Err(e) = region.store.drop_partials(&format!("{image}-")).await {
+        tracing::warn!(image, error = %e, "could not drop a partial upload; the cleaner will");
+    }
 }
 
 /// The expected md5 an upload may take as the content's without computing it: only the
@@ -185,6 +254,15 @@ where
             )));
         }
     }
+    let stored_as = resumable(region, caller, id, expected);
+    if expected.resume_from > 0 && stored_as.is_none() {
+        return Err(Error::bad_request(
+            "X-Glimpse-Upload-Offset is accepted only from the replication service, with both \
+             expected digests.",
+        ));
+    }
+    // What the whole content will weigh: the held part and the body.
+    let declared_len = declared_len.map(|n| n.saturating_add(expected.resume_from));
     let limits = &region.config.limits;
     let cap = limits.image_size_cap;
     if declared_len.is_some_and(|n| n > cap) {
@@ -246,8 +324,13 @@ where
         }
         Ok(())
     };
-    let written = match trusted_md5(region, caller, expected) {
-        Some(md5) => region.store.write_known_md5(body, md5, observe).await,
+    let written = match stored_as {
+        Some(r) => {
+            region
+                .store
+                .write_resumable(&r.name, expected.resume_from, body, Some(r.md5), observe)
+                .await
+        }
         None => region.store.write(body, observe).await,
     };
     let written = match written {
@@ -263,6 +346,14 @@ where
                     tracing::info!(image = id, error = %e, "upload body failed");
                     Error::bad_request(format!("Error reading the image data: {e}"))
                 }
+                WriteError::Store(StoreError::Gap { held }) => Error::new(
+                    crate::Kind::RangeNotSatisfiable,
+                    format!(
+                        "This region holds {held} bytes of an earlier upload of this content, fewer \
+                     than the {} the upload continues from.",
+                        expected.resume_from
+                    ),
+                ),
                 WriteError::Store(e) => Error::unavailable(format!("Image storage failed: {e}")),
             });
         }

@@ -21,6 +21,7 @@ pub(crate) mod repo;
 
 pub use data::{
     Expected, ORPHAN_GRACE, clean_orphans, load_for_use, prepare_download, read, recover, upload,
+    upload_offset,
 };
 pub use input::PatchDialect;
 pub use list::{ListQuery, Page};

@@ -234,6 +234,7 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
     }
     match repo::delete(&region.db, id).await? {
         repo::Deleted::Done { blob_key } => {
+            super::data::drop_partials(region, id).await;
             if let Some(key) = blob_key
                 && let Err(e) = region.store.delete(&key).await
             {

@@ -148,6 +148,8 @@ pub async fn adopt(region: &Region, caller: &Caller, id: &str, want: &Content) -
     if published == 1 {
         tracing::info!(region = %region.name, image = id, from = %candidate, blob = %blob,
             "replica adopted existing content; no bytes moved");
+        // An earlier, cut upload of this image is no longer needed.
+        crate::images::data::drop_partials(region, id).await;
     }
     Ok(published == 1)
 }

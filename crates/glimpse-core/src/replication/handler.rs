@@ -7,10 +7,12 @@
 //!    properties plus `replicated_from_region`, `replicated_from_image` and
 //!    `replication_job_id`. Checkpoint its id (the job list shows it from now on).
 //! 3. Unless it is already `active` (an earlier attempt finished the upload), ask the
-//!    destination to adopt content it already holds ([`super::adopt`]: no byte moves), else stream
-//!    `GET {src}/file` into `PUT {dst}/file` with `Content-Length` and the expected md5 and
-//!    sha512 in headers, counting bytes for `copy_progress` (persisted when the percentage
-//!    grows, at most once a second). Never buffered: memory is one chunk in flight.
+//!    destination to adopt content it already holds ([`super::adopt`]: no byte moves), else
+//!    ask how many bytes of a cut earlier upload it holds (N, usually 0) and stream
+//!    `GET {src}/file` (`Range: bytes=N-`) into `PUT {dst}/file` (`X-Glimpse-Upload-Offset: N`)
+//!    with `Content-Length` and the expected md5 and sha512 in headers, counting bytes for
+//!    `copy_progress` (persisted when the percentage grows, at most once a second). Never
+//!    buffered: memory is one chunk in flight.
 //! 4. Verify that the destination is `active` with the source's checksum and os_hash_value.
 //!
 //! Failures: no answer or 5xx → [`JobError::Retryable`] (the runner backs off and retries);
@@ -18,8 +20,10 @@
 //! (cancel, final failure) deletes the destination image if it is this job's.
 //!
 //! Crash behaviour: a killed worker's upload connection drops, so the destination puts the
-//! image back to `queued`; the job's next owner finds it by id and uploads again from byte
-//! zero, or skips the copy if the image became `active` with the right hashes.
+//! image back to `queued` and keeps the bytes that arrived; the job's next owner finds the
+//! image by id and continues the upload from the last byte the destination holds (on a
+//! filesystem store; from zero on S3), or skips the copy if the image became `active` with
+//! the right hashes. The result records `resumed_from` (the byte a resumed copy started at).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,13 +55,17 @@ impl ReplicateHandler {
         ReplicateHandler { region }
     }
 
-    /// A fault as a job error; a refused service token is dropped so the retry logs in again.
+    /// A fault as a job error; a refused service token is dropped so the retry logs in again,
+    /// and a resume point the destination no longer holds (416) is asked for again.
     async fn classify(&self, f: Fault) -> JobError {
-        if matches!(f.status(), Some(401)) {
-            self.region.service.forget().await;
-            return JobError::Retryable(f.message().to_string());
+        match f.status() {
+            Some(401) => {
+                self.region.service.forget().await;
+                JobError::Retryable(f.message().to_string())
+            }
+            Some(416) => JobError::Retryable(f.message().to_string()),
+            _ => f.into(),
         }
-        f.into()
     }
 
     /// The source and destination image APIs, with the service token.
@@ -106,14 +114,26 @@ impl ReplicateHandler {
         ctx.progress(0, "creating").await?;
         let id = p.destination_image_id.as_str();
         let image = self.destination_image(ctx, p, &source, dst).await?;
-        let made = json!({ "destination_image_id": id });
+        // An earlier attempt's resume point stays in the result.
+        let mut made = ctx
+            .job
+            .result
+            .clone()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        made["destination_image_id"] = json!(id);
         ctx.checkpoint(made.clone(), Some(made.clone())).await?;
 
         match image["status"].as_str().unwrap_or("") {
             "active" => tracing::info!(job = %ctx.job.id, image = id, "destination already active"),
             "queued" => {
                 if !self.adopt(ctx, p, dst).await? {
-                    self.copy(ctx, p, src, dst).await?;
+                    let from = self.resume_point(ctx, p, dst).await;
+                    if from > 0 {
+                        made["resumed_from"] = json!(from);
+                        ctx.checkpoint(made.clone(), Some(made.clone())).await?;
+                    }
+                    self.copy(ctx, p, from, src, dst).await?;
                 }
             }
             s @ ("saving" | "uploading" | "importing") => {
@@ -219,27 +239,59 @@ impl ReplicateHandler {
         }
     }
 
-    /// Streams the source's data into the destination image.
+    /// The byte to continue the copy at: how much of a cut earlier upload of this content the
+    /// destination holds (0 when it holds none, cannot say, or the digests to name the content
+    /// are unknown). Never fatal: at worst the copy starts from zero.
+    async fn resume_point(&self, ctx: &JobContext, p: &Params, dst: &Glance<'_>) -> u64 {
+        let (Some(_), Some(sha512)) = (&p.checksum, &p.os_hash_value) else {
+            return 0;
+        };
+        if p.os_hash_algo.as_deref().is_some_and(|a| a != "sha512") {
+            return 0;
+        }
+        match dst.upload_offset(&p.destination_image_id, sha512).await {
+            Ok(n) if n > 0 && n <= p.size => {
+                tracing::info!(job = %ctx.job.id, image = %p.destination_image_id, from = n,
+                    size = p.size, "the destination holds part of an earlier upload; resuming");
+                n
+            }
+            Ok(_) => 0,
+            Err(f) => {
+                tracing::warn!(job = %ctx.job.id, error = %f, "could not ask for a resume point; copying from zero");
+                0
+            }
+        }
+    }
+
+    /// Streams the source's data from byte `from` on into the destination image.
     async fn copy(
         &self,
         ctx: &JobContext,
         p: &Params,
+        from: u64,
         src: &Glance<'_>,
         dst: &Glance<'_>,
     ) -> Result<(), JobError> {
-        ctx.progress(0, "copying").await?;
-        let resp = match src.download(&p.source_image_id).await {
+        ctx.progress(percent(from, p.size), "copying").await?;
+        let resp = match src.download(&p.source_image_id, from).await {
             Ok(r) => r,
             Err(f) => return Err(self.classify(f).await),
         };
-        let len = resp.content_length().unwrap_or(p.size);
-        if len != p.size {
+        // A source that ignored the range sends everything: then so do we.
+        let from = if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+            from
+        } else {
+            0
+        };
+        let len = resp.content_length().unwrap_or(p.size - from);
+        if from + len != p.size {
             return Err(JobError::Permanent(format!(
-                "the source image data is {len} bytes, {} were expected",
+                "the source image data is {} bytes, {} were expected",
+                from + len,
                 p.size
             )));
         }
-        let sent = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(from));
         let point = pause::lookup(&p.source_image_id);
         let (counter, held) = (sent.clone(), point.clone());
         let limit = self.region.config.replication.max_bytes_per_second;
@@ -252,7 +304,7 @@ impl ReplicateHandler {
                     // Held before the next chunk, so everything counted has gone out.
                     point.hold(counter.load(Ordering::Relaxed)).await?;
                 }
-                let total = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                let total = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed) - from;
                 if limit > 0 {
                     // Bandwidth limit: this chunk leaves once the budget allows it.
                     let due = Duration::from_secs_f64(total as f64 / limit as f64);
@@ -264,13 +316,14 @@ impl ReplicateHandler {
         let upload = dst.upload(
             &p.destination_image_id,
             reqwest::Body::wrap_stream(stream),
-            len,
+            (from, len),
             p.checksum.as_deref(),
             p.os_hash_value.as_deref(),
         );
         tokio::pin!(upload);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let (mut shown, mut last_bytes, mut moved_at) = (0u8, 0u64, Instant::now());
+        let (mut shown, mut last_bytes, mut moved_at) =
+            (percent(from, p.size), from, Instant::now());
         loop {
             tokio::select! {
                 done = &mut upload => {
@@ -282,7 +335,7 @@ impl ReplicateHandler {
                 _ = ctx.cancel.cancelled() => return Err(JobError::Interrupted),
                 _ = tick.tick() => {
                     let n = sent.load(Ordering::Relaxed);
-                    let pct = percent(n, len);
+                    let pct = percent(n, p.size);
                     if pct > shown {
                         ctx.progress(pct, "copying").await?;
                         shown = pct;

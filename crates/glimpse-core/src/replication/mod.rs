@@ -50,6 +50,8 @@ pub const PROP_JOB: &str = "replication_job_id";
 /// Headers asking the destination to verify the upload before the image becomes `active`.
 pub const HEADER_EXPECTED_CHECKSUM: &str = "x-glimpse-expected-checksum";
 pub const HEADER_EXPECTED_OS_HASH: &str = "x-glimpse-expected-os-hash-value";
+/// Header of a replication upload that continues a cut one: the byte its body starts at.
+pub const HEADER_UPLOAD_OFFSET: &str = "x-glimpse-upload-offset";
 
 /// Everything a replication job needs, fixed at submission (the job's `params`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

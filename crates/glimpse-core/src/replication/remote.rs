@@ -157,13 +157,14 @@ impl Glance<'_> {
         }
     }
 
-    /// `GET /v2/images/{id}/file`: the response, to stream its body.
-    pub async fn download(&self, id: &str) -> Result<Response, Fault> {
-        let resp = send(
-            self.req(reqwest::Method::GET, &format!("/v2/images/{id}/file")),
-            "reading the source image data",
-        )
-        .await?;
+    /// `GET /v2/images/{id}/file` from byte `from` on (`Range: bytes=from-` when not 0): the
+    /// response, to stream its body (206 for a range).
+    pub async fn download(&self, id: &str, from: u64) -> Result<Response, Fault> {
+        let mut rb = self.req(reqwest::Method::GET, &format!("/v2/images/{id}/file"));
+        if from > 0 {
+            rb = rb.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        let resp = send(rb, "reading the source image data").await?;
         if resp.status() == StatusCode::NO_CONTENT {
             return Err(Fault::Refused {
                 status: 204,
@@ -174,12 +175,14 @@ impl Glance<'_> {
     }
 
     /// `PUT /v2/images/{id}/file` with a streamed body of `len` bytes, asking the destination
-    /// to verify the expected md5 and sha512 before it publishes the image.
+    /// to verify the expected md5 and sha512 before it publishes the image. `from` > 0: the
+    /// body is the content from that byte on, continuing a cut upload
+    /// (`X-Glimpse-Upload-Offset`).
     pub async fn upload(
         &self,
         id: &str,
         body: reqwest::Body,
-        len: u64,
+        (from, len): (u64, u64),
         checksum: Option<&str>,
         os_hash_value: Option<&str>,
     ) -> Result<(), Fault> {
@@ -188,6 +191,9 @@ impl Glance<'_> {
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_LENGTH, len)
             .body(body);
+        if from > 0 {
+            rb = rb.header(super::HEADER_UPLOAD_OFFSET, from);
+        }
         if let Some(c) = checksum {
             rb = rb.header(super::HEADER_EXPECTED_CHECKSUM, c);
         }
@@ -216,6 +222,24 @@ impl Glance<'_> {
         )
         .await?;
         Ok(v["adopted"] == true)
+    }
+
+    /// `GET /v2/extension/image_replicator/uploads/{id}`: how many bytes of a cut upload of
+    /// the content with sha512 `os_hash_value` the region holds for image `id`.
+    pub async fn upload_offset(&self, id: &str, os_hash_value: &str) -> Result<u64, Fault> {
+        let sha: String = url::form_urlencoded::byte_serialize(os_hash_value.as_bytes()).collect();
+        let v = json(
+            self.req(
+                reqwest::Method::GET,
+                &format!("/v2/extension/image_replicator/uploads/{id}?os_hash_value={sha}"),
+            ),
+            "asking the destination how much of the upload it holds",
+        )
+        .await?;
+        v["offset"].as_u64().ok_or_else(|| Fault::Refused {
+            status: 200,
+            message: format!("the destination answered an unreadable offset: {v}"),
+        })
     }
 
     /// `GET /v2/extension/image_replicator/capabilities`: what the region accepts.
