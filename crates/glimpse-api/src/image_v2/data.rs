@@ -5,8 +5,9 @@
 //! with `Content-MD5`, honouring one `Range` (206, or 416 when unsatisfiable, 400 for several).
 //!
 //! If the client goes away mid-upload the handler future is dropped and the domain's guard puts
-//! the image back to `queued`; the partial blob is removed by the store or, after a crash, by
-//! the cleaner.
+//! the image back to `queued`; the partial blob is left to the cleaner, or, for a replication
+//! upload, kept so the next one continues from it (`X-Glimpse-Upload-Offset`,
+//! docs/replication.md).
 
 use std::sync::Arc;
 
