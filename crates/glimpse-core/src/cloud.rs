@@ -89,9 +89,11 @@ impl Cloud {
         })
     }
 
-    /// Starts every region's job workers and its hourly orphan cleaner (unreferenced blobs and
-    /// staging leftovers, cut uploads included, older than [`crate::images::ORPHAN_GRACE`]);
-    /// they stop (workers requeueing running jobs) when `shutdown` fires.
+    /// Starts every region's job workers and its hourly housekeeping: the orphan cleaner
+    /// (unreferenced blobs and staging leftovers, cut uploads included, older than
+    /// [`crate::images::ORPHAN_GRACE`]) and the purge of jobs finished more than
+    /// `[regions.jobs] retention_days` ago. They stop (workers requeueing running jobs) when
+    /// `shutdown` fires.
     pub fn start_workers(&self, shutdown: CancellationToken) {
         for (runner, region) in self.runners.iter().zip(&self.regions) {
             if region.config.jobs.workers > 0 {

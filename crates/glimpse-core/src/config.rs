@@ -153,6 +153,9 @@ pub struct JobsConfig {
     pub max_attempts: i64,
     /// Running jobs per project and kind; the rest wait queued.
     pub per_project_running: i64,
+    /// Days a finished job (and its idempotency key) is kept before the hourly housekeeping
+    /// forgets it (0: keep forever).
+    pub retention_days: u64,
 }
 
 impl Default for JobsConfig {
@@ -162,6 +165,7 @@ impl Default for JobsConfig {
             lease_seconds: 30,
             max_attempts: 8,
             per_project_running: 2,
+            retention_days: 30,
         }
     }
 }

@@ -40,6 +40,18 @@ async fn image_status(http: &reqwest::Client, image: &str, token: &str, id: &str
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The Glance list of the images named `name`.
+async fn images_named(http: &reqwest::Client, image: &str, token: &str, name: &str) -> Value {
+    http.get(format!("{image}/v2/images?name={name}"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn scribble(path: &std::path::Path, seed: u8) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
@@ -160,15 +172,7 @@ async fn kill9_mid_upload_then_restart_leaves_volume_back_and_image_whole_or_gon
             std::fs::remove_file(&out).unwrap();
         }
         // Exactly zero or one image of that name, never a half-made one.
-        let list: Value = http
-            .get(format!("{image}/v2/images?name={name}"))
-            .header("x-auth-token", &token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = images_named(&http, &image, &token, &name).await;
         let found = list["images"].as_array().unwrap();
         assert!(found.len() <= 1, "{list}");
         assert!(found.iter().all(|i| i["status"] == "active"), "{list}");
@@ -282,4 +286,102 @@ async fn kill9_during_create_from_image_then_restart_ends_available() {
     assert_eq!(at, 1 << 30);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads a volume's status and recorded upload image straight from the region database.
+async fn volume_row(db: &glimpse_core::db::Db, id: &str) -> (String, Option<String>) {
+    use sqlx::Row;
+    let row = sqlx::query("SELECT status, upload_image_id FROM volumes WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    (row.get("status"), row.get("upload_image_id"))
+}
+
+/// The crash the review found: the process dies after an upload's image record is made and
+/// before its job is enqueued. Nothing would ever fill that `queued` image; after a restart it
+/// must be gone and the volume `available` again, and nothing else touched. The crash state
+/// is written as the request leaves it at that point (the volume `uploading` and naming the
+/// image, in the one UPDATE that takes it; the image record made through Glance, `protected`
+/// as a 3.1 upload may ask; no job), plus the earlier crash point (the volume names an image
+/// whose record was never made). Runs on SQLite and, in CI, PostgreSQL.
+#[tokio::test]
+async fn crash_between_image_record_and_job_enqueue_leaves_no_stray_image() {
+    use common::TestCloud;
+    use common::cinder::wait_image;
+    const REGION: &str = "region-one";
+    let dir = common::TempDir::new();
+    let (project, token, gap, early, stray, kept) = {
+        let tc = TestCloud::start_in(dir.0.clone(), |_| {}).await;
+        let (pid, token) = tc.user_in_new_project("member", REGION).await;
+        let c = Cinder::new(&tc, REGION, &pid, &token);
+        let gap = c.create(1, "gap").await;
+        let early = c.create(1, "early").await;
+        let image = tc.image(REGION);
+        // The image the request made for `gap`, exactly as the upload makes it.
+        let stray = common::glance::create_image(
+            &tc.http,
+            &image,
+            &token,
+            json!({"name": "gap-image", "disk_format": "qcow2", "container_format": "bare",
+                   "visibility": "private", "protected": true}),
+        )
+        .await;
+        // The user's own queued image, which no volume names: never touched.
+        let kept = common::glance::create_bare(&tc.http, &image, &token, "mine", "raw").await;
+        let db = &tc.cloud.regions[0].db;
+        for (vol, img) in [
+            (&gap, stray.clone()),
+            (&early, uuid::Uuid::new_v4().to_string()),
+        ] {
+            sqlx::query(
+                "UPDATE volumes SET previous_status = status, status = 'uploading', \
+                 upload_image_id = $1 WHERE id = $2",
+            )
+            .bind(img)
+            .bind(vol)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+        (pid, token, gap, early, stray, kept)
+    };
+
+    // Restart on the same data: the region's start-up repair runs before it serves.
+    let tc = TestCloud::start_in(dir.0.clone(), |_| {}).await;
+    let c = Cinder::new(&tc, REGION, &project, &token);
+    let image = tc.image(REGION);
+    let db = &tc.cloud.regions[0].db;
+    for vol in [&gap, &early] {
+        assert_eq!(c.show(vol).await.1["volume"]["status"], "available");
+        assert_eq!(volume_row(db, vol).await, ("available".into(), None));
+    }
+    let (s, img) = image_status(&tc.http, &image, &token, &stray).await;
+    assert_eq!(s, 404, "the stray image survived the restart: {img}");
+    let list = images_named(&tc.http, &image, &token, "gap-image").await;
+    assert_eq!(list["images"], json!([]), "{list}");
+    let (s, mine) = image_status(&tc.http, &image, &token, &kept).await;
+    assert_eq!(
+        (s, mine["status"].as_str()),
+        (200, Some("queued")),
+        "{mine}"
+    );
+
+    // The volume uploads normally afterwards; while uploading it names the answer's image, and
+    // it forgets it when it is back.
+    let body = json!({"os-volume_upload_image": {"image_name": "after", "disk_format": "qcow2"}});
+    let (s, v) = c.action(&gap, body).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    match volume_row(db, &gap).await {
+        (status, recorded) if status == "uploading" => assert_eq!(recorded, Some(id.clone())),
+        (status, recorded) => assert_eq!((status.as_str(), recorded), ("available", None)),
+    }
+    wait_image(&tc.http, &image, &token, &id, "active").await;
+    c.wait(&gap, "available").await;
+    assert_eq!(volume_row(db, &gap).await, ("available".into(), None));
 }

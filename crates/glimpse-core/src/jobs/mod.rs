@@ -64,6 +64,16 @@ impl Queue {
         store::list(&self.db, kind, project).await
     }
 
+    /// Forgets finished jobs that ended more than `retention` ago (and so their idempotency
+    /// keys: the same key then makes a new job); returns how many.
+    pub async fn purge_finished(&self, retention: std::time::Duration) -> Result<u64> {
+        let age = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let before = glimpse_types::now()
+            .checked_sub_signed(age)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        store::purge_finished(&self.db, before).await
+    }
+
     /// Requests cancellation of a queued or running job; false if it is in another state.
     pub async fn request_cancel(&self, id: &str) -> Result<bool> {
         let changed = store::request_cancel(&self.db, id).await?;

@@ -290,3 +290,16 @@ pub async fn transition(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Deletes finished jobs (succeeded, failed, canceled) that ended before `before`, with their
+/// idempotency keys; returns how many. Unfinished jobs are never touched.
+pub async fn purge_finished(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'canceled') \
+         AND finished_at IS NOT NULL AND finished_at < $1",
+    )
+    .bind(db_time(before))
+    .execute(&db.pool)
+    .await?
+    .rows_affected())
+}

@@ -211,6 +211,53 @@ async fn idempotency_key_returns_the_same_job() {
     assert_ne!(a.id, c.id, "keys are per project");
 }
 
+/// Sets a job's state and finish time directly (as a worker that ended it `days_ago`).
+async fn ended(db: &Db, id: &str, state: &str, days_ago: i64) {
+    let at = glimpse_types::now() - chrono::Duration::days(days_ago);
+    sqlx::query("UPDATE jobs SET state = $1, finished_at = $2 WHERE id = $3")
+        .bind(state)
+        .bind(glimpse_types::db_time(at))
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn finished_jobs_past_retention_are_forgotten_with_their_keys() {
+    let t = db().await;
+    let q = Queue::new(t.1.clone());
+    let (old, _) = q.enqueue(&new_job("p1", Some("old"))).await.unwrap();
+    let (failed, _) = q.enqueue(&new_job("p1", Some("failed"))).await.unwrap();
+    let (recent, _) = q.enqueue(&new_job("p1", Some("recent"))).await.unwrap();
+    let (waiting, _) = q.enqueue(&new_job("p1", Some("waiting"))).await.unwrap();
+    ended(&t.1, &old.id, "succeeded", 40).await;
+    ended(&t.1, &failed.id, "failed", 31).await;
+    ended(&t.1, &recent.id, "canceled", 29).await;
+    // Unfinished, however old its times: never purged.
+    sqlx::query("UPDATE jobs SET created_at = $1 WHERE id = $2")
+        .bind(glimpse_types::db_time(
+            glimpse_types::now() - chrono::Duration::days(400),
+        ))
+        .bind(&waiting.id)
+        .execute(&t.1.pool)
+        .await
+        .unwrap();
+    let month = Duration::from_secs(30 * 86_400);
+    assert_eq!(q.purge_finished(month).await.unwrap(), 2);
+    assert!(q.get(&old.id).await.unwrap().is_none());
+    assert!(q.get(&failed.id).await.unwrap().is_none());
+    assert!(q.get(&recent.id).await.unwrap().is_some());
+    assert!(q.get(&waiting.id).await.unwrap().is_some());
+    // The key went with its job: the same key now makes a new one; a kept key still answers
+    // its job.
+    let (again, created) = q.enqueue(&new_job("p1", Some("old"))).await.unwrap();
+    assert!(created && again.id != old.id);
+    let (same, created) = q.enqueue(&new_job("p1", Some("recent"))).await.unwrap();
+    assert!(!created && same.id == recent.id);
+    assert_eq!(q.purge_finished(month).await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let t = db().await;

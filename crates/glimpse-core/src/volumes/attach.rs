@@ -60,7 +60,6 @@ pub async fn begin_detaching(region: &Region, caller: &Caller, id: &str) -> Resu
         id,
         &[VolumeStatus::InUse],
         VolumeStatus::Detaching,
-        false,
     )
     .await?
     {
@@ -77,7 +76,6 @@ pub async fn roll_detaching(region: &Region, caller: &Caller, id: &str) -> Resul
         id,
         &[VolumeStatus::Detaching],
         VolumeStatus::InUse,
-        false,
     )
     .await?;
     Ok(())

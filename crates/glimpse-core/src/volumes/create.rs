@@ -173,7 +173,6 @@ impl JobHandler for CreateHandler {
             &p.volume_id,
             &[VolumeStatus::Creating],
             VolumeStatus::Error,
-            false,
         )
         .await
         {

@@ -15,7 +15,8 @@
 //!
 //! Crash behaviour: every state change is one conditional UPDATE. Creations and uploads are
 //! durable jobs, taken over after a crash; a job resumes from the volume's and image's state.
-//! [`recover`] (run when the region opens) finishes deletions a crash interrupted.
+//! [`recover`] (run when the region opens) finishes deletions a crash interrupted and removes
+//! the image of an upload whose job was never enqueued.
 
 pub mod attach;
 pub mod create;
@@ -130,6 +131,9 @@ pub struct Volume {
     pub metadata: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The image an `os-volume_upload_image` is making while the volume is `uploading`
+    /// (recorded before the image exists, so that [`recover`] can find a stray one).
+    pub upload_image_id: Option<String>,
     pub attachments: Vec<Attachment>,
 }
 
@@ -142,8 +146,9 @@ impl Volume {
 
 /// Start-up recovery: volumes a crash left `deleting` lose their file and their row; a
 /// `creating` volume whose job was never enqueued goes to `error`, and an `uploading` volume
-/// with no live upload job goes back (`in-use` if attached, else `available`). Volumes whose
-/// jobs exist are left to those jobs, which are taken over.
+/// with no live upload job loses the image it names if that is still `queued`, and goes back
+/// (`in-use` if attached, else `available`). Volumes whose jobs exist are left to those jobs,
+/// which are taken over.
 pub async fn recover(region: &Region) -> Result<u64> {
     let ids = repo::ids_with_status(&region.db, VolumeStatus::Deleting).await?;
     for id in &ids {
@@ -157,13 +162,30 @@ pub async fn recover(region: &Region) -> Result<u64> {
             id,
             &[VolumeStatus::Creating],
             VolumeStatus::Error,
-            false,
         )
         .await?;
     }
+    // An upload without a job: its process died after the volume went `uploading` and
+    // before the job's enqueue committed (or a job's cleanup could not restore the volume).
+    // The image the volume names, if its record was made and is still `queued`, would never
+    // be filled: it goes, then the volume goes back.
     let stuck = repo::without_job(&region.db, VolumeStatus::Uploading, upload::KIND).await?;
+    let mut strays = 0;
     for id in &stuck {
-        repo::end_upload(&region.db, id).await?;
+        if let Some(v) = repo::load(&region.db, id).await?
+            && let Some(image_id) = v.upload_image_id.as_deref()
+        {
+            // A stray image the repair could not delete is not worth a region that will not
+            // start: it is logged, and the user can delete it.
+            match upload::discard_stray_image(region, &v, image_id).await {
+                Ok(deleted) => strays += usize::from(deleted),
+                Err(e) => {
+                    tracing::error!(volume = %id, image = %image_id, error = %e,
+                        "could not delete the image of an upload that never got its job");
+                }
+            }
+        }
+        repo::end_upload(&region.db, id, None).await?;
     }
     // An extension a crash interrupted: the file goes back to the recorded size (it only
     // ever grows by zeros), the volume back to available.
@@ -177,14 +199,13 @@ pub async fn recover(region: &Region) -> Result<u64> {
             id,
             &[VolumeStatus::Extending],
             VolumeStatus::Available,
-            false,
         )
         .await?;
     }
     let n = ids.len() + orphans.len() + stuck.len() + extending.len();
     if n > 0 {
         tracing::warn!(region = %region.name, deleted = ids.len(), creating = orphans.len(),
-            uploading = stuck.len(), "interrupted volume operations repaired");
+            uploading = stuck.len(), stray_images = strays, "interrupted volume operations repaired");
     }
     Ok(n as u64)
 }

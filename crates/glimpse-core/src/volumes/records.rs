@@ -100,6 +100,7 @@ pub async fn create(region: &Region, caller: &Caller, new: NewVolume) -> Result<
         metadata: new.metadata,
         created_at: now,
         updated_at: None,
+        upload_image_id: None,
         attachments: Vec::new(),
     };
     repo::insert(&region.db, &v).await?;
@@ -125,7 +126,6 @@ pub async fn create(region: &Region, caller: &Caller, new: NewVolume) -> Result<
             &v.id,
             &[VolumeStatus::Creating],
             VolumeStatus::Error,
-            false,
         )
         .await?;
         return Err(e);
@@ -350,7 +350,6 @@ pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64
         id,
         &[VolumeStatus::Available],
         VolumeStatus::Extending,
-        false,
     )
     .await?
     {
@@ -368,7 +367,6 @@ pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64
             id,
             &[VolumeStatus::Extending],
             VolumeStatus::Available,
-            false,
         )
         .await?;
         return Err(e);
@@ -390,7 +388,6 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
             VolumeStatus::ErrorDeleting,
         ],
         VolumeStatus::Deleting,
-        false,
     )
     .await?;
     if !ok {
@@ -407,7 +404,6 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
             id,
             &[VolumeStatus::Deleting],
             VolumeStatus::ErrorDeleting,
-            false,
         )
         .await?;
         return Err(e);

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size_gb, status, \
     previous_status, volume_type, availability_zone, bootable, source_image_id, \
-    image_metadata, metadata, created_at, updated_at";
+    image_metadata, metadata, created_at, updated_at, upload_image_id";
 
 fn time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     parse_time(s).ok_or_else(|| Error::internal(format!("bad time in the database: {s}")))
@@ -47,6 +47,7 @@ fn volume(r: &AnyRow) -> Result<Volume> {
         metadata: map(&r.try_get::<String, _>("metadata")?),
         created_at: time(&r.try_get::<String, _>("created_at")?)?,
         updated_at: updated.as_deref().map(time).transpose()?,
+        upload_image_id: r.try_get("upload_image_id")?,
         attachments: Vec::new(),
     })
 }
@@ -70,7 +71,7 @@ fn json(m: &BTreeMap<String, String>) -> String {
 pub async fn insert(db: &Db, v: &Volume) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO volumes ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     )))
     .bind(&v.id)
     .bind(&v.project_id)
@@ -88,6 +89,7 @@ pub async fn insert(db: &Db, v: &Volume) -> Result<()> {
     .bind(json(&v.metadata))
     .bind(db_time(v.created_at))
     .bind(v.updated_at.map(db_time))
+    .bind(v.upload_image_id.clone())
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -174,23 +176,15 @@ pub async fn list(db: &Db, project: Option<&str>) -> Result<Vec<Volume>> {
 }
 
 /// `from → to` if the volume's status is one of `from`; false if it was not.
-/// `remember` stores the old status in `previous_status` (an upload returns there).
 pub async fn transition(
     db: &Db,
     id: &str,
     from: &[VolumeStatus],
     to: VolumeStatus,
-    remember: bool,
 ) -> Result<bool> {
     let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    let prev = if remember {
-        "previous_status = status"
-    } else {
-        "previous_status = previous_status"
-    };
     let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE volumes SET {prev}, status = $1, updated_at = $2 \
-         WHERE id = $3 AND status IN ({})",
+        "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({})",
         list.join(", ")
     )))
     .bind(to.as_str())
@@ -202,21 +196,54 @@ pub async fn transition(
     Ok(n == 1)
 }
 
-/// `uploading →` `in-use` if the volume is attached, else `available` (as Cinder's
-/// `volume_update_status_based_on_attachment`); false if it was not uploading.
-pub async fn end_upload(db: &Db, id: &str) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE volumes SET status = CASE WHEN EXISTS (SELECT 1 FROM volume_attachments a \
-         WHERE a.volume_id = volumes.id AND a.attach_status = 'attached') THEN 'in-use' \
-         ELSE 'available' END, previous_status = NULL, updated_at = $1 \
-         WHERE id = $2 AND status = 'uploading'",
-    )
+/// `from → uploading` for an upload making `image_id`, which is recorded on the row in the
+/// same UPDATE (before the image record exists), so that a crash at any later point leaves a
+/// trace of the image for [`super::recover`]; false if the volume's status was not in `from`.
+pub async fn begin_upload(
+    db: &Db,
+    id: &str,
+    from: &[VolumeStatus],
+    image_id: &str,
+) -> Result<bool> {
+    let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE volumes SET previous_status = status, status = 'uploading', \
+         upload_image_id = $1, updated_at = $2 WHERE id = $3 AND status IN ({})",
+        list.join(", ")
+    )))
+    .bind(image_id)
     .bind(db_time(glimpse_types::now()))
     .bind(id)
     .execute(&db.pool)
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// `uploading →` `in-use` if the volume is attached, else `available` (as Cinder's
+/// `volume_update_status_based_on_attachment`), forgetting the upload's image; false if it
+/// was not uploading. With `Some(image_id)` only the upload of that image is ended (a row
+/// recorded by another upload is left alone; a row from before `upload_image_id` existed has
+/// none and is ended).
+pub async fn end_upload(db: &Db, id: &str, image_id: Option<&str>) -> Result<bool> {
+    let guard = if image_id.is_some() {
+        " AND (upload_image_id IS NULL OR upload_image_id = $3)"
+    } else {
+        ""
+    };
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE volumes SET status = CASE WHEN EXISTS (SELECT 1 FROM volume_attachments a \
+         WHERE a.volume_id = volumes.id AND a.attach_status = 'attached') THEN 'in-use' \
+         ELSE 'available' END, previous_status = NULL, upload_image_id = NULL, \
+         updated_at = $1 WHERE id = $2 AND status = 'uploading'{guard}"
+    )))
+    .bind(db_time(glimpse_types::now()))
+    .bind(id);
+    let q = match image_id {
+        Some(image) => q.bind(image),
+        None => q,
+    };
+    Ok(q.execute(&db.pool).await?.rows_affected() == 1)
 }
 
 /// Sets the fields a creation fills once the file exists.

@@ -5,8 +5,9 @@
 //! the seed's list, `container_format` from the seed's list; from 3.1 `visibility` and
 //! `protected`; nothing else). [`submit`] checks the volume (404 if not visible, 403 by
 //! policy, 400 unless `available`, or `in-use` with `force`), moves it to `uploading`
-//! (remembering where it was), creates the `queued` image (500 if the image service fails,
-//! the volume put back) and enqueues the job of kind [`KIND`] keyed by the image id.
+//! (remembering where it was, and recording the id chosen for the image in the same UPDATE),
+//! creates the `queued` image of that id (500 if the image service fails, the volume put
+//! back) and enqueues the job of kind [`KIND`] keyed by the image id.
 //!
 //! The job ([`UploadHandler`]) converts the volume file with `qemu-img convert -f raw -O
 //! <disk_format>` (raw is published as it is, as Cinder streams it) and streams the result
@@ -17,6 +18,10 @@
 //! back, the scratch file is removed. Crash behaviour: a taken-over job looks at the image:
 //! `active` means only the volume's status is left to restore; `queued` (the region's start-up
 //! recovery reverts an interrupted `saving`) means convert and upload again from the start.
+//! A crash before the job is enqueued leaves a volume `uploading` with no job that names its
+//! image: [`super::recover`] deletes that image if it is still `queued`
+//! ([`discard_stray_image`]) and puts the volume back. Every end of an upload clears the
+//! recorded id, and ends only the upload of its own image.
 //!
 //! `disk_format: iso` is accepted, as the seed says, but creates no image: the answer carries
 //! `image_id: null` and the volume's unchanged status, and nothing runs.
@@ -305,7 +310,11 @@ pub async fn submit(
             request: req,
         });
     }
-    if !repo::transition(&region.db, volume_id, from, VolumeStatus::Uploading, true).await? {
+    // The image's id is chosen here and recorded on the volume in the step that makes it
+    // `uploading`: a crash before the job is enqueued then leaves a volume that names its
+    // image, and [`super::recover`] deletes that image (see the module documentation).
+    let image_id = glimpse_types::uuid_id();
+    if !repo::begin_upload(&region.db, volume_id, from, &image_id).await? {
         return Err(status_error(volume_id, req.force));
     }
     // The answer shows the volume as this request left it (the job may finish before the
@@ -315,11 +324,12 @@ pub async fn submit(
         .ok_or_else(|| policy::not_found(volume_id))?;
     volume.status = VolumeStatus::Uploading;
     let restore = || async {
-        if let Err(e) = repo::end_upload(&region.db, volume_id).await {
+        if let Err(e) = repo::end_upload(&region.db, volume_id, Some(&image_id)).await {
             tracing::error!(volume = volume_id, error = %e, "could not restore the volume's status");
         }
     };
     let new = NewImage {
+        id: Some(image_id.clone()),
         name: Some(req.image_name.clone()),
         visibility: req.visibility,
         protected: req.protected.unwrap_or(false),
@@ -353,7 +363,7 @@ pub async fn submit(
         })
         .await;
     if let Err(e) = enqueued {
-        let _ = remove_image(region, caller, &image.id).await;
+        let _ = remove_image(region, caller, &image.id, unfinished).await;
         restore().await;
         return Err(e);
     }
@@ -377,15 +387,21 @@ fn image_service_error(e: Error) -> Error {
     }
 }
 
-/// Deletes an upload's image unless it became `active` (protected or not).
-async fn remove_image(region: &Region, caller: &Caller, id: &str) -> Result<()> {
+/// Deletes an upload's image if `doomed(status)` (unprotecting it first); `Ok(false)` if it
+/// was kept or is already gone.
+async fn remove_image(
+    region: &Region,
+    caller: &Caller,
+    id: &str,
+    doomed: fn(ImageStatus) -> bool,
+) -> Result<bool> {
     let img = match crate::images::get(region, caller, id).await {
         Ok(i) => i,
-        Err(e) if e.kind == crate::Kind::NotFound => return Ok(()),
+        Err(e) if e.kind == crate::Kind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    if img.status == ImageStatus::Active {
-        return Ok(());
+    if !doomed(img.status) {
+        return Ok(false);
     }
     if img.protected {
         crate::images::update(
@@ -398,7 +414,40 @@ async fn remove_image(region: &Region, caller: &Caller, id: &str) -> Result<()> 
         )
         .await?;
     }
-    crate::images::delete(region, caller, id).await
+    match crate::images::delete(region, caller, id).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind == crate::Kind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Any image but an `active` one: what a failed or canceled upload leaves.
+fn unfinished(s: ImageStatus) -> bool {
+    s != ImageStatus::Active
+}
+
+/// Start-up repair of an upload that has no job (see [`super::recover`]): `v` is `uploading`
+/// and names `image_id`, the image its request was making when the process died between
+/// creating the image record and enqueuing the job. No job will ever fill that image, so it
+/// is deleted if it is still `queued` (no data reached it; an interrupted `saving` has already
+/// been put back to `queued` by the images' own recovery); an `active` one is kept. The
+/// volume's status is left to the caller. True if an image was deleted.
+pub(super) async fn discard_stray_image(
+    region: &Region,
+    v: &Volume,
+    image_id: &str,
+) -> Result<bool> {
+    // The region repairing itself: an admin (the request may have come from an admin of
+    // another project, who owns the image), in the volume's project.
+    let repair = Caller {
+        user_id: v.user_id.clone(),
+        user_name: String::new(),
+        project_id: Some(v.project_id.clone()),
+        project_name: None,
+        roles: vec!["admin".into(), "member".into(), "reader".into()],
+        expires_at: glimpse_types::now() + chrono::Duration::hours(1),
+    };
+    remove_image(region, &repair, image_id, |s| s == ImageStatus::Queued).await
 }
 
 /// Runs `volume_upload` jobs of one region.
@@ -497,14 +546,15 @@ impl JobHandler for UploadHandler {
         };
         match image.status {
             ImageStatus::Active => {}
-            ImageStatus::Queued if v.status == VolumeStatus::Uploading => {
+            ImageStatus::Queued if uploading_this(&v, &p.image_id) => {
                 self.convert_and_publish(ctx, &p, &v).await?;
             }
             ImageStatus::Queued => {
                 return Err(JobError::Permanent(format!(
-                    "volume {} is {}, not uploading",
+                    "volume {} is {}, not uploading image {}",
                     v.id,
-                    v.status.as_str()
+                    v.status.as_str(),
+                    p.image_id
                 )));
             }
             ImageStatus::Saving => {
@@ -521,7 +571,7 @@ impl JobHandler for UploadHandler {
             }
         }
         ctx.progress(99, "finishing").await?;
-        repo::end_upload(&region.db, &p.volume_id).await?;
+        repo::end_upload(&region.db, &p.volume_id, Some(&p.image_id)).await?;
         tracing::info!(volume = %p.volume_id, image = %p.image_id, "volume uploaded to image");
         Ok(done)
     }
@@ -530,16 +580,23 @@ impl JobHandler for UploadHandler {
     async fn cleanup(&self, ctx: &JobContext) {
         let Ok(p) = params(ctx) else { return };
         let region = &*self.region;
-        if let Err(e) = remove_image(region, &p.caller, &p.image_id).await {
+        if let Err(e) = remove_image(region, &p.caller, &p.image_id, unfinished).await {
             tracing::error!(image = %p.image_id, error = %e, "could not delete the half-made image");
         }
-        if let Err(e) = repo::end_upload(&region.db, &p.volume_id).await {
+        if let Err(e) = repo::end_upload(&region.db, &p.volume_id, Some(&p.image_id)).await {
             tracing::error!(volume = %p.volume_id, error = %e, "could not restore the volume's status");
         }
         if let Ok(s) = files::scratch(region, &Self::scratch_name(&p)).await {
             let _ = files::remove_path(&s).await;
         }
     }
+}
+
+/// The volume is `uploading` for this image (or for an upload from before the volume
+/// recorded its image).
+fn uploading_this(v: &Volume, image_id: &str) -> bool {
+    v.status == VolumeStatus::Uploading
+        && v.upload_image_id.as_deref().is_none_or(|i| i == image_id)
 }
 
 fn params(ctx: &JobContext) -> std::result::Result<Params, JobError> {
