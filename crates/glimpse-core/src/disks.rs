@@ -25,7 +25,6 @@ use futures::StreamExt;
 use glimpse_formats::qemu::{QemuError, QemuLimits};
 use glimpse_formats::{DiskFormat, overlay};
 use glimpse_types::ImageStatus;
-use sha2::{Digest, Sha512};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::Caller;
@@ -190,16 +189,21 @@ async fn fetch(region: &Region, image: &Image, part: &Path, sha512: &str, size: 
     // Through the image data path, so an encrypted image's bytes arrive decrypted (and a
     // tampered blob fails here).
     let mut stream = crate::images::read(region, image, None).await?;
-    let mut hasher = Sha512::new();
+    // The store's SHA-512 (aws-lc, on its own thread while this one writes): the one
+    // implementation that also computed `os_hash_value` at upload.
+    let mut hasher = glimpse_store::hashing::Sha512Hasher::new();
     let mut seen = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         seen += chunk.len() as u64;
-        hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(io)?;
+        hasher.update(chunk).await;
     }
     file.sync_all().await.map_err(io)?;
-    let got = hex::encode(hasher.finalize());
+    let got = hasher
+        .finish()
+        .await
+        .map_err(|e| Error::internal(format!("hashing image {}: {e}", image.id)))?;
     if seen != size || !got.eq_ignore_ascii_case(sha512) {
         return Err(Error::internal(format!(
             "the bytes of image {} do not match its record ({seen} bytes, sha512 {got})",
@@ -415,6 +419,17 @@ mod tests {
         std::fs::write(&path, b"short").unwrap();
         assert_eq!(cached_image(&r, &img).await.unwrap(), path);
         assert_eq!(std::fs::read(&path).unwrap(), data);
+
+        // Bytes whose sha512 is not the record's (a blob changed under its record) are
+        // refused, and no partial copy stays in the cache.
+        let mut forged = img.clone();
+        forged.os_hash_value = Some("ab".repeat(64));
+        let e = cached_image(&r, &forged).await.unwrap_err();
+        assert_eq!(e.kind, crate::Kind::Internal, "{e}");
+        assert_eq!(
+            std::fs::read_dir(dir.join("disks/images")).unwrap().count(),
+            1
+        );
 
         // Bytes that are not the format they claim (an uninspected container) are refused,
         // and nothing stays in the cache.
