@@ -38,6 +38,14 @@ impl Cloud {
                     })
                     .collect(),
                 validation_cache: Duration::from_secs(config.identity.validation_cache_seconds),
+                lockout: crate::identity::Lockout {
+                    attempts: config.identity.lockout_failure_attempts,
+                    duration: match config.identity.lockout_duration_seconds {
+                        0 => None,
+                        n => Some(Duration::from_secs(n)),
+                    },
+                    exempt_user: Some(config.identity.service_user.clone()),
+                },
             };
             Some(Arc::new(Identity::open(db, settings).await?))
         } else {

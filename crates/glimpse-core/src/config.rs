@@ -1,7 +1,7 @@
 //! Configuration: one TOML file plus `GLIMPSE_*` environment overrides (loaded by the binary),
 //! deserialised into [`Config`]. Every field has a default, so no file at all gives the
 //! all-in-one cloud: identity plus `region-one` and `region-two` under `data_dir`.
-//! `docs/configuration.md` and `glimpse.example.toml` document each field.
+//! `glimpse.example.toml` documents each field (and docs/operations.md how to run them).
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,12 @@ pub struct IdentityConfig {
     pub service_user: String,
     pub service_password: String,
     pub service_project: String,
+    /// Keystone's account lockout: after this many consecutive failed password
+    /// authentications a user is refused (401 "The account is locked for user: <id>.") until
+    /// `lockout_duration_seconds` after the last failure (0 = until a successful reset never
+    /// comes: locked for good). 0 attempts: no lockout. The service account is exempt.
+    pub lockout_failure_attempts: u32,
+    pub lockout_duration_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +226,8 @@ impl Default for IdentityConfig {
             service_user: "glimpse-service".into(),
             service_password: String::new(),
             service_project: "service".into(),
+            lockout_failure_attempts: 10,
+            lockout_duration_seconds: 300,
         }
     }
 }

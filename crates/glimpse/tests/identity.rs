@@ -652,3 +652,83 @@ async fn changes_invalidate_cached_tokens_at_once() {
     );
     assert!(region.auth.validate(&t).await.is_err(), "user deleted");
 }
+
+/// `POST /v3/auth/tokens` for `user` by name: the status and the error message, if any.
+async fn login(tc: &TestCloud, user: &str, password: &str) -> (u16, String) {
+    let r = post_token(tc, &password_body(by_name(user), password, None)).await;
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        v["error"]["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Keystone's account lockout: consecutive wrong passwords lock the account (even against the
+/// right password) until the lockout ends or an admin enables the user; a success in between
+/// clears the count; the regions' service account is never locked.
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account() {
+    let tc = TestCloud::start_with(|c| {
+        c.identity.lockout_failure_attempts = 3;
+        c.identity.lockout_duration_seconds = 600;
+    })
+    .await;
+    let admin = tc.admin_token().await;
+    let uid = create_user(&tc, &admin, "locky", "right-pw").await;
+    let ok = (201, String::new());
+    let wrong = (401, UNAUTHORIZED.to_string());
+    let locked = (401, format!("The account is locked for user: {uid}."));
+
+    // Two failures, then a success: the count starts again.
+    assert_eq!(login(&tc, "locky", "no").await, wrong);
+    assert_eq!(login(&tc, "locky", "no").await, wrong);
+    assert_eq!(login(&tc, "locky", "right-pw").await, ok);
+    assert_eq!(login(&tc, "locky", "no").await, wrong);
+    assert_eq!(login(&tc, "locky", "no").await, wrong);
+    assert_eq!(login(&tc, "locky", "right-pw").await, ok);
+
+    // Three in a row: locked, even with the right password.
+    for _ in 0..3 {
+        assert_eq!(login(&tc, "locky", "no").await, wrong);
+    }
+    assert_eq!(login(&tc, "locky", "right-pw").await, locked);
+    assert_eq!(login(&tc, "locky", "no").await, locked);
+
+    // An admin enabling the user unlocks it.
+    let (s, _) = ks(&tc, &admin)
+        .patch_json(&format!("/users/{uid}"), json!({"user": {"enabled": true}}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(login(&tc, "locky", "right-pw").await, ok);
+
+    // Locked again; once the lockout has passed (the last failure moved back in time), the
+    // right password works and the count is clear.
+    for _ in 0..3 {
+        assert_eq!(login(&tc, "locky", "no").await, wrong);
+    }
+    assert_eq!(login(&tc, "locky", "right-pw").await, locked);
+    let db = &tc.cloud.identity.as_ref().unwrap().db;
+    sqlx::query("UPDATE users SET failed_auth_at = $1 WHERE id = $2")
+        .bind(glimpse_types::db_time(
+            glimpse_types::now() - std::time::Duration::from_secs(601),
+        ))
+        .bind(&uid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(login(&tc, "locky", "right-pw").await, ok);
+    assert_eq!(login(&tc, "locky", "no").await, wrong);
+    assert_eq!(login(&tc, "locky", "right-pw").await, ok);
+
+    // Unknown users are never "locked" (nothing to reveal), and the service account is exempt.
+    for _ in 0..4 {
+        assert_eq!(login(&tc, "nobody-here", "no").await, wrong);
+    }
+    let service = &tc.cloud.config.identity.service_user;
+    common::replication::ensure_service_account(&tc).await;
+    for _ in 0..4 {
+        assert_eq!(login(&tc, service, "no").await, wrong);
+    }
+    assert!(tc.cloud.regions[0].service.token().await.is_ok());
+}

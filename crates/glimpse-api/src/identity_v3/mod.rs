@@ -269,6 +269,7 @@ mod tests {
             identity_url: "http://h/identity/v3".into(),
             regions: vec![],
             validation_cache: std::time::Duration::ZERO,
+            lockout: Default::default(),
         };
         Arc::new(Identity::open(db, settings).await.unwrap())
     }

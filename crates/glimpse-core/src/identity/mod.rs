@@ -57,6 +57,20 @@ pub struct IdentitySettings {
     /// How long a validation may be answered from memory (bounds staleness across several
     /// identity processes on one database; in-process changes invalidate at once). Zero: off.
     pub validation_cache: Duration,
+    pub lockout: Lockout,
+}
+
+/// Keystone's account lockout (`[security_compliance] lockout_failure_attempts` and
+/// `lockout_duration` there; `[identity]` here).
+#[derive(Debug, Clone, Default)]
+pub struct Lockout {
+    /// Consecutive failed password authentications that lock a user; 0: never locked.
+    pub attempts: u32,
+    /// How long after the last failure the lock lasts; `None`: for good.
+    pub duration: Option<Duration>,
+    /// A user name never locked (the regions' service account, so that no tenant can stop
+    /// replication by guessing its password wrong).
+    pub exempt_user: Option<String>,
 }
 
 pub struct Identity {

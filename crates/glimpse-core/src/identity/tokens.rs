@@ -66,6 +66,15 @@ impl TokenInfo {
     }
 }
 
+/// A user with what password authentication needs to know.
+struct Credentials {
+    user: User,
+    hash: Option<String>,
+    /// Consecutive failed password authentications, and when the last one was.
+    failed: i64,
+    failed_at: Option<DateTime<Utc>>,
+}
+
 pub(crate) fn unauthorized() -> Error {
     Error::unauthorized("The request you have made requires authentication.")
 }
@@ -262,6 +271,10 @@ impl Identity {
     }
 
     /// The user a password names, if the password is right and the user enabled.
+    /// The user a password authenticates, with Keystone's lockout: a locked user is refused
+    /// before the password is checked (401 naming the lock, as Keystone's `AccountLocked`); a
+    /// wrong password counts a failure; a right one clears the count. Unknown and disabled
+    /// users are the plain 401.
     async fn password_user(&self, user: &UserRef, password: &str) -> Result<User> {
         let found = match user {
             UserRef::Id(id) => self.find_user_with_hash("id", id).await?,
@@ -270,24 +283,73 @@ impl Identity {
             }
             UserRef::Name { .. } => None,
         };
-        let (user, hash) = match found {
-            Some((u, h)) => (Some(u), h),
-            None => (None, None),
+        let Some(found) = found else {
+            // Same work as for a real user, so timing does not tell who exists.
+            password::verify(password, None).await;
+            return Err(unauthorized());
         };
-        let ok = password::verify(password, hash.as_deref()).await;
-        match user {
-            Some(u) if ok && u.enabled => Ok(u),
-            _ => Err(unauthorized()),
+        if self.locked(&found).await? {
+            tracing::warn!(user = %found.user.id, "authentication refused: the account is locked");
+            return Err(Error::unauthorized(format!(
+                "The account is locked for user: {}.",
+                found.user.id
+            )));
         }
+        let ok = password::verify(password, found.hash.as_deref()).await;
+        if !ok {
+            if self.settings.lockout.attempts > 0 {
+                sqlx::query(
+                    "UPDATE users SET failed_auth_count = failed_auth_count + 1, \
+                     failed_auth_at = $1 WHERE id = $2",
+                )
+                .bind(db_time(now()))
+                .bind(&found.user.id)
+                .execute(&self.db.pool)
+                .await?;
+            }
+            return Err(unauthorized());
+        }
+        if !found.user.enabled {
+            return Err(unauthorized());
+        }
+        if found.failed > 0 {
+            self.reset_failed_auth(&found.user.id).await?;
+        }
+        Ok(found.user)
     }
 
-    async fn find_user_with_hash(
-        &self,
-        column: &str,
-        value: &str,
-    ) -> Result<Option<(User, Option<String>)>> {
+    /// Whether the lockout refuses this user now; an expired lock is cleared here.
+    async fn locked(&self, found: &Credentials) -> Result<bool> {
+        let rule = &self.settings.lockout;
+        let exempt = rule.exempt_user.as_deref() == Some(found.user.name.as_str());
+        if rule.attempts == 0 || exempt || found.failed < i64::from(rule.attempts) {
+            return Ok(false);
+        }
+        let Some(duration) = rule.duration else {
+            return Ok(true);
+        };
+        let until = found
+            .failed_at
+            .map(|at| at + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX));
+        if until.is_some_and(|u| u > now()) {
+            return Ok(true);
+        }
+        self.reset_failed_auth(&found.user.id).await?;
+        Ok(false)
+    }
+
+    async fn reset_failed_auth(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_user_with_hash(&self, column: &str, value: &str) -> Result<Option<Credentials>> {
         let sql = format!(
-            "SELECT {}, password_hash FROM users WHERE {column} = $1 AND domain_id = $2",
+            "SELECT {}, password_hash, failed_auth_count, failed_auth_at FROM users \
+             WHERE {column} = $1 AND domain_id = $2",
             super::model::USER_COLUMNS
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -296,10 +358,15 @@ impl Identity {
             .fetch_optional(&self.db.pool)
             .await?;
         match row {
-            Some(row) => Ok(Some((
-                super::model::user_from_row(&row)?,
-                row.try_get("password_hash")?,
-            ))),
+            Some(row) => Ok(Some(Credentials {
+                user: super::model::user_from_row(&row)?,
+                hash: row.try_get("password_hash")?,
+                failed: row.try_get("failed_auth_count")?,
+                failed_at: row
+                    .try_get::<Option<String>, _>("failed_auth_at")?
+                    .as_deref()
+                    .and_then(parse_time),
+            })),
             None => Ok(None),
         }
     }

@@ -172,6 +172,16 @@ impl Identity {
             Err(e) if is_unique_violation(&e) => return Err(duplicate(&u.name)),
             Err(e) => return Err(e.into()),
         }
+        // Setting `enabled: true` (even on an enabled user) or a new password is how an admin
+        // unlocks an account the lockout refused (as Keystone).
+        if f.enabled == Some(true) || hash.is_some() {
+            sqlx::query(
+                "UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL WHERE id = $1",
+            )
+            .bind(&u.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(h) = hash {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(h)
