@@ -99,7 +99,9 @@ impl Cloud {
 
     /// Starts every region's job workers and its hourly housekeeping: the orphan cleaner
     /// (unreferenced blobs and staging leftovers, cut uploads included, older than
-    /// [`crate::images::ORPHAN_GRACE`]) and the purge of jobs finished more than
+    /// [`crate::images::ORPHAN_GRACE`]), the eviction of cached image copies no server disk
+    /// uses and nobody used for as long ([`crate::disks::evict_cached`]), and the purge of
+    /// jobs finished more than
     /// `[regions.jobs] retention_days` ago. They stop (workers requeueing running jobs) when
     /// `shutdown` fires.
     pub fn start_workers(&self, shutdown: CancellationToken) {

@@ -16,6 +16,12 @@
 //! copy; leftover `.part-*` files are removed the next time the same copy is fetched.
 //! Concurrent callers in one process share one download (a lock per copy). Copies are
 //! immutable, so an image deleted from Glance keeps its cached copy while disks use it.
+//!
+//! Eviction ([`evict_cached`], run by the region's hourly housekeeping): a copy no server
+//! disk sits on (`servers.base_path`) and that nobody fetched or reused for the idle time (its
+//! mtime, refreshed on every reuse) is deleted, with leftover `.part-*` files as old; a later
+//! use downloads it again. A copy in use by a running conversion (a volume being made) may be
+//! unlinked under it harmlessly: the open file stays readable.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -143,6 +149,7 @@ pub async fn cached_image(region: &Region, image: &Image) -> Result<PathBuf> {
     let _held = copy.lock.lock().await;
     if let Ok(meta) = tokio::fs::metadata(&path).await {
         if meta.len() == size as u64 {
+            touch(&path).await;
             return Ok(path);
         }
         tracing::warn!(path = %path.display(), "cached image has the wrong size; fetching again");
@@ -167,6 +174,69 @@ pub async fn cached_image(region: &Region, image: &Image) -> Result<PathBuf> {
         .map_err(|e| Error::internal(format!("cannot publish {}: {e}", path.display())))?;
     sync_dir(&cache).await;
     Ok(path)
+}
+
+/// Marks a cached copy as used now (its mtime), so eviction leaves it alone for a while.
+async fn touch(path: &Path) {
+    let p = path.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || {
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+    })
+    .await;
+}
+
+/// Deletes the cached image copies no server disk sits on and nobody has used for `idle`
+/// (and `.part-*` leftovers as old); returns how many files went. See the module
+/// documentation.
+pub async fn evict_cached(region: &Region, idle: std::time::Duration) -> Result<usize> {
+    use sqlx::Row;
+    let cache = dir(region).join("images");
+    let in_use: std::collections::HashSet<PathBuf> =
+        sqlx::query("SELECT DISTINCT base_path FROM servers WHERE base_path IS NOT NULL")
+            .fetch_all(&region.db.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                r.try_get::<String, _>("base_path")
+                    .map(|p| dir(region).join(p))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+    let Ok(mut entries) = tokio::fs::read_dir(&cache).await else {
+        return Ok(0);
+    };
+    let old = |meta: &std::fs::Metadata| {
+        meta.modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > idle)
+    };
+    let mut evicted = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        if in_use.contains(&path) {
+            continue;
+        }
+        // The same lock a fetch or reuse takes, so a copy handed out just now stays.
+        let copy = CopyLock::new(&path);
+        let _held = copy.lock.lock().await;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() && old(&meta) => {}
+            _ => continue,
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                evicted += 1;
+                tracing::info!(region = %region.name, path = %path.display(), "evicted an unused cached image copy");
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not evict a cached image copy")
+            }
+        }
+    }
+    Ok(evicted)
 }
 
 /// Removes `.part-*` leftovers of an interrupted download of `name`.
@@ -458,6 +528,80 @@ mod tests {
             .unwrap();
         assert_eq!(out.status, ImageStatus::Active);
         assert_eq!(out.os_hash_value, img.os_hash_value);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Sets a file's mtime `secs` seconds back.
+    fn age(path: &Path, secs: u64) {
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn unused_cached_copies_are_evicted_and_used_ones_kept() {
+        if !qemu_present() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "needs qemu-img"
+            );
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("glimpse-disks-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = region(&dir).await;
+        let hour = std::time::Duration::from_secs(3600);
+        let a = image(&r, "raw", "bare", vec![1u8; 65536]).await;
+        let b = image(&r, "raw", "bare", vec![2u8; 65536]).await;
+        let (pa, pb) = (
+            cached_image(&r, &a).await.unwrap(),
+            cached_image(&r, &b).await.unwrap(),
+        );
+        let leftover = pa.with_extension("part-0123");
+        std::fs::write(&leftover, b"half").unwrap();
+        // Fresh: nothing goes.
+        assert_eq!(evict_cached(&r, hour).await.unwrap(), 0);
+
+        // Idle for two hours; `b` is a server's base; `a` is reused just before the sweep.
+        for p in [&pa, &pb, &leftover] {
+            age(p, 7200);
+        }
+        let now = glimpse_types::db_time(glimpse_types::now());
+        sqlx::query(
+            "INSERT INTO servers (id, project_id, user_id, name, image_id, flavor_id, vm_state, \
+             power_state, metadata, image_meta, base_path, created_at, updated_at) \
+             VALUES ('s1', 'p', 'u', 's', $1, '1', 'active', 1, '{}', '{}', $2, $3, $3)",
+        )
+        .bind(&b.id)
+        .bind(
+            pb.strip_prefix(super::dir(&r))
+                .unwrap()
+                .display()
+                .to_string(),
+        )
+        .bind(now)
+        .execute(&r.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(cached_image(&r, &a).await.unwrap(), pa);
+        assert_eq!(
+            evict_cached(&r, hour).await.unwrap(),
+            1,
+            "only the old leftover"
+        );
+        assert!(pa.exists() && pb.exists() && !leftover.exists());
+
+        // Idle again and no longer reused: `a` goes, `b` stays under its server.
+        age(&pa, 7200);
+        assert_eq!(evict_cached(&r, hour).await.unwrap(), 1);
+        assert!(!pa.exists() && pb.exists());
+        // A later use fetches it again, verified.
+        assert_eq!(cached_image(&r, &a).await.unwrap(), pa);
+        assert_eq!(std::fs::read(&pa).unwrap(), vec![1u8; 65536]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
