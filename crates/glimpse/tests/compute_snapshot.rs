@@ -523,17 +523,9 @@ async fn encrypted_images_boot_only_where_their_key_may_be_used() {
     let (project, token) = tc.user_in_new_project("member", "region-one").await;
     let source = pattern(2 * MIB);
     let plain = raw_image(&tc, "region-one", &token, "base", source.clone()).await;
-    let key = common::ims::create_key(&tc.http, &tc.base, &token, &project).await;
-    let done = common::ims::copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &token,
-        &plain,
-        json!({"name": "sealed", "cmk_id": key}),
-    )
-    .await;
-    assert_eq!(done["status"], "SUCCESS", "{done}");
-    let sealed = done["entities"]["image_id"].as_str().unwrap().to_string();
+    let ims = common::ims::Ims::new(&tc, "region-one", &token, &project);
+    let key = ims.kms().create_key().await;
+    let sealed = ims.sealed_copy(&plain, "sealed", &key).await;
 
     let nova = Nova::new(&tc, "region-one", &token);
     let id = nova.active_server("enc", &sealed).await;

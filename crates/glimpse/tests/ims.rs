@@ -6,19 +6,21 @@ mod common;
 
 use common::TestCloud;
 use common::glance::{create_bare, create_image, download, sha512_hex, show, upload};
-use common::ims::{copy, copy_and_wait, create_key, job, kms, marked_data};
+use common::ims::{Ims, assert_ims_error, assert_kms_error, marked_data, send};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-glimpse-ims-0123456789";
 
-/// A member's project with an uploaded raw image; returns (project, token, image id, data).
-async fn setup(tc: &TestCloud, n: usize) -> (String, String, String, Vec<u8>) {
+/// A member's project with an uploaded raw image; returns its IMS client (token and project
+/// of that member), the image id and its data.
+async fn setup(tc: &TestCloud, n: usize) -> (Ims, String, Vec<u8>) {
     let (pid, tok) = tc.user_in_new_project("member", "region-one").await;
     let img = tc.image("region-one");
     let id = create_bare(&tc.http, &img, &tok, "src", "raw").await;
     let data = marked_data(n, MARKER);
     assert_eq!(upload(&tc.http, &img, &tok, &id, data.clone()).await.0, 204);
-    (pid, tok, id, data)
+    (Ims::new(tc, "region-one", &tok, &pid), id, data)
 }
 
 /// The stored blob file of an image (filesystem store only).
@@ -33,19 +35,37 @@ async fn blob_path(tc: &TestCloud, image: &str) -> Option<std::path::PathBuf> {
     Some(std::path::Path::new(&root).join(key))
 }
 
+/// `DELETE /v2/images/{id}` in region-one; returns the status.
+async fn delete_image(tc: &TestCloud, tok: &str, id: &str) -> u16 {
+    let url = format!("{}/v2/images/{id}", tc.image("region-one"));
+    let r = tc.http.delete(url).header("x-auth-token", tok);
+    r.send().await.unwrap().status().as_u16()
+}
+
+/// A Glance JSON patch (`application/openstack-images-v2.1-json-patch`); returns the status.
+async fn patch_image(tc: &TestCloud, tok: &str, id: &str, patch: &str) -> u16 {
+    let url = format!("{}/v2/images/{id}", tc.image("region-one"));
+    let r = tc
+        .http
+        .patch(url)
+        .header("x-auth-token", tok)
+        .header(
+            "content-type",
+            "application/openstack-images-v2.1-json-patch",
+        )
+        .body(patch.to_string());
+    r.send().await.unwrap().status().as_u16()
+}
+
 #[tokio::test]
 async fn plain_copy_shares_the_bytes_and_survives_either_delete() {
     let tc = TestCloud::start().await;
-    let (_pid, tok, src, data) = setup(&tc, 3 << 20).await;
+    let (ims, src, data) = setup(&tc, 3 << 20).await;
+    let tok = &ims.token;
     let img = tc.image("region-one");
-    let done = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "copy-1", "description": "test copy"}),
-    )
-    .await;
+    let done = ims
+        .copy_and_wait(&src, json!({"name": "copy-1", "description": "test copy"}))
+        .await;
     assert_eq!(done["status"], "SUCCESS", "{done}");
     assert_eq!(done["job_type"], "imsCopyImageInRegionJob");
     assert_eq!(done["error_code"], Value::Null);
@@ -57,8 +77,8 @@ async fn plain_copy_shares_the_bytes_and_survives_either_delete() {
     );
     assert!(done["end_time"].as_str().unwrap().ends_with('Z'), "{done}");
     let copy_id = done["entities"]["image_id"].as_str().unwrap().to_string();
-    let c = show(&tc.http, &img, &tok, &copy_id).await;
-    let s = show(&tc.http, &img, &tok, &src).await;
+    let c = show(&tc.http, &img, tok, &copy_id).await;
+    let s = show(&tc.http, &img, tok, &src).await;
     assert_eq!(c["status"], "active");
     assert_eq!(c["name"], "copy-1");
     assert_eq!(c["__description"], "test copy");
@@ -74,52 +94,28 @@ async fn plain_copy_shares_the_bytes_and_survives_either_delete() {
         assert_eq!(c[f], s[f], "{f}");
     }
     assert!(c.get("__system__encrypted").is_none(), "{c}");
-    let (st, got) = download(&tc.http, &img, &tok, &copy_id).await;
+    let (st, got) = download(&tc.http, &img, tok, &copy_id).await;
     assert_eq!(st, 200);
     assert_eq!(sha512_hex(&got), sha512_hex(&data));
 
     // Shared blob: deleting the source keeps the copy whole, and the reverse in a second pair.
     let src_blob = blob_path(&tc, &src).await;
-    let status = tc
-        .http
-        .delete(format!("{img}/v2/images/{src}"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    assert_eq!(delete_image(&tc, tok, &src).await, 204);
     if let Some(p) = &src_blob {
         assert!(p.exists(), "the shared blob stays while the copy names it");
     }
-    let (st, got) = download(&tc.http, &img, &tok, &copy_id).await;
+    let (st, got) = download(&tc.http, &img, tok, &copy_id).await;
     assert_eq!((st, sha512_hex(&got)), (200, sha512_hex(&data)));
-    let status = tc
-        .http
-        .delete(format!("{img}/v2/images/{copy_id}"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    assert_eq!(delete_image(&tc, tok, &copy_id).await, 204);
     if let Some(p) = &src_blob {
         assert!(!p.exists(), "the last image's delete removes the blob");
     }
 
-    let (_, tok2, src2, data2) = setup(&tc, 1 << 20).await;
-    let done = copy_and_wait(&tc.http, &tc.base, &tok2, &src2, json!({"name": "copy-2"})).await;
+    let (ims2, src2, data2) = setup(&tc, 1 << 20).await;
+    let done = ims2.copy_and_wait(&src2, json!({"name": "copy-2"})).await;
     let copy2 = done["entities"]["image_id"].as_str().unwrap().to_string();
-    let status = tc
-        .http
-        .delete(format!("{img}/v2/images/{copy2}"))
-        .header("x-auth-token", &tok2)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
-    let (st, got) = download(&tc.http, &img, &tok2, &src2).await;
+    assert_eq!(delete_image(&tc, &ims2.token, &copy2).await, 204);
+    let (st, got) = download(&tc.http, &img, &ims2.token, &src2).await;
     assert_eq!((st, got), (200, data2));
     // Nothing the cleaner may take: both blobs still named, or deleted with their last image.
     let region = tc
@@ -131,35 +127,31 @@ async fn plain_copy_shares_the_bytes_and_survives_either_delete() {
     glimpse_core::images::clean_orphans(region, std::time::Duration::ZERO)
         .await
         .unwrap();
-    let (st, _) = download(&tc.http, &img, &tok2, &src2).await;
+    let (st, _) = download(&tc.http, &img, &ims2.token, &src2).await;
     assert_eq!(st, 200);
 }
 
 #[tokio::test]
 async fn encrypted_copy_round_trips_and_stores_no_plaintext() {
     let tc = TestCloud::start().await;
-    let (pid, tok, src, data) = setup(&tc, (2 << 20) + 12345).await;
+    let (ims, src, data) = setup(&tc, (2 << 20) + 12345).await;
+    let (tok, kms) = (&ims.token, ims.kms());
     let img = tc.image("region-one");
-    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
-    let done = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "enc", "cmk_id": key}),
-    )
-    .await;
+    let key = kms.create_key().await;
+    let done = ims
+        .copy_and_wait(&src, json!({"name": "enc", "cmk_id": key}))
+        .await;
     assert_eq!(done["status"], "SUCCESS", "{done}");
     assert_eq!(done["entities"]["process_percent"], 100.0);
     let enc = done["entities"]["image_id"].as_str().unwrap().to_string();
-    let c = show(&tc.http, &img, &tok, &enc).await;
-    let s = show(&tc.http, &img, &tok, &src).await;
+    let c = show(&tc.http, &img, tok, &enc).await;
+    let s = show(&tc.http, &img, tok, &src).await;
     assert_eq!(c["__system__encrypted"], "1");
     assert_eq!(c["__system__cmkid"], key.as_str());
     assert_eq!(c["checksum"], s["checksum"]);
     assert_eq!(c["os_hash_value"], s["os_hash_value"]);
     assert_eq!(c["size"], s["size"]);
-    let (st, got) = download(&tc.http, &img, &tok, &enc).await;
+    let (st, got) = download(&tc.http, &img, tok, &enc).await;
     assert_eq!(st, 200);
     assert_eq!(got, data);
 
@@ -167,7 +159,7 @@ async fn encrypted_copy_round_trips_and_stores_no_plaintext() {
     let r = tc
         .http
         .get(format!("{img}/v2/images/{enc}/file"))
-        .header("x-auth-token", &tok)
+        .header("x-auth-token", tok)
         .header("range", "bytes=524000-1049999")
         .send()
         .await
@@ -185,100 +177,43 @@ async fn encrypted_copy_round_trips_and_stores_no_plaintext() {
     }
 
     // Copy of the encrypted copy without cmk_id: still encrypted with the same key.
-    let again = copy_and_wait(&tc.http, &tc.base, &tok, &enc, json!({"name": "enc-again"})).await;
+    let again = ims.copy_and_wait(&enc, json!({"name": "enc-again"})).await;
     assert_eq!(again["status"], "SUCCESS", "{again}");
     let again_id = again["entities"]["image_id"].as_str().unwrap();
-    let a = show(&tc.http, &img, &tok, again_id).await;
+    let a = show(&tc.http, &img, tok, again_id).await;
     assert_eq!(a["__system__encrypted"], "1");
     assert_eq!(a["__system__cmkid"], key.as_str());
-    assert_eq!(download(&tc.http, &img, &tok, again_id).await.1, data);
+    assert_eq!(download(&tc.http, &img, tok, again_id).await.1, data);
 
     // Re-keying an encrypted image with another key.
-    let key2 = create_key(&tc.http, &tc.base, &tok, &pid).await;
-    let rekey = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &enc,
-        json!({"name": "rekeyed", "cmk_id": key2}),
-    )
-    .await;
-    assert_eq!(rekey["status"], "SUCCESS", "{rekey}");
-    let rk = rekey["entities"]["image_id"].as_str().unwrap();
+    let key2 = kms.create_key().await;
+    let rk = ims.sealed_copy(&enc, "rekeyed", &key2).await;
     assert_eq!(
-        show(&tc.http, &img, &tok, rk).await["__system__cmkid"],
+        show(&tc.http, &img, tok, &rk).await["__system__cmkid"],
         key2.as_str()
     );
-    assert_eq!(download(&tc.http, &img, &tok, rk).await.1, data);
+    assert_eq!(download(&tc.http, &img, tok, &rk).await.1, data);
 
     // Disabled key: downloads and copies refused; enabled again: fine.
-    let (s, v) = kms(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &pid,
-        "disable-key",
-        json!({"key_id": key}),
-    )
-    .await;
+    let (s, v) = kms.disable(&key).await;
     assert_eq!(
         (s, v["key_info"]["key_state"].as_str()),
         (200, Some("3")),
         "{v}"
     );
-    assert_eq!(download(&tc.http, &img, &tok, &enc).await.0, 403);
-    let (s, v) = copy(&tc.http, &tc.base, &tok, &enc, json!({"name": "x"})).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("IMG.0065")),
-        "{v}"
-    );
-    let (s, v) = copy(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "x", "cmk_id": key}),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("IMG.0065")),
-        "{v}"
-    );
-    let (s, _) = kms(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &pid,
-        "enable-key",
-        json!({"key_id": key}),
-    )
-    .await;
-    assert_eq!(s, 200);
-    assert_eq!(download(&tc.http, &img, &tok, &enc).await.1, data);
+    assert_eq!(download(&tc.http, &img, tok, &enc).await.0, 403);
+    let refused = ims.copy(&enc, json!({"name": "x"})).await;
+    assert_ims_error(&refused, 400, "IMG.0065");
+    let refused = ims.copy(&src, json!({"name": "x", "cmk_id": key})).await;
+    assert_ims_error(&refused, 400, "IMG.0065");
+    assert_eq!(kms.enable(&key).await.0, 200);
+    assert_eq!(download(&tc.http, &img, tok, &enc).await.1, data);
 
     // Scheduled deletion: unusable too.
-    let (s, v) = kms(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &pid,
-        "schedule-key-deletion",
-        json!({"key_id": key, "pending_days": "7"}),
-    )
-    .await;
+    let (s, v) = kms.schedule_deletion(&key, "7").await;
     assert_eq!((s, v["key_state"].as_str()), (200, Some("4")), "{v}");
-    assert_eq!(download(&tc.http, &img, &tok, &enc).await.0, 403);
-    let (s, v) = kms(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &pid,
-        "cancel-key-deletion",
-        json!({"key_id": key}),
-    )
-    .await;
+    assert_eq!(download(&tc.http, &img, tok, &enc).await.0, 403);
+    let (s, v) = kms.cancel_deletion(&key).await;
     assert_eq!((s, v["key_state"].as_str()), (200, Some("3")), "{v}");
 }
 
@@ -288,18 +223,11 @@ async fn tampered_or_truncated_blobs_never_return_wrong_bytes() {
     if !tc.cloud.regions[0].store.url().starts_with("file://") {
         return; // needs the blob file
     }
-    let (pid, tok, src, data) = setup(&tc, (3 << 20) + 7).await;
+    let (ims, src, data) = setup(&tc, (3 << 20) + 7).await;
+    let tok = &ims.token;
     let img = tc.image("region-one");
-    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
-    let done = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "enc", "cmk_id": key}),
-    )
-    .await;
-    let enc = done["entities"]["image_id"].as_str().unwrap().to_string();
+    let key = ims.kms().create_key().await;
+    let enc = ims.sealed_copy(&src, "enc", &key).await;
     let path = blob_path(&tc, &enc).await.unwrap();
     let original = std::fs::read(&path).unwrap();
 
@@ -307,7 +235,7 @@ async fn tampered_or_truncated_blobs_never_return_wrong_bytes() {
         let r = tc
             .http
             .get(format!("{img}/v2/images/{enc}/file"))
-            .header("x-auth-token", &tok)
+            .header("x-auth-token", tok)
             .send()
             .await
             .unwrap();
@@ -354,7 +282,8 @@ async fn tampered_or_truncated_blobs_never_return_wrong_bytes() {
 #[tokio::test]
 async fn every_validation_error_of_the_seed() {
     let tc = TestCloud::start().await;
-    let (pid, tok, src, _) = setup(&tc, 4096).await;
+    let (ims, src, _) = setup(&tc, 4096).await;
+    let tok = &ims.token;
     let img = tc.image("region-one");
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({}), 400, "IMG.0001"),
@@ -389,7 +318,7 @@ async fn every_validation_error_of_the_seed() {
         ),
     ];
     for (body, status, code) in cases {
-        let (s, v) = copy(&tc.http, &tc.base, &tok, &src, body.clone()).await;
+        let (s, v) = ims.copy(&src, body.clone()).await;
         assert_eq!(
             (s, v["error"]["code"].as_str()),
             (status, Some(code)),
@@ -397,261 +326,124 @@ async fn every_validation_error_of_the_seed() {
         );
         assert!(v["error"]["message"].is_string(), "{v}");
     }
-    let r = tc
-        .http
-        .post(format!(
-            "{}/region-one/ims/v1/cloudimages/{src}/copy",
-            tc.base
-        ))
-        .header("x-auth-token", &tok)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "IMG.0001"
-    );
+    let copy_path = format!("/v1/cloudimages/{src}/copy");
+    let not_json = ims.request(Method::POST, &copy_path).body("{not json");
+    assert_ims_error(&send(not_json).await, 400, "IMG.0001");
     // 401 without a token, 404 for an unknown image.
-    let r = tc
-        .http
-        .post(format!(
-            "{}/region-one/ims/v1/cloudimages/{src}/copy",
-            tc.base
-        ))
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "IMG.0401"
-    );
-    let (s, v) = copy(
-        &tc.http,
-        &tc.base,
-        &tok,
-        "3c1f8ac8-7d6a-4b5e-9a1e-2f0d9c8b7a65",
-        json!({"name": "x"}),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (404, Some("IMG.0404")),
-        "{v}"
-    );
+    let no_token = ims
+        .anonymous(Method::POST, &copy_path)
+        .json(&json!({"name": "x"}));
+    assert_ims_error(&send(no_token).await, 401, "IMG.0401");
+    let unknown = ims
+        .copy("3c1f8ac8-7d6a-4b5e-9a1e-2f0d9c8b7a65", json!({"name": "x"}))
+        .await;
+    assert_ims_error(&unknown, 404, "IMG.0404");
     // Not active (queued), ISO, whole-server images.
-    let queued = create_bare(&tc.http, &img, &tok, "q", "raw").await;
-    let (s, v) = copy(&tc.http, &tc.base, &tok, &queued, json!({"name": "x"})).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("IMG.0061")),
-        "{v}"
-    );
+    let queued = create_bare(&tc.http, &img, tok, "q", "raw").await;
+    let refused = ims.copy(&queued, json!({"name": "x"})).await;
+    assert_ims_error(&refused, 400, "IMG.0061");
     // Made from an ISO file (Huawei marks it with __image_source_type) or an ISO itself.
     let iso = create_image(
         &tc.http,
         &img,
-        &tok,
+        tok,
         json!({"name": "iso", "disk_format": "raw", "container_format": "bare", "__image_source_type": "iso"}),
     )
     .await;
     assert_eq!(
-        upload(&tc.http, &img, &tok, &iso, vec![1u8; 4096]).await.0,
+        upload(&tc.http, &img, tok, &iso, vec![1u8; 4096]).await.0,
         204
     );
-    let whole = create_image(&tc.http, &img, &tok, json!({"name": "w", "disk_format": "raw", "container_format": "bare", "__whole_image": "true"})).await;
+    let whole = create_image(&tc.http, &img, tok, json!({"name": "w", "disk_format": "raw", "container_format": "bare", "__whole_image": "true"})).await;
     assert_eq!(
-        upload(&tc.http, &img, &tok, &whole, vec![7u8; 4096])
-            .await
-            .0,
+        upload(&tc.http, &img, tok, &whole, vec![7u8; 4096]).await.0,
         204
     );
-    let (s, v) = copy(&tc.http, &tc.base, &tok, &whole, json!({"name": "x"})).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("IMG.0063")),
-        "{v}"
-    );
-    let (s, v) = copy(&tc.http, &tc.base, &tok, &iso, json!({"name": "x"})).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("IMG.0062")),
-        "{v}"
-    );
+    let refused = ims.copy(&whole, json!({"name": "x"})).await;
+    assert_ims_error(&refused, 400, "IMG.0063");
+    let refused = ims.copy(&iso, json!({"name": "x"})).await;
+    assert_ims_error(&refused, 400, "IMG.0062");
     // A reader may not copy.
-    let admin = tc.admin_token().await;
-    let p: Value = tc
-        .http
-        .get(format!("{}/projects/{pid}", tc.identity()))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let name = p["project"]["name"].as_str().unwrap();
-    let reader = tc.user_with_role(&admin, &pid, name, "reader").await;
-    let (s, v) = copy(&tc.http, &tc.base, &reader, &src, json!({"name": "x"})).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (403, Some("IMG.0403")),
-        "{v}"
-    );
+    let reader = Ims {
+        token: common::nova::reader_of(&tc, &ims.project).await,
+        ..ims.clone()
+    };
+    let refused = reader.copy(&src, json!({"name": "x"})).await;
+    assert_ims_error(&refused, 403, "IMG.0403");
     // Unknown path: IMS dialect 404.
-    let r = tc
-        .http
-        .get(format!("{}/region-one/ims/v1/nothing", tc.base))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "IMG.0404"
-    );
+    let unknown = send(ims.request(Method::GET, "/v1/nothing")).await;
+    assert_ims_error(&unknown, 404, "IMG.0404");
 }
 
 #[tokio::test]
 async fn projects_are_isolated() {
     let tc = TestCloud::start().await;
-    let (pid_a, tok_a, src_a, _) = setup(&tc, 8192).await;
-    let (pid_b, tok_b, src_b, _) = setup(&tc, 8192).await;
+    let (a, src_a, _) = setup(&tc, 8192).await;
+    let (b, src_b, _) = setup(&tc, 8192).await;
     let img = tc.image("region-one");
-    let key_a = create_key(&tc.http, &tc.base, &tok_a, &pid_a).await;
+    let key_a = a.kms().create_key().await;
 
     // B cannot see A's image (404), nor use A's key (404), nor see A's key (404).
-    let (s, v) = copy(&tc.http, &tc.base, &tok_b, &src_a, json!({"name": "x"})).await;
+    let (s, v) = b.copy(&src_a, json!({"name": "x"})).await;
     assert_eq!(s, 404, "{v}");
-    let (s, v) = copy(
-        &tc.http,
-        &tc.base,
-        &tok_b,
-        &src_b,
-        json!({"name": "x", "cmk_id": key_a}),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (404, Some("IMG.0064")),
-        "{v}"
-    );
-    let (s, v) = kms(
-        &tc.http,
-        &tc.base,
-        &tok_b,
-        &pid_b,
-        "describe-key",
-        json!({"key_id": key_a}),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["error_code"].as_str()),
-        (404, Some("KMS.0207")),
-        "{v}"
-    );
-    let (s, v) = kms(
-        &tc.http,
-        &tc.base,
-        &tok_b,
-        &pid_b,
-        "disable-key",
-        json!({"key_id": key_a}),
-    )
-    .await;
+    let refused = b.copy(&src_b, json!({"name": "x", "cmk_id": key_a})).await;
+    assert_ims_error(&refused, 404, "IMG.0064");
+    assert_kms_error(&b.kms().describe(&key_a).await, 404, "KMS.0207");
+    let (s, v) = b.kms().disable(&key_a).await;
     assert_eq!(s, 404, "{v}");
-    let (s, v) = kms(&tc.http, &tc.base, &tok_b, &pid_a, "list-keys", json!({})).await;
+    let b_in_a = Ims {
+        project: a.project.clone(),
+        ..b.clone()
+    };
+    let (s, v) = b_in_a.kms().list(json!({})).await;
     assert_eq!(s, 403, "{v}");
 
     // A's job is invisible to B in both forms; A sees it in both.
-    let (s, v) = copy(
-        &tc.http,
-        &tc.base,
-        &tok_a,
-        &src_a,
-        json!({"name": "mine", "cmk_id": key_a}),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let job_id = v["job_id"].as_str().unwrap().to_string();
-    assert_eq!(job(&tc.http, &tc.base, &tok_b, &job_id).await.0, 404);
-    let older = |tok: &str, project: &str| {
-        tc.http
-            .get(format!(
-                "{}/region-one/ims/v1/{project}/jobs/{job_id}",
-                tc.base
-            ))
-            .header("x-auth-token", tok.to_string())
-            .send()
-    };
-    assert_eq!(older(&tok_b, &pid_b).await.unwrap().status(), 404);
-    assert_eq!(older(&tok_b, &pid_a).await.unwrap().status(), 404);
-    let done = common::ims::wait(&tc.http, &tc.base, &tok_a, &job_id).await;
+    let job_id = a
+        .start_copy(&src_a, json!({"name": "mine", "cmk_id": key_a}))
+        .await;
+    assert_eq!(b.job(&job_id).await.0, 404);
+    assert_eq!(b.project_job(&job_id).await.0, 404);
+    assert_eq!(b_in_a.project_job(&job_id).await.0, 404);
+    let done = a.wait(&job_id).await;
     assert_eq!(done["status"], "SUCCESS", "{done}");
-    let r = older(&tok_a, &pid_a).await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap()["job_id"], job_id.as_str());
+    let (s, v) = a.project_job(&job_id).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["job_id"], job_id.as_str());
 
     // A shares the encrypted copy with B: B sees it but may not read it (403).
     let enc = done["entities"]["image_id"].as_str().unwrap().to_string();
-    let r = tc
-        .http
-        .patch(format!("{img}/v2/images/{enc}"))
-        .header("x-auth-token", &tok_a)
-        .header(
-            "content-type",
-            "application/openstack-images-v2.1-json-patch",
-        )
-        .body(r#"[{"op":"replace","path":"/visibility","value":"shared"}]"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let shared = r#"[{"op":"replace","path":"/visibility","value":"shared"}]"#;
+    assert_eq!(patch_image(&tc, &a.token, &enc, shared).await, 200);
     let r = tc
         .http
         .post(format!("{img}/v2/images/{enc}/members"))
-        .header("x-auth-token", &tok_a)
-        .json(&json!({"member": pid_b}))
+        .header("x-auth-token", &a.token)
+        .json(&json!({"member": b.project}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(download(&tc.http, &img, &tok_b, &enc).await.0, 403);
-    let (s, v) = copy(&tc.http, &tc.base, &tok_b, &enc, json!({"name": "steal"})).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (403, Some("IMG.0065")),
-        "{v}"
-    );
+    assert_eq!(download(&tc.http, &img, &b.token, &enc).await.0, 403);
+    let refused = b.copy(&enc, json!({"name": "steal"})).await;
+    assert_ims_error(&refused, 403, "IMG.0065");
 }
 
 #[tokio::test]
 async fn encrypted_images_are_not_replicated() {
     let tc = TestCloud::start().await;
-    let (pid, tok, src, _) = setup(&tc, 4096).await;
-    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
-    let done = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "enc", "cmk_id": key}),
-    )
-    .await;
-    let enc = done["entities"]["image_id"].as_str().unwrap();
+    let (ims, src, _) = setup(&tc, 4096).await;
+    let key = ims.kms().create_key().await;
+    let enc = ims.sealed_copy(&src, "enc", &key).await;
     let r = tc
         .http
         .post(format!(
             "{}/v2/extension/image_replicator/jobs",
             tc.image("region-one")
         ))
-        .header("x-auth-token", &tok)
+        .header("x-auth-token", &ims.token)
         .header("content-type", "application/json")
-        .body(json!({"image_id": enc, "tenant_id_dst": pid}).to_string())
+        .body(json!({"image_id": enc, "tenant_id_dst": ims.project}).to_string())
         .send()
         .await
         .unwrap();
@@ -662,23 +454,13 @@ async fn encrypted_images_are_not_replicated() {
 #[tokio::test]
 async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
     let tc = TestCloud::start_with(|c| c.regions[0].jobs.workers = 0).await;
-    let (_, tok, src, _) = setup(&tc, 4096).await;
-    let (s, v) = copy(&tc.http, &tc.base, &tok, &src, json!({"name": "late"})).await;
-    assert_eq!(s, 200);
-    let id = v["job_id"].as_str().unwrap().to_string();
-    let (_, j) = job(&tc.http, &tc.base, &tok, &id).await;
+    let (ims, src, _) = setup(&tc, 4096).await;
+    let id = ims.start_copy(&src, json!({"name": "late"})).await;
+    let (_, j) = ims.job(&id).await;
     assert_eq!(j["status"], "INIT", "{j}");
     assert_eq!(j["end_time"], "");
     let img = tc.image("region-one");
-    let st = tc
-        .http
-        .delete(format!("{img}/v2/images/{src}"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(st, 204);
+    assert_eq!(delete_image(&tc, &ims.token, &src).await, 204);
     // Run the job with a worker of our own.
     let region = tc.cloud.regions[0].clone();
     let runner = std::sync::Arc::new(glimpse_core::jobs::Runner::new(
@@ -694,7 +476,7 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
     ));
     let stop = tokio_util::sync::CancellationToken::new();
     runner.spawn(stop.clone());
-    let done = common::ims::wait(&tc.http, &tc.base, &tok, &id).await;
+    let done = ims.wait(&id).await;
     stop.cancel();
     assert_eq!(done["status"], "FAIL", "{done}");
     assert_eq!(done["error_code"], "IMG.0066");
@@ -705,7 +487,7 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
     let list: Value = tc
         .http
         .get(format!("{img}/v2/images?name=late"))
-        .header("x-auth-token", &tok)
+        .header("x-auth-token", &ims.token)
         .send()
         .await
         .unwrap()
@@ -722,46 +504,27 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
 #[tokio::test]
 async fn the_encryption_marks_are_the_service_s_alone() {
     let tc = TestCloud::start().await;
-    let (pid, tok, src, data) = setup(&tc, 4096).await;
+    let (ims, src, data) = setup(&tc, 4096).await;
+    let tok = &ims.token;
     let img = tc.image("region-one");
     let r = tc
         .http
         .post(format!("{img}/v2/images"))
-        .header("x-auth-token", &tok)
+        .header("x-auth-token", tok)
         .json(&json!({"name": "fake", "__system__encrypted": "1"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
-    let done = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "enc", "cmk_id": key}),
-    )
-    .await;
-    let enc = done["entities"]["image_id"].as_str().unwrap();
+    let key = ims.kms().create_key().await;
+    let enc = ims.sealed_copy(&src, "enc", &key).await;
     for patch in [
         r#"[{"op":"remove","path":"/__system__encrypted"}]"#,
         r#"[{"op":"replace","path":"/__system__cmkid","value":"x"}]"#,
     ] {
-        let r = tc
-            .http
-            .patch(format!("{img}/v2/images/{enc}"))
-            .header("x-auth-token", &tok)
-            .header(
-                "content-type",
-                "application/openstack-images-v2.1-json-patch",
-            )
-            .body(patch)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403, "{patch}");
+        assert_eq!(patch_image(&tc, tok, &enc, patch).await, 403, "{patch}");
     }
-    assert_eq!(download(&tc.http, &img, &tok, enc).await.1, data);
+    assert_eq!(download(&tc.http, &img, tok, &enc).await.1, data);
 }
 
 /// A volume made from an encrypted copy holds the plaintext; uploading it back makes an image
@@ -772,18 +535,11 @@ async fn a_volume_of_an_encrypted_copy_uploads_as_a_plain_image() {
         return;
     }
     let tc = TestCloud::start().await;
-    let (pid, tok, src, data) = setup(&tc, 1 << 20).await;
-    let key = create_key(&tc.http, &tc.base, &tok, &pid).await;
-    let done = copy_and_wait(
-        &tc.http,
-        &tc.base,
-        &tok,
-        &src,
-        json!({"name": "enc", "cmk_id": key}),
-    )
-    .await;
-    let enc = done["entities"]["image_id"].as_str().unwrap().to_string();
-    let c = common::cinder::Cinder::new(&tc, "region-one", &pid, &tok);
+    let (ims, src, data) = setup(&tc, 1 << 20).await;
+    let tok = &ims.token;
+    let key = ims.kms().create_key().await;
+    let enc = ims.sealed_copy(&src, "enc", &key).await;
+    let c = common::cinder::Cinder::new(&tc, "region-one", &ims.project, tok);
     let (s, v) = c
         .call(
             reqwest::Method::POST,
@@ -808,10 +564,10 @@ async fn a_volume_of_an_encrypted_copy_uploads_as_a_plain_image() {
         .unwrap()
         .to_string();
     let img = tc.image("region-one");
-    let shown = common::cinder::wait_image(&tc.http, &img, &tok, &back, "active").await;
+    let shown = common::cinder::wait_image(&tc.http, &img, tok, &back, "active").await;
     assert!(shown.get("__system__encrypted").is_none(), "{shown}");
     assert!(shown.get("__system__cmkid").is_none(), "{shown}");
-    let (st, got) = download(&tc.http, &img, &tok, &back).await;
+    let (st, got) = download(&tc.http, &img, tok, &back).await;
     assert_eq!(st, 200);
     assert_eq!(
         &got[..data.len()],

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::glance::{create_bare, sha512_hex, upload};
-use common::ims::{copy, create_key, job, marked_data};
+use common::glance::{create_bare, download, sha512_hex, upload};
+use common::ims::{Ims, marked_data};
 use common::process::{GlimpseProcess, identity, temp_dir};
 use serde_json::{Value, json};
 
@@ -60,22 +60,16 @@ async fn kill9_during_an_encrypted_copy_then_restart() {
     let data = marked_data(256 << 20, b"CRASH-MARKER");
     let src = create_bare(&http, &image, &tok, "crash-src", "raw").await;
     assert_eq!(upload(&http, &image, &tok, &src, data.clone()).await.0, 204);
-    let key = create_key(&http, &base, &tok, &pid).await;
-    let (s, v) = copy(
-        &http,
-        &base,
-        &tok,
-        &src,
-        json!({"name": "crash-enc", "cmk_id": key}),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let id = v["job_id"].as_str().unwrap().to_string();
+    let ims = Ims::at(&http, &base, "region-one", &tok, &pid);
+    let key = ims.kms().create_key().await;
+    let id = ims
+        .start_copy(&src, json!({"name": "crash-enc", "cmk_id": key}))
+        .await;
 
     // Kill as soon as the copy runs.
     let mut seen = Value::Null;
     for _ in 0..2000 {
-        seen = job(&http, &base, &tok, &id).await.1;
+        seen = ims.job(&id).await.1;
         if seen["status"] != "INIT" {
             break;
         }
@@ -88,6 +82,7 @@ async fn kill9_during_an_encrypted_copy_then_restart() {
     let base = server.base.clone();
     let image = format!("{base}/region-one/image");
     let tok = identity::token(&http, &base, "admin", "pw", scope).await;
+    let ims = Ims::at(&http, &base, "region-one", &tok, &pid);
     let mut last = Value::Null;
     for _ in 0..3000 {
         // Never a half-made copy: none yet, or one active copy.
@@ -96,7 +91,7 @@ async fn kill9_during_an_encrypted_copy_then_restart() {
         if let Some(c) = now.first() {
             assert_eq!(c["status"], "active", "{c}");
         }
-        last = job(&http, &base, &tok, &id).await.1;
+        last = ims.job(&id).await.1;
         if last["status"] == "SUCCESS" || last["status"] == "FAIL" {
             break;
         }
@@ -108,18 +103,8 @@ async fn kill9_during_an_encrypted_copy_then_restart() {
             assert_eq!(now.len(), 1, "{now:?}");
             assert_eq!(now[0]["id"], last["entities"]["image_id"]);
             assert_eq!(now[0]["__system__encrypted"], "1");
-            let got = http
-                .get(format!(
-                    "{image}/v2/images/{}/file",
-                    now[0]["id"].as_str().unwrap()
-                ))
-                .header("x-auth-token", &tok)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let copy = now[0]["id"].as_str().unwrap();
+            let (_, got) = download(&http, &image, &tok, copy).await;
             assert_eq!(sha512_hex(&got), sha512_hex(&data));
         }
         Some("FAIL") => {
