@@ -14,6 +14,7 @@ struct Pair {
     dir_a: std::path::PathBuf,
     dir_b: std::path::PathBuf,
     port_a: u16,
+    port_b: u16,
     a: GlimpseProcess,
     b: GlimpseProcess,
     url_a: String,
@@ -45,16 +46,12 @@ impl Pair {
             ),
         )
         .unwrap();
-        let b = GlimpseProcess::start_on(
-            &dir_b,
-            Some(&dir_b.join("glimpse.toml")),
-            &format!("127.0.0.1:{port_b}"),
-            &[],
-        );
+        let b = Self::start_b(&dir_b, port_b);
         Pair {
             dir_a,
             dir_b,
             port_a,
+            port_b,
             a,
             b,
             url_a,
@@ -68,6 +65,15 @@ impl Pair {
             Some(&dir_a.join("glimpse.toml")),
             &format!("127.0.0.1:{port_a}"),
             &[("GLIMPSE_ADMIN_PASSWORD", "admin-pw")],
+        )
+    }
+
+    fn start_b(dir_b: &std::path::Path, port_b: u16) -> GlimpseProcess {
+        GlimpseProcess::start_on(
+            dir_b,
+            Some(&dir_b.join("glimpse.toml")),
+            &format!("127.0.0.1:{port_b}"),
+            &[],
         )
     }
 
@@ -245,11 +251,32 @@ fn files_named(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Which process a test kills mid-copy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Victim {
+    /// identity + region-one: the job's worker and the source.
+    Source,
+    /// region-two: the destination, its upload in progress.
+    Destination,
+}
+
 /// The source region's process is killed (`kill -9`) in the middle of a copy while the
 /// destination lives on: the destination keeps the bytes that arrived, and the job, taken
 /// over after the restart, sends only the rest. One destination image, the source's bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_cut_by_killing_the_source_resumes_from_the_bytes_the_destination_holds() {
+    kill_mid_copy(Victim::Source).await;
+}
+
+/// The destination region's process is killed in the middle of a copy and restarted: the
+/// job's attempts fail while it is down (retried with backoff), then the copy resumes from
+/// the bytes the destination had written before it died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_killed_mid_copy_comes_back_and_the_copy_resumes() {
+    kill_mid_copy(Victim::Destination).await;
+}
+
+async fn kill_mid_copy(victim: Victim) {
     let mut pair = Pair::start(
         "[regions.jobs]\nlease_seconds = 2\n[regions.replication]\nmax_bytes_per_second = 12582912\n",
     );
@@ -297,7 +324,7 @@ async fn a_copy_cut_by_killing_the_source_resumes_from_the_bytes_the_destination
         (r.json().await.unwrap(), resumed)
     };
 
-    // Kill the source once 40 % went out.
+    // Kill once 40 % went out.
     let mut seen = Value::Null;
     for _ in 0..2000 {
         seen = show_job(&admin).await.0;
@@ -307,9 +334,18 @@ async fn a_copy_cut_by_killing_the_source_resumes_from_the_bytes_the_destination
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(seen["status"], "replicating", "{seen}");
-    pair.a.kill9();
-    pair.a = Pair::start_a(&pair.dir_a, pair.port_a);
-    let admin = pair.admin(&http).await;
+    let admin = match victim {
+        Victim::Source => {
+            pair.a.kill9();
+            pair.a = Pair::start_a(&pair.dir_a, pair.port_a);
+            pair.admin(&http).await
+        }
+        Victim::Destination => {
+            pair.b.kill9();
+            pair.b = Pair::start_b(&pair.dir_b, pair.port_b);
+            admin
+        }
+    };
 
     let (mut last, mut resumed) = (Value::Null, String::new());
     for _ in 0..3000 {
@@ -319,7 +355,7 @@ async fn a_copy_cut_by_killing_the_source_resumes_from_the_bytes_the_destination
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(last["status"], "replicated", "{last}");
+    assert_eq!(last["status"], "replicated", "{victim:?}: {last}");
     // The destination held at least a quarter (40 % had gone out; some was in flight).
     let from: u64 = resumed.parse().expect("the job resumed");
     assert!(
