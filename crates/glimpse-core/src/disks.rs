@@ -448,18 +448,26 @@ mod tests {
             .is_ok_and(|o| o.status.success())
     }
 
-    #[tokio::test]
-    async fn cached_copies_are_shared_verified_and_published_back() {
+    /// A scratch directory and a region in it; `None` (skip) without qemu-img, except in CI.
+    async fn scratch() -> Option<(PathBuf, Region)> {
         if !qemu_present() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "needs qemu-img"
             );
-            return;
+            return None;
         }
         let dir = std::env::temp_dir().join(format!("glimpse-disks-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let r = region(&dir).await;
+        Some((dir, r))
+    }
+
+    #[tokio::test]
+    async fn cached_copies_are_shared_verified_and_published_back() {
+        let Some((dir, r)) = scratch().await else {
+            return;
+        };
         let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
         let img = image(&r, "raw", "bare", data.clone()).await;
 
@@ -544,16 +552,9 @@ mod tests {
 
     #[tokio::test]
     async fn unused_cached_copies_are_evicted_and_used_ones_kept() {
-        if !qemu_present() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "needs qemu-img"
-            );
+        let Some((dir, r)) = scratch().await else {
             return;
-        }
-        let dir = std::env::temp_dir().join(format!("glimpse-disks-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let r = region(&dir).await;
+        };
         let hour = std::time::Duration::from_secs(3600);
         let a = image(&r, "raw", "bare", vec![1u8; 65536]).await;
         let b = image(&r, "raw", "bare", vec![2u8; 65536]).await;

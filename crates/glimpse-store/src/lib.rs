@@ -197,24 +197,6 @@ impl BlobStore {
         self.write_hashed(body, observe, StreamHasher::new()).await
     }
 
-    /// [`BlobStore::write`] computing sha512 only: the written md5 is `md5` as given. Only for
-    /// a caller that compares the sha512 with one a trusted party computed together with
-    /// `md5` over the same content ([`StreamHasher::with_known_md5`]).
-    pub async fn write_known_md5<S, E, O>(
-        &self,
-        body: S,
-        md5: String,
-        observe: O,
-    ) -> Result<Written, WriteError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: Into<BoxError>,
-        O: FnMut(&[u8]) -> Result<(), BoxError> + Send,
-    {
-        self.write_hashed(body, observe, StreamHasher::with_known_md5(md5))
-            .await
-    }
-
     /// Whether [`BlobStore::write_resumable`] can continue a write (the filesystem store).
     pub fn resumable(&self) -> bool {
         matches!(self.backend, Backend::Local(_))
@@ -237,10 +219,12 @@ impl BlobStore {
         }
     }
 
-    /// [`BlobStore::write`] (or [`BlobStore::write_known_md5`] when `md5` is given) that
-    /// continues the resumable write `name` at byte `offset`: bytes `0..offset` come from what
+    /// [`BlobStore::write`] that continues the resumable write `name` at byte `offset`: bytes `0..offset` come from what
     /// an earlier write of `name` left (hashed and observed again, not re-sent), then `body`.
     /// If `body` fails, what arrived is kept for the next resume; any other failure drops it.
+    /// With `md5` given, only the sha512 is computed and the md5 is taken as stated: only for
+    /// a caller that compares the sha512 with one a trusted party computed together with
+    /// `md5` over the same content ([`StreamHasher::with_known_md5`]).
     /// `offset` past what is held gives [`StoreError::Gap`]. On a store that cannot resume,
     /// `offset` must be 0 and this is a plain write.
     pub async fn write_resumable<S, E, O>(
