@@ -6,7 +6,7 @@
 mod common;
 
 use common::glance::{create_bare, download, sha512_hex, show, upload};
-use common::process::{self, GlimpseProcess, free_port, temp_dir};
+use common::process::{self, GlimpseProcess, free_port, replicator, temp_dir};
 use serde_json::{Value, json};
 
 /// Identity + region-one in process `a`, region-two alone in process `b`.
@@ -155,36 +155,8 @@ async fn two_processes_share_only_http() {
     );
 
     // Replicate region-one → region-two, across processes.
-    let r = http
-        .post(format!("{image_one}/v2/extension/image_replicator/jobs"))
-        .header("x-auth-token", &admin)
-        .json(&json!({"image_id": id, "tenant_id_dst": far}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let job = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        last = http
-            .get(format!(
-                "{image_one}/v2/extension/image_replicator/jobs/{job}"
-            ))
-            .header("x-auth-token", &admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ["replicated", "error", "canceled"].contains(&last["status"].as_str().unwrap_or("")) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let job = replicator::submit(&http, &image_one, &admin, &id, &far).await;
+    let (last, _) = replicator::wait_end(&http, &image_one, &admin, &job).await;
     assert_eq!(last["status"], "replicated", "{last}");
     assert_eq!(last["destination_region_id"], "region-two");
     let copy = last["destination_image_id"].as_str().unwrap().to_string();
@@ -287,52 +259,16 @@ async fn kill_mid_copy(victim: Victim) {
     let far =
         process::identity::member_project(&http, &url_a, &admin, "far", "region-two", "admin")
             .await;
-    // 36 MiB: about three seconds at region-one's 12 MiB/s limit.
-    let data: Vec<u8> = (0..36u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let data = replicator::slow_copy_data();
     let id = create_bare(&http, &image_one, &admin, "cut-copy", "raw").await;
     assert_eq!(
         upload(&http, &image_one, &admin, &id, data.clone()).await.0,
         204
     );
-    let r = http
-        .post(format!("{image_one}/v2/extension/image_replicator/jobs"))
-        .header("x-auth-token", &admin)
-        .json(&json!({"image_id": id, "tenant_id_dst": far}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let job = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job_url = format!("{image_one}/v2/extension/image_replicator/jobs/{job}");
-    let show_job = async |token: &str| -> (Value, String) {
-        let r = http
-            .get(&job_url)
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap();
-        let resumed = r
-            .headers()
-            .get("x-glimpse-job-resumed-from")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (r.json().await.unwrap(), resumed)
-    };
+    let job = replicator::submit(&http, &image_one, &admin, &id, &far).await;
 
     // Kill once 40 % went out.
-    let mut seen = Value::Null;
-    for _ in 0..2000 {
-        seen = show_job(&admin).await.0;
-        if seen["copy_progress"].as_u64().unwrap_or(0) >= 40 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let seen = replicator::wait_progress(&http, &image_one, &admin, &job, 40).await;
     assert_eq!(seen["status"], "replicating", "{seen}");
     let admin = match victim {
         Victim::Source => {
@@ -347,17 +283,10 @@ async fn kill_mid_copy(victim: Victim) {
         }
     };
 
-    let (mut last, mut resumed) = (Value::Null, String::new());
-    for _ in 0..3000 {
-        (last, resumed) = show_job(&admin).await;
-        if ["replicated", "error", "canceled"].contains(&last["status"].as_str().unwrap_or("")) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (last, resumed) = replicator::wait_end(&http, &image_one, &admin, &job).await;
     assert_eq!(last["status"], "replicated", "{victim:?}: {last}");
     // The destination held at least a quarter (40 % had gone out; some was in flight).
-    let from: u64 = resumed.parse().expect("the job resumed");
+    let from = resumed.expect("the job resumed");
     assert!(
         from >= data.len() as u64 / 4 && from < data.len() as u64,
         "resumed from {from}"
@@ -372,23 +301,8 @@ async fn kill_mid_copy(victim: Victim) {
     )
     .await;
     let image_two = format!("{url_b}/region-two/image");
-    let list: Value = http
-        .get(format!("{image_two}/v2/images?name=cut-copy"))
-        .header("x-auth-token", &far_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let images = list["images"].as_array().unwrap();
-    assert_eq!(images.len(), 1, "{list}");
-    assert_eq!(images[0]["id"], last["destination_image_id"]);
-    assert_eq!(images[0]["os_hash_value"], sha512_hex(&data));
-    let copy = images[0]["id"].as_str().unwrap();
-    let (status, got) = download(&http, &image_two, &far_token, copy).await;
-    assert_eq!(status, 200);
-    assert!(got == data, "the copy is the source's bytes");
+    let copy = replicator::the_copy(&http, &image_two, &far_token, "cut-copy", &data).await;
+    assert_eq!(copy["id"], last["destination_image_id"]);
     assert!(
         files_named(&pair.dir_b, "partial-").is_empty(),
         "the held bytes became the image's blob"

@@ -190,3 +190,129 @@ pub mod identity {
         pid
     }
 }
+
+/// The image replicator of a real process (`<image endpoint>/v2/extension/image_replicator`),
+/// for the kill -9 suites.
+pub mod replicator {
+    use serde_json::{Value, json};
+
+    /// 36 MiB of pseudo-random bytes: about three seconds at a 12 MiB/s bandwidth limit, so a
+    /// kill lands mid-copy.
+    pub fn slow_copy_data() -> Vec<u8> {
+        (0..36u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect()
+    }
+
+    /// Submits a copy of `image` to tenant `dst`; the job id.
+    pub async fn submit(
+        http: &reqwest::Client,
+        image_url: &str,
+        token: &str,
+        image: &str,
+        dst: &str,
+    ) -> String {
+        let r = http
+            .post(format!("{image_url}/v2/extension/image_replicator/jobs"))
+            .header("x-auth-token", token)
+            .json(&json!({"image_id": image, "tenant_id_dst": dst}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().await.unwrap()["job_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The job, and the byte its copy resumed from (`X-Glimpse-Job-Resumed-From`), if any.
+    pub async fn show(
+        http: &reqwest::Client,
+        image_url: &str,
+        token: &str,
+        job: &str,
+    ) -> (Value, Option<u64>) {
+        let r = http
+            .get(format!(
+                "{image_url}/v2/extension/image_replicator/jobs/{job}"
+            ))
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .unwrap();
+        let resumed = r
+            .headers()
+            .get("x-glimpse-job-resumed-from")
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        (r.json().await.unwrap(), resumed)
+    }
+
+    /// Polls (10 ms) until at least `pct` % of the copy went out; the job then.
+    pub async fn wait_progress(
+        http: &reqwest::Client,
+        image_url: &str,
+        token: &str,
+        job: &str,
+        pct: u64,
+    ) -> Value {
+        let mut seen = Value::Null;
+        for _ in 0..2000 {
+            seen = show(http, image_url, token, job).await.0;
+            if seen["copy_progress"].as_u64().unwrap_or(0) >= pct {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        seen
+    }
+
+    /// Polls (20 ms) until the job ends; the job and its resume point.
+    pub async fn wait_end(
+        http: &reqwest::Client,
+        image_url: &str,
+        token: &str,
+        job: &str,
+    ) -> (Value, Option<u64>) {
+        let mut last = (Value::Null, None);
+        for _ in 0..3000 {
+            last = show(http, image_url, token, job).await;
+            let status = last.0["status"].as_str().unwrap_or("");
+            if ["replicated", "error", "canceled"].contains(&status) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        last
+    }
+
+    /// The one image named `name` the token sees in `image_url` (asserts there is exactly
+    /// one), checked byte for byte against `data`.
+    pub async fn the_copy(
+        http: &reqwest::Client,
+        image_url: &str,
+        token: &str,
+        name: &str,
+        data: &[u8],
+    ) -> Value {
+        let list: Value = http
+            .get(format!("{image_url}/v2/images?name={name}"))
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let images = list["images"].as_array().unwrap();
+        assert_eq!(images.len(), 1, "{list}");
+        let img = images[0].clone();
+        assert_eq!(img["status"], "active");
+        assert_eq!(img["os_hash_value"], super::super::glance::sha512_hex(data));
+        let id = img["id"].as_str().unwrap();
+        let (status, got) = super::super::glance::download(http, image_url, token, id).await;
+        assert_eq!(status, 200);
+        assert!(got == data, "the copy is the source's bytes");
+        img
+    }
+}
