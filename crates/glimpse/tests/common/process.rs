@@ -248,7 +248,27 @@ pub mod replicator {
         (r.json().await.unwrap(), resumed)
     }
 
-    /// Polls (10 ms) until at least `pct` % of the copy went out; the job then.
+    /// Polls (10 ms, at most a minute) until `done` holds for the job; the job then and its
+    /// resume point.
+    async fn wait_until(
+        http: &reqwest::Client,
+        image_url: &str,
+        token: &str,
+        job: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> (Value, Option<u64>) {
+        let mut last = (Value::Null, None);
+        for _ in 0..6000 {
+            last = show(http, image_url, token, job).await;
+            if done(&last.0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        last
+    }
+
+    /// Waits until at least `pct` % of the copy went out; the job then.
     pub async fn wait_progress(
         http: &reqwest::Client,
         image_url: &str,
@@ -256,34 +276,21 @@ pub mod replicator {
         job: &str,
         pct: u64,
     ) -> Value {
-        let mut seen = Value::Null;
-        for _ in 0..2000 {
-            seen = show(http, image_url, token, job).await.0;
-            if seen["copy_progress"].as_u64().unwrap_or(0) >= pct {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        seen
+        let moved = |j: &Value| j["copy_progress"].as_u64().unwrap_or(0) >= pct;
+        wait_until(http, image_url, token, job, moved).await.0
     }
 
-    /// Polls (20 ms) until the job ends; the job and its resume point.
+    /// Waits until the job ends; the job and its resume point.
     pub async fn wait_end(
         http: &reqwest::Client,
         image_url: &str,
         token: &str,
         job: &str,
     ) -> (Value, Option<u64>) {
-        let mut last = (Value::Null, None);
-        for _ in 0..3000 {
-            last = show(http, image_url, token, job).await;
-            let status = last.0["status"].as_str().unwrap_or("");
-            if ["replicated", "error", "canceled"].contains(&status) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        last
+        let ended = |j: &Value| {
+            ["replicated", "error", "canceled"].contains(&j["status"].as_str().unwrap_or(""))
+        };
+        wait_until(http, image_url, token, job, ended).await
     }
 
     /// The one image named `name` the token sees in `image_url` (asserts there is exactly
