@@ -106,6 +106,11 @@ pub struct KmsConfig {
     /// characters) takes precedence. Empty: `<data_dir>/<region>/kms-master-key`, generated on
     /// first start (for development: keep a production key out of the data directory).
     pub master_key_file: String,
+    /// During a master key rotation, the file of the master key being replaced (64 hex
+    /// characters, mode 0600; `GLIMPSE_KMS_PREVIOUS_MASTER_KEY` takes precedence). Keys still
+    /// wrapped by it are read, and re-wrapped with the current master key when the region
+    /// starts. Empty: no rotation in progress (docs/kms.md).
+    pub previous_master_key_file: String,
     /// Set by [`Config::resolve`] when `master_key_file` is the default: only then is a
     /// missing file generated.
     #[serde(skip)]

@@ -38,7 +38,8 @@ impl Region {
     ) -> anyhow::Result<Region> {
         let db = Db::open(&config.database, Schema::Region).await?;
         let store = BlobStore::open(&config.store, &config.s3)?;
-        let kms = crate::kms::Kms::new(db.clone(), crate::kms::master::load(&config.kms)?);
+        let kms = crate::kms::Kms::new(db.clone(), crate::kms::master::load(&config.kms)?)
+            .with_previous(crate::kms::master::load_previous(&config.kms)?);
         let region = Region {
             name: config.name.clone(),
             url: config.url.clone(),
@@ -54,6 +55,14 @@ impl Region {
         crate::images::recover(&region).await?;
         crate::compute::recover(&region).await?;
         crate::volumes::recover(&region).await?;
+        // A master key rotation in progress: move every customer key to the current key.
+        if !region.kms.rotating() {
+            return Ok(region);
+        }
+        let (moved, current, lost) = region.kms.rewrap().await?;
+        tracing::warn!(region = %region.name, rewrapped = moved, current, unreadable = lost,
+            "KMS master key rotation: customer keys re-wrapped with the current master key; \
+             remove the previous key from the configuration once every node runs the new one");
         Ok(region)
     }
 

@@ -14,6 +14,8 @@ use crate::config::KmsConfig;
 
 /// The environment variable that overrides the master key file.
 pub const ENV: &str = "GLIMPSE_KMS_MASTER_KEY";
+/// The environment variable that overrides the previous master key file (a rotation).
+pub const PREVIOUS_ENV: &str = "GLIMPSE_KMS_PREVIOUS_MASTER_KEY";
 
 fn parse(text: &str, from: &str) -> anyhow::Result<Key> {
     let bytes = hex::decode(text.trim())
@@ -37,12 +39,13 @@ pub fn load(config: &KmsConfig) -> anyhow::Result<Key> {
         return Ok(random());
     }
     let path = Path::new(&config.master_key_file);
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            check_mode(path)?;
-            parse(&text, &path.display().to_string())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.generate => {
+    match read_key_file(path) {
+        Ok(key) => Ok(key),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                && config.generate =>
+        {
             let key: Key = random();
             write_new(path, &hex::encode(key))?;
             tracing::warn!(file = %path.display(),
@@ -50,11 +53,33 @@ pub fn load(config: &KmsConfig) -> anyhow::Result<Key> {
                  set [regions.kms] master_key_file or GLIMPSE_KMS_MASTER_KEY in production");
             Ok(key)
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "cannot read the KMS master key file {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(e),
     }
+}
+
+/// The master key being rotated out, if a rotation is in progress
+/// (`GLIMPSE_KMS_PREVIOUS_MASTER_KEY`, else `[regions.kms] previous_master_key_file`).
+pub fn load_previous(config: &KmsConfig) -> anyhow::Result<Option<Key>> {
+    if let Ok(v) = std::env::var(PREVIOUS_ENV)
+        && !v.trim().is_empty()
+    {
+        return parse(&v, PREVIOUS_ENV).map(Some);
+    }
+    if config.previous_master_key_file.is_empty() {
+        return Ok(None);
+    }
+    read_key_file(Path::new(&config.previous_master_key_file)).map(Some)
+}
+
+/// A key file: 64 hex characters, readable by its owner only. A missing file's error keeps
+/// its `std::io::Error` (NotFound) for the caller to tell apart.
+fn read_key_file(path: &Path) -> anyhow::Result<Key> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let what = format!("cannot read the KMS master key file {}", path.display());
+        anyhow::Error::new(e).context(what)
+    })?;
+    check_mode(path)?;
+    parse(&text, &path.display().to_string())
 }
 
 #[cfg(unix)]
@@ -101,6 +126,7 @@ mod tests {
         let file = dir.join("k");
         let named = KmsConfig {
             master_key_file: file.display().to_string(),
+            previous_master_key_file: String::new(),
             generate: false,
         };
         assert!(load(&named).is_err(), "a named missing file is an error");
@@ -117,7 +143,20 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(load(&named).is_err());
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
+        // The previous key of a rotation: none unless named; a named one must exist.
+        assert_eq!(load_previous(&named).unwrap(), None);
+        let rotating = KmsConfig {
+            previous_master_key_file: file.display().to_string(),
+            ..named.clone()
+        };
+        assert_eq!(load_previous(&rotating).unwrap(), Some(k1));
+        let missing = KmsConfig {
+            previous_master_key_file: dir.join("nope").display().to_string(),
+            ..named
+        };
+        assert!(load_previous(&missing).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

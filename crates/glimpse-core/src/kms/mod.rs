@@ -63,6 +63,9 @@ pub struct UsableKey {
 pub struct Kms {
     db: Db,
     master: Key,
+    /// The master key being rotated out: keys it wraps are still read ([`Kms::rewrap`]
+    /// moves them to `master`).
+    previous: Option<Key>,
 }
 
 const COLUMNS: &str =
@@ -129,7 +132,75 @@ fn may_write(caller: &Caller) -> Result<()> {
 
 impl Kms {
     pub fn new(db: Db, master: Key) -> Kms {
-        Kms { db, master }
+        Kms {
+            db,
+            master,
+            previous: None,
+        }
+    }
+
+    /// This key manager during a master key rotation: `previous` still opens what it wrapped.
+    pub fn with_previous(mut self, previous: Option<Key>) -> Kms {
+        self.previous = previous;
+        self
+    }
+
+    /// Whether a master key rotation is in progress (a previous key is configured).
+    pub fn rotating(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// A customer key's material, unwrapped with the master key, or the previous one during
+    /// a rotation; `None` if neither opens it. The bool: it needed the previous key.
+    fn open_material(&self, id: &str, project: &str, material: &str) -> Option<(Key, bool)> {
+        let wrapped = hex::decode(material).ok()?;
+        let aad = Self::material_aad(id, project);
+        if let Some(k) = sealed::unwrap_key(&self.master, &wrapped, &aad) {
+            return Some((k, false));
+        }
+        let previous = self.previous.as_ref()?;
+        sealed::unwrap_key(previous, &wrapped, &aad).map(|k| (k, true))
+    }
+
+    /// Re-wraps with the master key every customer key still wrapped by the previous one (a
+    /// rotation, docs/kms.md); each row is changed by a conditional UPDATE, so concurrent
+    /// runs and a crash midway are harmless. Returns (re-wrapped, already current, opened by
+    /// neither key: logged, left as they are).
+    pub async fn rewrap(&self) -> Result<(u64, u64, u64)> {
+        let rows = sqlx::query("SELECT id, project_id, material FROM kms_keys")
+            .fetch_all(&self.db.pool)
+            .await?;
+        let (mut moved, mut current, mut lost) = (0, 0, 0);
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let project: String = row.try_get("project_id")?;
+            let material: String = row.try_get("material")?;
+            match self.open_material(&id, &project, &material) {
+                Some((_, false)) => current += 1,
+                Some((key, true)) => {
+                    let fresh = hex::encode(sealed::wrap_key(
+                        &self.master,
+                        &key,
+                        &Self::material_aad(&id, &project),
+                    ));
+                    sqlx::query(
+                        "UPDATE kms_keys SET material = $1 WHERE id = $2 AND material = $3",
+                    )
+                    .bind(fresh)
+                    .bind(&id)
+                    .bind(&material)
+                    .execute(&self.db.pool)
+                    .await?;
+                    moved += 1;
+                }
+                None => {
+                    tracing::error!(key = %id, project = %project,
+                        "a customer key opens with neither the master key nor the previous one");
+                    lost += 1;
+                }
+            }
+        }
+        Ok((moved, current, lost))
     }
 
     fn material_aad(id: &str, project: &str) -> Vec<u8> {
@@ -333,13 +404,11 @@ impl Kms {
             ))
             .with_code(codes::WRONG_STATE));
         }
-        let wrapped = hex::decode(material).map_err(Error::internal)?;
-        let key = sealed::unwrap_key(&self.master, &wrapped, &Self::material_aad(id, project))
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "key {id} does not unwrap with this region's master key"
-                ))
-            })?;
+        let (key, _) = self.open_material(id, project, &material).ok_or_else(|| {
+            Error::internal(format!(
+                "key {id} does not unwrap with this region's master key"
+            ))
+        })?;
         Ok(UsableKey { id: id.into(), key })
     }
 
@@ -402,6 +471,50 @@ mod tests {
             roles: vec!["member".into(), "reader".into()],
             expires_at: now() + chrono::Duration::hours(1),
         }
+    }
+
+    /// A master key rotation: with the new key current and the old one as previous, keys
+    /// wrapped by the old one still work and `rewrap` moves them; afterwards the new key
+    /// alone opens them, the old one alone no longer does, and what the keys wrapped (data
+    /// keys of encrypted images) is untouched.
+    #[tokio::test]
+    async fn a_master_key_rotation_rewraps_every_key() {
+        let dir = std::env::temp_dir().join(format!("glimpse-kms-{}", glimpse_types::hex_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("r.db").display());
+        let db = Db::open(&url, Schema::Region).await.unwrap();
+        let (old, new): (Key, Key) = (sealed::random(), sealed::random());
+        let before = Kms::new(db.clone(), old);
+        let k1 = before.create(&member("pa"), "one", "").await.unwrap();
+        let k2 = before.create(&member("pb"), "two", "").await.unwrap();
+        before.disable(&member("pb"), &k2.id).await.unwrap();
+        let u1 = before.usable("pa", &k1.id).await.unwrap();
+        let (dek, wrapped) = before.new_data_key(&u1);
+
+        let rotating = Kms::new(db.clone(), new).with_previous(Some(old));
+        assert_eq!(rotating.usable("pa", &k1.id).await.unwrap().key, u1.key);
+        assert_eq!(rotating.rewrap().await.unwrap(), (2, 0, 0));
+        assert_eq!(rotating.rewrap().await.unwrap(), (0, 2, 0), "idempotent");
+
+        let after = Kms::new(db.clone(), new);
+        let u1_after = after.usable("pa", &k1.id).await.unwrap();
+        assert_eq!(u1_after.key, u1.key, "the customer key itself is unchanged");
+        assert_eq!(after.open_data_key(&u1_after, &wrapped).unwrap(), dek);
+        after.enable(&member("pb"), &k2.id).await.unwrap();
+        assert!(
+            after.usable("pb", &k2.id).await.is_ok(),
+            "disabled keys moved too"
+        );
+        assert_eq!(
+            before.usable("pa", &k1.id).await.err().unwrap().kind,
+            crate::Kind::Internal,
+            "the old master key no longer opens anything"
+        );
+        // A key that opens with neither is reported, not lost or changed.
+        let stranger = Kms::new(db.clone(), sealed::random()).with_previous(Some(old));
+        assert_eq!(stranger.rewrap().await.unwrap(), (0, 0, 2));
+        assert!(after.usable("pa", &k1.id).await.is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
