@@ -257,7 +257,8 @@ impl BlobStore {
             n => match local.read_partial(name, n).await {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    sink.abort(false).await;
+                    // The held bytes may be fine (a transient error): keep them.
+                    sink.abort(true).await;
                     return Err(e.into());
                 }
             },

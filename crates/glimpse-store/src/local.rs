@@ -4,7 +4,9 @@
 //!
 //! Crash behaviour: a blob is written under `.staging/`, fsynced, renamed into `blobs/` and the
 //! directory fsynced, so after a crash a key under `blobs/` is either absent or complete. Files
-//! left in `.staging/` are garbage that [`LocalStore::list`] reports for the cleaner.
+//! left in `.staging/` are garbage that [`LocalStore::list`] reports for the cleaner, except a
+//! resumable partial (below), which is kept for a later write until the cleaner finds it old
+//! and unlocked.
 //!
 //! Resumable writes ([`LocalStore::resume`]) stage under a name the caller chooses,
 //! `.staging/partial-<name>`, and keep what they wrote when the body fails, so a later write
@@ -123,6 +125,9 @@ impl LocalStore {
                     return Err(StoreError::Gap { held: held.len() });
                 }
                 file.set_len(offset)?;
+                // In use from now on: the cleaner judges partials by age (and skips locked
+                // ones); `set_len` to the same length leaves the mtime as it was.
+                file.set_modified(std::time::SystemTime::now())?;
                 let mut file = file;
                 file.seek(SeekFrom::Start(offset))?;
                 return Ok(file);
@@ -236,6 +241,9 @@ impl LocalStore {
                 };
                 for entry in rd {
                     let entry = entry?;
+                    if in_use(&entry.path()) {
+                        continue;
+                    }
                     let meta = entry.metadata()?;
                     let modified: DateTime<Utc> = meta.modified()?.into();
                     out.push(BlobInfo {
@@ -291,6 +299,21 @@ fn stream_file(file: File, start: u64, end: u64) -> BoxStream<'static, Result<By
         rx.recv().await.map(|item| (item, rx))
     });
     stream.boxed()
+}
+
+/// Whether `path` is a resumable partial a writer holds locked right now (the cleaner must
+/// not take it, however old its last write).
+fn in_use(path: &Path) -> bool {
+    let partial = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("partial-"));
+    if !partial {
+        return false;
+    }
+    match File::open(path) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
 }
 
 fn not_found(e: std::io::Error, key: &str) -> StoreError {

@@ -332,3 +332,42 @@ async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
         );
     }
 }
+
+/// The cleaner's listing leaves out a partial while a writer holds it, however old it looks,
+/// and shows it again once the writer is gone.
+#[tokio::test]
+async fn a_partial_in_use_is_not_listed_for_the_cleaner() {
+    for (which, b) in backends().await {
+        if !b.store.resumable() {
+            continue;
+        }
+        let (cut, when) = tokio::sync::oneshot::channel::<()>();
+        let body = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(pattern(1 << 20)))])
+            .chain(stream::once(async move {
+                let _ = when.await;
+                Err(std::io::Error::other("cut"))
+            }));
+        let store = b.store.clone();
+        let writing = tokio::spawn(async move {
+            store
+                .write_resumable("busy-1", 0, body, None, |_: &[u8]| Ok(()))
+                .await
+        });
+        let landed = async {
+            while b.store.partial_len("busy-1").await.unwrap() < 1 << 20 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), landed)
+            .await
+            .expect("the first megabyte lands");
+        let listed = |l: Vec<glimpse_store::BlobInfo>| l.iter().any(|i| i.key.contains("busy-1"));
+        assert!(!listed(b.store.list().await.unwrap()), "{which}: in use");
+        let _ = cut.send(());
+        assert!(writing.await.unwrap().is_err());
+        assert!(
+            listed(b.store.list().await.unwrap()),
+            "{which}: left for later"
+        );
+    }
+}

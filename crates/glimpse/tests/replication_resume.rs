@@ -94,6 +94,7 @@ async fn cut_upload(
     whole: &[u8],
     data: &[u8],
 ) {
+    let name = format!("{id}-{}", &glance::sha512_hex(whole)[..32]);
     let (cut, when) = tokio::sync::oneshot::channel::<()>();
     let items: Vec<Result<Bytes, std::io::Error>> = data
         .chunks(256 * 1024)
@@ -112,7 +113,8 @@ async fn cut_upload(
             r = &mut sending => panic!("the upload ended before the cut: {r:?}"),
             _ = tick.tick() => {}
         }
-        held = staged_bytes(tc).await;
+        // By name: the store's listing leaves out a partial its writer holds.
+        held = region(tc, TWO).store.partial_len(&name).await.unwrap();
         if held >= data.len() as u64 {
             break;
         }
@@ -331,4 +333,115 @@ async fn a_job_whose_copy_is_cut_resumes_from_the_held_bytes() {
     }
     assert!(partials(&tc).await.is_empty());
     pause::clear(&src);
+}
+
+/// A cloud whose region-one runs one replication per project at a time, and a running copy
+/// held at its start: the next job of the project waits `replicate_requested`, so a test can
+/// prepare region-two's store for it before it runs. Returns the cloud, the world, the held
+/// point and the blocker's source image.
+async fn one_at_a_time() -> (
+    TestCloud,
+    rep::World,
+    std::sync::Arc<pause::PausePoint>,
+    String,
+) {
+    let tc = TestCloud::start_with(|c| {
+        for r in &mut c.regions {
+            r.jobs.per_project_running = 1;
+        }
+    })
+    .await;
+    let w = world(&tc).await;
+    let blocker = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(1000, 80)).await;
+    let point = pause::pause_copy(&blocker, 0);
+    rep::submit_ok(&tc, ONE, &w.tok_a, &blocker, &w.b).await;
+    tokio::time::timeout(std::time::Duration::from_secs(60), point.reached())
+        .await
+        .expect("the blocker runs");
+    (tc, w, point, blocker)
+}
+
+/// Leaves in region-two's store what a cut upload of `content` into image `dst` would have
+/// left after sending `held` (the name the destination gives it: image id and sha512).
+async fn leave_partial(tc: &TestCloud, dst: &str, content: &[u8], held: &[u8]) {
+    let sha = glance::sha512_hex(content);
+    let name = format!("{dst}-{}", &sha[..32]);
+    let cut = futures::stream::iter(vec![
+        Ok(Bytes::copy_from_slice(held)),
+        Err(std::io::Error::other("cut")),
+    ]);
+    let _ = region(tc, TWO)
+        .store
+        .write_resumable(&name, 0, cut, None, |_: &[u8]| Ok(()))
+        .await;
+    assert_eq!(staged_bytes(tc).await, held.len() as u64);
+}
+
+/// The destination id a queued job will use.
+async fn destination_of(tc: &TestCloud, job: &str) -> String {
+    let rec = region(tc, ONE).jobs.get(job).await.unwrap().unwrap();
+    rec.params["destination_image_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Every byte arrived before the cut; only the publication was missing: the job sends no
+/// data byte, just asks the destination to publish what it holds (verified).
+#[tokio::test]
+async fn a_copy_whose_every_byte_arrived_is_only_published() {
+    let (tc, w, point, blocker) = one_at_a_time().await;
+    if !region(&tc, TWO).store.resumable() {
+        point.release();
+        return;
+    }
+    let bytes = rep::data(3 * 1024 * 1024 + 1, 81);
+    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
+    let dst = destination_of(&tc, &job).await;
+    leave_partial(&tc, &dst, &bytes, &bytes).await;
+    point.release();
+    let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
+    assert_eq!(done["destination_image_id"], dst.as_str());
+    let shown = rep::show(&tc, ONE, &w.tok_a, &job).await;
+    assert_eq!(
+        shown.header("x-glimpse-job-resumed-from"),
+        bytes.len().to_string()
+    );
+    let (_, copied) = glance::download(&tc.http, &tc.image(TWO), &w.tok_b, &dst).await;
+    assert!(copied == bytes);
+    assert!(partials(&tc).await.is_empty());
+    pause::clear(&blocker);
+}
+
+/// The held bytes were damaged on the destination's disk: the resumed upload is refused for
+/// its sha512, the destination drops them, and the job copies again from zero (not a failed
+/// job), ending with the source's bytes.
+#[tokio::test]
+async fn a_damaged_held_prefix_makes_the_job_copy_again_from_zero() {
+    let (tc, w, point, blocker) = one_at_a_time().await;
+    if !region(&tc, TWO).store.resumable() {
+        point.release();
+        return;
+    }
+    let bytes = rep::data(3 * 1024 * 1024, 82);
+    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
+    let dst = destination_of(&tc, &job).await;
+    let mut damaged = bytes[..2 * 1024 * 1024].to_vec();
+    damaged[12345] ^= 0x01;
+    leave_partial(&tc, &dst, &bytes, &damaged).await;
+    point.release();
+    let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
+    assert_eq!(done["destination_image_id"], dst.as_str());
+    let shown = rep::show(&tc, ONE, &w.tok_a, &job).await;
+    assert_eq!(
+        shown.header("x-glimpse-job-resumed-from"),
+        "",
+        "copied from zero"
+    );
+    let (_, copied) = glance::download(&tc.http, &tc.image(TWO), &w.tok_b, &dst).await;
+    assert!(copied == bytes, "the source's bytes, not the damaged ones");
+    assert!(partials(&tc).await.is_empty());
+    pause::clear(&blocker);
 }

@@ -11,8 +11,9 @@
 //! At the end of the stream the inspector's verdict must accept the claimed `disk_format`
 //! (415, or 413 for a virtual size over the cap). Only then does ONE conditional UPDATE publish
 //! `saving → active` with the blob key, size, checksum, `os_hash_*` and `virtual_size`. Any
-//! failure removes the blob and puts the image back to `queued` with no data; if the image was
-//! deleted meanwhile, the blob is removed and the upload answers 409.
+//! failure removes the blob (except the held bytes of a cut replication upload, below) and
+//! puts the image back to `queued` with no data; if the image was deleted meanwhile, the blob
+//! is removed and the upload answers 409.
 //!
 //! As in Glance, only `bare` container images are inspected: `ami`, `ova`, `docker`, … hold
 //! payloads the inspector cannot judge; they are stored as uploaded with `virtual_size` null.
@@ -22,7 +23,8 @@
 //! next upload of the same image and content may say, with `Expected::resume_from`, that it
 //! continues at byte N ([`upload_offset`] tells the sender N): the store re-reads the held
 //! N bytes through the hashes, the size and quota checks and the format inspector before it
-//! appends the body, so the verdict and both digests still cover the whole content.
+//! appends the body, so the verdict and the sha512 (the only digest computed for these
+//! uploads, see `trusted_md5`) still cover the whole content.
 //!
 //! Crash behaviour: a crash mid-upload leaves the image `saving` and perhaps a blob nobody
 //! names. [`recover`] (run when the region opens) puts `saving` images back to `queued`, and
@@ -47,7 +49,8 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::region::Region;
 
-/// How long an unreferenced blob is left alone before the cleaner deletes it at start-up.
+/// How long an unreferenced blob (or staging leftover) is left alone before the cleaner,
+/// at start-up and then hourly, deletes it.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
 
 /// An observer's reason to stop an upload.
@@ -354,6 +357,9 @@ where
                         expected.resume_from
                     ),
                 ),
+                // Deleted meanwhile (which also drops a resumable upload's held bytes, so the
+                // store fails to publish them): the same answer as a delete seen at publication.
+                WriteError::Store(_) if !exists(region, id).await? => gone_during_upload(id),
                 WriteError::Store(e) => Error::unavailable(format!("Image storage failed: {e}")),
             });
         }
@@ -424,10 +430,7 @@ where
             discard(region, &written.key).await;
             let mut g = guard;
             g.armed = false;
-            return Err(Error::conflict(format!(
-                "Image {id} could not be found after upload. The image may have been deleted \
-                 during the upload, cleaning up the chunks uploaded."
-            )));
+            return Err(gone_during_upload(id));
         }
         Err(e) => {
             discard(region, &written.key).await;
@@ -449,6 +452,22 @@ where
         updated_at: now,
         ..img
     })
+}
+
+/// Glance's answer to an upload whose image was deleted while the bytes arrived.
+fn gone_during_upload(id: &str) -> Error {
+    Error::conflict(format!(
+        "Image {id} could not be found after upload. The image may have been deleted during \
+         the upload, cleaning up the chunks uploaded."
+    ))
+}
+
+async fn exists(region: &Region, id: &str) -> Result<bool> {
+    Ok(sqlx::query("SELECT id FROM images WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&region.db.pool)
+        .await?
+        .is_some())
 }
 
 async fn discard(region: &Region, key: &str) {

@@ -128,12 +128,16 @@ impl ReplicateHandler {
             "active" => tracing::info!(job = %ctx.job.id, image = id, "destination already active"),
             "queued" => {
                 if !self.adopt(ctx, p, dst).await? {
-                    let from = self.resume_point(ctx, p, dst).await;
-                    if from > 0 {
-                        made["resumed_from"] = json!(from);
-                        ctx.checkpoint(made.clone(), Some(made.clone())).await?;
-                    }
-                    self.copy(ctx, p, from, src, dst).await?;
+                    let asked = self.resume_point(ctx, p, dst).await;
+                    // Where the copy that published the image started (not an earlier
+                    // attempt's resume point).
+                    match self.copy(ctx, p, asked, src, dst).await? {
+                        0 => made.as_object_mut().map(|m| m.remove("resumed_from")),
+                        from => made
+                            .as_object_mut()
+                            .map(|m| m.insert("resumed_from".into(), json!(from))),
+                    };
+                    ctx.checkpoint(made.clone(), Some(made.clone())).await?;
                 }
             }
             s @ ("saving" | "uploading" | "importing") => {
@@ -263,7 +267,12 @@ impl ReplicateHandler {
         }
     }
 
-    /// Streams the source's data from byte `from` on into the destination image.
+    /// Streams the source's data from byte `from` on into the destination image; returns the
+    /// byte the copy actually started at (0 when the source ignored the range).
+    ///
+    /// A resumed upload refused for its content (400: the held bytes and the rest do not make
+    /// the source's sha512 — a held prefix damaged on the destination's disk) is retried: the
+    /// destination dropped the held bytes, so the next attempt sends everything.
     async fn copy(
         &self,
         ctx: &JobContext,
@@ -271,18 +280,56 @@ impl ReplicateHandler {
         from: u64,
         src: &Glance<'_>,
         dst: &Glance<'_>,
-    ) -> Result<(), JobError> {
-        ctx.progress(percent(from, p.size), "copying").await?;
+    ) -> Result<u64, JobError> {
+        let refused_resume = |f: &Fault| {
+            JobError::Retryable(format!(
+                "the destination refused the bytes it held plus the rest ({f}); copying again \
+                 from zero"
+            ))
+        };
+        if from == p.size {
+            // Every byte arrived before the cut; only the publication is missing.
+            ctx.progress(percent(from, p.size), "copying").await?;
+            let empty = reqwest::Body::from(Vec::new());
+            return match dst
+                .upload(
+                    &p.destination_image_id,
+                    empty,
+                    (from, 0),
+                    p.checksum.as_deref(),
+                    p.os_hash_value.as_deref(),
+                )
+                .await
+            {
+                Ok(()) => Ok(from),
+                Err(f) if f.status() == Some(400) => Err(refused_resume(&f)),
+                Err(f) => Err(self.classify(f).await),
+            };
+        }
         let resp = match src.download(&p.source_image_id, from).await {
             Ok(r) => r,
             Err(f) => return Err(self.classify(f).await),
         };
-        // A source that ignored the range sends everything: then so do we.
+        // A source that ignored the range sends everything: then so do we. A partial answer
+        // must start where it was asked to.
         let from = if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+            let starts = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if starts != Some(from) {
+                return Err(JobError::Retryable(format!(
+                    "the source answered a range that does not start at byte {from}"
+                )));
+            }
             from
         } else {
             0
         };
+        ctx.progress(percent(from, p.size), "copying").await?;
         let len = resp.content_length().unwrap_or(p.size - from);
         if from + len != p.size {
             return Err(JobError::Permanent(format!(
@@ -324,11 +371,16 @@ impl ReplicateHandler {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let (mut shown, mut last_bytes, mut moved_at) =
             (percent(from, p.size), from, Instant::now());
+        // Before it reads the body, the destination re-reads the `from` bytes it holds through
+        // its hashes (at disk speed; 50 MB/s assumed at worst): no byte moves meanwhile, beyond
+        // what the sockets buffer.
+        let prefix_grace = Duration::from_secs(from / 50_000_000);
         loop {
             tokio::select! {
                 done = &mut upload => {
                     return match done {
-                        Ok(()) => Ok(()),
+                        Ok(()) => Ok(from),
+                        Err(f) if from > 0 && f.status() == Some(400) => Err(refused_resume(&f)),
                         Err(f) => Err(self.classify(f).await),
                     };
                 }
@@ -341,9 +393,12 @@ impl ReplicateHandler {
                         shown = pct;
                     }
                     let holding = point.as_ref().is_some_and(|p| p.is_reached());
+                    // Still within what the sockets take while the prefix is re-read.
+                    let rehashing = n - from < 16 << 20;
+                    let allowed = if rehashing { STALL + prefix_grace } else { STALL };
                     if n != last_bytes || holding {
                         (last_bytes, moved_at) = (n, Instant::now());
-                    } else if moved_at.elapsed() > STALL {
+                    } else if moved_at.elapsed() > allowed {
                         return Err(JobError::Retryable(format!(
                             "the copy moved no data for {} s", STALL.as_secs()
                         )));
