@@ -54,11 +54,36 @@ async fn openstack_server_create_snapshot_and_save() {
     .await;
     let flavors = run(demo(&["flavor", "list"])).await;
     assert_eq!(flavors.as_array().unwrap().len(), 5, "{flavors}");
+    // A key pair imported from a file, listed, and named by the server.
+    let key = dir.0.join("id.pub");
+    std::fs::write(
+        &key,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF9G/fjoxDBtpVnejT7vRyOXdPUZv8YEThI74xuqaCLL cli@test\n",
+    )
+    .unwrap();
+    let key_s = key.to_str().unwrap().to_string();
+    let kp = run(demo(&["keypair", "create", "--public-key", &key_s, "kp"])).await;
+    assert_eq!(
+        kp["fingerprint"], "f5:b5:de:3d:8a:8d:50:b0:ee:e2:f3:92:98:db:42:90",
+        "{kp}"
+    );
+    let kps = run(demo(&["keypair", "list"])).await;
+    assert_eq!(kps[0]["Name"], "kp", "{kps}");
     let server = run(demo(&[
-        "server", "create", "--image", "cli-base", "--flavor", "m1.tiny", "--wait", "s1",
+        "server",
+        "create",
+        "--image",
+        "cli-base",
+        "--flavor",
+        "m1.tiny",
+        "--key-name",
+        "kp",
+        "--wait",
+        "s1",
     ]))
     .await;
     assert_eq!(server["status"], "ACTIVE", "{server}");
+    assert_eq!(server["key_name"], "kp", "{server}");
     let id = server["id"].as_str().unwrap().to_string();
     let listed = run(demo(&["server", "list"])).await;
     assert_eq!(listed[0]["Name"], "s1", "{listed}");

@@ -40,24 +40,6 @@ pub fn routes() -> Router<R> {
         )
 }
 
-macro_rules! caller {
-    ($region:expr, $headers:expr, $base:expr) => {
-        match auth(&$region, &$headers, &$base).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        }
-    };
-}
-
-macro_rules! tryn {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return nova(e).into_response(),
-        }
-    };
-}
-
 fn view(a: &Attachment, server_id: &str) -> Value {
     json!({
         "device": a.mountpoint,

@@ -39,15 +39,6 @@ pub(super) fn routes() -> Router<R> {
         )
 }
 
-macro_rules! tryn {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return nova(e).into_response(),
-        }
-    };
-}
-
 fn image_not_found(e: Error) -> Error {
     if e.kind == Kind::NotFound {
         Error::not_found("Image not found.")

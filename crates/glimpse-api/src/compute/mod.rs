@@ -10,6 +10,7 @@
 //! | POST | `/servers/{id}/action` | `os-stop`, `os-start`, `pause`, `unpause`, `suspend`, `resume`, `createImage` (seed 004), `glimpse-write-disk` |
 //! | GET, DELETE | `/images/{id}`; GET `/images`, `/images/detail` | Nova's image proxy over this region's Glance records (before 2.36) |
 //! | GET, POST, PUT, DELETE | `/images/{id}/metadata[/{key}]` | the image metadata proxy (before 2.39) |
+//! | GET, POST | `/os-keypairs`; GET, DELETE `/os-keypairs/{name}` | the caller's key pairs (`keypairs.rs`) |
 //!
 //! A project id in the URL must be the token's project: otherwise 400 "Malformed request
 //! URL" (Nova's `wsgi.Resource`). Microversions: `OpenStack-API-Version: compute X` or
@@ -18,10 +19,31 @@
 //! Nova's `{"<fault>": {"code", "message"}}` (`errors.rs`, [`Dialect::Nova`]); a missing or
 //! invalid token is keystonemiddleware's 401 `{"error": {...}}`, as in front of a real Nova.
 
+/// The caller of a handler (see [`auth`]), or return its 401/400 response.
+macro_rules! caller {
+    ($region:expr, $headers:expr, $base:expr) => {
+        match auth(&$region, &$headers, &$base).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+/// The value of a domain result, or return its Nova fault.
+macro_rules! tryn {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return nova(e).into_response(),
+        }
+    };
+}
+
 mod attachments;
 mod flavors;
 mod image_metadata;
 mod images;
+mod keypairs;
 mod servers;
 mod views;
 
@@ -85,7 +107,8 @@ pub fn router(region: Arc<Region>) -> Router {
         .merge(servers::routes())
         .merge(images::routes())
         .merge(image_metadata::routes())
-        .merge(attachments::routes());
+        .merge(attachments::routes())
+        .merge(keypairs::routes());
     let inner = Router::new()
         .route("/", get(versions))
         .route("/v2.1", get(version_v21))

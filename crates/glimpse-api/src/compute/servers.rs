@@ -24,32 +24,14 @@ pub(super) fn routes() -> Router<R> {
         .route("/servers/{id}/action", post(action))
 }
 
-macro_rules! caller {
-    ($region:expr, $headers:expr, $base:expr) => {
-        match auth(&$region, &$headers, &$base).await {
-            Ok(c) => c,
-            Err(e) => return e.into_response(),
-        }
-    };
-}
-
-macro_rules! tryn {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return nova(e).into_response(),
-        }
-    };
-}
-
-fn invalid(field: &str, value: &Value, why: &str) -> Error {
+pub(super) fn invalid(field: &str, value: &Value, why: &str) -> Error {
     Error::bad_request(format!(
         "Invalid input for field/attribute {field}. Value: {value}. {why}"
     ))
 }
 
 /// A JSON object body (400 with Nova's words otherwise).
-fn object(body: &[u8]) -> Result<Map<String, Value>, Error> {
+pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, Error> {
     let v: Value =
         serde_json::from_slice(body).map_err(|_| Error::bad_request("Malformed request body"))?;
     match v {
@@ -170,11 +152,17 @@ fn parse_create(body: &[u8], base: &Base) -> Result<(NewServer, Option<String>),
         _ => text("imageRef")?,
     };
     let flavor_ref = text("flavorRef")?;
-    if let Some(k) = s.get("key_name").filter(|v| !v.is_null()) {
-        return Err(Error::bad_request(format!(
-            "Invalid key_name provided. ({k})"
-        )));
-    }
+    let key_name = match s.get("key_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if !k.is_empty() && k.chars().count() <= 255 => Some(k.clone()),
+        Some(other) => {
+            return Err(invalid(
+                "key_name",
+                other,
+                "is not of type 'string' or not 1 to 255 characters",
+            ));
+        }
+    };
     for key in ["min_count", "max_count"] {
         if let Some(v) = s.get(key)
             && v != &json!(1)
@@ -215,6 +203,7 @@ fn parse_create(body: &[u8], base: &Base) -> Result<(NewServer, Option<String>),
         Some(other) => return Err(invalid("adminPass", other, "is not of type 'string'")),
     };
     let new = NewServer {
+        key_name,
         name,
         image_ref,
         flavor_ref,

@@ -76,7 +76,7 @@ pub fn server(region: &Region, base: &Base, s: &Server) -> Value {
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": "nova",
         "config_drive": "",
-        "key_name": Value::Null,
+        "key_name": s.key_name,
         "OS-SRV-USG:launched_at": s.launched_at.map(usage_time),
         "OS-SRV-USG:terminated_at": Value::Null,
         "security_groups": [{"name": "default"}],

@@ -17,6 +17,7 @@
 //! write-disk task (in-process only) is cleared.
 
 pub mod build;
+pub mod keypairs;
 pub mod model;
 mod repo;
 pub mod servers;

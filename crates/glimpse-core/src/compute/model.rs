@@ -95,6 +95,8 @@ pub struct Server {
     /// Nova's `accessIPv4` / `accessIPv6` (informative addresses the user sets; "" if none).
     pub access_ipv4: String,
     pub access_ipv6: String,
+    /// The key pair named at creation (`key_name`), if any.
+    pub key_name: Option<String>,
     /// The cached image copy under the disk dir (relative path), once built.
     pub base_path: Option<String>,
     /// Its disk format (`raw`, `qcow2`, …).

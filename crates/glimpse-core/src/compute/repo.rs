@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, project_id, user_id, name, image_id, flavor_id, vm_state, task_state, \
-     power_state, metadata, access_ipv4, access_ipv6, base_path, base_format, disk_path, disk_size, snapshot_image, fault, \
+     power_state, metadata, access_ipv4, access_ipv6, key_name, base_path, base_format, disk_path, disk_size, snapshot_image, fault, \
      image_meta, created_at, updated_at, launched_at";
 
 fn time(row: &AnyRow, col: &str) -> Result<chrono::DateTime<chrono::Utc>> {
@@ -41,6 +41,7 @@ fn from_row(row: &AnyRow) -> Result<Server> {
         metadata,
         access_ipv4: row.try_get("access_ipv4")?,
         access_ipv6: row.try_get("access_ipv6")?,
+        key_name: row.try_get("key_name")?,
         base_path: row.try_get("base_path")?,
         base_format: row.try_get("base_format")?,
         disk_path: row.try_get("disk_path")?,
@@ -100,7 +101,8 @@ pub async fn insert(db: &Db, s: &Server) -> Result<()> {
     sqlx::query(
         "INSERT INTO servers (id, project_id, user_id, name, image_id, flavor_id, vm_state, \
          task_state, power_state, metadata, image_meta, created_at, updated_at, access_ipv4, \
-         access_ipv6) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         access_ipv6, key_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&s.id)
     .bind(&s.project_id)
@@ -117,6 +119,7 @@ pub async fn insert(db: &Db, s: &Server) -> Result<()> {
     .bind(db_time(s.updated_at))
     .bind(&s.access_ipv4)
     .bind(&s.access_ipv6)
+    .bind(s.key_name.clone())
     .execute(&db.pool)
     .await?;
     Ok(())

@@ -34,6 +34,8 @@ pub struct NewServer {
     pub metadata: Vec<(String, String)>,
     pub access_ipv4: String,
     pub access_ipv6: String,
+    /// A key pair of the caller (`key_name`; 400 if it has none by that name).
+    pub key_name: Option<String>,
 }
 
 /// What `PUT /servers/{id}` changes (`None`: unchanged).
@@ -156,6 +158,15 @@ pub async fn create(region: &Region, caller: &Caller, new: NewServer) -> Result<
     }
     disks::disk_format(&image)?;
     check_flavor_fits(&flavor, &image)?;
+    if let Some(k) = &new.key_name {
+        match super::keypairs::get(region, caller, k).await {
+            Ok(_) => {}
+            Err(e) if e.kind == Kind::NotFound => {
+                return Err(Error::bad_request("Invalid key_name provided."));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let now = glimpse_types::now();
     let props: serde_json::Map<String, serde_json::Value> = image
         .properties
@@ -175,6 +186,7 @@ pub async fn create(region: &Region, caller: &Caller, new: NewServer) -> Result<
         metadata: new.metadata,
         access_ipv4: new.access_ipv4,
         access_ipv6: new.access_ipv6,
+        key_name: new.key_name,
         base_path: None,
         base_format: None,
         disk_path: None,

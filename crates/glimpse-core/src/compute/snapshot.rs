@@ -519,6 +519,7 @@ mod tests {
             metadata: vec![],
             access_ipv4: String::new(),
             access_ipv6: String::new(),
+            key_name: None,
             base_path: None,
             base_format: None,
             disk_path: None,
