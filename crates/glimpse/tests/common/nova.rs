@@ -289,6 +289,11 @@ pub fn assert_snapshot(file: &std::path::Path, source: &[u8], writes: &[(u64, &[
 
 /// A token of a new user with the reader role in `project`.
 pub async fn reader_of(tc: &TestCloud, project: &str) -> String {
+    user_of(tc, project, "reader").await
+}
+
+/// A token of a new user with `role` in `project`.
+pub async fn user_of(tc: &TestCloud, project: &str, role: &str) -> String {
     let admin = tc.admin_token().await;
     let v: Value = tc
         .http
@@ -301,5 +306,5 @@ pub async fn reader_of(tc: &TestCloud, project: &str) -> String {
         .await
         .unwrap();
     let name = v["project"]["name"].as_str().unwrap().to_string();
-    tc.user_with_role(&admin, project, &name, "reader").await
+    tc.user_with_role(&admin, project, &name, role).await
 }
