@@ -120,18 +120,38 @@ impl Cloud {
                         _ = stop.cancelled() => return,
                         _ = every.tick() => {}
                     }
-                    match crate::images::clean_orphans(&region, grace).await {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            tracing::info!(region = %region.name, blobs = n, "orphan blobs deleted")
-                        }
-                        Err(e) => {
-                            tracing::warn!(region = %region.name, error = %e, "orphan blob cleaning failed")
-                        }
-                    }
+                    housekeeping(&region).await;
                 }
             });
         }
+    }
+}
+
+/// One round of a region's hourly housekeeping (see [`Cloud::start_workers`]): orphan blobs
+/// and staging leftovers, cached image copies nobody uses, finished jobs past retention. Each
+/// part logs its own failure and the others still run.
+pub async fn housekeeping(region: &Region) {
+    let grace = crate::images::ORPHAN_GRACE;
+    let name = &region.name;
+    match crate::images::clean_orphans(region, grace).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(region = %name, blobs = n, "orphan blobs deleted"),
+        Err(e) => tracing::warn!(region = %name, error = %e, "orphan blob cleaning failed"),
+    }
+    match crate::disks::evict_cached(region, grace).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(region = %name, files = n, "unused cached image copies evicted"),
+        Err(e) => tracing::warn!(region = %name, error = %e, "cached image eviction failed"),
+    }
+    let days = region.config.jobs.retention_days;
+    if days == 0 {
+        return;
+    }
+    let keep = Duration::from_secs(days.saturating_mul(86_400));
+    match region.jobs.purge_finished(keep).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(region = %name, jobs = n, "finished jobs past retention forgotten"),
+        Err(e) => tracing::warn!(region = %name, error = %e, "job purge failed"),
     }
 }
 
