@@ -9,6 +9,7 @@ pub mod image_v2;
 pub mod ims;
 pub mod kms;
 pub mod middleware;
+pub mod pyjson;
 pub mod replicator;
 pub mod request;
 pub mod volume;

@@ -86,7 +86,7 @@ async fn auth(region: &Region, headers: &HeaderMap) -> Result<(Caller, String), 
 
 /// A JSON body as the seeds' service writes it.
 fn reply<T: Serialize>(status: StatusCode, v: &T) -> Response {
-    let mut r = (status, crate::image_v2::view::to_json(v)).into_response();
+    let mut r = (status, crate::pyjson::dumps(v)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=UTF-8"),

@@ -15,7 +15,7 @@ use glimpse_core::{Error, Kind};
 use serde_json::Value;
 
 use super::list_cache::{self, ListCache};
-use super::view::{ImageView, ListView, json_response, to_json};
+use super::view::{ImageView, ListView, json_response};
 use super::{auth, glance};
 use crate::errors::ApiError;
 
@@ -104,7 +104,7 @@ pub async fn list(
         pairs.push(("marker".into(), m));
         format!("/v2/images?{}", encode(&pairs))
     });
-    let body = Bytes::from(to_json(&ListView {
+    let body = Bytes::from(crate::pyjson::dumps(&ListView {
         images: &page.images,
         first,
         next,

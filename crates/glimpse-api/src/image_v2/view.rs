@@ -10,41 +10,9 @@ use glimpse_types::glance_time;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-/// serde_json formatting with Python's default separators.
-struct PyFormatter;
-
-impl serde_json::ser::Formatter for PyFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
-    }
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
-    }
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
-    }
-}
-
-/// Serializes `v` as Glance would.
-pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
-    // Serializing our own views into memory cannot fail.
-    let _ = v.serialize(&mut ser);
-    out
-}
-
 /// A JSON response with `status`.
 pub fn json_response<T: Serialize>(status: StatusCode, v: &T) -> Response {
-    let mut r = (status, to_json(v)).into_response();
+    let mut r = (status, crate::pyjson::dumps(v)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -173,7 +141,7 @@ mod tests {
             properties: vec![("os_distro".into(), "cirros".into())],
             tags: vec!["t1".into()],
         };
-        let body = String::from_utf8(to_json(&ImageView(&img))).unwrap();
+        let body = String::from_utf8(crate::pyjson::dumps(&ImageView(&img))).unwrap();
         let sample = r#"{"os_distro": "cirros", "name": "probe", "disk_format": "raw", "container_format": "bare", "visibility": "shared", "size": null, "virtual_size": null, "status": "queued", "checksum": null, "protected": false, "min_ram": 0, "min_disk": 0, "owner": "9f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b", "os_hidden": false, "os_hash_algo": null, "os_hash_value": null, "id": "24aa2105-1b4e-4de3-af4e-0ed2b54fb214", "created_at": "2026-11-22T06:09:52Z", "updated_at": "2026-11-22T06:09:52Z", "tags": ["t1"], "self": "/v2/images/24aa2105-1b4e-4de3-af4e-0ed2b54fb214", "file": "/v2/images/24aa2105-1b4e-4de3-af4e-0ed2b54fb214/file", "schema": "/v2/schemas/image"}"#;
         assert_eq!(body, sample);
     }

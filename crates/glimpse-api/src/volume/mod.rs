@@ -166,59 +166,14 @@ pub(crate) async fn caller(
     Ok(c)
 }
 
-/// A JSON answer as Cinder writes it (Python's separators).
+/// A JSON answer as Cinder writes it (`json.dumps`: Python's separators, ASCII escapes).
 pub(crate) fn reply(status: StatusCode, v: &serde_json::Value) -> Response {
-    let mut out = Vec::with_capacity(1024);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, CinderFormatter);
-    // Serializing a Value into memory cannot fail.
-    let _ = serde::Serialize::serialize(v, &mut ser);
-    let mut r = (status, out).into_response();
+    let mut r = (status, crate::pyjson::dumps_ascii(v)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-/// Python's `json.dumps` as Cinder calls it: `", "` and `": "` separators, non-ASCII
-/// characters escaped as `\uXXXX` (`ensure_ascii`).
-struct CinderFormatter;
-
-impl serde_json::ser::Formatter for CinderFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
-    }
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
-    }
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
-    }
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        for c in fragment.chars() {
-            if c.is_ascii() && c != '\u{7f}' {
-                w.write_all(&[c as u8])?;
-            } else {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    write!(w, "\\u{u:04x}")?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Routes mounted at `/<region>/volume`.

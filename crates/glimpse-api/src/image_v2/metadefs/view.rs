@@ -1,6 +1,6 @@
 //! Metadefs response bodies in Glance's shape. Glance renders them through WSME models, whose
 //! attributes come out in alphabetical order with unset ones left out; `serde_json::Map` (a
-//! sorted map in this build) gives the same order, and [`super::super::view::to_json`] Python's
+//! sorted map in this build) gives the same order, and [`crate::pyjson::dumps`] Python's
 //! separators.
 
 use chrono::{DateTime, Utc};
