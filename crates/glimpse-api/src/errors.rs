@@ -135,7 +135,7 @@ pub fn cinder_fault(status: StatusCode, message: &str) -> Response {
     let body = format!(
         "{{\"{}\": {{\"message\": {}, \"code\": {}}}}}",
         fault_name(status.as_u16()),
-        python_json_string(message),
+        String::from_utf8_lossy(&crate::pyjson::dumps_ascii(&message)),
         status.as_u16()
     );
     let mut r = (status, body).into_response();
@@ -144,32 +144,6 @@ pub fn cinder_fault(status: StatusCode, message: &str) -> Response {
         HeaderValue::from_static("application/json; charset=UTF-8"),
     );
     r
-}
-
-/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii`: `\uXXXX` escapes).
-fn python_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn default_ims_code(kind: Kind) -> &'static str {
@@ -273,8 +247,9 @@ mod tests {
 
     #[test]
     fn cinder_faults_are_written_as_seed_002_shows() {
-        assert_eq!(python_json_string("a\"b\\ é\n"), r#""a\"b\\ \u00e9\n""#);
-        assert_eq!(python_json_string("😀"), r#""\ud83d\ude00""#);
+        let py = |s: &str| String::from_utf8(crate::pyjson::dumps_ascii(&s)).unwrap();
+        assert_eq!(py("a\"b\\ é\n"), r#""a\"b\\ \u00e9\n""#);
+        assert_eq!(py("😀"), r#""\ud83d\ude00""#);
     }
 
     #[test]
