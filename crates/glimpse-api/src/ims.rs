@@ -72,13 +72,7 @@ async fn copy(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let caller = auth(&region, &headers).await?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ims(Error::too_large("The request body is too large."))
-        } else {
-            bad(format!("The request body could not be read: {e}"))
-        }
-    })?;
+    let body = crate::request::body(body).map_err(ims)?;
     let doc: Value =
         crate::request::json_body(&body).map_err(|e| ims(e.with_code(codes::BAD_REQUEST)))?;
     if !doc.is_object() {

@@ -101,7 +101,7 @@ async fn action(
             "The token is not scoped to project {project_id}."
         ))));
     }
-    let body = body.map_err(|e| bad(format!("The request body could not be read: {e}")))?;
+    let body = crate::request::body(body).map_err(kms)?;
     let doc: Value = if body.is_empty() {
         json!({})
     } else {

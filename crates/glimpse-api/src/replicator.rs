@@ -104,15 +104,7 @@ async fn create(
     if !crate::request::is_json(&headers) {
         return Err(rep(Error::bad_request(NO_CONTENT_TYPE)));
     }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            rep(Error::too_large("The request body is too large."))
-        } else {
-            rep(Error::bad_request(format!(
-                "The request body could not be read: {e}"
-            )))
-        }
-    })?;
+    let body = crate::request::body(body).map_err(rep)?;
     let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
@@ -245,11 +237,7 @@ async fn adopt(
             "Only the service account may ask a region to adopt existing content.",
         )));
     }
-    let body = body.map_err(|e| {
-        rep(Error::bad_request(format!(
-            "The request body could not be read: {e}"
-        )))
-    })?;
+    let body = crate::request::body(body).map_err(rep)?;
     let (id, content) = parse_adopt(&body).map_err(rep)?;
     let adopted = replication::adopt::adopt(&region, &caller, &id, &content)
         .await

@@ -17,6 +17,20 @@ pub async fn caller(headers: &HeaderMap, validator: &dyn TokenValidator) -> Resu
     validator.validate(token).await
 }
 
+/// The bytes of a request body: 413 when it is over the app's body limit, 400 when it could
+/// not be read (the client went away mid-body). Each API renders the error in its dialect.
+pub fn body(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, Error> {
+    body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            Error::too_large("The request body is too large.")
+        } else {
+            Error::bad_request(format!("The request body could not be read: {e}"))
+        }
+    })
+}
+
 /// Parses a JSON body; malformed JSON, wrong types and missing fields give 400 with the
 /// parser's explanation.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {

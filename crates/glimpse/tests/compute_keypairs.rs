@@ -227,3 +227,24 @@ async fn a_server_records_the_key_pair_it_was_created_with() {
     let s = nova.get(&format!("/servers/{other}")).await.body["server"].clone();
     assert_eq!(s["key_name"], Value::Null);
 }
+
+/// A body over the JSON body limit is Nova's 413, not a 400, on every compute and KMS/IMS
+/// write that reads one (one shared reader: `request::body`).
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let tc = TestCloud::start_with(|c| c.max_json_body = 4096).await;
+    let (project, token) = tc.user_in_new_project("member", "region-one").await;
+    let nova = Nova::new(&tc, "region-one", &token).at("2.2");
+    let big = json!({"keypair": {"name": "k", "public_key": "x".repeat(8192)}});
+    let msg = fault(&nova.post("/os-keypairs", big).await, "overLimit", 413);
+    assert!(msg.contains("too large"), "{msg}");
+    let r = tc
+        .http
+        .post(format!("{}/region-one/kms/v1.0/{project}/kms/create-key", tc.base))
+        .header("x-auth-token", &token)
+        .json(&json!({"key_alias": "x".repeat(8192)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}

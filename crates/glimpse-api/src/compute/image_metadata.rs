@@ -76,8 +76,7 @@ fn items(
     body: Result<Bytes, BytesRejection>,
     wrapper: &str,
 ) -> Result<Vec<(String, String)>, Error> {
-    let body =
-        body.map_err(|e| Error::bad_request(format!("The request body could not be read: {e}")))?;
+    let body = crate::request::body(body)?;
     let v: Value =
         serde_json::from_slice(&body).map_err(|_| Error::bad_request("Malformed request body"))?;
     let Some(Value::Object(m)) = v.get(wrapper) else {

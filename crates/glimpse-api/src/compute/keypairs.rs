@@ -109,9 +109,7 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = caller!(region, headers, base);
-    let body = tryn!(
-        body.map_err(|e| Error::bad_request(format!("The request body could not be read: {e}")))
-    );
+    let body = tryn!(crate::request::body(body));
     let new = tryn!(parse(&body, &base));
     let (k, private_key) = tryn!(keypairs::create(&region, &caller, new).await);
     let mut v = view(&k, &base);

@@ -257,16 +257,6 @@ fn local_image_boot(s: &Map<String, Value>) -> Result<Option<String>, Error> {
 }
 
 /// A request body, or Nova's 413 / 400 when it cannot be read.
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::too_large("Request is too large.")
-        } else {
-            Error::bad_request(format!("The request body could not be read: {e}"))
-        }
-    })
-}
-
 /// `accessIPv4`/`accessIPv6`: an address of that family (or "" to clear).
 fn access_ip(s: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
     let Some(v) = s.get(key) else { return Ok(None) };
@@ -294,7 +284,7 @@ async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = caller!(region, headers, base);
-    let body = tryn!(read_body(body));
+    let body = tryn!(crate::request::body(body));
     let top = tryn!(object(&body));
     let Some(Value::Object(s)) = top.get("server") else {
         return nova(invalid(
@@ -351,7 +341,7 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = caller!(region, headers, base);
-    let body = tryn!(read_body(body));
+    let body = tryn!(crate::request::body(body));
     let (new, asked) = tryn!(parse_create(&body, &base));
     let server = tryn!(compute::create(&region, &caller, new).await);
     let password =
@@ -440,7 +430,7 @@ async fn action(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = caller!(region, headers, base);
-    let body = tryn!(read_body(body));
+    let body = tryn!(crate::request::body(body));
     if !crate::request::is_json(&headers) {
         return nova(Error::bad_request("There is no such action: None")).into_response();
     }

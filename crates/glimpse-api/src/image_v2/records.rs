@@ -23,15 +23,7 @@ type RegionState = State<Arc<Region>>;
 
 /// The bytes of a JSON request body (413 past the body limit, 400 if unreadable).
 pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            glance(Error::too_large("The request body is too large."))
-        } else {
-            glance(Error::bad_request(format!(
-                "The request body could not be read: {e}"
-            )))
-        }
-    })
+    crate::request::body(body).map_err(glance)
 }
 
 /// A JSON request body, with Glance's messages.
