@@ -359,7 +359,9 @@ where
                 ),
                 // Deleted meanwhile (which also drops a resumable upload's held bytes, so the
                 // store fails to publish them): the same answer as a delete seen at publication.
-                WriteError::Store(_) if !exists(region, id).await? => gone_during_upload(id),
+                WriteError::Store(_) if !super::repo::exists(&region.db, id).await? => {
+                    gone_during_upload(id)
+                }
                 WriteError::Store(e) => Error::unavailable(format!("Image storage failed: {e}")),
             });
         }
@@ -460,14 +462,6 @@ fn gone_during_upload(id: &str) -> Error {
         "Image {id} could not be found after upload. The image may have been deleted during \
          the upload, cleaning up the chunks uploaded."
     ))
-}
-
-async fn exists(region: &Region, id: &str) -> Result<bool> {
-    Ok(sqlx::query("SELECT id FROM images WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&region.db.pool)
-        .await?
-        .is_some())
 }
 
 async fn discard(region: &Region, key: &str) {

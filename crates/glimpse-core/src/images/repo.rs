@@ -334,6 +334,15 @@ pub(crate) async fn set_status(
     Ok(n == 1)
 }
 
+/// Whether an image row exists (any status).
+pub(crate) async fn exists(db: &Db, id: &str) -> Result<bool> {
+    Ok(sqlx::query("SELECT id FROM images WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .is_some())
+}
+
 /// How a delete went.
 pub(crate) enum Deleted {
     /// The rows are gone; the blob (if any, and named by no other image) must be deleted next.

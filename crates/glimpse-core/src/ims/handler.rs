@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use super::{KIND, PROP_CMK, PROP_DESCRIPTION, PROP_ENCRYPTED, Params};
 use crate::db::{Backend, Db};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::images::Sealing;
 use crate::images::model::Image;
 use crate::images::repo;
@@ -54,21 +54,6 @@ pub(crate) enum Bytes {
     Shared,
     /// A new blob sealed under `sealing`.
     Sealed { blob: String, sealing: Sealing },
-}
-
-fn permanent(e: Error) -> JobError {
-    match e.kind {
-        crate::Kind::Internal | crate::Kind::Unavailable => JobError::Retryable(e.message),
-        _ => JobError::Permanent(e.message),
-    }
-}
-
-async fn exists(db: &Db, id: &str) -> Result<bool> {
-    Ok(sqlx::query("SELECT id FROM images WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?
-        .is_some())
 }
 
 /// The copy's custom properties: the source's (less its encryption marks), then the
@@ -161,7 +146,7 @@ impl CopyHandler {
         let size = src.size.unwrap_or(0).max(0) as u64;
         let source = crate::images::read(region, src, None)
             .await
-            .map_err(permanent)?;
+            .map_err(JobError::from)?;
         let moved = Arc::new(AtomicU64::new(0));
         let counter = moved.clone();
         let body = source.map(move |chunk| {
@@ -226,7 +211,7 @@ impl JobHandler for CopyHandler {
         let region = &self.region;
         let db = &region.db;
         let done = json!({ "image_id": p.image_id, "image_name": p.name });
-        if exists(db, &p.image_id).await? {
+        if crate::images::repo::exists(db, &p.image_id).await? {
             return Ok(done);
         }
         ctx.progress(0, "copying").await?;
@@ -255,7 +240,7 @@ impl JobHandler for CopyHandler {
                 .kms
                 .usable(&p.project_id, &s.cmk_id)
                 .await
-                .map_err(permanent)?;
+                .map_err(JobError::from)?;
         }
         let target = match &p.cmk_id {
             Some(k) => Some(
@@ -263,7 +248,7 @@ impl JobHandler for CopyHandler {
                     .kms
                     .usable(&p.project_id, k)
                     .await
-                    .map_err(permanent)?,
+                    .map_err(JobError::from)?,
             ),
             None => None,
         };
@@ -286,13 +271,13 @@ impl JobHandler for CopyHandler {
             Err(e) => {
                 // The commit may have happened with its answer lost: then the image exists
                 // and names the new blob, which must stay.
-                if exists(db, &p.image_id).await? {
+                if crate::images::repo::exists(db, &p.image_id).await? {
                     return Ok(done);
                 }
                 if let Bytes::Sealed { blob, .. } = &bytes {
                     let _ = region.store.delete(blob).await;
                 }
-                return Err(permanent(e));
+                return Err(JobError::from(e));
             }
         };
         if !ok {
