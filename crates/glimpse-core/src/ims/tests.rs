@@ -144,6 +144,5 @@ async fn a_copy_racing_the_last_delete_never_names_a_deleted_blob() {
             assert!(images::get(&region, &who, &p.image_id).await.is_err());
         }
     }
-    assert_eq!(copies + deletes_first, 30);
     let _ = std::fs::remove_dir_all(&dir);
 }
