@@ -240,7 +240,10 @@ async fn an_oversized_body_is_413() {
     assert!(msg.contains("too large"), "{msg}");
     let r = tc
         .http
-        .post(format!("{}/region-one/kms/v1.0/{project}/kms/create-key", tc.base))
+        .post(format!(
+            "{}/region-one/kms/v1.0/{project}/kms/create-key",
+            tc.base
+        ))
         .header("x-auth-token", &token)
         .json(&json!({"key_alias": "x".repeat(8192)}))
         .send()

@@ -72,7 +72,6 @@ async fn a_copy_racing_the_last_delete_never_names_a_deleted_blob() {
     std::fs::create_dir_all(&dir).unwrap();
     let region = Arc::new(region(&dir).await);
     let who = member("p1");
-    let (mut copies, mut deletes_first) = (0, 0);
     for i in 0..30 {
         let src = images::create(
             &region,
@@ -118,7 +117,6 @@ async fn a_copy_racing_the_last_delete_never_names_a_deleted_blob() {
         delete.await.unwrap().unwrap();
         let present = region.store.size(&blob).await.is_ok();
         if published {
-            copies += 1;
             assert!(
                 present,
                 "round {i}: the copy names blob {blob}, which must stay"
@@ -136,7 +134,6 @@ async fn a_copy_racing_the_last_delete_never_names_a_deleted_blob() {
                 "the last delete removes it"
             );
         } else {
-            deletes_first += 1;
             assert!(
                 !present,
                 "round {i}: nobody names blob {blob}; it must be gone"
