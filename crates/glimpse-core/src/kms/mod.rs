@@ -267,13 +267,21 @@ impl Kms {
 
     /// A key of `project` (404 for any other project's, or a deleted one).
     async fn load(&self, project: &str, id: &str) -> Result<(KeyInfo, String)> {
+        self.load_in(Some(project), id).await
+    }
+
+    /// A key by id, of `project` when given (any project's otherwise); 404 when deleted.
+    async fn load_in(&self, project: Option<&str>, id: &str) -> Result<(KeyInfo, String)> {
         check_key_id(id)?;
-        let sql = format!("SELECT {COLUMNS} FROM kms_keys WHERE id = $1 AND project_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(project)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let sql = match project {
+            Some(_) => format!("SELECT {COLUMNS} FROM kms_keys WHERE id = $1 AND project_id = $2"),
+            None => format!("SELECT {COLUMNS} FROM kms_keys WHERE id = $1"),
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+        if let Some(p) = project {
+            q = q.bind(p);
+        }
+        let row = q.fetch_optional(&self.db.pool).await?;
         match row.as_ref().map(from_row).transpose()? {
             Some((k, m)) if !k.is_gone() => Ok((k, m)),
             _ => Err(not_found(id)),
@@ -397,6 +405,12 @@ impl Kms {
     /// deleted), 400 with `code` if disabled or pending deletion.
     pub async fn usable(&self, project: &str, id: &str) -> Result<UsableKey> {
         let (info, material) = self.load(project, id).await?;
+        self.open_enabled(&info, &material)
+    }
+
+    /// The material of a loaded key, if the key is enabled (400 with `code` otherwise).
+    fn open_enabled(&self, info: &KeyInfo, material: &str) -> Result<UsableKey> {
+        let id = &info.id;
         if info.state != ENABLED {
             return Err(Error::bad_request(format!(
                 "The key {id} is {} and cannot be used.",
@@ -404,26 +418,24 @@ impl Kms {
             ))
             .with_code(codes::WRONG_STATE));
         }
-        let (key, _) = self.open_material(id, project, &material).ok_or_else(|| {
-            Error::internal(format!(
-                "key {id} does not unwrap with this region's master key"
-            ))
-        })?;
-        Ok(UsableKey { id: id.into(), key })
+        let (key, _) = self
+            .open_material(id, &info.project_id, material)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "key {id} does not unwrap with this region's master key"
+                ))
+            })?;
+        Ok(UsableKey {
+            id: id.clone(),
+            key,
+        })
     }
 
     /// The data key of a sealed image, unwrapped with its (enabled) key, whoever's project
-    /// the key is in: for internal use after the caller was authorized.
+    /// the key is in: for internal use after the caller was authorized. One read of the key.
     pub async fn data_key_of(&self, s: &crate::images::Sealing) -> Result<Key> {
-        check_key_id(&s.cmk_id)?;
-        let project: Option<String> = sqlx::query("SELECT project_id FROM kms_keys WHERE id = $1")
-            .bind(&s.cmk_id)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .map(|r| r.try_get("project_id"))
-            .transpose()?;
-        let project = project.ok_or_else(|| not_found(&s.cmk_id))?;
-        let cmk = self.usable(&project, &s.cmk_id).await?;
+        let (info, material) = self.load_in(None, &s.cmk_id).await?;
+        let cmk = self.open_enabled(&info, &material)?;
         self.open_data_key(&cmk, &s.wrapped_data_key)
     }
 
