@@ -371,7 +371,13 @@ pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64
         .await?;
         return Err(e);
     }
-    repo::finish_extend(&region.db, id, new_size_gb).await?;
+    if !repo::finish_extend(&region.db, id, new_size_gb).await? {
+        // Another node's start-up repair took the volume out of `extending` meanwhile (its
+        // file was put back to the recorded size): the extend did not happen.
+        return Err(Error::conflict(format!(
+            "Volume {id} changed while it was being extended; try again."
+        )));
+    }
     Ok(())
 }
 
