@@ -380,21 +380,11 @@ pub async fn write_at(
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
     use bytes::Bytes;
 
     use super::*;
     use crate::config::RegionConfig;
     use crate::images::model::NewImage;
-
-    struct NoTokens;
-
-    #[async_trait]
-    impl crate::auth::TokenValidator for NoTokens {
-        async fn validate(&self, _: &str) -> Result<Caller> {
-            Err(Error::unauthorized("no tokens in these tests"))
-        }
-    }
 
     async fn region(dir: &Path) -> Region {
         let mut config = RegionConfig::named("r");
@@ -404,7 +394,7 @@ mod tests {
         config.url = "http://test/r".into();
         Region::open(
             &config,
-            Arc::new(NoTokens),
+            Arc::new(crate::testing::NoTokens),
             Arc::new(crate::service::ServiceAccount::none()),
         )
         .await

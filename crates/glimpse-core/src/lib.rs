@@ -16,6 +16,8 @@ pub mod kms;
 pub mod region;
 pub mod replication;
 pub mod service;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod volumes;
 
 pub use error::{Error, Kind, Result};

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use glimpse_types::{ImageStatus, Visibility};
 
@@ -12,19 +11,9 @@ use super::list::ListQuery;
 use super::model::{Attr, Change, NewImage};
 use super::*;
 use crate::Kind;
-use crate::auth::{Caller, TokenValidator};
+use crate::auth::Caller;
 use crate::config::RegionConfig;
-use crate::error::{Error, Result};
 use crate::region::Region;
-
-struct NoTokens;
-
-#[async_trait]
-impl TokenValidator for NoTokens {
-    async fn validate(&self, _: &str) -> Result<Caller> {
-        Err(Error::unauthorized("no tokens in these tests"))
-    }
-}
 
 struct TestRegion {
     region: Region,
@@ -48,7 +37,7 @@ async fn region_with(tweak: impl FnOnce(&mut RegionConfig)) -> TestRegion {
     tweak(&mut config);
     let region = Region::open(
         &config,
-        Arc::new(NoTokens),
+        Arc::new(crate::testing::NoTokens),
         Arc::new(crate::service::ServiceAccount::none()),
     )
     .await

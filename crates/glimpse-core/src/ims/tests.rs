@@ -6,49 +6,23 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes as Body;
 
 use super::Params;
 use super::handler::{Bytes, publish};
-use crate::auth::{Caller, TokenValidator};
+use crate::auth::Caller;
 use crate::config::RegionConfig;
-use crate::error::{Error, Result};
 use crate::images::{self, NewImage};
 use crate::region::Region;
 
-struct NoTokens;
-
-#[async_trait]
-impl TokenValidator for NoTokens {
-    async fn validate(&self, _: &str) -> Result<Caller> {
-        Err(Error::unauthorized("no tokens in these tests"))
-    }
-}
-
 async fn region(dir: &std::path::Path) -> Region {
     let mut config = RegionConfig::named("r");
-    config.database = match std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
-        Ok(base) => {
-            use sqlx::{Connection, Executor};
-            sqlx::any::install_default_drivers();
-            let base = base.trim_end_matches('/');
-            let name = format!("ims_{}", glimpse_types::hex_id());
-            let mut c = sqlx::AnyConnection::connect(&format!("{base}/postgres"))
-                .await
-                .unwrap();
-            c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            format!("{base}/{name}")
-        }
-        Err(_) => format!("sqlite://{}", dir.join("region.db").display()),
-    };
+    config.database = crate::testing::region_db_url(dir, "ims").await;
     config.store = format!("file://{}", dir.join("blobs").display());
     config.url = "http://test/r".into();
     Region::open(
         &config,
-        Arc::new(NoTokens),
+        Arc::new(crate::testing::NoTokens),
         Arc::new(crate::service::ServiceAccount::none()),
     )
     .await

@@ -9,39 +9,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::RunnerConfig;
 use super::*;
-use crate::db::{Db, Schema};
+use crate::db::Db;
+use crate::testing::{TempDir, region_db};
 
-struct TempDb(std::path::PathBuf, Db);
+/// The database and, held for its `Drop`, the directory it lives in.
+struct TempDb(#[allow(dead_code)] TempDir, Db);
 
-/// A fresh region database: SQLite in a temp dir, or a new PostgreSQL database when
-/// `GLIMPSE_TEST_POSTGRES_URL` names a server.
+/// A fresh region database (SQLite, or PostgreSQL when configured: [`crate::testing`]).
 async fn db() -> TempDb {
-    let dir = std::env::temp_dir().join(format!("glimpse-jobs-{}", glimpse_types::hex_id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = match std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
-        Ok(base) => {
-            use sqlx::{Connection, Executor};
-            sqlx::any::install_default_drivers();
-            let base = base.trim_end_matches('/');
-            let name = format!("jobs_{}", glimpse_types::hex_id());
-            let mut c = sqlx::AnyConnection::connect(&format!("{base}/postgres"))
-                .await
-                .unwrap();
-            c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            format!("{base}/{name}")
-        }
-        Err(_) => format!("sqlite://{}", dir.join("r.db").display()),
-    };
-    let db = Db::open(&url, Schema::Region).await.unwrap();
+    let dir = TempDir::new("jobs");
+    let db = region_db(&dir.0, "jobs").await;
     TempDb(dir, db)
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn new_job(project: &str, key: Option<&str>) -> NewJob {

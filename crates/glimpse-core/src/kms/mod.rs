@@ -472,7 +472,6 @@ pub fn state_name(state: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Schema;
 
     fn member(project: &str) -> Caller {
         Caller {
@@ -491,10 +490,8 @@ mod tests {
     /// keys of encrypted images) is untouched.
     #[tokio::test]
     async fn a_master_key_rotation_rewraps_every_key() {
-        let dir = std::env::temp_dir().join(format!("glimpse-kms-{}", glimpse_types::hex_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("r.db").display());
-        let db = Db::open(&url, Schema::Region).await.unwrap();
+        let dir = crate::testing::TempDir::new("kms");
+        let db = crate::testing::region_db(&dir.0, "kms").await;
         let (old, new): (Key, Key) = (sealed::random(), sealed::random());
         let before = Kms::new(db.clone(), old);
         let k1 = before.create(&member("pa"), "one", "").await.unwrap();
@@ -526,15 +523,12 @@ mod tests {
         let stranger = Kms::new(db.clone(), sealed::random()).with_previous(Some(old));
         assert_eq!(stranger.rewrap().await.unwrap(), (0, 0, 2));
         assert!(after.usable("pa", &k1.id).await.is_ok());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
     async fn a_key_past_its_deletion_date_is_gone_with_what_it_wrapped() {
-        let dir = std::env::temp_dir().join(format!("glimpse-kms-{}", glimpse_types::hex_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("r.db").display());
-        let db = Db::open(&url, Schema::Region).await.unwrap();
+        let dir = crate::testing::TempDir::new("kms");
+        let db = crate::testing::region_db(&dir.0, "kms").await;
         let kms = Kms::new(db.clone(), sealed::random());
         let a = member("pa");
         let key = kms.create(&a, "k", "").await.unwrap();
@@ -583,6 +577,5 @@ mod tests {
             kms.cancel_deletion(&a, &key.id).await.unwrap_err().kind,
             crate::Kind::NotFound
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
