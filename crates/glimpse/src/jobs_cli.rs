@@ -12,13 +12,12 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use serde_json::Value;
 
-pub use crate::os_cli::{Cloud, CloudArgs, CloudAuth, clouds_file, table};
-use crate::os_cli::{Login, endpoint, login};
+pub use crate::os_cli::{Cloud, CloudArgs};
+use crate::os_cli::{login, table};
 
 /// `glimpse jobs …`.
 #[derive(Args, Debug, Clone)]
@@ -124,25 +123,11 @@ pub struct Session {
 
 impl Session {
     pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Session> {
-        let Login {
-            http,
-            token,
-            catalog,
-            ..
-        } = login(cloud).await?;
-        let region = region
-            .map(str::to_string)
-            .or_else(|| cloud.region_name.clone());
-        let interface = cloud.interface.as_deref().unwrap_or("public");
-        let image = image_endpoint(&catalog, region.as_deref(), interface).ok_or_else(|| {
-            anyhow!(
-                "the catalog has no {interface} image endpoint in region {}",
-                region.as_deref().unwrap_or("(any)")
-            )
-        })?;
+        let l = login(cloud).await?;
+        let image = l.service_url(cloud, region, "image")?;
         Ok(Session {
-            http,
-            token,
+            http: l.http,
+            token: l.token,
             base: format!("{image}/v2/extension/image_replicator"),
         })
     }
@@ -204,11 +189,6 @@ async fn checked(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
         .map_or(text.as_str(), |(_, m)| m)
         .trim();
     bail!("{status}: {msg}")
-}
-
-/// The image endpoint of `region` (any region when `None`) and `interface` in a v3 catalog.
-pub fn image_endpoint(catalog: &Value, region: Option<&str>, interface: &str) -> Option<String> {
-    endpoint(catalog, "image", region, interface)
 }
 
 /// Follows a job until it ends, with a progress bar on a terminal (status lines otherwise).
@@ -327,30 +307,4 @@ pub fn job_table(s: &Shown) -> String {
         .map(|(k, v)| vec![k.to_string(), v])
         .collect();
     table(&["Field", "Value"], &rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn finds_the_image_endpoint_of_a_region() {
-        let catalog = json!([
-            {"type": "identity", "endpoints": [{"interface": "public", "region_id": "region-one", "url": "http://h/identity/v3"}]},
-            {"type": "image", "endpoints": [
-                {"interface": "public", "region_id": "region-one", "url": "http://h/region-one/image"},
-                {"interface": "public", "region_id": "region-two", "url": "http://h/region-two/image/"}]}
-        ]);
-        assert_eq!(
-            image_endpoint(&catalog, Some("region-two"), "public").unwrap(),
-            "http://h/region-two/image"
-        );
-        assert_eq!(
-            image_endpoint(&catalog, None, "public").unwrap(),
-            "http://h/region-one/image"
-        );
-        assert!(image_endpoint(&catalog, Some("region-three"), "public").is_none());
-        assert!(image_endpoint(&catalog, None, "internal").is_none());
-    }
 }

@@ -4,12 +4,12 @@
 //! the cloud's region in the token's catalog and calls `…/v1.0/{project}/kms/<action>`.
 //! Stateless: nothing is written locally.
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 pub use crate::os_cli::CloudArgs;
-use crate::os_cli::{Cloud, endpoint, login, table};
+use crate::os_cli::{Cloud, login, table};
 
 /// `glimpse kms …`.
 #[derive(Args, Debug, Clone)]
@@ -64,16 +64,7 @@ pub struct KmsSession {
 impl KmsSession {
     pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<KmsSession> {
         let l = login(cloud).await?;
-        let region = region
-            .map(str::to_string)
-            .or_else(|| cloud.region_name.clone());
-        let interface = cloud.interface.as_deref().unwrap_or("public");
-        let url = endpoint(&l.catalog, "kms", region.as_deref(), interface).ok_or_else(|| {
-            anyhow!(
-                "the catalog has no {interface} kms endpoint in region {}",
-                region.as_deref().unwrap_or("(any)")
-            )
-        })?;
+        let url = l.service_url(cloud, region, "kms")?;
         Ok(KmsSession {
             base: format!("{url}/v1.0/{}/kms", l.project_id),
             http: l.http,

@@ -155,6 +155,27 @@ pub struct Login {
     pub project_id: String,
 }
 
+impl Login {
+    /// The URL of `service_type` in `region` (else the cloud's `region_name`, else any region)
+    /// for the cloud's interface (`public` by default), from this login's catalog; an error
+    /// naming what is missing otherwise.
+    pub fn service_url(
+        &self,
+        cloud: &Cloud,
+        region: Option<&str>,
+        service_type: &str,
+    ) -> anyhow::Result<String> {
+        let region = region.or(cloud.region_name.as_deref());
+        let interface = cloud.interface.as_deref().unwrap_or("public");
+        endpoint(&self.catalog, service_type, region, interface).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the catalog has no {interface} {service_type} endpoint in region {}",
+                region.unwrap_or("(any)")
+            )
+        })
+    }
+}
+
 /// Logs in with the cloud's password (Keystone v3).
 pub async fn login(cloud: &Cloud) -> anyhow::Result<Login> {
     let http = reqwest::Client::builder()
@@ -302,5 +323,25 @@ mod tests {
             "+------+-----+\n| A    | Bee |\n+------+-----+\n| x    | y   |\n| long | →   |\n+------+-----+\n"
         );
         assert_eq!(table(&["A"], &[]), "+---+\n| A |\n+---+\n");
+    }
+
+    #[test]
+    fn finds_the_image_endpoint_of_a_region() {
+        let catalog = json!([
+            {"type": "identity", "endpoints": [{"interface": "public", "region_id": "region-one", "url": "http://h/identity/v3"}]},
+            {"type": "image", "endpoints": [
+                {"interface": "public", "region_id": "region-one", "url": "http://h/region-one/image"},
+                {"interface": "public", "region_id": "region-two", "url": "http://h/region-two/image/"}]}
+        ]);
+        assert_eq!(
+            endpoint(&catalog, "image", Some("region-two"), "public").unwrap(),
+            "http://h/region-two/image"
+        );
+        assert_eq!(
+            endpoint(&catalog, "image", None, "public").unwrap(),
+            "http://h/region-one/image"
+        );
+        assert!(endpoint(&catalog, "image", Some("region-three"), "public").is_none());
+        assert!(endpoint(&catalog, "image", None, "internal").is_none());
     }
 }
