@@ -20,12 +20,12 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use glimpse_core::Error;
 use glimpse_core::images::model::Change;
 use glimpse_core::images::{self, Image};
-use glimpse_core::{Error, Kind};
 use serde_json::{Map, Value, json};
 
-use super::{Base, R, auth, nova, reply};
+use super::{Base, R, nova, reply};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -37,14 +37,6 @@ pub(super) fn routes() -> Router<R> {
             "/images/{id}/metadata/{key}",
             get(show).put(set_one).delete(remove),
         )
-}
-
-fn image_not_found(e: Error) -> Error {
-    if e.kind == Kind::NotFound {
-        Error::not_found("Image not found.")
-    } else {
-        e
-    }
 }
 
 fn as_map(img: &Image) -> Map<String, Value> {
@@ -61,13 +53,10 @@ async fn load(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<(glimpse_core::auth::Caller, Image), Response> {
-    if base.version.at_least(39) {
-        return Err(nova(Error::not_found("The resource could not be found.")).into_response());
-    }
-    let caller = auth(region, headers, base).await?;
+    let caller = super::images::proxy_caller(region, base, headers, 39).await?;
     match images::get(region, &caller, id).await {
         Ok(img) => Ok((caller, img)),
-        Err(e) => Err(nova(image_not_found(e)).into_response()),
+        Err(e) => Err(nova(super::images::image_not_found(e)).into_response()),
     }
 }
 
@@ -76,22 +65,15 @@ fn items(
     body: Result<Bytes, BytesRejection>,
     wrapper: &str,
 ) -> Result<Vec<(String, String)>, Error> {
-    let body = crate::request::body(body)?;
-    let v: Value =
-        serde_json::from_slice(&body).map_err(|_| Error::bad_request("Malformed request body"))?;
-    let Some(Value::Object(m)) = v.get(wrapper) else {
-        return Err(Error::bad_request(format!(
-            "Invalid input for field/attribute {wrapper}. Value: {v}. '{wrapper}' is a required property"
-        )));
-    };
-    m.iter()
-        .map(|(k, val)| match val.as_str() {
-            Some(s) if !k.is_empty() && k.chars().count() <= 255 => Ok((k.clone(), s.to_string())),
-            _ => Err(Error::bad_request(format!(
-                "Invalid input for field/attribute {wrapper}. Value: {val}."
-            ))),
-        })
-        .collect()
+    let top = super::servers::object(&crate::request::body(body)?)?;
+    match top.get(wrapper) {
+        None => Err(super::servers::invalid(
+            wrapper,
+            &Value::Object(top.clone()),
+            &format!("'{wrapper}' is a required property"),
+        )),
+        v => super::servers::metadata(wrapper, v, None),
+    }
 }
 
 /// Applies `changes`, checking Nova's metadata quota on the result.
@@ -107,7 +89,7 @@ async fn apply(
     }
     images::update(region, caller, &img.id, changes)
         .await
-        .map_err(image_not_found)
+        .map_err(super::images::image_not_found)
 }
 
 fn upserts(items: &[(String, String)]) -> Vec<Change> {

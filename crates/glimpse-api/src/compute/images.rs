@@ -74,7 +74,7 @@ async fn images(
     RawQuery(query): RawQuery,
     detail: bool,
 ) -> Response {
-    let caller = match proxy_caller(&region, &base, &headers).await {
+    let caller = match proxy_caller(&region, &base, &headers, 36).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -108,21 +108,23 @@ async fn images(
     reply(StatusCode::OK, body)
 }
 
-/// The caller of a proxy request: 404 from microversion 2.36 (the proxy is gone), else the
-/// usual authentication.
+/// The caller of an image proxy request: 404 from microversion 2.`removed_at` (2.36 for the
+/// images, 2.39 for their metadata: Nova removed them there), else the usual authentication.
 #[allow(clippy::result_large_err)] // a finished response
-async fn proxy_caller(
+pub(super) async fn proxy_caller(
     region: &glimpse_core::region::Region,
     base: &Base,
     headers: &HeaderMap,
+    removed_at: u32,
 ) -> Result<glimpse_core::auth::Caller, Response> {
-    if base.version.at_least(36) {
+    if base.version.at_least(removed_at) {
         return Err(nova(Error::not_found("The resource could not be found.")).into_response());
     }
     auth(region, headers, base).await
 }
 
-fn image_not_found(e: Error) -> Error {
+/// Nova's 404 for an image the caller cannot see.
+pub(super) fn image_not_found(e: Error) -> Error {
     if e.kind == Kind::NotFound {
         Error::not_found("Image not found.")
     } else {
@@ -136,7 +138,7 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match proxy_caller(&region, &base, &headers).await {
+    let caller = match proxy_caller(&region, &base, &headers, 36).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -155,7 +157,7 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match proxy_caller(&region, &base, &headers).await {
+    let caller = match proxy_caller(&region, &base, &headers, 36).await {
         Ok(c) => c,
         Err(r) => return r,
     };

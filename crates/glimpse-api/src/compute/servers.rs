@@ -42,7 +42,7 @@ pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, Error> {
 
 /// A string-to-string metadata object (keys 1–255 characters, values at most `max_value`
 /// characters when given).
-fn metadata(
+pub(super) fn metadata(
     field: &str,
     v: Option<&Value>,
     max_value: Option<usize>,
