@@ -451,17 +451,9 @@ async fn encrypted_images_are_not_replicated() {
     assert!(r.text().await.unwrap().contains("encrypted"));
 }
 
-#[tokio::test]
-async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
-    let tc = TestCloud::start_with(|c| c.regions[0].jobs.workers = 0).await;
-    let (ims, src, _) = setup(&tc, 4096).await;
-    let id = ims.start_copy(&src, json!({"name": "late"})).await;
-    let (_, j) = ims.job(&id).await;
-    assert_eq!(j["status"], "INIT", "{j}");
-    assert_eq!(j["end_time"], "");
-    let img = tc.image("region-one");
-    assert_eq!(delete_image(&tc, &ims.token, &src).await, 204);
-    // Run the job with a worker of our own.
+/// Runs region-one's copy jobs with a worker of the test's own (the cloud was started with
+/// none, so a test can change things between the request and the run) until job `id` ends.
+async fn run_to_end(tc: &TestCloud, ims: &Ims, id: &str) -> Value {
     let region = tc.cloud.regions[0].clone();
     let runner = std::sync::Arc::new(glimpse_core::jobs::Runner::new(
         region.db.clone(),
@@ -476,8 +468,62 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
     ));
     let stop = tokio_util::sync::CancellationToken::new();
     runner.spawn(stop.clone());
-    let done = ims.wait(&id).await;
+    let done = ims.wait(id).await;
     stop.cancel();
+    done
+}
+
+/// The customer key is disabled between the accepted request and the run: the job fails
+/// with a reason and leaves no image and no blob.
+#[tokio::test]
+async fn a_key_disabled_before_the_copy_runs_fails_the_job_cleanly() {
+    let tc = TestCloud::start_with(|c| c.regions[0].jobs.workers = 0).await;
+    let (ims, src, _) = setup(&tc, 4096).await;
+    let key = ims.kms().create_key().await;
+    let id = ims
+        .start_copy(&src, json!({"name": "late-key", "cmk_id": key}))
+        .await;
+    let blobs_before = tc.cloud.regions[0].store.list().await.unwrap().len();
+    let (s, _) = ims.kms().disable(&key).await;
+    assert_eq!(s, 200);
+    let done = run_to_end(&tc, &ims, &id).await;
+    assert_eq!(done["status"], "FAIL", "{done}");
+    assert!(
+        done["fail_reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{done}"
+    );
+    let list: Value = tc
+        .http
+        .get(format!(
+            "{}/v2/images?name=late-key",
+            tc.image("region-one")
+        ))
+        .header("x-auth-token", &ims.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["images"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(
+        tc.cloud.regions[0].store.list().await.unwrap().len(),
+        blobs_before,
+        "no sealed blob left"
+    );
+}
+
+#[tokio::test]
+async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
+    let tc = TestCloud::start_with(|c| c.regions[0].jobs.workers = 0).await;
+    let (ims, src, _) = setup(&tc, 4096).await;
+    let id = ims.start_copy(&src, json!({"name": "late"})).await;
+    let (_, j) = ims.job(&id).await;
+    assert_eq!(j["status"], "INIT", "{j}");
+    assert_eq!(j["end_time"], "");
+    let img = tc.image("region-one");
+    assert_eq!(delete_image(&tc, &ims.token, &src).await, 204);
+    let done = run_to_end(&tc, &ims, &id).await;
     assert_eq!(done["status"], "FAIL", "{done}");
     assert_eq!(done["error_code"], "IMG.0066");
     assert!(
