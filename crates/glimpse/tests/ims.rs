@@ -451,6 +451,21 @@ async fn encrypted_images_are_not_replicated() {
     assert!(r.text().await.unwrap().contains("encrypted"));
 }
 
+/// How many images named `name` the caller sees in region-one.
+async fn images_named(tc: &TestCloud, ims: &Ims, name: &str) -> usize {
+    let list: Value = tc
+        .http
+        .get(format!("{}/v2/images?name={name}", tc.image("region-one")))
+        .header("x-auth-token", &ims.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["images"].as_array().unwrap().len()
+}
+
 /// Runs region-one's copy jobs with a worker of the test's own (the cloud was started with
 /// none, so a test can change things between the request and the run) until job `id` ends.
 async fn run_to_end(tc: &TestCloud, ims: &Ims, id: &str) -> Value {
@@ -492,20 +507,7 @@ async fn a_key_disabled_before_the_copy_runs_fails_the_job_cleanly() {
         done["fail_reason"].as_str().is_some_and(|r| !r.is_empty()),
         "{done}"
     );
-    let list: Value = tc
-        .http
-        .get(format!(
-            "{}/v2/images?name=late-key",
-            tc.image("region-one")
-        ))
-        .header("x-auth-token", &ims.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["images"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(images_named(&tc, &ims, "late-key").await, 0, "no image");
     assert_eq!(
         tc.cloud.regions[0].store.list().await.unwrap().len(),
         blobs_before,
@@ -521,7 +523,6 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
     let (_, j) = ims.job(&id).await;
     assert_eq!(j["status"], "INIT", "{j}");
     assert_eq!(j["end_time"], "");
-    let img = tc.image("region-one");
     assert_eq!(delete_image(&tc, &ims.token, &src).await, 204);
     let done = run_to_end(&tc, &ims, &id).await;
     assert_eq!(done["status"], "FAIL", "{done}");
@@ -530,20 +531,10 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
         done["fail_reason"].as_str().unwrap().contains("deleted"),
         "{done}"
     );
-    let list: Value = tc
-        .http
-        .get(format!("{img}/v2/images?name=late"))
-        .header("x-auth-token", &ims.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        list["images"].as_array().unwrap().len(),
+        images_named(&tc, &ims, "late").await,
         0,
-        "no half-made image: {list}"
+        "no half-made image"
     );
 }
 
