@@ -32,6 +32,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use glimpse_core::auth::Caller;
+use glimpse_core::images::adopt;
 use glimpse_core::jobs::JobRecord;
 use glimpse_core::region::Region;
 use glimpse_core::replication::{self, Capabilities, JobView, Submission};
@@ -224,7 +225,7 @@ async fn capabilities(State(region): State<R>, headers: HeaderMap) -> Result<Res
 
 /// `POST /image_replicator/adopt` (`{"image_id", "size", "checksum", "os_hash_value"}`):
 /// asks this (destination) region to publish a queued replica from content it already holds
-/// ([`replication::adopt`]); 200 `{"adopted": true|false}`, 403 unless the caller is the
+/// ([`glimpse_core::images::adopt`]); 200 `{"adopted": true|false}`, 403 unless the caller is the
 /// service account.
 async fn adopt(
     State(region): State<R>,
@@ -234,7 +235,7 @@ async fn adopt(
     let (caller, _) = auth(&region, &headers).await?;
     let body = crate::request::body(body).map_err(rep)?;
     let (id, content) = parse_adopt(&body).map_err(rep)?;
-    let adopted = replication::adopt::adopt(&region, &caller, &id, &content)
+    let adopted = adopt::adopt(&region, &caller, &id, &content)
         .await
         .map_err(rep)?;
     Ok(reply(StatusCode::OK, &json!({ "adopted": adopted })))
@@ -265,7 +266,7 @@ async fn upload_offset(
 }
 
 /// Reads an adopt body into the image id and the content it should hold.
-fn parse_adopt(body: &[u8]) -> Result<(String, replication::adopt::Content), Error> {
+fn parse_adopt(body: &[u8]) -> Result<(String, adopt::Content), Error> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("Malformed JSON in request body: {e}")))?;
     let obj = v
@@ -277,7 +278,7 @@ fn parse_adopt(body: &[u8]) -> Result<(String, replication::adopt::Content), Err
         .ok_or_else(|| Error::bad_request("size must be a non-negative integer."))?;
     Ok((
         field(obj, "image_id")?.to_string(),
-        replication::adopt::Content {
+        adopt::Content {
             size,
             checksum: field(obj, "checksum")?.to_string(),
             os_hash_value: field(obj, "os_hash_value")?.to_string(),

@@ -38,10 +38,10 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use glimpse_formats::{DiskFormat, Inspector, Limits};
 use glimpse_store::{BoxError, StoreError, WriteError};
-use glimpse_types::{ImageStatus, db_time};
-use sqlx::Row;
+use glimpse_types::ImageStatus;
 
-use super::model::{HASH_ALGO, Image};
+use super::lifecycle;
+use super::model::Image;
 use super::policy::{self, Action};
 use super::records::load_for;
 use crate::auth::Caller;
@@ -67,9 +67,14 @@ struct SavingGuard {
 }
 
 impl SavingGuard {
+    /// The upload published (or the image is gone): nothing to put back.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+
     async fn revert(mut self) {
         self.armed = false;
-        if let Err(e) = revert(&self.db, &self.id).await {
+        if let Err(e) = lifecycle::revert(&self.db, &self.id).await {
             tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
         }
     }
@@ -83,40 +88,12 @@ impl Drop for SavingGuard {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let (db, id) = (self.db.clone(), std::mem::take(&mut self.id));
             handle.spawn(async move {
-                if let Err(e) = revert(&db, &id).await {
+                if let Err(e) = lifecycle::revert(&db, &id).await {
                     tracing::error!(image = %id, error = %e, "could not put the image back to queued");
                 }
             });
         }
     }
-}
-
-/// `saving → queued`, clearing everything an upload sets.
-async fn revert(db: &Db, id: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, checksum = NULL, \
-         os_hash_algo = NULL, os_hash_value = NULL, blob_key = NULL, updated_at = $1 \
-         WHERE id = $2 AND status = 'saving'",
-    )
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
-/// Bytes the owner's other images already use (for the project quota).
-async fn used_bytes(db: &Db, owner: &str, except: &str) -> Result<u64> {
-    let n: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used FROM images \
-         WHERE owner = $1 AND id <> $2 AND size IS NOT NULL",
-    )
-    .bind(owner)
-    .bind(except)
-    .fetch_one(&db.pool)
-    .await?
-    .try_get("used")?;
-    Ok(n.max(0) as u64)
 }
 
 fn cap_error(cap: u64) -> String {
@@ -215,6 +192,84 @@ fn trusted_md5(region: &Region, caller: &Caller, expected: &Expected) -> Option<
         .then(|| md5.to_ascii_lowercase())
 }
 
+/// Refuses an upload into an image that is not `queued` (409) or lacks a format (400).
+fn check_uploadable(img: &Image) -> Result<()> {
+    if img.status != ImageStatus::Queued {
+        return Err(not_saving(img.status));
+    }
+    let missing: Vec<&str> = [
+        ("disk_format", img.disk_format.is_none()),
+        ("container_format", img.container_format.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(n, m)| m.then_some(n))
+    .collect();
+    match missing.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Error::bad_request(format!(
+            "Property {one} must be set prior to saving data."
+        ))),
+        _ => Err(Error::bad_request(format!(
+            "Properties {} must be set prior to saving data.",
+            missing.join(", ")
+        ))),
+    }
+}
+
+fn not_saving(status: ImageStatus) -> Error {
+    Error::conflict(format!(
+        "Image status transition from {} to saving is not allowed",
+        status.as_str()
+    ))
+}
+
+/// How many bytes an upload may bring: the size cap and what the owner's quota leaves.
+struct Budget {
+    cap: u64,
+    quota: u64,
+    used: u64,
+    quota_left: u64,
+}
+
+impl Budget {
+    /// The budget of an upload into `img`; 413 at once when the declared length (the held part
+    /// and the body) is over it.
+    async fn of(region: &Region, img: &Image, declared_len: Option<u64>) -> Result<Budget> {
+        let limits = &region.config.limits;
+        let (cap, quota) = (limits.image_size_cap, limits.project_quota_bytes);
+        if declared_len.is_some_and(|n| n > cap) {
+            return Err(Error::too_large(cap_error(cap)));
+        }
+        let used = if quota > 0 {
+            lifecycle::bytes_used(&region.db, &img.owner, &img.id).await?
+        } else {
+            0
+        };
+        let quota_left = if quota > 0 {
+            quota.saturating_sub(used)
+        } else {
+            u64::MAX
+        };
+        if declared_len.is_some_and(|n| n > quota_left) {
+            return Err(Error::too_large(quota_error(quota, used)));
+        }
+        Ok(Budget {
+            cap,
+            quota,
+            used,
+            quota_left,
+        })
+    }
+
+    /// Why `seen` bytes are too many, if they are.
+    fn exceeded(&self, seen: u64) -> Option<TooLarge> {
+        if seen > self.cap {
+            return Some(TooLarge(cap_error(self.cap)));
+        }
+        (seen > self.quota_left).then(|| TooLarge(quota_error(self.quota, self.used)))
+    }
+}
+
 /// Uploads an image's data (see the module documentation for the whole protocol).
 /// `declared_len` is the request's `Content-Length`, if any: an over-large one fails at once.
 pub async fn upload<S, E>(
@@ -230,33 +285,7 @@ where
     E: Into<BoxError>,
 {
     let img = load_for(region, caller, id, Action::Upload).await?.image;
-    if img.status != ImageStatus::Queued {
-        return Err(Error::conflict(format!(
-            "Image status transition from {} to saving is not allowed",
-            img.status.as_str()
-        )));
-    }
-    let missing: Vec<&str> = [
-        ("disk_format", img.disk_format.is_none()),
-        ("container_format", img.container_format.is_none()),
-    ]
-    .into_iter()
-    .filter_map(|(n, m)| m.then_some(n))
-    .collect();
-    match missing.as_slice() {
-        [] => {}
-        [one] => {
-            return Err(Error::bad_request(format!(
-                "Property {one} must be set prior to saving data."
-            )));
-        }
-        _ => {
-            return Err(Error::bad_request(format!(
-                "Properties {} must be set prior to saving data.",
-                missing.join(", ")
-            )));
-        }
-    }
+    check_uploadable(&img)?;
     let stored_as = resumable(region, caller, id, expected);
     if expected.resume_from > 0 && stored_as.is_none() {
         return Err(Error::bad_request(
@@ -266,40 +295,11 @@ where
     }
     // What the whole content will weigh: the held part and the body.
     let declared_len = declared_len.map(|n| n.saturating_add(expected.resume_from));
-    let limits = &region.config.limits;
-    let cap = limits.image_size_cap;
-    if declared_len.is_some_and(|n| n > cap) {
-        return Err(Error::too_large(cap_error(cap)));
-    }
-    let quota = limits.project_quota_bytes;
-    let used = if quota > 0 {
-        used_bytes(&region.db, &img.owner, id).await?
-    } else {
-        0
-    };
-    let quota_left = if quota > 0 {
-        quota.saturating_sub(used)
-    } else {
-        u64::MAX
-    };
-    if declared_len.is_some_and(|n| n > quota_left) {
-        return Err(Error::too_large(quota_error(quota, used)));
-    }
+    let budget = Budget::of(region, &img, declared_len).await?;
 
-    let claimed = sqlx::query(
-        "UPDATE images SET status = 'saving', updated_at = $1 WHERE id = $2 AND status = 'queued'",
-    )
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&region.db.pool)
-    .await?
-    .rows_affected();
-    if claimed == 0 {
+    if !lifecycle::claim_upload(&region.db, id).await? {
         return match load_for(region, caller, id, Action::Get).await {
-            Ok(now) => Err(Error::conflict(format!(
-                "Image status transition from {} to saving is not allowed",
-                now.image.status.as_str()
-            ))),
+            Ok(now) => Err(not_saving(now.image.status)),
             Err(e) => Err(e),
         };
     }
@@ -309,18 +309,14 @@ where
         armed: true,
     };
 
-    let disk_format = img.disk_format.as_deref().unwrap_or("");
-    let claim = DiskFormat::parse(disk_format);
+    let claim = DiskFormat::parse(img.disk_format.as_deref().unwrap_or(""));
     let inspect = img.container_format.as_deref() == Some("bare") && claim.is_some();
     let mut inspector = inspect.then(Inspector::new);
     let mut seen: u64 = 0;
     let observe = |chunk: &[u8]| -> std::result::Result<(), BoxError> {
         seen = seen.saturating_add(chunk.len() as u64);
-        if seen > cap {
-            return Err(Box::new(TooLarge(cap_error(cap))));
-        }
-        if seen > quota_left {
-            return Err(Box::new(TooLarge(quota_error(quota, used))));
+        if let Some(too_large) = budget.exceeded(seen) {
+            return Err(Box::new(too_large));
         }
         if let Some(i) = inspector.as_mut() {
             i.feed(chunk);
@@ -340,120 +336,124 @@ where
         Ok(w) => w,
         Err(e) => {
             guard.revert().await;
-            return Err(match e {
-                WriteError::Aborted(e) => match e.downcast::<TooLarge>() {
-                    Ok(t) => Error::too_large(t.0),
-                    Err(e) => Error::internal(format!("upload aborted: {e}")),
-                },
-                WriteError::Source(e) => {
-                    tracing::info!(image = id, error = %e, "upload body failed");
-                    Error::bad_request(format!("Error reading the image data: {e}"))
-                }
-                WriteError::Store(StoreError::Gap { held }) => Error::new(
-                    crate::Kind::RangeNotSatisfiable,
-                    format!(
-                        "This region holds {held} bytes of an earlier upload of this content, fewer \
-                     than the {} the upload continues from.",
-                        expected.resume_from
-                    ),
-                ),
-                // Deleted meanwhile (which also drops a resumable upload's held bytes, so the
-                // store fails to publish them): the same answer as a delete seen at publication.
-                WriteError::Store(_) if !super::repo::exists(&region.db, id).await? => {
-                    gone_during_upload(id)
-                }
-                WriteError::Store(e) => Error::unavailable(format!("Image storage failed: {e}")),
-            });
+            return Err(write_error(region, id, expected, e).await?);
         }
     };
-
-    let mismatch = [
-        ("checksum", &expected.checksum, &written.digests.md5),
-        (
-            "os_hash_value",
-            &expected.os_hash_value,
-            &written.digests.sha512,
-        ),
-    ]
-    .into_iter()
-    .find(|(_, want, got)| want.as_ref().is_some_and(|w| !w.eq_ignore_ascii_case(got)));
-    if let Some((what, want, got)) = mismatch {
-        discard(region, &written.key).await;
-        guard.revert().await;
-        return Err(Error::bad_request(format!(
-            "The uploaded data does not match the expected {what}: expected {}, received {got}.",
-            want.as_deref().unwrap_or_default()
-        )));
-    }
-
-    let mut virtual_size = None;
-    if let (Some(inspector), Some(claim)) = (inspector, claim) {
-        let report = inspector.finish();
-        let verdict = report.verdict(
-            claim,
-            &Limits {
-                max_virtual_size: limits.max_virtual_size,
-            },
-        );
-        match verdict {
-            Ok(accepted) => virtual_size = Some(accepted.virtual_size),
-            Err(rejection) => {
-                discard(region, &written.key).await;
-                guard.revert().await;
-                let msg = format!("Image failed format inspection: {rejection}");
-                return Err(if rejection.is_limit() {
-                    Error::too_large(msg)
-                } else {
-                    Error::unsupported_media(msg)
-                });
-            }
+    let mut content = lifecycle::Content::new(
+        written.key,
+        written.size,
+        written.digests.md5,
+        written.digests.sha512,
+    );
+    let verified = match check_digests(expected, &content) {
+        Ok(()) => inspection(region, inspector.zip(claim)),
+        Err(e) => Err(e),
+    };
+    match verified {
+        Ok(virtual_size) => content.virtual_size = virtual_size,
+        Err(e) => {
+            discard(region, &content.blob_key).await;
+            guard.revert().await;
+            return Err(e);
         }
     }
-
-    let now = glimpse_types::now();
-    let published = sqlx::query(
-        "UPDATE images SET status = 'active', blob_key = $1, size = $2, checksum = $3, \
-         os_hash_algo = $4, os_hash_value = $5, virtual_size = $6, updated_at = $7 \
-         WHERE id = $8 AND status = 'saving'",
-    )
-    .bind(written.key.clone())
-    .bind(written.size as i64)
-    .bind(written.digests.md5.clone())
-    .bind(HASH_ALGO)
-    .bind(written.digests.sha512.clone())
-    .bind(virtual_size.map(|v| v as i64))
-    .bind(db_time(now))
-    .bind(id)
-    .execute(&region.db.pool)
-    .await;
-    match published {
-        Ok(r) if r.rows_affected() == 1 => {}
-        Ok(_) => {
-            discard(region, &written.key).await;
-            let mut g = guard;
-            g.armed = false;
+    let published_at = match lifecycle::publish(&region.db, id, &content).await {
+        Ok(Some(at)) => at,
+        Ok(None) => {
+            discard(region, &content.blob_key).await;
+            guard.disarm();
             return Err(gone_during_upload(id));
         }
         Err(e) => {
-            discard(region, &written.key).await;
+            discard(region, &content.blob_key).await;
             guard.revert().await;
-            return Err(e.into());
+            return Err(e);
         }
-    }
-    let mut g = guard;
-    g.armed = false;
-    drop(g);
+    };
+    guard.disarm();
     Ok(Image {
         status: ImageStatus::Active,
-        blob_key: Some(written.key),
-        size: Some(written.size as i64),
-        checksum: Some(written.digests.md5),
-        os_hash_algo: Some(HASH_ALGO.to_string()),
-        os_hash_value: Some(written.digests.sha512),
-        virtual_size: virtual_size.map(|v| v as i64),
-        updated_at: now,
+        blob_key: Some(content.blob_key),
+        size: Some(content.size as i64),
+        checksum: Some(content.checksum),
+        os_hash_algo: Some(content.os_hash_algo.to_string()),
+        os_hash_value: Some(content.os_hash_value),
+        virtual_size: content.virtual_size.map(|v| v as i64),
+        updated_at: published_at,
         ..img
     })
+}
+
+/// The answer to a failed write of an upload's bytes.
+async fn write_error(
+    region: &Region,
+    id: &str,
+    expected: &Expected,
+    e: WriteError,
+) -> Result<Error> {
+    Ok(match e {
+        WriteError::Aborted(e) => match e.downcast::<TooLarge>() {
+            Ok(t) => Error::too_large(t.0),
+            Err(e) => Error::internal(format!("upload aborted: {e}")),
+        },
+        WriteError::Source(e) => {
+            tracing::info!(image = id, error = %e, "upload body failed");
+            Error::bad_request(format!("Error reading the image data: {e}"))
+        }
+        WriteError::Store(StoreError::Gap { held }) => Error::new(
+            crate::Kind::RangeNotSatisfiable,
+            format!(
+                "This region holds {held} bytes of an earlier upload of this content, fewer \
+                 than the {} the upload continues from.",
+                expected.resume_from
+            ),
+        ),
+        // Deleted meanwhile (which also drops a resumable upload's held bytes, so the
+        // store fails to publish them): the same answer as a delete seen at publication.
+        WriteError::Store(_) if !super::repo::exists(&region.db, id).await? => {
+            gone_during_upload(id)
+        }
+        WriteError::Store(e) => Error::unavailable(format!("Image storage failed: {e}")),
+    })
+}
+
+/// 400 unless the received bytes have the digests the uploader stated.
+fn check_digests(expected: &Expected, got: &lifecycle::Content) -> Result<()> {
+    let mismatch = [
+        ("checksum", &expected.checksum, &got.checksum),
+        ("os_hash_value", &expected.os_hash_value, &got.os_hash_value),
+    ]
+    .into_iter()
+    .find(|(_, want, got)| want.as_ref().is_some_and(|w| !w.eq_ignore_ascii_case(got)));
+    match mismatch {
+        None => Ok(()),
+        Some((what, want, got)) => Err(Error::bad_request(format!(
+            "The uploaded data does not match the expected {what}: expected {}, received {got}.",
+            want.as_deref().unwrap_or_default()
+        ))),
+    }
+}
+
+/// The inspector's verdict on the claimed format, if the content was inspected: its virtual
+/// size, or 415 (413 for a virtual size over the limit).
+fn inspection(region: &Region, inspected: Option<(Inspector, DiskFormat)>) -> Result<Option<u64>> {
+    let Some((inspector, claim)) = inspected else {
+        return Ok(None);
+    };
+    let limits = Limits {
+        max_virtual_size: region.config.limits.max_virtual_size,
+    };
+    match inspector.finish().verdict(claim, &limits) {
+        Ok(accepted) => Ok(Some(accepted.virtual_size)),
+        Err(rejection) => {
+            let msg = format!("Image failed format inspection: {rejection}");
+            Err(if rejection.is_limit() {
+                Error::too_large(msg)
+            } else {
+                Error::unsupported_media(msg)
+            })
+        }
+    }
 }
 
 /// Glance's answer to an upload whose image was deleted while the bytes arrived.
@@ -545,15 +545,7 @@ pub async fn read(
 /// With several API nodes on one database, a node that restarts also resets uploads still
 /// running on other nodes; those then fail to publish and answer 409 (the client retries).
 pub async fn recover(region: &Region) -> Result<u64> {
-    let n = sqlx::query(
-        "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, checksum = NULL, \
-         os_hash_algo = NULL, os_hash_value = NULL, blob_key = NULL, updated_at = $1 \
-         WHERE status = 'saving'",
-    )
-    .bind(db_time(glimpse_types::now()))
-    .execute(&region.db.pool)
-    .await?
-    .rows_affected();
+    let n = lifecycle::reset_interrupted(&region.db).await?;
     if n > 0 {
         tracing::warn!(region = %region.name, images = n, "interrupted uploads put back to queued");
     }
@@ -579,13 +571,7 @@ async fn clean_store(db: &Db, store: &glimpse_store::BlobStore, grace: Duration)
     let blobs = store.list().await?;
     let cutoff = glimpse_types::now()
         - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::days(1));
-    let referenced: std::collections::HashSet<String> =
-        sqlx::query("SELECT blob_key FROM images WHERE blob_key IS NOT NULL")
-            .fetch_all(&db.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("blob_key"))
-            .collect::<std::result::Result<_, _>>()?;
+    let referenced = super::repo::blob_keys(db).await?;
     let mut deleted = 0;
     for b in blobs {
         if b.modified <= cutoff && !referenced.contains(&b.key) {

@@ -13,8 +13,8 @@ use sqlx::any::AnyRow;
 use super::model::{MAX_MEMBERS, Member, MemberStatus};
 use super::policy::{self, Action};
 use super::records::{Loaded, load_for};
-use super::repo::time;
 use crate::auth::Caller;
+use crate::db::rows::time;
 use crate::error::{Error, Result};
 use crate::region::Region;
 

@@ -20,7 +20,7 @@ use crate::db::is_unique_violation;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use glimpse_types::{db_time, parse_time};
+use glimpse_types::db_time;
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -183,10 +183,7 @@ fn ns_duplicate(name: &str) -> Error {
     ))
 }
 
-pub(crate) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
-    let s: String = row.try_get(col)?;
-    parse_time(&s).ok_or_else(|| Error::internal(format!("bad timestamp {s:?} in column {col}")))
-}
+pub(crate) use crate::db::rows::time;
 
 // ---- namespaces ----
 

@@ -8,8 +8,10 @@
 //! [`crate::region::Region::open`]) puts interrupted uploads back to `queued`, and
 //! [`clean_orphans`] removes blobs no image names.
 
+pub mod adopt;
 pub mod data;
 pub mod input;
+pub(crate) mod lifecycle;
 pub mod list;
 pub mod members;
 pub mod metadefs;

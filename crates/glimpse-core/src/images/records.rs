@@ -1,7 +1,7 @@
 //! Image record operations as a caller performs them: create, show, update (a list of
 //! [`Change`]s), delete, deactivate/reactivate and tags. Each one loads the record, asks
 //! [`policy`] (404 for the invisible, 403 for the forbidden), applies Glance's rules, and writes
-//! through [`repo`].
+//! through [`lifecycle`].
 //!
 //! Crash behaviour: each write is one transaction. A delete removes the rows first and the blob
 //! after, so a crash in between leaves an unreferenced blob for the cleaner
@@ -13,7 +13,7 @@ use super::model::{
     Attr, Change, Image, MAX_PROPERTIES, MAX_TAGS, MemberStatus, NewImage, check_tag,
 };
 use super::policy::{self, Action, Target};
-use super::repo;
+use super::{lifecycle, repo};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::region::Region;
@@ -82,13 +82,126 @@ pub async fn create(region: &Region, caller: &Caller, new: NewImage) -> Result<I
         properties: new.properties,
         tags: new.tags,
     };
-    repo::insert(&region.db, &image).await?;
+    lifecycle::create(&region.db, &image).await?;
     Ok(image)
 }
 
 /// Shows one image.
 pub async fn get(region: &Region, caller: &Caller, id: &str) -> Result<Image> {
     Ok(load_for(region, caller, id, Action::Get).await?.image)
+}
+
+/// What a list of changes touched.
+#[derive(Default)]
+struct Touched {
+    properties: bool,
+    tags: bool,
+    formats: bool,
+}
+
+/// Sets one attribute of `img` (a format only while it may still change).
+fn set_attr(caller: &Caller, img: &mut Image, attr: Attr, touched: &mut Touched) -> Result<()> {
+    let format_change_allowed = matches!(img.status, ImageStatus::Queued | ImageStatus::Importing);
+    let format_locked = |name: &str| {
+        Error::forbidden(format!(
+            "Attribute {name} can be only replaced for a queued image."
+        ))
+    };
+    match attr {
+        Attr::Name(v) => img.name = v,
+        Attr::Visibility(v) => {
+            policy::authorize_visibility(caller, v)?;
+            img.visibility = v;
+        }
+        Attr::Protected(v) => img.protected = v,
+        Attr::OsHidden(v) => img.os_hidden = v,
+        Attr::MinDisk(v) => img.min_disk = v,
+        Attr::MinRam(v) => img.min_ram = v,
+        Attr::DiskFormat(v) => {
+            if !format_change_allowed {
+                return Err(format_locked("disk_format"));
+            }
+            touched.formats |= img.disk_format != v;
+            img.disk_format = v;
+        }
+        Attr::ContainerFormat(v) => {
+            if !format_change_allowed {
+                return Err(format_locked("container_format"));
+            }
+            touched.formats |= img.container_format != v;
+            img.container_format = v;
+        }
+        Attr::Owner(v) => {
+            policy::authorize_owner_change(caller)?;
+            img.owner = v.ok_or_else(|| {
+                Error::bad_request("An image must have an owner; owner cannot be null.")
+            })?;
+        }
+        Attr::Tags(v) => {
+            touched.tags = true;
+            img.tags = v;
+        }
+    }
+    Ok(())
+}
+
+/// Applies one change to `img`.
+fn apply(caller: &Caller, img: &mut Image, change: Change, touched: &mut Touched) -> Result<()> {
+    let props = &mut img.properties;
+    match change {
+        Change::Set(attr) => return set_attr(caller, img, attr, touched),
+        Change::AddProperty {
+            name,
+            value,
+            strict,
+        } => match props.iter_mut().find(|(k, _)| *k == name) {
+            Some(_) if strict => {
+                return Err(Error::conflict(format!("Property {name} already present.")));
+            }
+            Some((_, v)) => *v = value,
+            None => props.push((name, value)),
+        },
+        Change::ReplaceProperty { name, value } => {
+            let Some((_, v)) = props.iter_mut().find(|(k, _)| *k == name) else {
+                return Err(Error::conflict(format!("Property {name} does not exist.")));
+            };
+            *v = value;
+        }
+        Change::RemoveProperty { name } => {
+            let before = props.len();
+            props.retain(|(k, _)| *k != name);
+            if props.len() == before {
+                return Err(Error::conflict(format!("Property {name} does not exist.")));
+            }
+        }
+        Change::RemoveBase { name } => {
+            return Err(Error::forbidden(format!(
+                "Property {name} may not be removed."
+            )));
+        }
+        Change::AddExistingBase { name } => {
+            return Err(Error::conflict(format!("Property {name} already present.")));
+        }
+    }
+    touched.properties = true;
+    Ok(())
+}
+
+/// 413 when an image holds more properties or tags than allowed.
+fn check_counts(img: &Image) -> Result<()> {
+    if img.properties.len() > MAX_PROPERTIES {
+        return Err(Error::too_large(format!(
+            "Maximum number of properties exceeded: {} (the limit is {MAX_PROPERTIES})",
+            img.properties.len()
+        )));
+    }
+    if img.tags.len() > MAX_TAGS {
+        return Err(Error::too_large(format!(
+            "Maximum number of tags exceeded: {} (the limit is {MAX_TAGS})",
+            img.tags.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Applies `changes` in order (all or nothing) and returns the updated image.
@@ -103,109 +216,19 @@ pub async fn update(
     if changes.is_empty() {
         return Ok(img);
     }
-    let (mut props_changed, mut tags_changed, mut formats_changed) = (false, false, false);
-    let status = img.status;
-    let format_change_allowed = matches!(status, ImageStatus::Queued | ImageStatus::Importing);
+    let mut touched = Touched::default();
     for change in changes {
-        match change {
-            Change::Set(attr) => match attr {
-                Attr::Name(v) => img.name = v,
-                Attr::Visibility(v) => {
-                    policy::authorize_visibility(caller, v)?;
-                    img.visibility = v;
-                }
-                Attr::Protected(v) => img.protected = v,
-                Attr::OsHidden(v) => img.os_hidden = v,
-                Attr::MinDisk(v) => img.min_disk = v,
-                Attr::MinRam(v) => img.min_ram = v,
-                Attr::DiskFormat(v) => {
-                    if !format_change_allowed {
-                        return Err(Error::forbidden(
-                            "Attribute disk_format can be only replaced for a queued image.",
-                        ));
-                    }
-                    formats_changed |= img.disk_format != v;
-                    img.disk_format = v;
-                }
-                Attr::ContainerFormat(v) => {
-                    if !format_change_allowed {
-                        return Err(Error::forbidden(
-                            "Attribute container_format can be only replaced for a queued image.",
-                        ));
-                    }
-                    formats_changed |= img.container_format != v;
-                    img.container_format = v;
-                }
-                Attr::Owner(v) => {
-                    policy::authorize_owner_change(caller)?;
-                    img.owner = v.ok_or_else(|| {
-                        Error::bad_request("An image must have an owner; owner cannot be null.")
-                    })?;
-                }
-                Attr::Tags(v) => {
-                    tags_changed = true;
-                    img.tags = v;
-                }
-            },
-            Change::AddProperty {
-                name,
-                value,
-                strict,
-            } => {
-                match img.properties.iter_mut().find(|(k, _)| *k == name) {
-                    Some(_) if strict => {
-                        return Err(Error::conflict(format!("Property {name} already present.")));
-                    }
-                    Some((_, v)) => *v = value,
-                    None => img.properties.push((name, value)),
-                }
-                props_changed = true;
-            }
-            Change::ReplaceProperty { name, value } => {
-                let Some((_, v)) = img.properties.iter_mut().find(|(k, _)| *k == name) else {
-                    return Err(Error::conflict(format!("Property {name} does not exist.")));
-                };
-                *v = value;
-                props_changed = true;
-            }
-            Change::RemoveProperty { name } => {
-                let before = img.properties.len();
-                img.properties.retain(|(k, _)| *k != name);
-                if img.properties.len() == before {
-                    return Err(Error::conflict(format!("Property {name} does not exist.")));
-                }
-                props_changed = true;
-            }
-            Change::RemoveBase { name } => {
-                return Err(Error::forbidden(format!(
-                    "Property {name} may not be removed."
-                )));
-            }
-            Change::AddExistingBase { name } => {
-                return Err(Error::conflict(format!("Property {name} already present.")));
-            }
-        }
+        apply(caller, &mut img, change, &mut touched)?;
     }
-    if img.properties.len() > MAX_PROPERTIES {
-        return Err(Error::too_large(format!(
-            "Maximum number of properties exceeded: {} (the limit is {MAX_PROPERTIES})",
-            img.properties.len()
-        )));
-    }
-    if img.tags.len() > MAX_TAGS {
-        return Err(Error::too_large(format!(
-            "Maximum number of tags exceeded: {} (the limit is {MAX_TAGS})",
-            img.tags.len()
-        )));
-    }
+    check_counts(&img)?;
     img.updated_at = glimpse_types::now();
-    let written = repo::update(
+    let written = lifecycle::update(
         &region.db,
-        repo::Update {
+        lifecycle::Update {
             image: &img,
-            properties_changed: props_changed,
-            tags_changed,
-            formats_changed,
+            properties_changed: touched.properties,
+            tags_changed: touched.tags,
+            formats_changed: touched.formats,
         },
     )
     .await?;
@@ -232,8 +255,8 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
     if loaded.image.protected {
         return Err(protected(id));
     }
-    match repo::delete(&region.db, id).await? {
-        repo::Deleted::Done { blob_key } => {
+    match lifecycle::delete(&region.db, id).await? {
+        lifecycle::Deleted::Done { blob_key } => {
             super::data::drop_partials(region, id).await;
             if let Some(key) = blob_key
                 && let Err(e) = region.store.delete(&key).await
@@ -243,8 +266,8 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
             }
             Ok(())
         }
-        repo::Deleted::Protected => Err(protected(id)),
-        repo::Deleted::Missing => Err(missing()),
+        lifecycle::Deleted::Protected => Err(protected(id)),
+        lifecycle::Deleted::Missing => Err(missing()),
     }
 }
 
@@ -297,7 +320,7 @@ async fn transition(
     if img.status != from {
         return Err(refuse(img.status));
     }
-    if repo::set_status(&region.db, &img.id, from, to).await? {
+    if lifecycle::set_status(&region.db, &img.id, from, to).await? {
         return Ok(());
     }
     // Lost a race: answer from what is stored now.
@@ -314,7 +337,7 @@ pub async fn add_tag(region: &Region, caller: &Caller, id: &str, tag: &str) -> R
     load_for(region, caller, id, Action::Modify)
         .await
         .map_err(|e| tag_error(e, id))?;
-    if !repo::add_tag(&region.db, id, tag, MAX_TAGS).await? {
+    if !lifecycle::add_tag(&region.db, id, tag, MAX_TAGS).await? {
         return Err(Error::too_large(format!(
             "Image tag limit exceeded for image {id}: the limit is {MAX_TAGS}"
         )));
@@ -327,7 +350,7 @@ pub async fn remove_tag(region: &Region, caller: &Caller, id: &str, tag: &str) -
     load_for(region, caller, id, Action::Modify)
         .await
         .map_err(|e| tag_error(e, id))?;
-    if !repo::remove_tag(&region.db, id, tag).await? {
+    if !lifecycle::remove_tag(&region.db, id, tag).await? {
         return Err(Error::not_found(format!(
             "Tag {tag} not found on image {id}."
         )));

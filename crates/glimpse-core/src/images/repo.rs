@@ -1,46 +1,34 @@
-//! SQL for image records: reading rows into [`Image`]s (with their properties and tags, for one
-//! image or a whole page in one extra query), inserting, updating mutable attributes, deleting,
-//! and tags. One query text for SQLite and PostgreSQL (see `crate::db`).
-//!
-//! Crash behaviour: every multi-statement change runs in one transaction, so a crash leaves the
-//! record as it was before or after the change, never half-written.
+//! Reads of image records: rows into [`Image`]s (with their properties and tags, for one image
+//! or a whole page in one extra query), existence, the blobs images name and content already
+//! held. Every write of `images`, `image_properties` and `image_tags` is in
+//! [`super::lifecycle`]. One query text for SQLite and PostgreSQL (see `crate::db`).
 
-use crate::db::is_unique_violation;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
-use glimpse_types::{ImageStatus, Visibility, db_time, parse_time};
+use glimpse_types::{ImageStatus, Visibility};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::model::{Image, MemberStatus, Sealing};
-use crate::db::{Db, flag};
-use crate::error::{Error, Result};
+use crate::db::Db;
+use crate::db::rows::{boolean, enumerated, time};
+use crate::error::Result;
 
 /// The image columns, as selected from `images i`.
 pub(crate) const COLUMNS: &str = "i.id, i.name, i.owner, i.status, i.visibility, i.protected, \
      i.os_hidden, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, \
      i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.blob_key, i.cmk_id, i.wrapped_data_key, i.created_at, i.updated_at";
 
-pub(crate) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
-    let s: String = row.try_get(col)?;
-    parse_time(&s).ok_or_else(|| Error::internal(format!("bad timestamp {s:?} in column {col}")))
-}
-
 /// Reads the [`COLUMNS`] of a row (properties and tags empty).
 pub(crate) fn image_from_row(row: &AnyRow) -> Result<Image> {
-    let status: String = row.try_get("status")?;
-    let visibility: String = row.try_get("visibility")?;
     Ok(Image {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         owner: row.try_get("owner")?,
-        status: ImageStatus::parse(&status)
-            .ok_or_else(|| Error::internal(format!("bad image status {status:?}")))?,
-        visibility: Visibility::parse(&visibility)
-            .ok_or_else(|| Error::internal(format!("bad visibility {visibility:?}")))?,
-        protected: row.try_get::<i64, _>("protected")? != 0,
-        os_hidden: row.try_get::<i64, _>("os_hidden")? != 0,
+        status: enumerated(row, "status", ImageStatus::parse)?,
+        visibility: enumerated(row, "visibility", Visibility::parse)?,
+        protected: boolean(row, "protected")?,
+        os_hidden: boolean(row, "os_hidden")?,
         disk_format: row.try_get("disk_format")?,
         container_format: row.try_get("container_format")?,
         size: row.try_get("size")?,
@@ -151,189 +139,6 @@ pub(crate) async fn load(
     Ok(Some((img, my.as_deref().and_then(MemberStatus::parse))))
 }
 
-/// Inserts a complete new record (row, properties, tags) in one transaction; 409 when the id
-/// is taken.
-pub(crate) async fn insert(db: &Db, img: &Image) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
-    let r = sqlx::query(
-        "INSERT INTO images (id, name, owner, status, visibility, protected, os_hidden, \
-         disk_format, container_format, size, virtual_size, checksum, os_hash_algo, \
-         os_hash_value, min_disk, min_ram, blob_key, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-    )
-    .bind(img.id.clone())
-    .bind(img.name.clone())
-    .bind(img.owner.clone())
-    .bind(img.status.as_str())
-    .bind(img.visibility.as_str())
-    .bind(flag(img.protected))
-    .bind(flag(img.os_hidden))
-    .bind(img.disk_format.clone())
-    .bind(img.container_format.clone())
-    .bind(img.size)
-    .bind(img.virtual_size)
-    .bind(img.checksum.clone())
-    .bind(img.os_hash_algo.clone())
-    .bind(img.os_hash_value.clone())
-    .bind(img.min_disk)
-    .bind(img.min_ram)
-    .bind(img.blob_key.clone())
-    .bind(db_time(img.created_at))
-    .bind(db_time(img.updated_at))
-    .execute(&mut *tx)
-    .await;
-    if let Err(e) = r {
-        if is_unique_violation(&e) {
-            return Err(Error::conflict(format!(
-                "Image with identifier {} already exists!",
-                img.id
-            )));
-        }
-        return Err(e.into());
-    }
-    write_properties(&mut tx, &img.id, &img.properties).await?;
-    write_tags(&mut tx, &img.id, &img.tags).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Replaces all custom properties of an image (inside `tx`), numbering them in order.
-pub(crate) async fn write_properties(
-    tx: &mut Transaction<'_, Any>,
-    id: &str,
-    props: &[(String, String)],
-) -> Result<()> {
-    sqlx::query("DELETE FROM image_properties WHERE image_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    if props.is_empty() {
-        return Ok(());
-    }
-    let values = (0..props.len())
-        .map(|i| {
-            format!(
-                "(${}, ${}, ${}, ${})",
-                4 * i + 1,
-                4 * i + 2,
-                4 * i + 3,
-                4 * i + 4
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql =
-        format!("INSERT INTO image_properties (image_id, name, value, position) VALUES {values}");
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (pos, (k, v)) in props.iter().enumerate() {
-        q = q
-            .bind(id.to_string())
-            .bind(k.clone())
-            .bind(v.clone())
-            .bind(pos as i64);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// Replaces all tags of an image (inside `tx`), numbering them in order.
-pub(crate) async fn write_tags(
-    tx: &mut Transaction<'_, Any>,
-    id: &str,
-    tags: &[String],
-) -> Result<()> {
-    sqlx::query("DELETE FROM image_tags WHERE image_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    if tags.is_empty() {
-        return Ok(());
-    }
-    let values = (0..tags.len())
-        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("INSERT INTO image_tags (image_id, tag, position) VALUES {values}");
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (pos, t) in tags.iter().enumerate() {
-        q = q.bind(id.to_string()).bind(t.clone()).bind(pos as i64);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// What an update writes.
-pub(crate) struct Update<'a> {
-    pub image: &'a Image,
-    pub properties_changed: bool,
-    pub tags_changed: bool,
-    /// The disk or container format changed: only allowed while the image is still `queued`.
-    pub formats_changed: bool,
-}
-
-/// Writes the mutable attributes of an image (never status, size or hashes, which belong to the
-/// data path). `Ok(false)` when the row is gone or, for a format change, no longer `queued`.
-pub(crate) async fn update(db: &Db, u: Update<'_>) -> Result<bool> {
-    let img = u.image;
-    let mut tx = db.pool.begin().await?;
-    let guard = if u.formats_changed {
-        " AND status IN ('queued', 'importing')"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE images SET name = $1, visibility = $2, protected = $3, os_hidden = $4, \
-         min_disk = $5, min_ram = $6, disk_format = $7, container_format = $8, owner = $9, \
-         updated_at = $10 WHERE id = $11{guard}"
-    );
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(img.name.clone())
-        .bind(img.visibility.as_str())
-        .bind(flag(img.protected))
-        .bind(flag(img.os_hidden))
-        .bind(img.min_disk)
-        .bind(img.min_ram)
-        .bind(img.disk_format.clone())
-        .bind(img.container_format.clone())
-        .bind(img.owner.clone())
-        .bind(db_time(img.updated_at))
-        .bind(img.id.clone())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Ok(false);
-    }
-    if u.properties_changed {
-        write_properties(&mut tx, &img.id, &img.properties).await?;
-    }
-    if u.tags_changed {
-        write_tags(&mut tx, &img.id, &img.tags).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// Sets the status from `from` to `to` (deactivate/reactivate). `Ok(false)` if the image was
-/// not in `from`.
-pub(crate) async fn set_status(
-    db: &Db,
-    id: &str,
-    from: ImageStatus,
-    to: ImageStatus,
-) -> Result<bool> {
-    let n =
-        sqlx::query("UPDATE images SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
-            .bind(to.as_str())
-            .bind(db_time(glimpse_types::now()))
-            .bind(id)
-            .bind(from.as_str())
-            .execute(&db.pool)
-            .await?
-            .rows_affected();
-    Ok(n == 1)
-}
-
 /// Whether an image row exists (any status).
 pub(crate) async fn exists(db: &Db, id: &str) -> Result<bool> {
     Ok(sqlx::query("SELECT id FROM images WHERE id = $1")
@@ -343,117 +148,48 @@ pub(crate) async fn exists(db: &Db, id: &str) -> Result<bool> {
         .is_some())
 }
 
-/// How a delete went.
-pub(crate) enum Deleted {
-    /// The rows are gone; the blob (if any, and named by no other image) must be deleted next.
-    Done {
-        blob_key: Option<String>,
-    },
-    Protected,
-    Missing,
+/// The blob keys image rows name.
+pub(crate) async fn blob_keys(db: &Db) -> Result<HashSet<String>> {
+    let rows = sqlx::query("SELECT blob_key FROM images WHERE blob_key IS NOT NULL")
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(crate::db::rows::strings(&rows, "blob_key")?
+        .into_iter()
+        .collect())
 }
 
-/// Deletes an unprotected image's rows in one transaction and returns its blob key.
-pub(crate) async fn delete(db: &Db, id: &str) -> Result<Deleted> {
-    let mut tx = db.pool.begin().await?;
-    let row = sqlx::query("DELETE FROM images WHERE id = $1 AND protected = 0 RETURNING blob_key")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else {
-        let exists = sqlx::query("SELECT protected FROM images WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        return Ok(if exists.is_some() {
-            Deleted::Protected
-        } else {
-            Deleted::Missing
-        });
-    };
-    let mut blob_key: Option<String> = row.try_get("blob_key")?;
-    // Copies share their source's immutable blob: keep it while any other row names it. An
-    // in-region copy inserts its row only while the source row exists (locking it on
-    // PostgreSQL), so a copy either committed before this delete (and is counted here) or
-    // finds the source gone and inserts nothing.
-    if let Some(key) = &blob_key {
-        let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM images WHERE blob_key = $1")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-        if others > 0 {
-            blob_key = None;
-        }
-    }
-    for table in ["image_properties", "image_tags", "image_members"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE image_id = $1"
-        )))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(Deleted::Done { blob_key })
+/// What a replica's content is, as the source region computed it and as an image here would
+/// have to match it to share its blob.
+pub(crate) struct SameContent<'a> {
+    pub size: i64,
+    pub md5: &'a str,
+    pub sha512: &'a str,
+    pub disk_format: &'a str,
+    pub container_format: &'a str,
 }
 
-/// Adds a tag (a no-op if present). `Ok(false)` when the image already has the most tags allowed.
-pub(crate) async fn add_tag(db: &Db, id: &str, tag: &str, max: usize) -> Result<bool> {
-    let mut tx = db.pool.begin().await?;
-    // Write first, so that on SQLite the transaction holds the write lock before it reads
-    // (a deferred read-then-write transaction can fail with SQLITE_BUSY under concurrency).
-    touch(&mut tx, id).await?;
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n, CAST(COALESCE(MAX(position), -1) AS BIGINT) AS last, \
-         CAST(SUM(CASE WHEN tag = $1 THEN 1 ELSE 0 END) AS BIGINT) AS present \
-         FROM image_tags WHERE image_id = $2",
+/// The oldest `active`, unencrypted image but `except` holding exactly `want` (same size,
+/// md5, sha512 and formats) with a blob: its id and blob key.
+pub(crate) async fn find_same_content(
+    db: &Db,
+    want: &SameContent<'_>,
+    except: &str,
+) -> Result<Option<(String, String)>> {
+    let found = sqlx::query(
+        "SELECT id, blob_key FROM images WHERE status = 'active' AND size = $1 \
+         AND checksum = $2 AND os_hash_algo = 'sha512' AND os_hash_value = $3 \
+         AND disk_format = $4 AND container_format = $5 AND blob_key IS NOT NULL \
+         AND cmk_id IS NULL AND id <> $6 ORDER BY created_at LIMIT 1",
     )
-    .bind(tag)
-    .bind(id)
-    .fetch_one(&mut *tx)
+    .bind(want.size)
+    .bind(want.md5.to_string())
+    .bind(want.sha512.to_string())
+    .bind(want.disk_format.to_string())
+    .bind(want.container_format.to_string())
+    .bind(except)
+    .fetch_optional(&db.pool)
     .await?;
-    let n: i64 = row.try_get("n")?;
-    let last: i64 = row.try_get("last")?;
-    let present: Option<i64> = row.try_get("present")?;
-    if present.unwrap_or(0) > 0 {
-        return Ok(true);
-    }
-    if n as usize >= max {
-        return Ok(false);
-    }
-    sqlx::query("INSERT INTO image_tags (image_id, tag, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .bind(tag)
-        .bind(last + 1)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// Removes a tag. `Ok(false)` when the image has no such tag.
-pub(crate) async fn remove_tag(db: &Db, id: &str, tag: &str) -> Result<bool> {
-    let mut tx = db.pool.begin().await?;
-    let n = sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND tag = $2")
-        .bind(id)
-        .bind(tag)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Ok(false);
-    }
-    touch(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-async fn touch(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
-    sqlx::query("UPDATE images SET updated_at = $1 WHERE id = $2")
-        .bind(db_time(glimpse_types::now()))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    found
+        .map(|row| Ok((row.try_get("id")?, row.try_get("blob_key")?)))
+        .transpose()
 }

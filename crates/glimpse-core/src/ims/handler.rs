@@ -8,7 +8,7 @@
 //!    the source's blob and wrapped data key. Otherwise: stream the source's plaintext (decrypted
 //!    if it is sealed) into a new blob sealed under a fresh data key wrapped by `cmk_id`, and
 //!    check that the plaintext's size and sha512 are the source's.
-//! 4. Publish: one INSERT … SELECT makes the new `active` record from the source row (formats,
+//! 4. Publish ([`lifecycle::insert_copy`]): one INSERT … SELECT makes the new `active` record from the source row (formats,
 //!    sizes, hashes of the plaintext, minimums), which must still exist and still name the
 //!    same blob (on PostgreSQL the source row is locked `FOR SHARE` so that a concurrent
 //!    delete either comes first and the copy fails, or comes after and sees the copy), plus
@@ -25,15 +25,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use glimpse_store::WriteError;
-use glimpse_types::{ImageStatus, db_time};
+use glimpse_types::ImageStatus;
 use serde_json::{Value, json};
 
 use super::{KIND, PROP_CMK, PROP_DESCRIPTION, PROP_ENCRYPTED, Params};
-use crate::db::{Backend, Db};
+use crate::db::Db;
 use crate::error::Result;
 use crate::images::Sealing;
 use crate::images::model::Image;
-use crate::images::repo;
+use crate::images::{lifecycle, repo};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::region::Region;
 
@@ -75,8 +75,8 @@ fn properties(src: &Image, p: &Params, sealed_with: Option<&str>) -> Vec<(String
     props
 }
 
-/// Inserts the copy's record from the source row in one transaction; `Ok(false)` if the
-/// source is gone, no longer active, or names another blob than `src_blob`.
+/// Inserts the copy's record from the source row ([`lifecycle::insert_copy`]); `Ok(false)`
+/// if the source is gone, no longer active, or names another blob than `src_blob`.
 pub(crate) async fn publish(
     db: &Db,
     src: &Image,
@@ -84,53 +84,21 @@ pub(crate) async fn publish(
     p: &Params,
     bytes: &Bytes,
 ) -> Result<bool> {
-    let lock = match db.backend {
-        Backend::Postgres => " FOR SHARE",
-        Backend::Sqlite => "",
+    let (sealed, sealed_with) = match bytes {
+        Bytes::Shared => (None, src.sealing.as_ref().map(|s| s.cmk_id.as_str())),
+        Bytes::Sealed { blob, sealing } => (
+            Some((blob.as_str(), sealing)),
+            Some(sealing.cmk_id.as_str()),
+        ),
     };
-    let (blob, cmk, wrapped) = match bytes {
-        Bytes::Shared => ("blob_key", "cmk_id", "wrapped_data_key"),
-        Bytes::Sealed { .. } => ("$8", "$9", "$10"),
+    let copy = lifecycle::Copy {
+        id: &p.image_id,
+        name: &p.name,
+        owner: &p.project_id,
+        sealed,
+        properties: &properties(src, p, sealed_with),
     };
-    let sql = format!(
-        "INSERT INTO images (id, name, owner, status, visibility, protected, os_hidden, \
-         disk_format, container_format, size, virtual_size, checksum, os_hash_algo, \
-         os_hash_value, min_disk, min_ram, blob_key, cmk_id, wrapped_data_key, created_at, \
-         updated_at) \
-         SELECT $1, $2, $3, 'active', 'private', 0, 0, disk_format, container_format, size, \
-         virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, {blob}, {cmk}, \
-         {wrapped}, $4, $4 FROM images WHERE id = $5 AND status = $6 AND blob_key = $7{lock}"
-    );
-    let sealed_with = match bytes {
-        Bytes::Shared => src.sealing.as_ref().map(|s| s.cmk_id.clone()),
-        Bytes::Sealed { sealing, .. } => Some(sealing.cmk_id.clone()),
-    };
-    let mut tx = db.pool.begin().await?;
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(p.image_id.clone())
-        .bind(p.name.clone())
-        .bind(p.project_id.clone())
-        .bind(db_time(glimpse_types::now()))
-        .bind(src.id.clone())
-        .bind(ImageStatus::Active.as_str())
-        .bind(src_blob.to_string());
-    if let Bytes::Sealed { blob, sealing } = bytes {
-        q = q
-            .bind(blob.clone())
-            .bind(sealing.cmk_id.clone())
-            .bind(sealing.wrapped_data_key.clone());
-    }
-    if q.execute(&mut *tx).await?.rows_affected() != 1 {
-        return Ok(false);
-    }
-    repo::write_properties(
-        &mut tx,
-        &p.image_id,
-        &properties(src, p, sealed_with.as_deref()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
+    lifecycle::insert_copy(db, &src.id, src_blob, &copy).await
 }
 
 impl CopyHandler {

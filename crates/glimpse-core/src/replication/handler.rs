@@ -34,9 +34,9 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::adopt::Content;
 use super::remote::{Fault, Glance};
 use super::{KIND, PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
+use crate::images::adopt::Content;
 use crate::jobs::{JobContext, JobError, JobHandler, JobRecord};
 use crate::region::Region;
 

@@ -9,7 +9,7 @@
 //! * [`handler::ReplicateHandler`] runs it: create the destination image (as the service
 //!   account, owned by the destination tenant), stream the bytes source → destination, verify
 //!   md5 and sha512, done. Cancel and final failure delete the half-made destination image.
-//! * [`adopt`] is the destination side of "content the region already holds moves no bytes":
+//! * [`crate::images::adopt`] is the destination side of "content the region already holds moves no bytes":
 //!   the job asks before streaming, the destination shares an existing blob.
 //! * [`JobView`] is the seed's job object; [`status`] maps the generic job states to the
 //!   seed's words.
@@ -23,7 +23,6 @@
 //! skips the copy (already active with the right hashes) or uploads again from byte zero
 //! (the destination reverts an interrupted upload to `queued`; Glance has no byte-level resume).
 
-pub mod adopt;
 pub mod handler;
 pub mod pause;
 pub mod remote;

@@ -205,7 +205,11 @@ impl Glance<'_> {
 
     /// `POST /v2/extension/image_replicator/adopt`: asks the region to publish the queued
     /// image `id` from content it already holds; `Ok(true)` when it did.
-    pub async fn adopt(&self, id: &str, content: &super::adopt::Content) -> Result<bool, Fault> {
+    pub async fn adopt(
+        &self,
+        id: &str,
+        content: &crate::images::adopt::Content,
+    ) -> Result<bool, Fault> {
         let body = serde_json::json!({
             "image_id": id,
             "size": content.size,

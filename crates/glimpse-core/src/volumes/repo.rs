@@ -1,35 +1,30 @@
 //! Every SQL statement on `volumes` and `volume_attachments`. State changes are conditional
-//! UPDATEs (`… WHERE status IN (…)`) so two racing requests cannot both win.
+//! UPDATEs (`… WHERE status IN (…)`, through [`Guarded`]) so two racing requests cannot both
+//! win.
 
 use std::collections::BTreeMap;
 
-use glimpse_types::{db_time, parse_time};
-use sqlx::Row;
+use glimpse_types::db_time;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Attachment, Volume, VolumeStatus};
-use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::db::guarded::Guarded;
+use crate::db::rows::{boolean, enumerated, lenient_json, opt_enumerated, opt_time, strings, time};
+use crate::db::{Db, by_project};
+use crate::error::Result;
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size_gb, status, \
     previous_status, volume_type, availability_zone, bootable, source_image_id, \
     image_metadata, metadata, created_at, updated_at, upload_image_id";
 
-fn time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    parse_time(s).ok_or_else(|| Error::internal(format!("bad time in the database: {s}")))
-}
+const ATTACHMENT_COLUMNS: &str = "id, volume_id, server_id, mountpoint, attach_status, attached_at";
 
-fn map(s: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(s).unwrap_or_default()
-}
-
-fn status(s: &str) -> Result<VolumeStatus> {
-    VolumeStatus::parse(s).ok_or_else(|| Error::internal(format!("bad volume status {s}")))
+fn map(r: &AnyRow, col: &str) -> Result<BTreeMap<String, String>> {
+    Ok(lenient_json(r, col)?.unwrap_or_default())
 }
 
 fn volume(r: &AnyRow) -> Result<Volume> {
-    let previous: Option<String> = r.try_get("previous_status")?;
-    let updated: Option<String> = r.try_get("updated_at")?;
     Ok(Volume {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -37,35 +32,34 @@ fn volume(r: &AnyRow) -> Result<Volume> {
         name: r.try_get("name")?,
         description: r.try_get("description")?,
         size_gb: r.try_get("size_gb")?,
-        status: status(&r.try_get::<String, _>("status")?)?,
-        previous_status: previous.as_deref().map(status).transpose()?,
+        status: enumerated(r, "status", VolumeStatus::parse)?,
+        previous_status: opt_enumerated(r, "previous_status", VolumeStatus::parse)?,
         volume_type: r.try_get("volume_type")?,
         availability_zone: r.try_get("availability_zone")?,
-        bootable: r.try_get::<i64, _>("bootable")? != 0,
+        bootable: boolean(r, "bootable")?,
         source_image_id: r.try_get("source_image_id")?,
-        image_metadata: map(&r.try_get::<String, _>("image_metadata")?),
-        metadata: map(&r.try_get::<String, _>("metadata")?),
-        created_at: time(&r.try_get::<String, _>("created_at")?)?,
-        updated_at: updated.as_deref().map(time).transpose()?,
+        image_metadata: map(r, "image_metadata")?,
+        metadata: map(r, "metadata")?,
+        created_at: time(r, "created_at")?,
+        updated_at: opt_time(r, "updated_at")?,
         upload_image_id: r.try_get("upload_image_id")?,
         attachments: Vec::new(),
     })
 }
 
 fn attachment(r: &AnyRow) -> Result<Attachment> {
-    let at: Option<String> = r.try_get("attached_at")?;
     Ok(Attachment {
         id: r.try_get("id")?,
         volume_id: r.try_get("volume_id")?,
         server_id: r.try_get("server_id")?,
         mountpoint: r.try_get("mountpoint")?,
         attach_status: r.try_get("attach_status")?,
-        attached_at: at.as_deref().map(time).transpose()?,
+        attached_at: opt_time(r, "attached_at")?,
     })
 }
 
 fn json(m: &BTreeMap<String, String>) -> String {
-    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+    crate::db::rows::to_json(m, "{}")
 }
 
 pub async fn insert(db: &Db, v: &Volume) -> Result<()> {
@@ -95,12 +89,12 @@ pub async fn insert(db: &Db, v: &Volume) -> Result<()> {
     Ok(())
 }
 
-async fn attachments_of(db: &Db, volume_id: &str) -> Result<Vec<Attachment>> {
-    sqlx::query(
-        "SELECT id, volume_id, server_id, mountpoint, attach_status, attached_at \
-         FROM volume_attachments WHERE volume_id = $1 ORDER BY created_at",
-    )
-    .bind(volume_id)
+/// The attachments whose `col` is `value`, oldest first.
+async fn attachments_where(db: &Db, col: &str, value: &str) -> Result<Vec<Attachment>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM volume_attachments WHERE {col} = $1 ORDER BY created_at"
+    )))
+    .bind(value.to_string())
     .fetch_all(&db.pool)
     .await?
     .iter()
@@ -120,50 +114,22 @@ pub async fn load(db: &Db, id: &str) -> Result<Option<Volume>> {
         return Ok(None);
     };
     let mut v = volume(&row)?;
-    v.attachments = attachments_of(db, id).await?;
+    v.attachments = attachments_where(db, "volume_id", id).await?;
     Ok(Some(v))
 }
 
 /// Volumes of a project (every project's for `None`), newest first, with attachments.
 pub async fn list(db: &Db, project: Option<&str>) -> Result<Vec<Volume>> {
-    let rows = match project {
-        Some(p) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM volumes WHERE project_id = $1 \
-                 ORDER BY created_at DESC, id DESC"
-            )))
-            .bind(p)
-            .fetch_all(&db.pool)
-            .await?
-        }
-        None => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM volumes ORDER BY created_at DESC, id DESC"
-            )))
-            .fetch_all(&db.pool)
-            .await?
-        }
-    };
+    let rows = by_project(db, COLUMNS, "volumes", project, "created_at DESC, id DESC").await?;
     let mut out: Vec<Volume> = rows.iter().map(volume).collect::<Result<_>>()?;
-    let all = match project {
-        Some(p) => {
-            sqlx::query(
-                "SELECT id, volume_id, server_id, mountpoint, attach_status, attached_at \
-             FROM volume_attachments WHERE project_id = $1",
-            )
-            .bind(p)
-            .fetch_all(&db.pool)
-            .await?
-        }
-        None => {
-            sqlx::query(
-                "SELECT id, volume_id, server_id, mountpoint, attach_status, attached_at \
-             FROM volume_attachments",
-            )
-            .fetch_all(&db.pool)
-            .await?
-        }
-    };
+    let all = by_project(
+        db,
+        ATTACHMENT_COLUMNS,
+        "volume_attachments",
+        project,
+        "created_at",
+    )
+    .await?;
     let mut by_volume: BTreeMap<String, Vec<Attachment>> = BTreeMap::new();
     for r in &all {
         let a = attachment(r)?;
@@ -175,6 +141,10 @@ pub async fn list(db: &Db, project: Option<&str>) -> Result<Vec<Volume>> {
     Ok(out)
 }
 
+fn names(statuses: &[VolumeStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
+}
+
 /// `from → to` if the volume's status is one of `from`; false if it was not.
 pub async fn transition(
     db: &Db,
@@ -182,18 +152,11 @@ pub async fn transition(
     from: &[VolumeStatus],
     to: VolumeStatus,
 ) -> Result<bool> {
-    let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({})",
-        list.join(", ")
-    )))
-    .bind(to.as_str())
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    Guarded::new("volumes", id)
+        .set("status", to.as_str())
+        .when_in("status", &names(from))
+        .apply(&db.pool)
+        .await
 }
 
 /// `from → uploading` for an upload making `image_id`, which is recorded on the row in the
@@ -205,19 +168,13 @@ pub async fn begin_upload(
     from: &[VolumeStatus],
     image_id: &str,
 ) -> Result<bool> {
-    let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE volumes SET previous_status = status, status = 'uploading', \
-         upload_image_id = $1, updated_at = $2 WHERE id = $3 AND status IN ({})",
-        list.join(", ")
-    )))
-    .bind(image_id)
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    Guarded::new("volumes", id)
+        .set_sql("previous_status", "status")
+        .set("status", VolumeStatus::Uploading.as_str())
+        .set("upload_image_id", image_id)
+        .when_in("status", &names(from))
+        .apply(&db.pool)
+        .await
 }
 
 /// `uploading →` `in-use` if the volume is attached, else `available` (as Cinder's
@@ -226,24 +183,23 @@ pub async fn begin_upload(
 /// recorded by another upload is left alone; a row from before `upload_image_id` existed has
 /// none and is ended).
 pub async fn end_upload(db: &Db, id: &str, image_id: Option<&str>) -> Result<bool> {
-    let guard = if image_id.is_some() {
-        " AND (upload_image_id IS NULL OR upload_image_id = $3)"
-    } else {
-        ""
+    let change = Guarded::new("volumes", id)
+        .set_sql(
+            "status",
+            "CASE WHEN EXISTS (SELECT 1 FROM volume_attachments a \
+             WHERE a.volume_id = volumes.id AND a.attach_status = 'attached') THEN 'in-use' \
+             ELSE 'available' END",
+        )
+        .set_sql("previous_status", "NULL")
+        .set_sql("upload_image_id", "NULL")
+        .when_in("status", &[VolumeStatus::Uploading.as_str()]);
+    let change = match image_id {
+        Some(image) => {
+            change.when_bound("(upload_image_id IS NULL OR upload_image_id = {})", image)
+        }
+        None => change,
     };
-    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE volumes SET status = CASE WHEN EXISTS (SELECT 1 FROM volume_attachments a \
-         WHERE a.volume_id = volumes.id AND a.attach_status = 'attached') THEN 'in-use' \
-         ELSE 'available' END, previous_status = NULL, upload_image_id = NULL, \
-         updated_at = $1 WHERE id = $2 AND status = 'uploading'{guard}"
-    )))
-    .bind(db_time(glimpse_types::now()))
-    .bind(id);
-    let q = match image_id {
-        Some(image) => q.bind(image),
-        None => q,
-    };
-    Ok(q.execute(&db.pool).await?.rows_affected() == 1)
+    change.apply(&db.pool).await
 }
 
 /// Sets the fields a creation fills once the file exists.
@@ -253,66 +209,49 @@ pub async fn finish_create(
     bootable: bool,
     image_metadata: &BTreeMap<String, String>,
 ) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE volumes SET status = 'available', bootable = $1, image_metadata = $2, \
-         updated_at = $3 WHERE id = $4 AND status = 'creating'",
-    )
-    .bind(i64::from(bootable))
-    .bind(json(image_metadata))
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    Guarded::new("volumes", id)
+        .set("status", VolumeStatus::Available.as_str())
+        .set("bootable", bootable)
+        .set("image_metadata", json(image_metadata))
+        .when_in("status", &[VolumeStatus::Creating.as_str()])
+        .apply(&db.pool)
+        .await
 }
 
 /// `extending → available` with the new size; false if the volume was not extending.
 pub async fn finish_extend(db: &Db, id: &str, size_gb: i64) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE volumes SET status = 'available', size_gb = $1, updated_at = $2 \
-         WHERE id = $3 AND status = 'extending'",
-    )
-    .bind(size_gb)
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    Guarded::new("volumes", id)
+        .set("status", VolumeStatus::Available.as_str())
+        .set("size_gb", size_gb)
+        .when_in("status", &[VolumeStatus::Extending.as_str()])
+        .apply(&db.pool)
+        .await
 }
 
 /// Writes a volume's name, description, metadata and bootable flag.
 pub async fn update_fields(db: &Db, v: &Volume) -> Result<()> {
-    sqlx::query(
-        "UPDATE volumes SET name = $1, description = $2, metadata = $3, bootable = $4, \
-         updated_at = $5 WHERE id = $6",
-    )
-    .bind(v.name.clone())
-    .bind(v.description.clone())
-    .bind(json(&v.metadata))
-    .bind(i64::from(v.bootable))
-    .bind(db_time(glimpse_types::now()))
-    .bind(&v.id)
-    .execute(&db.pool)
-    .await?;
+    Guarded::new("volumes", &v.id)
+        .set("name", v.name.clone())
+        .set("description", v.description.clone())
+        .set("metadata", json(&v.metadata))
+        .set("bootable", v.bootable)
+        .apply(&db.pool)
+        .await?;
     Ok(())
 }
 
 pub async fn ids_with_status(db: &Db, status: VolumeStatus) -> Result<Vec<String>> {
-    sqlx::query("SELECT id FROM volumes WHERE status = $1")
+    let rows = sqlx::query("SELECT id FROM volumes WHERE status = $1")
         .bind(status.as_str())
         .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|r| Ok(r.try_get::<String, _>("id")?))
-        .collect()
+        .await?;
+    strings(&rows, "id")
 }
 
 /// Volumes in `status` with no unfinished job of `kind` naming them (a create job is keyed by
 /// the volume id; an upload job's parameters carry it).
 pub async fn without_job(db: &Db, status: VolumeStatus, kind: &str) -> Result<Vec<String>> {
-    sqlx::query(
+    let rows = sqlx::query(
         "SELECT v.id FROM volumes v WHERE v.status = $1 AND NOT EXISTS (SELECT 1 FROM jobs j \
          WHERE j.kind = $2 AND j.state IN ('queued', 'running', 'canceling') \
          AND (j.idempotency_key = v.id OR j.params LIKE '%' || v.id || '%'))",
@@ -320,10 +259,8 @@ pub async fn without_job(db: &Db, status: VolumeStatus, kind: &str) -> Result<Ve
     .bind(status.as_str())
     .bind(kind)
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| Ok(r.try_get::<String, _>("id")?))
-    .collect()
+    .await?;
+    strings(&rows, "id")
 }
 
 /// Removes a volume's row and its attachments.
@@ -357,6 +294,23 @@ pub enum AttachStep<'a> {
     Detach,
 }
 
+impl AttachStep<'_> {
+    /// The volume statuses the step starts from and the one it ends in.
+    fn statuses(&self) -> (&'static [&'static str], VolumeStatus) {
+        match self {
+            AttachStep::Reserve { .. } => (&["available"], VolumeStatus::Attaching),
+            AttachStep::Attach { .. } => {
+                (&["available", "attaching", "reserved"], VolumeStatus::InUse)
+            }
+            AttachStep::Unreserve => (&["attaching", "reserved"], VolumeStatus::Available),
+            AttachStep::Detach => (
+                &["in-use", "detaching", "attaching"],
+                VolumeStatus::Available,
+            ),
+        }
+    }
+}
+
 /// Applies an attachment step; false if the volume's status did not allow it.
 pub async fn attach_step(
     db: &Db,
@@ -364,90 +318,83 @@ pub async fn attach_step(
     project_id: &str,
     step: AttachStep<'_>,
 ) -> Result<bool> {
-    let now = db_time(glimpse_types::now());
+    let now = glimpse_types::now();
     let mut tx = db.pool.begin().await?;
-    let (from, to): (&str, &str) = match step {
-        AttachStep::Reserve { .. } => ("'available'", "attaching"),
-        AttachStep::Attach { .. } => ("'available', 'attaching', 'reserved'", "in-use"),
-        AttachStep::Unreserve => ("'attaching', 'reserved'", "available"),
-        AttachStep::Detach => ("'in-use', 'detaching', 'attaching'", "available"),
-    };
-    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({from})"
-    )))
-    .bind(to)
-    .bind(&now)
-    .bind(volume_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n != 1 {
+    let (from, to) = step.statuses();
+    let moved = Guarded::new("volumes", volume_id)
+        .set("status", to.as_str())
+        .at(now)
+        .when_in("status", from)
+        .apply(&mut *tx)
+        .await?;
+    if !moved {
         tx.rollback().await?;
         return Ok(false);
     }
+    sqlx::query("DELETE FROM volume_attachments WHERE volume_id = $1")
+        .bind(volume_id)
+        .execute(&mut *tx)
+        .await?;
     match step {
         AttachStep::Reserve { attachment_id } => {
-            sqlx::query("DELETE FROM volume_attachments WHERE volume_id = $1")
-                .bind(volume_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO volume_attachments (id, volume_id, server_id, project_id, \
-                 mountpoint, attach_status, attached_at, created_at) \
-                 VALUES ($1, $2, NULL, $3, NULL, 'attaching', NULL, $4)",
-            )
-            .bind(attachment_id)
-            .bind(volume_id)
-            .bind(project_id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            let row = (attachment_id, None, None, "attaching", None);
+            insert_attachment(&mut tx, volume_id, project_id, row, now).await?;
         }
         AttachStep::Attach {
             attachment_id,
             server_id,
             mountpoint,
         } => {
-            sqlx::query("DELETE FROM volume_attachments WHERE volume_id = $1")
-                .bind(volume_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO volume_attachments (id, volume_id, server_id, project_id, \
-                 mountpoint, attach_status, attached_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'attached', $6, $7)",
-            )
-            .bind(attachment_id)
-            .bind(volume_id)
-            .bind(server_id)
-            .bind(project_id)
-            .bind(mountpoint.map(str::to_string))
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            let row = (
+                attachment_id,
+                Some(server_id),
+                mountpoint,
+                "attached",
+                Some(now),
+            );
+            insert_attachment(&mut tx, volume_id, project_id, row, now).await?;
         }
-        AttachStep::Unreserve | AttachStep::Detach => {
-            sqlx::query("DELETE FROM volume_attachments WHERE volume_id = $1")
-                .bind(volume_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        AttachStep::Unreserve | AttachStep::Detach => {}
     }
     tx.commit().await?;
     Ok(true)
 }
 
+/// An attachment row: id, server, mountpoint, status, attached at.
+type AttachmentRow<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+async fn insert_attachment(
+    tx: &mut Transaction<'_, Any>,
+    volume_id: &str,
+    project_id: &str,
+    (id, server_id, mountpoint, status, attached_at): AttachmentRow<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO volume_attachments (id, volume_id, server_id, project_id, \
+         mountpoint, attach_status, attached_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.to_string())
+    .bind(volume_id.to_string())
+    .bind(server_id.map(str::to_string))
+    .bind(project_id.to_string())
+    .bind(mountpoint.map(str::to_string))
+    .bind(status.to_string())
+    .bind(attached_at.map(db_time))
+    .bind(db_time(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Volumes attached to a server (Nova's view of a server's volumes).
 pub async fn attachments_of_server(db: &Db, server_id: &str) -> Result<Vec<Attachment>> {
-    sqlx::query(
-        "SELECT id, volume_id, server_id, mountpoint, attach_status, attached_at \
-         FROM volume_attachments WHERE server_id = $1 ORDER BY created_at",
-    )
-    .bind(server_id)
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(attachment)
-    .collect()
+    attachments_where(db, "server_id", server_id).await
 }

@@ -1,4 +1,5 @@
-//! Adoption: a replica whose content the destination region already holds moves no bytes.
+//! Adoption, the receiving side of replication: a replica whose content the destination
+//! region already holds moves no bytes.
 //!
 //! Before streaming, a replicate job asks the destination region
 //! (`POST /v2/extension/image_replicator/adopt`, service account only) to publish its queued
@@ -9,8 +10,8 @@
 //! its upload is the one this image would pass), and shares its immutable blob: one
 //! conditional UPDATE publishes `queued → active` with the candidate's blob key, size,
 //! hashes and virtual size, only while the candidate still exists, is active and names that
-//! blob. Deletes keep a blob while any row names it (`images::repo::delete`), so deleting
-//! either image leaves the other readable.
+//! blob ([`lifecycle::adopt_blob`]). Deletes keep a blob while any row names it
+//! ([`lifecycle::delete`]), so deleting either image leaves the other readable.
 //!
 //! Race with a delete of the candidate: on SQLite the UPDATE and the delete's transaction are
 //! serialized (one writer); on PostgreSQL the candidate row is locked `FOR SHARE` first, so
@@ -25,14 +26,13 @@
 //! not `queued`, lacks a format, or is encrypted; the content is over the size cap or the
 //! owner's quota (the streamed upload then answers the usual 413).
 
-use glimpse_types::{ImageStatus, db_time};
-use sqlx::Row;
+use glimpse_types::ImageStatus;
 
+use super::policy::Action;
+use super::records::load_for;
+use super::{lifecycle, repo};
 use crate::auth::Caller;
-use crate::db::Backend;
 use crate::error::{Error, Result};
-use crate::images::policy::Action;
-use crate::images::records::load_for;
 use crate::region::Region;
 
 /// The content a replication carries, as the source region computed it.
@@ -77,79 +77,31 @@ pub async fn adopt(region: &Region, caller: &Caller, id: &str, want: &Content) -
         return Ok(false);
     }
     if limits.project_quota_bytes > 0 {
-        let used: i64 = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used FROM images \
-             WHERE owner = $1 AND id <> $2 AND size IS NOT NULL",
-        )
-        .bind(img.owner.clone())
-        .bind(id)
-        .fetch_one(&region.db.pool)
-        .await?
-        .try_get("used")?;
-        if (used.max(0) as u64).saturating_add(want.size) > limits.project_quota_bytes {
+        let used = lifecycle::bytes_used(&region.db, &img.owner, id).await?;
+        if used.saturating_add(want.size) > limits.project_quota_bytes {
             return Ok(false);
         }
     }
-
     let Ok(size) = i64::try_from(want.size) else {
         return Ok(false);
     };
-    let found = sqlx::query(
-        "SELECT id, blob_key FROM images WHERE status = 'active' AND size = $1 \
-         AND checksum = $2 AND os_hash_algo = 'sha512' AND os_hash_value = $3 \
-         AND disk_format = $4 AND container_format = $5 AND blob_key IS NOT NULL \
-         AND cmk_id IS NULL AND id <> $6 ORDER BY created_at LIMIT 1",
-    )
-    .bind(size)
-    .bind(md5.clone())
-    .bind(sha512.clone())
-    .bind(disk)
-    .bind(container)
-    .bind(id)
-    .fetch_optional(&region.db.pool)
-    .await?;
-    let Some(row) = found else { return Ok(false) };
-    let candidate: String = row.try_get("id")?;
-    let blob: String = row.try_get("blob_key")?;
-
-    let mut tx = region.db.pool.begin().await?;
-    if region.db.backend == Backend::Postgres {
-        let still = sqlx::query(
-            "SELECT id FROM images WHERE id = $1 AND status = 'active' AND blob_key = $2 \
-             AND cmk_id IS NULL FOR SHARE",
-        )
-        .bind(candidate.clone())
-        .bind(blob.clone())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if still.is_none() {
-            return Ok(false);
-        }
-    }
-    let published = sqlx::query(
-        "UPDATE images SET status = 'active', blob_key = $1, size = $2, checksum = $3, \
-         os_hash_algo = 'sha512', os_hash_value = $4, \
-         virtual_size = (SELECT c.virtual_size FROM images c WHERE c.id = $5), updated_at = $6 \
-         WHERE id = $7 AND status = 'queued' AND cmk_id IS NULL AND EXISTS \
-         (SELECT 1 FROM images c WHERE c.id = $5 AND c.status = 'active' AND c.blob_key = $1 \
-         AND c.cmk_id IS NULL)",
-    )
-    .bind(blob.clone())
-    .bind(size)
-    .bind(md5)
-    .bind(sha512)
-    .bind(candidate.clone())
-    .bind(db_time(glimpse_types::now()))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    if published == 1 {
+    let same = repo::SameContent {
+        size,
+        md5: &md5,
+        sha512: &sha512,
+        disk_format: &disk,
+        container_format: &container,
+    };
+    let Some((candidate, blob)) = repo::find_same_content(&region.db, &same, id).await? else {
+        return Ok(false);
+    };
+    let content = lifecycle::Content::new(blob.clone(), want.size, md5, sha512);
+    let adopted = lifecycle::adopt_blob(&region.db, id, &candidate, &content).await?;
+    if adopted {
         tracing::info!(region = %region.name, image = id, from = %candidate, blob = %blob,
             "replica adopted existing content; no bytes moved");
         // An earlier, cut upload of this image is no longer needed.
-        crate::images::data::drop_partials(region, id).await;
+        super::data::drop_partials(region, id).await;
     }
-    Ok(published == 1)
+    Ok(adopted)
 }

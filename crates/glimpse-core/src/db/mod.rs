@@ -5,9 +5,16 @@
 //! ([`glimpse_types::db_time`]), JSON as text.
 //!
 //! Migrations are embedded in the binary and run on open, per schema and backend.
+//!
+//! Shared by every repo: [`rows`] (reading timestamps, JSON, enums and booleans out of a row)
+//! and [`guarded`] (the one guarded state change, `UPDATE … WHERE status IN (…)`).
+
+pub mod guarded;
+pub mod rows;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::any::AnyRow;
 use sqlx::migrate::Migrator;
 
 static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
@@ -93,6 +100,29 @@ fn sqlite_url_create(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// `SELECT {columns} FROM {table}` ordered by `order`: the rows of one project (its
+/// `project_id`), or of every project for `None`.
+pub async fn by_project(
+    db: &Db,
+    columns: &str,
+    table: &str,
+    project: Option<&str>,
+    order: &str,
+) -> crate::Result<Vec<AnyRow>> {
+    let filter = if project.is_some() {
+        " WHERE project_id = $1"
+    } else {
+        ""
+    };
+    let sql = format!("SELECT {columns} FROM {table}{filter} ORDER BY {order}");
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let q = match project {
+        Some(p) => q.bind(p.to_string()),
+        None => q,
+    };
+    Ok(q.fetch_all(&db.pool).await?)
 }
 
 /// 0/1 for the BIGINT booleans.
