@@ -66,9 +66,9 @@ impl Cloud {
         ));
         let mut regions = Vec::new();
         for rc in config.regions.iter().filter(|r| r.serve) {
-            regions.push(Arc::new(
-                Region::open(rc, validator.clone(), service.clone()).await?,
-            ));
+            let region = Region::open(rc, validator.clone(), service.clone()).await?;
+            recover(&region).await?;
+            regions.push(Arc::new(region));
         }
         let runners = regions
             .iter()
@@ -125,6 +125,25 @@ impl Cloud {
             });
         }
     }
+}
+
+/// A region's start-up recovery, run by the process once the region is open and before it
+/// serves: each domain repairs what a crash left ([`crate::images::recover`]: interrupted
+/// uploads back to `queued`, orphan blobs cleaned; [`crate::compute::recover`];
+/// [`crate::volumes::recover`]), then a master key rotation in progress moves every customer
+/// key to the current master key.
+pub async fn recover(region: &Region) -> anyhow::Result<()> {
+    crate::images::recover(region).await?;
+    crate::compute::recover(region).await?;
+    crate::volumes::recover(region).await?;
+    if !region.kms.rotating() {
+        return Ok(());
+    }
+    let (moved, current, lost) = region.kms.rewrap().await?;
+    tracing::warn!(region = %region.name, rewrapped = moved, current, unreadable = lost,
+        "KMS master key rotation: customer keys re-wrapped with the current master key; \
+         remove the previous key from the configuration once every node runs the new one");
+    Ok(())
 }
 
 /// One round of a region's hourly housekeeping (see [`Cloud::start_workers`]): orphan blobs

@@ -378,8 +378,6 @@ pub async fn write_at(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use bytes::Bytes;
 
     use super::*;
@@ -392,13 +390,7 @@ mod tests {
         config.store = format!("file://{}", dir.join("blobs").display());
         config.disks = dir.join("disks").display().to_string();
         config.url = "http://test/r".into();
-        Region::open(
-            &config,
-            Arc::new(crate::testing::NoTokens),
-            Arc::new(crate::service::ServiceAccount::none()),
-        )
-        .await
-        .unwrap()
+        crate::testing::open_region(&config).await
     }
 
     fn member() -> Caller {

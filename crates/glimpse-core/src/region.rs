@@ -29,8 +29,9 @@ pub struct Region {
 }
 
 impl Region {
-    /// Opens the region's database (running migrations) and blob store, and recovers
-    /// interrupted uploads ([`crate::images::recover`]).
+    /// Opens the region's database (running migrations), blob store and key manager. Only
+    /// opens: the process then runs each domain's start-up recovery
+    /// ([`crate::cloud::recover`]), so no domain calls back into the region that holds it.
     pub async fn open(
         config: &RegionConfig,
         auth: Arc<dyn TokenValidator>,
@@ -51,18 +52,6 @@ impl Region {
             config: config.clone(),
             auth,
         };
-        // Uploads a crash interrupted go back to `queued`; orphan blobs are cleaned.
-        crate::images::recover(&region).await?;
-        crate::compute::recover(&region).await?;
-        crate::volumes::recover(&region).await?;
-        // A master key rotation in progress: move every customer key to the current key.
-        if !region.kms.rotating() {
-            return Ok(region);
-        }
-        let (moved, current, lost) = region.kms.rewrap().await?;
-        tracing::warn!(region = %region.name, rewrapped = moved, current, unreadable = lost,
-            "KMS master key rotation: customer keys re-wrapped with the current master key; \
-             remove the previous key from the configuration once every node runs the new one");
         Ok(region)
     }
 

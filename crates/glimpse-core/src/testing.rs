@@ -1,15 +1,17 @@
 //! Shared helpers of the unit tests: a temporary directory removed on drop, a fresh region
 //! database (SQLite in that directory, or a new PostgreSQL database when
 //! `GLIMPSE_TEST_POSTGRES_URL` names a server, so the same tests run on both), and a token
-//! validator that accepts nothing.
+//! validator that accepts nothing, and a region opened as the process opens it.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
 use crate::auth::{Caller, TokenValidator};
+use crate::config::RegionConfig;
 use crate::db::{Db, Schema};
 use crate::error::{Error, Result};
+use crate::region::Region;
 
 /// A directory under the system temp dir, removed (with its contents) on drop.
 pub struct TempDir(pub PathBuf);
@@ -54,6 +56,20 @@ pub async fn region_db(dir: &Path, prefix: &str) -> Db {
     Db::open(&region_db_url(dir, prefix).await, Schema::Region)
         .await
         .unwrap()
+}
+
+/// Opens a region as the process does ([`Region::open`], then [`crate::cloud::recover`]),
+/// with no tokens and no service account.
+pub async fn open_region(config: &RegionConfig) -> Region {
+    let region = Region::open(
+        config,
+        std::sync::Arc::new(NoTokens),
+        std::sync::Arc::new(crate::service::ServiceAccount::none()),
+    )
+    .await
+    .unwrap();
+    crate::cloud::recover(&region).await.unwrap();
+    region
 }
 
 /// A token validator for tests that never present a token.

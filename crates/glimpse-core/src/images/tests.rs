@@ -1,7 +1,6 @@
 //! Domain tests of the image service against a real SQLite region database and an in-memory
 //! blob store (no HTTP): records, lists, sharing, uploads, recovery and the cleaner.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,13 +34,7 @@ async fn region_with(tweak: impl FnOnce(&mut RegionConfig)) -> TestRegion {
     config.store = format!("file://{}", dir.join("blobs").display());
     config.url = "http://test/r".into();
     tweak(&mut config);
-    let region = Region::open(
-        &config,
-        Arc::new(crate::testing::NoTokens),
-        Arc::new(crate::service::ServiceAccount::none()),
-    )
-    .await
-    .unwrap();
+    let region = crate::testing::open_region(&config).await;
     TestRegion { region, dir }
 }
 

@@ -20,13 +20,7 @@ async fn region(dir: &std::path::Path) -> Region {
     config.database = crate::testing::region_db_url(dir, "ims").await;
     config.store = format!("file://{}", dir.join("blobs").display());
     config.url = "http://test/r".into();
-    Region::open(
-        &config,
-        Arc::new(crate::testing::NoTokens),
-        Arc::new(crate::service::ServiceAccount::none()),
-    )
-    .await
-    .unwrap()
+    crate::testing::open_region(&config).await
 }
 
 fn member(project: &str) -> Caller {
