@@ -74,6 +74,53 @@ impl Detector for Qcow2 {
     }
 }
 
+/// The fields of a qcow2 header (version 2, or 3 with its extra fields).
+struct Header {
+    version: u32,
+    backing_offset: u64,
+    backing_size: u32,
+    cluster_bits: u32,
+    size: u64,
+    crypt_method: u32,
+    l1_size: u32,
+    l1_offset: u64,
+    refcount_offset: u64,
+    refcount_clusters: u32,
+    nb_snapshots: u32,
+    snapshots_offset: u64,
+    incompat: u64,
+    refcount_order: u32,
+    header_length: u32,
+}
+
+impl Header {
+    /// Reads a header of at least 72 bytes (104 for version 3).
+    fn read(h: &[u8], version: u32) -> Header {
+        let (incompat, refcount_order, header_length) = if version == 3 {
+            (be64(h, 72), be32(h, 96), be32(h, 100))
+        } else {
+            (0, 4, 72)
+        };
+        Header {
+            version,
+            backing_offset: be64(h, 8),
+            backing_size: be32(h, 16),
+            cluster_bits: be32(h, 20),
+            size: be64(h, 24),
+            crypt_method: be32(h, 32),
+            l1_size: be32(h, 36),
+            l1_offset: be64(h, 40),
+            refcount_offset: be64(h, 48),
+            refcount_clusters: be32(h, 56),
+            nb_snapshots: be32(h, 60),
+            snapshots_offset: be64(h, 64),
+            incompat,
+            refcount_order,
+            header_length,
+        }
+    }
+}
+
 /// Validates a qcow2 header (`h` = the first up-to-64 KiB, `len` = file length).
 fn check(h: &[u8], len: u64) -> Detection {
     let mut d = Detection::new(DiskFormat::Qcow2);
@@ -95,25 +142,22 @@ fn check(h: &[u8], len: u64) -> Detection {
         ));
         return d;
     }
-    let backing_offset = be64(h, 8);
-    let backing_size = be32(h, 16);
-    let cluster_bits = be32(h, 20);
-    let size = be64(h, 24);
-    let crypt_method = be32(h, 32);
-    let l1_size = be32(h, 36);
-    let l1_offset = be64(h, 40);
-    let refcount_offset = be64(h, 48);
-    let refcount_clusters = be32(h, 56);
-    let nb_snapshots = be32(h, 60);
-    let snapshots_offset = be64(h, 64);
-    let (incompat, refcount_order, header_length) = if version == 3 {
-        (be64(h, 72), be32(h, 96), be32(h, 100))
-    } else {
-        (0, 4, 72)
+    let hdr = Header::read(h, version);
+    d.virtual_size = Some(hdr.size);
+    check_features(&mut d, h, &hdr);
+    let Some(cluster) = check_sanity(&mut d, &hdr) else {
+        return d;
     };
-    d.virtual_size = Some(size);
+    check_tables(&mut d, &hdr, cluster, len);
+    check_extensions(&mut d, h, hdr.header_length, hdr.backing_offset, cluster);
+    d
+}
 
-    // --- references and features (unsafe) ---
+/// References and features: a backing file, an external data file, extended L2 entries,
+/// unknown incompatible features and legacy encryption are unsafe.
+fn check_features(d: &mut Detection, h: &[u8], hdr: &Header) {
+    let (backing_offset, backing_size, incompat) =
+        (hdr.backing_offset, hdr.backing_size, hdr.incompat);
     if backing_offset != 0 {
         let name = usize::try_from(backing_offset)
             .ok()
@@ -134,39 +178,54 @@ fn check(h: &[u8], len: u64) -> Detection {
             incompat & !INCOMPAT_KNOWN_OK
         ));
     }
-    match crypt_method {
+    match hdr.crypt_method {
         0 => {}
         1 => d.unsafe_("legacy AES-CBC encryption (crypt_method 1) is not allowed"),
         2 => d.encrypted = true,
         m => d.malformed(format!("unknown crypt_method {m}")),
     }
+}
 
-    // --- header sanity (malformed) ---
-    if incompat & INCOMPAT_CORRUPT != 0 {
+/// Header sanity (malformed); the cluster size, or `None` when the header is too broken to
+/// look further.
+fn check_sanity(d: &mut Detection, hdr: &Header) -> Option<u64> {
+    let (version, cluster_bits, header_length) = (hdr.version, hdr.cluster_bits, hdr.header_length);
+    if hdr.incompat & INCOMPAT_CORRUPT != 0 {
         d.malformed("image is marked corrupt (incompatible feature bit 1)");
     }
-    if backing_offset != 0 && backing_size > MAX_BACKING_NAME {
+    if hdr.backing_offset != 0 && hdr.backing_size > MAX_BACKING_NAME {
         d.malformed(format!(
-            "backing file name length {backing_size} exceeds {MAX_BACKING_NAME}"
+            "backing file name length {} exceeds {MAX_BACKING_NAME}",
+            hdr.backing_size
         ));
     }
     if !(9..=21).contains(&cluster_bits) {
         d.malformed(format!("cluster_bits {cluster_bits} outside 9..=21"));
-        return d;
+        return None;
     }
     let cluster = 1u64 << cluster_bits;
     if version == 3 && (header_length < 104 || u64::from(header_length) > cluster) {
         d.malformed(format!(
             "header_length {header_length} must be within 104..={cluster}"
         ));
-        return d;
+        return None;
     }
-    if version == 3 && refcount_order > 6 {
-        d.malformed(format!("refcount_order {refcount_order} exceeds 6"));
+    if version == 3 && hdr.refcount_order > 6 {
+        d.malformed(format!("refcount_order {} exceeds 6", hdr.refcount_order));
     }
+    Some(cluster)
+}
 
+/// The L1, refcount and snapshot tables: sizes within limits, placed inside the file.
+fn check_tables(d: &mut Detection, hdr: &Header, cluster: u64, len: u64) {
+    let (size, l1_size, refcount_clusters, nb_snapshots) = (
+        hdr.size,
+        hdr.l1_size,
+        hdr.refcount_clusters,
+        hdr.nb_snapshots,
+    );
     // L1 table: one entry maps cluster * (cluster / 8) bytes.
-    let per_l1 = 1u64 << (2 * cluster_bits - 3);
+    let per_l1 = 1u64 << (2 * hdr.cluster_bits - 3);
     let l1_needed = div_ceil(size, per_l1);
     let l1_bytes = u64::from(l1_size) * 8;
     if u64::from(l1_size) < l1_needed {
@@ -179,7 +238,7 @@ fn check(h: &[u8], len: u64) -> Detection {
             "L1 table too large: {l1_bytes} bytes (max {MAX_L1_BYTES})"
         ));
     }
-    check_table(&mut d, "L1 table", l1_offset, l1_bytes, cluster, len);
+    check_table(d, "L1 table", hdr.l1_offset, l1_bytes, cluster, len);
 
     let reftable_bytes = u64::from(refcount_clusters) * cluster;
     if refcount_clusters == 0 {
@@ -189,8 +248,9 @@ fn check(h: &[u8], len: u64) -> Detection {
             "refcount table too large: {reftable_bytes} bytes (max {MAX_REFTABLE_BYTES})"
         ));
     }
+    let refcount_offset = hdr.refcount_offset;
     check_table(
-        &mut d,
+        d,
         "refcount table",
         refcount_offset,
         reftable_bytes,
@@ -202,18 +262,16 @@ fn check(h: &[u8], len: u64) -> Detection {
         d.malformed(format!("{nb_snapshots} snapshots (max {MAX_SNAPSHOTS})"));
     } else if nb_snapshots > 0 {
         // Snapshot headers are at least 40 bytes each.
+        let bytes = u64::from(nb_snapshots) * 40;
         check_table(
-            &mut d,
+            d,
             "snapshot table",
-            snapshots_offset,
-            u64::from(nb_snapshots) * 40,
+            hdr.snapshots_offset,
+            bytes,
             cluster,
             len,
         );
     }
-
-    check_extensions(&mut d, h, header_length, backing_offset, cluster);
-    d
 }
 
 /// A table of `bytes` at `offset`: cluster aligned, not in cluster 0, inside the file.
