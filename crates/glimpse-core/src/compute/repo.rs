@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use super::model::{Server, VmState};
 use crate::db::guarded::Guarded;
 use crate::db::rows::{enumerated, json, lenient_time, time, to_json};
-use crate::db::{Db, by_project};
+use crate::db::{Db, by_project, row_where};
 use crate::error::Result;
 
 const COLUMNS: &str = "id, project_id, user_id, name, image_id, flavor_id, vm_state, task_state, \
@@ -47,12 +47,7 @@ fn from_row(row: &AnyRow) -> Result<Server> {
 }
 
 pub async fn load(db: &Db, id: &str) -> Result<Option<Server>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM servers WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
+    let row = row_where(db, COLUMNS, "servers", "id", id).await?;
     row.as_ref().map(from_row).transpose()
 }
 

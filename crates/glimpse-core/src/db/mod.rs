@@ -14,7 +14,7 @@ pub mod rows;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyQueryResult, AnyRow};
 use sqlx::migrate::Migrator;
 
 static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
@@ -128,6 +128,65 @@ pub async fn by_project(
 /// 0/1 for the BIGINT booleans.
 pub fn flag(b: bool) -> i64 {
     i64::from(b)
+}
+
+/// A write's outcome with a unique-constraint violation (a racing or repeated insert of the
+/// same key) answered by `conflict()`, on either backend.
+pub fn unique_or(
+    r: std::result::Result<AnyQueryResult, sqlx::Error>,
+    conflict: impl FnOnce() -> crate::Error,
+) -> crate::Result<AnyQueryResult> {
+    match r {
+        Err(e) if is_unique_violation(&e) => Err(conflict()),
+        r => Ok(r?),
+    }
+}
+
+/// `SELECT {columns} FROM {table} WHERE {col} = $1`: the one row with that key, if any.
+pub async fn row_where(
+    db: &Db,
+    columns: &str,
+    table: &str,
+    col: &str,
+    value: &str,
+) -> crate::Result<Option<AnyRow>> {
+    let sql = format!("SELECT {columns} FROM {table} WHERE {col} = $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(value.to_string())
+        .fetch_optional(&db.pool)
+        .await?)
+}
+
+/// Deletes the row `id` of `table` and, in the same transaction, the rows of each
+/// `(table, column)` of `dependents` that name it. `Ok(false)` (nothing deleted) when `table`
+/// had no such row.
+pub async fn delete_cascade(
+    db: &Db,
+    table: &str,
+    id: &str,
+    dependents: &[(&str, &str)],
+) -> crate::Result<bool> {
+    let mut tx = db.pool.begin().await?;
+    let gone = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if gone == 0 {
+        return Ok(false);
+    }
+    for (dependent, column) in dependents {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {dependent} WHERE {column} = $1"
+        )))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// True when a database error is a unique-constraint violation (a racing duplicate insert),

@@ -5,7 +5,7 @@
 //! Crash behaviour: each call is one statement or one transaction, so a crash leaves either
 //! the old or the new state.
 
-use crate::db::is_unique_violation;
+use crate::db::{delete_cascade, row_where, unique_or};
 use sqlx::Row;
 
 use super::Identity;
@@ -100,18 +100,12 @@ impl Identity {
         .bind(glimpse_types::db_time(glimpse_types::now()))
         .execute(&self.db.pool)
         .await;
-        match r {
-            Ok(_) => Ok(project),
-            Err(e) if is_unique_violation(&e) => Err(duplicate(&project.name)),
-            Err(e) => Err(e.into()),
-        }
+        unique_or(r, || duplicate(&project.name))?;
+        Ok(project)
     }
 
     pub async fn get_project(&self, id: &str) -> Result<Project> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
+        let row = row_where(&self.db, PROJECT_COLUMNS, "projects", "id", id)
             .await?
             .ok_or_else(|| project_not_found(id))?;
         project_from_row(&row)
@@ -190,11 +184,7 @@ impl Identity {
         .bind(&p.id)
         .execute(&self.db.pool)
         .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(duplicate(&p.name)),
-            Err(e) => return Err(e.into()),
-        }
+        unique_or(r, || duplicate(&p.name))?;
         if disabling {
             self.revoke_project_tokens(&p.id).await?;
         }
@@ -203,24 +193,10 @@ impl Identity {
     }
 
     pub async fn delete_project(&self, id: &str) -> Result<()> {
-        let mut tx = self.db.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM projects WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone == 0 {
+        let dependents = [("role_assignments", "project_id"), ("tokens", "project_id")];
+        if !delete_cascade(&self.db, "projects", id, &dependents).await? {
             return Err(project_not_found(id));
         }
-        sqlx::query("DELETE FROM role_assignments WHERE project_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM tokens WHERE project_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         self.cache.bump();
         Ok(())
     }

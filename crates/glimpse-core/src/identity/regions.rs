@@ -6,7 +6,7 @@
 
 use super::Identity;
 use super::model::{RegionRecord, region_from_row};
-use crate::db::is_unique_violation;
+use crate::db::{delete_cascade, row_where, unique_or};
 use crate::error::{Error, Result};
 
 pub(crate) fn region_not_found(id: &str) -> Error {
@@ -52,23 +52,20 @@ impl Identity {
         .bind(region.parent_region_id.clone())
         .execute(&self.db.pool)
         .await;
-        match r {
-            Ok(_) => Ok(region),
-            Err(e) if is_unique_violation(&e) => Err(Error::conflict(format!(
+        unique_or(r, || {
+            Error::conflict(format!(
                 "Conflict occurred attempting to store region - Duplicate ID, {}.",
                 region.id
-            ))),
-            Err(e) => Err(e.into()),
-        }
+            ))
+        })?;
+        Ok(region)
     }
 
     pub async fn get_region(&self, id: &str) -> Result<RegionRecord> {
-        let row =
-            sqlx::query("SELECT id, description, parent_region_id FROM regions WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.db.pool)
-                .await?
-                .ok_or_else(|| region_not_found(id))?;
+        let columns = "id, description, parent_region_id";
+        let row = row_where(&self.db, columns, "regions", "id", id)
+            .await?
+            .ok_or_else(|| region_not_found(id))?;
         region_from_row(&row)
     }
 
@@ -135,10 +132,7 @@ impl Identity {
                 "Region {id} has child regions and cannot be deleted."
             )));
         }
-        sqlx::query("DELETE FROM regions WHERE id = $1")
-            .bind(id)
-            .execute(&self.db.pool)
-            .await?;
+        delete_cascade(&self.db, "regions", id, &[]).await?;
         Ok(())
     }
 

@@ -5,13 +5,15 @@
 //!
 //! Crash behaviour: each call is one statement or one transaction.
 
-use crate::db::is_unique_violation;
 use glimpse_types::Role;
 use sqlx::Row;
 
 use super::Identity;
 use super::model::{Assignment, RoleRecord, check_name, role_from_row};
+use crate::db::{delete_cascade, is_unique_violation, row_where, unique_or};
 use crate::error::{Error, Result};
+
+const ROLE_COLUMNS: &str = "id, name, description";
 
 pub(crate) fn role_not_found(id: &str) -> Error {
     Error::not_found(format!("Could not find role: {id}."))
@@ -48,27 +50,19 @@ impl Identity {
             .bind(role.description.clone())
             .execute(&self.db.pool)
             .await;
-        match r {
-            Ok(_) => Ok(role),
-            Err(e) if is_unique_violation(&e) => Err(duplicate(name)),
-            Err(e) => Err(e.into()),
-        }
+        unique_or(r, || duplicate(name))?;
+        Ok(role)
     }
 
     pub async fn get_role(&self, id: &str) -> Result<RoleRecord> {
-        let row = sqlx::query("SELECT id, name, description FROM roles WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
+        let row = row_where(&self.db, ROLE_COLUMNS, "roles", "id", id)
             .await?
             .ok_or_else(|| role_not_found(id))?;
         role_from_row(&row)
     }
 
     pub async fn find_role_by_name(&self, name: &str) -> Result<Option<RoleRecord>> {
-        let row = sqlx::query("SELECT id, name, description FROM roles WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = row_where(&self.db, ROLE_COLUMNS, "roles", "name", name).await?;
         row.as_ref().map(role_from_row).transpose()
     }
 
@@ -97,16 +91,7 @@ impl Identity {
                 role.name
             )));
         }
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query("DELETE FROM role_assignments WHERE role_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM roles WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        delete_cascade(&self.db, "roles", id, &[("role_assignments", "role_id")]).await?;
         self.cache.bump();
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! Crash behaviour: each call is one statement or one transaction (a password change and its
 //! token revocation are one transaction), so a crash leaves the old or the new state.
 
-use crate::db::is_unique_violation;
+use crate::db::{delete_cascade, row_where, unique_or};
 use sqlx::Row;
 
 use super::model::{
@@ -82,18 +82,12 @@ impl Identity {
         .bind(glimpse_types::db_time(glimpse_types::now()))
         .execute(&self.db.pool)
         .await;
-        match r {
-            Ok(_) => Ok(user),
-            Err(e) if is_unique_violation(&e) => Err(duplicate(&user.name)),
-            Err(e) => Err(e.into()),
-        }
+        unique_or(r, || duplicate(&user.name))?;
+        Ok(user)
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
+        let row = row_where(&self.db, USER_COLUMNS, "users", "id", id)
             .await?
             .ok_or_else(|| user_not_found(id))?;
         user_from_row(&row)
@@ -167,11 +161,7 @@ impl Identity {
         .bind(&u.id)
         .execute(&mut *tx)
         .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(duplicate(&u.name)),
-            Err(e) => return Err(e.into()),
-        }
+        unique_or(r, || duplicate(&u.name))?;
         // Setting `enabled: true` (even on an enabled user) or a new password is how an admin
         // unlocks an account the lockout refused (as Keystone).
         if f.enabled == Some(true) || hash.is_some() {
@@ -229,24 +219,10 @@ impl Identity {
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<()> {
-        let mut tx = self.db.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone == 0 {
+        let dependents = [("role_assignments", "user_id"), ("tokens", "user_id")];
+        if !delete_cascade(&self.db, "users", id, &dependents).await? {
             return Err(user_not_found(id));
         }
-        sqlx::query("DELETE FROM role_assignments WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM tokens WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         self.cache.bump();
         Ok(())
     }

@@ -19,8 +19,9 @@ use glimpse_types::{ImageStatus, db_time};
 use sqlx::{Any, Row, Transaction};
 
 use super::model::{HASH_ALGO, Image, Sealing};
-use crate::db::guarded::Guarded;
-use crate::db::{Backend, Db, flag, is_unique_violation};
+use super::repo::placeholders;
+use crate::db::guarded::{Guarded, Value, bind_all};
+use crate::db::{Backend, Db, flag, unique_or};
 use crate::error::{Error, Result};
 
 // ---- records ----
@@ -56,15 +57,9 @@ pub(crate) async fn create(db: &Db, img: &Image) -> Result<()> {
     .bind(db_time(img.updated_at))
     .execute(&mut *tx)
     .await;
-    if let Err(e) = r {
-        if is_unique_violation(&e) {
-            return Err(Error::conflict(format!(
-                "Image with identifier {} already exists!",
-                img.id
-            )));
-        }
-        return Err(e.into());
-    }
+    unique_or(r, || {
+        Error::conflict(format!("Image with identifier {} already exists!", img.id))
+    })?;
     write_properties(&mut tx, &img.id, &img.properties).await?;
     write_tags(&mut tx, &img.id, &img.tags).await?;
     tx.commit().await?;
@@ -77,58 +72,51 @@ async fn write_properties(
     id: &str,
     props: &[(String, String)],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM image_properties WHERE image_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    if props.is_empty() {
-        return Ok(());
-    }
-    let values = (0..props.len())
-        .map(|i| {
-            format!(
-                "(${}, ${}, ${}, ${})",
-                4 * i + 1,
-                4 * i + 2,
-                4 * i + 3,
-                4 * i + 4
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql =
-        format!("INSERT INTO image_properties (image_id, name, value, position) VALUES {values}");
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (pos, (k, v)) in props.iter().enumerate() {
-        q = q
-            .bind(id.to_string())
-            .bind(k.clone())
-            .bind(v.clone())
-            .bind(pos as i64);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
+    let rows = props
+        .iter()
+        .map(|(k, v)| vec![k.clone().into(), v.clone().into()])
+        .collect();
+    replace_list(tx, "image_properties", "name, value", id, rows).await
 }
 
 /// Replaces all tags of an image (inside `tx`), numbering them in order.
 async fn write_tags(tx: &mut Transaction<'_, Any>, id: &str, tags: &[String]) -> Result<()> {
-    sqlx::query("DELETE FROM image_tags WHERE image_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    if tags.is_empty() {
+    let rows = tags.iter().map(|t| vec![t.clone().into()]).collect();
+    replace_list(tx, "image_tags", "tag", id, rows).await
+}
+
+/// Replaces the rows of `table` that belong to image `id` with `rows` (the values of
+/// `columns`), numbered in order in their `position`.
+async fn replace_list(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    columns: &str,
+    id: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE image_id = $1"
+    )))
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    let Some(width) = rows.first().map(|r| r.len() + 2) else {
         return Ok(());
-    }
-    let values = (0..tags.len())
-        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+    };
+    let tuples = (0..rows.len())
+        .map(|i| format!("({})", placeholders(i * width + 1, width)))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!("INSERT INTO image_tags (image_id, tag, position) VALUES {values}");
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (pos, t) in tags.iter().enumerate() {
-        q = q.bind(id.to_string()).bind(t.clone()).bind(pos as i64);
+    let sql = format!("INSERT INTO {table} (image_id, {columns}, position) VALUES {tuples}");
+    let mut values = Vec::with_capacity(rows.len() * width);
+    for (pos, row) in rows.into_iter().enumerate() {
+        values.push(Value::from(id));
+        values.extend(row);
+        values.push(Value::from(pos as i64));
     }
-    q.execute(&mut **tx).await?;
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), values)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Crash behaviour: each change is one statement; nothing spans two.
 
-use crate::db::is_unique_violation;
+use crate::db::unique_or;
 use glimpse_types::{Visibility, db_time};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -97,13 +97,12 @@ pub async fn add(
     .bind(db_time(now))
     .execute(&region.db.pool)
     .await;
-    match r {
-        Ok(_) => Ok(member),
-        Err(e) if is_unique_violation(&e) => Err(Error::conflict(format!(
+    unique_or(r, || {
+        Error::conflict(format!(
             "Member {member_id} is duplicated for image {image_id}"
-        ))),
-        Err(e) => Err(e.into()),
-    }
+        ))
+    })?;
+    Ok(member)
 }
 
 /// The memberships the caller may see: all of them for the owner and admins, its own otherwise.

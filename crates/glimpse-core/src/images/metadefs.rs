@@ -16,7 +16,7 @@ pub mod input;
 pub mod items;
 pub mod resource_types;
 
-use crate::db::is_unique_violation;
+use crate::db::unique_or;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -328,10 +328,7 @@ pub async fn create(
     .bind(db_time(now))
     .execute(&mut *tx)
     .await;
-    match r {
-        Err(e) if is_unique_violation(&e) => return Err(ns_duplicate(&ns.namespace)),
-        r => r?,
-    };
+    unique_or(r, || ns_duplicate(&ns.namespace))?;
     let mut detail = NamespaceDetail {
         namespace: ns.clone(),
         associations: Vec::new(),
@@ -422,12 +419,10 @@ pub async fn update(
     .bind(ns.id.clone())
     .execute(&region.db.pool)
     .await;
-    match r {
-        Err(e) if is_unique_violation(&e) => Err(ns_duplicate(&ns.namespace)),
-        Err(e) => Err(e.into()),
-        Ok(done) if done.rows_affected() == 0 => Err(ns_not_found(name)),
-        Ok(_) => Ok(ns),
+    if unique_or(r, || ns_duplicate(&ns.namespace))?.rows_affected() == 0 {
+        return Err(ns_not_found(name));
     }
+    Ok(ns)
 }
 
 fn ns_protected(name: &str) -> Error {

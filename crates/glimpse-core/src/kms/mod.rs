@@ -20,7 +20,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::auth::Caller;
-use crate::db::{Db, is_unique_violation};
+use crate::db::{Db, unique_or};
 use crate::error::{Error, Result};
 
 pub const ENABLED: &str = "2";
@@ -251,16 +251,12 @@ impl Kms {
         .bind(&t)
         .execute(&self.db.pool)
         .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Error::bad_request(format!(
-                    "The key_alias {alias} already exists in this project."
-                ))
-                .with_code(codes::ALIAS_EXISTS));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        unique_or(r, || {
+            Error::bad_request(format!(
+                "The key_alias {alias} already exists in this project."
+            ))
+            .with_code(codes::ALIAS_EXISTS)
+        })?;
         tracing::info!(key = %id, project, "customer master key created");
         self.find(project, &id).await
     }

@@ -11,7 +11,7 @@ use sqlx::{Any, Row, Transaction};
 use super::{Attachment, Volume, VolumeStatus};
 use crate::db::guarded::Guarded;
 use crate::db::rows::{boolean, enumerated, lenient_json, opt_enumerated, opt_time, strings, time};
-use crate::db::{Db, by_project};
+use crate::db::{Db, by_project, delete_cascade, row_where};
 use crate::error::Result;
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size_gb, status, \
@@ -104,13 +104,7 @@ async fn attachments_where(db: &Db, col: &str, value: &str) -> Result<Vec<Attach
 
 /// A volume with its attachments.
 pub async fn load(db: &Db, id: &str) -> Result<Option<Volume>> {
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM volumes WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?
-    else {
+    let Some(row) = row_where(db, COLUMNS, "volumes", "id", id).await? else {
         return Ok(None);
     };
     let mut v = volume(&row)?;
@@ -265,16 +259,7 @@ pub async fn without_job(db: &Db, status: VolumeStatus, kind: &str) -> Result<Ve
 
 /// Removes a volume's row and its attachments.
 pub async fn delete_row(db: &Db, id: &str) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
-    sqlx::query("DELETE FROM volume_attachments WHERE volume_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM volumes WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    delete_cascade(db, "volumes", id, &[("volume_attachments", "volume_id")]).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! Crash behaviour: single statements, except the bulk tag replacement, which is one
 //! transaction.
 
-use crate::db::is_unique_violation;
+use crate::db::unique_or;
 use std::collections::HashMap;
 
 use glimpse_types::db_time;
@@ -139,10 +139,8 @@ pub(super) async fn insert(
     .bind(db_time(item.updated_at))
     .execute(&mut **tx)
     .await;
-    match r {
-        Err(e) if is_unique_violation(&e) => Err(kind.duplicate(&item.name, &ns.namespace)),
-        r => r.map(|_| ()).map_err(Error::from),
-    }
+    unique_or(r, || kind.duplicate(&item.name, &ns.namespace))?;
+    Ok(())
 }
 
 /// Every item of a namespace by kind (`"object"`, …), oldest first.
@@ -282,12 +280,10 @@ pub async fn update(
     .bind(name.to_string())
     .execute(&region.db.pool)
     .await;
-    match r {
-        Err(e) if is_unique_violation(&e) => Err(kind.duplicate(new_name, &ns.namespace)),
-        Err(e) => Err(e.into()),
-        Ok(done) if done.rows_affected() == 0 => Err(kind.not_found(name, &ns.namespace)),
-        Ok(_) => Ok(item),
+    if unique_or(r, || kind.duplicate(new_name, &ns.namespace))?.rows_affected() == 0 {
+        return Err(kind.not_found(name, &ns.namespace));
     }
+    Ok(item)
 }
 
 /// Removes an item (admin only; 404 if absent; 403 in a protected namespace).
