@@ -11,7 +11,7 @@
 //! There is no hypervisor: a server's power state is a record, its disk is the real thing.
 //!
 //! Crash behaviour: state is in the region database and the disk dir. Jobs resume after a
-//! crash (see [`build`], [`snapshot`]); [`recover`] (run when the region opens) repairs what
+//! crash (see [`build`], [`snapshot`]); [`recover`] (run at start-up by [`crate::cloud::recover`]) repairs what
 //! a crash between a claim and its job's enqueue leaves: a building server with no build job
 //! goes to ERROR, a snapshot task with no job is cleared and its image deleted, and a
 //! write-disk task (in-process only) is cleared.

@@ -207,15 +207,7 @@ impl Identity {
         if !password::verify(original, hash.as_deref()).await || !enabled {
             return Err(super::tokens::unauthorized());
         }
-        self.update_user(
-            id,
-            UserFields {
-                password: Some(new.to_string()),
-                ..UserFields::default()
-            },
-        )
-        .await
-        .map(|_| ())
+        self.set_password(id, new).await
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<()> {

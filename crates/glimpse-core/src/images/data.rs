@@ -27,7 +27,7 @@
 //! uploads, see `trusted_md5`) still cover the whole content.
 //!
 //! Crash behaviour: a crash mid-upload leaves the image `saving` and perhaps a blob nobody
-//! names. [`recover`] (run when the region opens) puts `saving` images back to `queued`, and
+//! names. [`recover`] (run at start-up by [`crate::cloud::recover`]) puts `saving` images back to `queued`, and
 //! [`clean_orphans`] deletes unreferenced blobs older than a grace period. A dropped upload
 //! future (client gone) reverts the image at once through a guard.
 

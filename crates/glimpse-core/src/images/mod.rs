@@ -1,12 +1,14 @@
 //! Images: the Glance v2 image service of one region, without HTTP. Records ([`records`]),
-//! lists ([`list`]), sharing ([`members`]) and the data path ([`data`]), every access decided in
-//! [`policy`] and every SQL statement in [`repo`] (or next to the one operation it serves).
-//! Request documents in Glance's dialect are read by [`input`]; [`model`] holds the types.
+//! lists ([`list`]), sharing ([`members`]), the data path ([`data`]) and adoption of content
+//! a replica finds already here ([`adopt`]), every access decided in [`policy`]. Every write
+//! of an image record is in [`lifecycle`]; reads are in [`repo`]. Request documents in
+//! Glance's dialect are read by [`input`]; [`model`] holds the types.
 //!
-//! Crash behaviour (invariant 1 of DESIGN.md): an image becomes `active` only in the one
-//! conditional UPDATE that publishes a verified upload. After a crash, [`recover`] (called by
-//! [`crate::region::Region::open`]) puts interrupted uploads back to `queued`, and
-//! [`clean_orphans`] removes blobs no image names.
+//! Crash behaviour (invariant 1 of DESIGN.md): an image becomes `active` only in one of the
+//! conditional statements of [`lifecycle`] over verified content (`publish`, `adopt_blob`,
+//! `insert_copy`). After a crash, [`recover`] (run at start-up by [`crate::cloud::recover`])
+//! puts interrupted uploads back to `queued`, and [`clean_orphans`] removes blobs no image
+//! names.
 
 pub mod adopt;
 pub mod data;

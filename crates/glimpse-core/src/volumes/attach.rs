@@ -55,14 +55,7 @@ pub async fn unreserve(region: &Region, caller: &Caller, id: &str) -> Result<()>
 /// `os-begin_detaching`.
 pub async fn begin_detaching(region: &Region, caller: &Caller, id: &str) -> Result<()> {
     let v = load_for(region, caller, id, Action::Attach).await?;
-    if !repo::transition(
-        &region.db,
-        id,
-        &[VolumeStatus::InUse],
-        VolumeStatus::Detaching,
-    )
-    .await?
-    {
+    if !repo::step(&region.db, id, VolumeStatus::InUse, VolumeStatus::Detaching).await? {
         return Err(invalid(&v, "in-use"));
     }
     Ok(())
@@ -71,13 +64,7 @@ pub async fn begin_detaching(region: &Region, caller: &Caller, id: &str) -> Resu
 /// `os-roll_detaching`: back to `in-use` (a volume not detaching is left as it is, as Cinder).
 pub async fn roll_detaching(region: &Region, caller: &Caller, id: &str) -> Result<()> {
     load_for(region, caller, id, Action::Attach).await?;
-    repo::transition(
-        &region.db,
-        id,
-        &[VolumeStatus::Detaching],
-        VolumeStatus::InUse,
-    )
-    .await?;
+    repo::step(&region.db, id, VolumeStatus::Detaching, VolumeStatus::InUse).await?;
     Ok(())
 }
 

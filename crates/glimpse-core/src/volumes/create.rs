@@ -168,10 +168,10 @@ impl JobHandler for CreateHandler {
             return;
         };
         let region = &*self.region;
-        if let Err(e) = repo::transition(
+        if let Err(e) = repo::step(
             &region.db,
             &p.volume_id,
-            &[VolumeStatus::Creating],
+            VolumeStatus::Creating,
             VolumeStatus::Error,
         )
         .await

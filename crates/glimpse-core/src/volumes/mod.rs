@@ -15,7 +15,7 @@
 //!
 //! Crash behaviour: every state change is one conditional UPDATE. Creations and uploads are
 //! durable jobs, taken over after a crash; a job resumes from the volume's and image's state.
-//! [`recover`] (run when the region opens) finishes deletions a crash interrupted and removes
+//! [`recover`] (run at start-up by [`crate::cloud::recover`]) finishes deletions a crash interrupted and removes
 //! the image of an upload whose job was never enqueued.
 
 pub mod attach;
@@ -157,13 +157,7 @@ pub async fn recover(region: &Region) -> Result<u64> {
     }
     let orphans = repo::without_job(&region.db, VolumeStatus::Creating, create::KIND).await?;
     for id in &orphans {
-        repo::transition(
-            &region.db,
-            id,
-            &[VolumeStatus::Creating],
-            VolumeStatus::Error,
-        )
-        .await?;
+        repo::step(&region.db, id, VolumeStatus::Creating, VolumeStatus::Error).await?;
     }
     // An upload without a job: its process died after the volume went `uploading` and
     // before the job's enqueue committed (or a job's cleanup could not restore the volume).
@@ -194,10 +188,10 @@ pub async fn recover(region: &Region) -> Result<u64> {
         if let Some(v) = repo::load(&region.db, id).await? {
             files::resize(region, id, v.size_bytes()).await?;
         }
-        repo::transition(
+        repo::step(
             &region.db,
             id,
-            &[VolumeStatus::Extending],
+            VolumeStatus::Extending,
             VolumeStatus::Available,
         )
         .await?;

@@ -121,10 +121,10 @@ pub async fn create(region: &Region, caller: &Caller, new: NewVolume) -> Result<
         })
         .await;
     if let Err(e) = queued {
-        repo::transition(
+        repo::step(
             &region.db,
             &v.id,
-            &[VolumeStatus::Creating],
+            VolumeStatus::Creating,
             VolumeStatus::Error,
         )
         .await?;
@@ -345,10 +345,10 @@ pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64
              this region makes ({max} GB)."
         )));
     }
-    if !repo::transition(
+    if !repo::step(
         &region.db,
         id,
-        &[VolumeStatus::Available],
+        VolumeStatus::Available,
         VolumeStatus::Extending,
     )
     .await?
@@ -362,10 +362,10 @@ pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64
     let grown = files::resize(region, id, (new_size_gb as u64) << 30).await;
     if let Err(e) = grown {
         files::resize(region, id, v.size_bytes()).await.ok();
-        repo::transition(
+        repo::step(
             &region.db,
             id,
-            &[VolumeStatus::Extending],
+            VolumeStatus::Extending,
             VolumeStatus::Available,
         )
         .await?;
@@ -405,10 +405,10 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
         ));
     }
     if let Err(e) = files::remove(region, id).await {
-        repo::transition(
+        repo::step(
             &region.db,
             id,
-            &[VolumeStatus::Deleting],
+            VolumeStatus::Deleting,
             VolumeStatus::ErrorDeleting,
         )
         .await?;

@@ -153,6 +153,11 @@ pub async fn transition(
         .await
 }
 
+/// `from → to` if the volume's status is `from`; false if it was not.
+pub async fn step(db: &Db, id: &str, from: VolumeStatus, to: VolumeStatus) -> Result<bool> {
+    transition(db, id, &[from], to).await
+}
+
 /// `from → uploading` for an upload making `image_id`, which is recorded on the row in the
 /// same UPDATE (before the image record exists), so that a crash at any later point leaves a
 /// trace of the image for [`super::recover`]; false if the volume's status was not in `from`.
