@@ -12,11 +12,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use glimpse_types::{db_time, now, parse_time};
+use glimpse_types::{db_time, now};
 use sqlx::Row;
 
 use crate::auth::Caller;
 use crate::db::is_unique_violation;
+use crate::db::rows::lenient_time;
 use crate::error::{Error, Result};
 use crate::region::Region;
 
@@ -170,7 +171,6 @@ fn generate(comment: &str) -> Result<(String, String)> {
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Keypair> {
-    let created: String = row.try_get("created_at")?;
     Ok(Keypair {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -178,7 +178,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Keypair> {
         kind: row.try_get("type")?,
         public_key: row.try_get("public_key")?,
         fingerprint: row.try_get("fingerprint")?,
-        created_at: parse_time(&created).unwrap_or_else(now),
+        created_at: lenient_time(row, "created_at")?.unwrap_or_else(now),
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use glimpse_types::{Role, db_time, now, parse_time};
+use glimpse_types::{Role, db_time, now};
 use sqlx::Row;
 
 use super::auth_request::{AuthMethod, AuthRequest, ProjectRef, Scope, UserRef};
@@ -22,6 +22,7 @@ use super::model::{DEFAULT_DOMAIN_ID, Project, User};
 use super::{Identity, password};
 use crate::auth::Caller;
 use crate::db::flag;
+use crate::db::rows::{json, lenient_time, time};
 use crate::error::{Error, Result};
 
 /// Prune expired token rows at most this often (seconds).
@@ -175,19 +176,12 @@ impl Identity {
         if row.try_get::<i64, _>("revoked")? != 0 {
             return Err(unauthorized());
         }
-        let time = |col: &str| -> Result<DateTime<Utc>> {
-            let s: String = row.try_get(col)?;
-            parse_time(&s).ok_or_else(|| Error::internal(format!("bad token time {s:?}")))
-        };
-        let (issued_at, expires_at) = (time("issued_at")?, time("expires_at")?);
+        let (issued_at, expires_at) = (time(&row, "issued_at")?, time(&row, "expires_at")?);
         if expires_at <= Utc::now() {
             return Err(unauthorized());
         }
-        let json_list = |col: &str| -> Result<Vec<String>> {
-            let s: String = row.try_get(col)?;
-            serde_json::from_str(&s).map_err(Error::internal)
-        };
-        let (methods, audit_ids) = (json_list("methods")?, json_list("audit_ids")?);
+        let (methods, audit_ids): (Vec<String>, Vec<String>) =
+            (json(&row, "methods")?, json(&row, "audit_ids")?);
         let user_id: String = row.try_get("user_id")?;
         let project_id: Option<String> = row.try_get("project_id")?;
         let user = self.enabled_user(&user_id).await?;
@@ -362,10 +356,7 @@ impl Identity {
                 user: super::model::user_from_row(&row)?,
                 hash: row.try_get("password_hash")?,
                 failed: row.try_get("failed_auth_count")?,
-                failed_at: row
-                    .try_get::<Option<String>, _>("failed_auth_at")?
-                    .as_deref()
-                    .and_then(parse_time),
+                failed_at: lenient_time(&row, "failed_auth_at")?,
             })),
             None => Ok(None),
         }

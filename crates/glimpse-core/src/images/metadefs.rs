@@ -27,6 +27,7 @@ use sqlx::any::AnyRow;
 
 use super::policy::denied;
 use crate::auth::Caller;
+use crate::db::rows::time;
 use crate::db::{Db, flag};
 use crate::error::{Error, Result};
 use crate::region::Region;
@@ -182,8 +183,6 @@ fn ns_duplicate(name: &str) -> Error {
         "The metadata definition namespace={name} already exists."
     ))
 }
-
-pub(crate) use crate::db::rows::time;
 
 // ---- namespaces ----
 

@@ -14,9 +14,10 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Item, Namespace, SortKey, admin_only, group, load_visible, time};
+use super::{Item, Namespace, SortKey, admin_only, group, load_visible};
 use crate::auth::Caller;
 use crate::db::Db;
+use crate::db::rows::time;
 use crate::error::{Error, Result};
 use crate::region::Region;
 

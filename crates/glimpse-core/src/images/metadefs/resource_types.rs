@@ -14,10 +14,11 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::input::AssociationInput;
-use super::{Namespace, admin_only, group, load_visible, time};
+use super::{Namespace, admin_only, group, load_visible};
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::db::is_unique_violation;
+use crate::db::rows::time;
 use crate::error::{Error, Result};
 use crate::images::policy::denied;
 use crate::region::Region;
