@@ -4,27 +4,18 @@
 //! longer change the job once another worker took it over.
 
 use chrono::{DateTime, Duration, Utc};
-use glimpse_types::{db_time, now, parse_time};
+use glimpse_types::{db_time, now};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{JobRecord, JobState, NewJob};
+use crate::db::rows::{lenient_json as json, lenient_time as time};
 use crate::db::{Backend, Db, is_unique_violation};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, kind, project_id, state, phase, cancel_requested, progress, params, \
      checkpoint, result, error, attempts, idempotency_key, lease_owner, lease_until, run_after, \
      created_at, updated_at, started_at, finished_at";
-
-fn time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
-    let s: Option<String> = row.try_get(col)?;
-    Ok(s.as_deref().and_then(parse_time))
-}
-
-fn json(row: &AnyRow, col: &str) -> Result<Option<serde_json::Value>> {
-    let s: Option<String> = row.try_get(col)?;
-    Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
-}
 
 pub(crate) fn from_row(row: &AnyRow) -> Result<JobRecord> {
     let state: String = row.try_get("state")?;
