@@ -199,14 +199,7 @@ async fn ensure_service_account(identity: &Identity, config: &Config) -> anyhow:
 
 async fn ensure_roles(identity: &Identity) -> anyhow::Result<()> {
     for role in Role::ALL {
-        sqlx::query(
-            "INSERT INTO roles (id, name, description) VALUES ($1, $2, NULL) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(glimpse_types::hex_id())
-        .bind(role.as_str())
-        .execute(&identity.db.pool)
-        .await?;
+        identity.ensure_role(role.as_str()).await?;
     }
     Ok(())
 }

@@ -54,6 +54,19 @@ impl Identity {
         Ok(role)
     }
 
+    /// Inserts the role `name` if it is missing (bootstrap; safe to race).
+    pub(super) async fn ensure_role(&self, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO roles (id, name, description) VALUES ($1, $2, NULL) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(glimpse_types::hex_id())
+        .bind(name)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn get_role(&self, id: &str) -> Result<RoleRecord> {
         let row = row_where(&self.db, ROLE_COLUMNS, "roles", "id", id)
             .await?

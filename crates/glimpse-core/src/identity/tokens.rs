@@ -225,22 +225,13 @@ impl Identity {
             }
             Err(e) => return Err(e),
         }
-        sqlx::query("UPDATE tokens SET revoked = $1 WHERE hash = $2")
-            .bind(flag(true))
-            .bind(password::token_hash(token))
-            .execute(&self.db.pool)
-            .await?;
+        revoke_tokens(&self.db.pool, "hash", &password::token_hash(token)).await?;
         self.cache.bump();
         Ok(())
     }
 
     pub(crate) async fn revoke_project_tokens(&self, project_id: &str) -> Result<()> {
-        sqlx::query("UPDATE tokens SET revoked = $1 WHERE project_id = $2")
-            .bind(flag(true))
-            .bind(project_id)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
+        revoke_tokens(&self.db.pool, "project_id", project_id).await
     }
 
     /// Deletes expired token rows, at most once a minute per process.
@@ -292,14 +283,7 @@ impl Identity {
         let ok = password::verify(password, found.hash.as_deref()).await;
         if !ok {
             if self.settings.lockout.attempts > 0 {
-                sqlx::query(
-                    "UPDATE users SET failed_auth_count = failed_auth_count + 1, \
-                     failed_auth_at = $1 WHERE id = $2",
-                )
-                .bind(db_time(now()))
-                .bind(&found.user.id)
-                .execute(&self.db.pool)
-                .await?;
+                self.record_failed_auth(&found.user.id).await?;
             }
             return Err(unauthorized());
         }
@@ -330,14 +314,6 @@ impl Identity {
         }
         self.reset_failed_auth(&found.user.id).await?;
         Ok(false)
-    }
-
-    async fn reset_failed_auth(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
     }
 
     async fn find_user_with_hash(&self, column: &str, value: &str) -> Result<Option<Credentials>> {
@@ -458,4 +434,19 @@ impl Identity {
             })
             .collect()
     }
+}
+
+/// Revokes every token whose `column` (`hash`, `user_id` or `project_id`) is `value`.
+pub(super) async fn revoke_tokens<'c, E>(exec: E, column: &str, value: &str) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE tokens SET revoked = $1 WHERE {column} = $2"
+    )))
+    .bind(flag(true))
+    .bind(value.to_string())
+    .execute(exec)
+    .await?;
+    Ok(())
 }

@@ -180,11 +180,7 @@ impl Identity {
                 .await?;
         }
         if f.password.is_some() || disabling {
-            sqlx::query("UPDATE tokens SET revoked = $1 WHERE user_id = $2")
-                .bind(flag(true))
-                .bind(&u.id)
-                .execute(&mut *tx)
-                .await?;
+            super::tokens::revoke_tokens(&mut *tx, "user_id", &u.id).await?;
         }
         tx.commit().await?;
         self.cache.bump();
@@ -243,5 +239,27 @@ impl Identity {
             None => None,
         };
         Ok(password::verify(password, hash.as_deref()).await)
+    }
+
+    /// One more failed password authentication of user `id` (for the lockout).
+    pub(super) async fn record_failed_auth(&self, id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET failed_auth_count = failed_auth_count + 1, \
+             failed_auth_at = $1 WHERE id = $2",
+        )
+        .bind(glimpse_types::db_time(glimpse_types::now()))
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets user `id`'s failed authentications (a success, or an expired lock).
+    pub(super) async fn reset_failed_auth(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 }

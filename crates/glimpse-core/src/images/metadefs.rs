@@ -476,12 +476,7 @@ pub async fn delete_contents(
     if ns.protected {
         return Err(ns_protected(name));
     }
-    sqlx::query("DELETE FROM metadef_items WHERE namespace_id = $1 AND kind = $2")
-        .bind(ns.id.clone())
-        .bind(kind.as_str())
-        .execute(&region.db.pool)
-        .await?;
-    Ok(())
+    items::delete_kind(&region.db.pool, &ns.id, kind).await
 }
 
 /// Groups rows by a key, keeping their order.

@@ -333,11 +333,7 @@ pub async fn create_tags(
     }
     let mut tx = region.db.pool.begin().await?;
     if !append {
-        sqlx::query("DELETE FROM metadef_items WHERE namespace_id = $1 AND kind = $2")
-            .bind(ns.id.clone())
-            .bind(ItemKind::Tag.as_str())
-            .execute(&mut *tx)
-            .await?;
+        delete_kind(&mut *tx, &ns.id, ItemKind::Tag).await?;
     }
     for name in names {
         let item = Item {
@@ -351,4 +347,17 @@ pub async fn create_tags(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Deletes every item of `kind` of the namespace `namespace_id`.
+pub(super) async fn delete_kind<'c, E>(exec: E, namespace_id: &str, kind: ItemKind) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query("DELETE FROM metadef_items WHERE namespace_id = $1 AND kind = $2")
+        .bind(namespace_id.to_string())
+        .bind(kind.as_str())
+        .execute(exec)
+        .await?;
+    Ok(())
 }
