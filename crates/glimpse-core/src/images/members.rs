@@ -43,6 +43,13 @@ fn not_a_member(member_id: &str, image_id: &str) -> Error {
     ))
 }
 
+/// An image the caller may see, whose members may be listed (a shared image).
+async fn load_shared(region: &Region, caller: &Caller, image_id: &str) -> Result<Loaded> {
+    let loaded = load_for(region, caller, image_id, Action::Get).await?;
+    only_shared(&loaded)?;
+    Ok(loaded)
+}
+
 async fn fetch(region: &Region, image_id: &str, member_id: &str) -> Result<Option<Member>> {
     let row = sqlx::query(
         "SELECT image_id, member_id, status, created_at, updated_at FROM image_members \
@@ -62,8 +69,7 @@ pub async fn add(
     image_id: &str,
     member_id: &str,
 ) -> Result<Member> {
-    let loaded = load_for(region, caller, image_id, Action::Get).await?;
-    only_shared(&loaded)?;
+    let loaded = load_shared(region, caller, image_id).await?;
     policy::authorize(caller, &loaded.target(), Action::AddMember, Some(member_id))?;
     if member_id.is_empty() || member_id.chars().count() > 255 {
         return Err(Error::bad_request("Member can't be empty"));
@@ -107,8 +113,7 @@ pub async fn add(
 
 /// The memberships the caller may see: all of them for the owner and admins, its own otherwise.
 pub async fn list(region: &Region, caller: &Caller, image_id: &str) -> Result<Vec<Member>> {
-    let loaded = load_for(region, caller, image_id, Action::Get).await?;
-    only_shared(&loaded)?;
+    let loaded = load_shared(region, caller, image_id).await?;
     policy::authorize(caller, &loaded.target(), Action::GetMembers, None)?;
     let rows = if policy::sees_all_members(caller, &loaded.image.owner) {
         sqlx::query(
@@ -158,8 +163,7 @@ pub async fn set_status(
     member_id: &str,
     status: &str,
 ) -> Result<Member> {
-    let loaded = load_for(region, caller, image_id, Action::Get).await?;
-    only_shared(&loaded)?;
+    let loaded = load_shared(region, caller, image_id).await?;
     let member = match fetch(region, image_id, member_id).await? {
         Some(m)
             if policy::sees_all_members(caller, &loaded.image.owner)
@@ -207,8 +211,7 @@ pub async fn remove(
     image_id: &str,
     member_id: &str,
 ) -> Result<()> {
-    let loaded = load_for(region, caller, image_id, Action::Get).await?;
-    only_shared(&loaded)?;
+    let loaded = load_shared(region, caller, image_id).await?;
     if fetch(region, image_id, member_id).await?.is_none()
         || !(policy::sees_all_members(caller, &loaded.image.owner)
             || caller.project()? == member_id)

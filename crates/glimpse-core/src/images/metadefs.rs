@@ -203,6 +203,19 @@ fn namespace_from_row(row: &AnyRow) -> Result<Namespace> {
     })
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds a namespace's writable fields in column order: namespace, display_name,
+/// description, visibility, protected, owner.
+fn bind_fields<'q>(q: Query<'q>, ns: &Namespace) -> Query<'q> {
+    q.bind(ns.namespace.clone())
+        .bind(ns.display_name.clone())
+        .bind(ns.description.clone())
+        .bind(ns.visibility())
+        .bind(flag(ns.protected))
+        .bind(ns.owner.clone())
+}
+
 async fn find(db: &Db, name: &str) -> Result<Option<Namespace>> {
     let sql = format!("SELECT {COLUMNS} FROM metadef_namespaces WHERE namespace = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -317,16 +330,11 @@ pub async fn create(
         "INSERT INTO metadef_namespaces (id, namespace, display_name, description, visibility, \
          protected, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
-    .bind(ns.id.clone())
-    .bind(ns.namespace.clone())
-    .bind(ns.display_name.clone())
-    .bind(ns.description.clone())
-    .bind(ns.visibility())
-    .bind(flag(ns.protected))
-    .bind(ns.owner.clone())
-    .bind(db_time(now))
-    .execute(&mut *tx)
-    .await;
+    .bind(ns.id.clone());
+    let r = bind_fields(r, &ns)
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await;
     unique_or(r, || ns_duplicate(&ns.namespace))?;
     let mut detail = NamespaceDetail {
         namespace: ns.clone(),
@@ -407,17 +415,12 @@ pub async fn update(
     let r = sqlx::query(
         "UPDATE metadef_namespaces SET namespace = $1, display_name = $2, description = $3, \
          visibility = $4, protected = $5, owner = $6, updated_at = $7 WHERE id = $8",
-    )
-    .bind(ns.namespace.clone())
-    .bind(ns.display_name.clone())
-    .bind(ns.description.clone())
-    .bind(ns.visibility())
-    .bind(flag(ns.protected))
-    .bind(ns.owner.clone())
-    .bind(db_time(ns.updated_at))
-    .bind(ns.id.clone())
-    .execute(&region.db.pool)
-    .await;
+    );
+    let r = bind_fields(r, &ns)
+        .bind(db_time(ns.updated_at))
+        .bind(ns.id.clone())
+        .execute(&region.db.pool)
+        .await;
     if unique_or(r, || ns_duplicate(&ns.namespace))?.rows_affected() == 0 {
         return Err(ns_not_found(name));
     }
