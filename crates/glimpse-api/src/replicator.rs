@@ -225,8 +225,8 @@ async fn capabilities(State(region): State<R>, headers: HeaderMap) -> Result<Res
 
 /// `POST /image_replicator/adopt` (`{"image_id", "size", "checksum", "os_hash_value"}`):
 /// asks this (destination) region to publish a queued replica from content it already holds
-/// ([`glimpse_core::images::adopt`]); 200 `{"adopted": true|false}`, 403 unless the caller is the
-/// service account.
+/// ([`glimpse_core::images::adopt`]); 200 `{"adopted": true|false}`, 403 unless the caller is
+/// the service account.
 async fn adopt(
     State(region): State<R>,
     headers: HeaderMap,
