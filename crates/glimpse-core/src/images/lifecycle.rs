@@ -7,9 +7,10 @@
 //! active` with a verified [`Content`]) or [`revert`] (`saving → queued`, no data);
 //! [`reset_interrupted`] does the revert for every upload a crash cut. [`adopt_blob`]
 //! publishes a queued image from a blob another image holds, [`insert_copy`] makes an active
-//! copy of an image in one INSERT … SELECT. Invariant 1 of DESIGN.md: an image becomes
-//! `active` only through [`publish`], [`adopt_blob`] or [`insert_copy`], each one
-//! conditional statement over verified content.
+//! copy of an image in one INSERT … SELECT. Invariant 1 of DESIGN.md: an image gets content
+//! and becomes `active` only through [`publish`], [`adopt_blob`] or [`insert_copy`], each one
+//! conditional statement over verified content ([`set_status`] only moves an image that
+//! already has it between `active` and `deactivated`).
 //!
 //! Crash behaviour: every multi-statement change runs in one transaction, so a crash leaves the
 //! record as it was before or after the change, never half-written.
