@@ -16,8 +16,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use glimpse_core::compute::{self, VmState};
@@ -25,7 +25,8 @@ use glimpse_core::volumes::{Attachment, attach};
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
 
-use super::{Base, R, auth, nova, reply};
+use super::{R, nova, reply};
+use crate::dialect::{Caller, Nova};
 
 /// Routes merged into the compute API.
 pub fn routes() -> Router<R> {
@@ -60,11 +61,9 @@ fn volume_error(e: Error, id: &str) -> Error {
 
 async fn list(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(server_id): Path<String>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     tryn!(compute::get(&region, &caller, &server_id).await);
     let all = tryn!(attach::of_server(&region, &caller, &server_id).await);
     let items: Vec<Value> = all.iter().map(|a| view(a, &server_id)).collect();
@@ -73,11 +72,9 @@ async fn list(
 
 async fn show(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path((server_id, volume_id)): Path<(String, String)>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     tryn!(compute::get(&region, &caller, &server_id).await);
     let all = tryn!(attach::of_server(&region, &caller, &server_id).await);
     match all.iter().find(|a| a.volume_id == volume_id) {
@@ -106,12 +103,10 @@ fn next_device(used: &[Attachment]) -> String {
 
 async fn create(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(server_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let (volume_id, device) = tryn!(parse(&body));
     let server = tryn!(compute::get(&region, &caller, &server_id).await);
     if !matches!(
@@ -152,11 +147,9 @@ async fn create(
 
 async fn remove(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path((server_id, volume_id)): Path<(String, String)>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     tryn!(compute::get(&region, &caller, &server_id).await);
     match attach::detach(&region, &caller, &volume_id, Some(&server_id)).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),

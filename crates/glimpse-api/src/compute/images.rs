@@ -16,7 +16,8 @@ use glimpse_core::images::ListQuery;
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
 
-use super::{Base, R, auth, nova, reply, views};
+use super::{Base, R, nova, reply, views};
+use crate::dialect::{Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -117,10 +118,13 @@ pub(super) async fn proxy_caller(
     headers: &HeaderMap,
     removed_at: u32,
 ) -> Result<glimpse_core::auth::Caller, Response> {
-    if base.version.at_least(removed_at) {
+    if base.version.at_least(2, removed_at) {
         return Err(nova(Error::not_found("The resource could not be found.")).into_response());
     }
-    auth(region, headers, base).await
+    let mut ext = axum::http::Extensions::new();
+    ext.insert(base.clone());
+    let caller = Caller::<Nova>::of(headers, &ext, region.auth.as_ref()).await?;
+    Ok(caller.caller)
 }
 
 /// Nova's 404 for an image the caller cannot see.

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use glimpse_core::Error;
@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 
 use super::servers::{invalid, object};
 use super::views::api_time;
-use super::{Base, R, auth, nova, reply};
+use super::{Base, R, nova, reply};
+use crate::dialect::{Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -38,7 +39,7 @@ fn view(k: &Keypair, base: &Base) -> serde_json::Map<String, Value> {
     v.insert("name".into(), json!(k.name));
     v.insert("public_key".into(), json!(k.public_key));
     v.insert("fingerprint".into(), json!(k.fingerprint));
-    if base.version.at_least(2) {
+    if base.version.at_least(2, 2) {
         v.insert("type".into(), json!(k.kind));
     }
     v
@@ -47,9 +48,8 @@ fn view(k: &Keypair, base: &Base) -> serde_json::Map<String, Value> {
 async fn list(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let all = tryn!(keypairs::list(&region, &caller).await);
     let items: Vec<Value> = all
         .iter()
@@ -69,7 +69,7 @@ fn parse(body: &[u8], base: &Base) -> Result<NewKeypair, Error> {
             "'keypair' is a required property",
         ));
     };
-    let allowed: &[&str] = if base.version.at_least(2) {
+    let allowed: &[&str] = if base.version.at_least(2, 2) {
         &["name", "public_key", "type"]
     } else {
         &["name", "public_key"]
@@ -105,10 +105,9 @@ fn parse(body: &[u8], base: &Base) -> Result<NewKeypair, Error> {
 async fn create(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let body = tryn!(crate::request::body(body));
     let new = tryn!(parse(&body, &base));
     let (k, private_key) = tryn!(keypairs::create(&region, &caller, new).await);
@@ -117,7 +116,7 @@ async fn create(
     if let Some(p) = private_key {
         v.insert("private_key".into(), json!(p));
     }
-    let status = if base.version.at_least(2) {
+    let status = if base.version.at_least(2, 2) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -128,10 +127,9 @@ async fn create(
 async fn show(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(name): Path<String>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let k = tryn!(keypairs::get(&region, &caller, &name).await);
     let mut v = view(&k, &base);
     for (key, value) in [
@@ -150,12 +148,11 @@ async fn show(
 async fn remove(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(name): Path<String>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     tryn!(keypairs::delete(&region, &caller, &name).await);
-    if base.version.at_least(2) {
+    if base.version.at_least(2, 2) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         StatusCode::ACCEPTED.into_response()

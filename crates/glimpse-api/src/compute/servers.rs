@@ -14,7 +14,8 @@ use glimpse_core::Error;
 use glimpse_core::compute::{self, NewServer, PowerAction, SnapshotRequest};
 use serde_json::{Map, Value, json};
 
-use super::{Base, R, auth, base_url, nova, reply, views};
+use super::{Base, R, base_url, nova, reply, views};
+use crate::dialect::{Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -172,7 +173,7 @@ fn parse_create(body: &[u8], base: &Base) -> Result<(NewServer, Option<String>),
         }
     }
     match s.get("networks") {
-        None if base.version.at_least(37) => {
+        None if base.version.at_least(2, 37) => {
             return Err(invalid("server", &sv, "'networks' is a required property"));
         }
         None => {}
@@ -279,11 +280,10 @@ fn access_ip(s: &Map<String, Value>, key: &str) -> Result<Option<String>, Error>
 async fn update(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let body = tryn!(crate::request::body(body));
     let top = tryn!(object(&body));
     let Some(Value::Object(s)) = top.get("server") else {
@@ -303,7 +303,7 @@ async fn update(
     ];
     if let Some(k) = s.keys().find(|k| {
         !allowed.contains(&k.as_str())
-            || (k.as_str() == "description" && !base.version.at_least(19))
+            || (k.as_str() == "description" && !base.version.at_least(2, 19))
     }) {
         return nova(invalid(
             "server",
@@ -337,10 +337,9 @@ async fn update(
 async fn create(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let body = tryn!(crate::request::body(body));
     let (new, asked) = tryn!(parse_create(&body, &base));
     let server = tryn!(compute::create(&region, &caller, new).await);
@@ -366,22 +365,21 @@ async fn create(
     r
 }
 
-async fn list(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
-    servers(state, base, headers, false).await
+async fn list(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> Response {
+    servers(state, base, caller, false).await
 }
 
-async fn detail(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
-    servers(state, base, headers, true).await
+async fn detail(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> Response {
+    servers(state, base, caller, true).await
 }
 
 /// `GET /servers` (id, links, name) and `/servers/detail` (the full view).
 async fn servers(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     detail: bool,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let servers = tryn!(compute::list(&region, &caller).await);
     let list: Vec<Value> = servers
         .iter()
@@ -399,10 +397,9 @@ async fn servers(
 async fn show(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let s = tryn!(compute::get(&region, &caller, &id).await);
     reply(
         StatusCode::OK,
@@ -410,13 +407,7 @@ async fn show(
     )
 }
 
-async fn remove(
-    State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let caller = caller!(region, headers, base);
+async fn remove(State(region): State<R>, caller: Caller<Nova>, Path(id): Path<String>) -> Response {
     tryn!(compute::delete(&region, &caller, &id).await);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -424,12 +415,12 @@ async fn remove(
 /// `POST /servers/{id}/action`: the action is the body's key.
 async fn action(
     State(region): State<R>,
+    caller: Caller<Nova>,
     Extension(base): Extension<Base>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = caller!(region, headers, base);
     let body = tryn!(crate::request::body(body));
     if !crate::request::is_json(&headers) {
         return nova(Error::bad_request("There is no such action: None")).into_response();
@@ -486,7 +477,7 @@ fn parse_create_image(v: &Value, base: &Base) -> Result<SnapshotRequest, Error> 
         name,
         // Value lengths are the domain's rule (the seed's 65535 bytes).
         metadata: metadata("metadata", o.get("metadata"), None)?,
-        glance_quota: base.version.at_least(39),
+        glance_quota: base.version.at_least(2, 39),
     })
 }
 
@@ -499,7 +490,7 @@ async fn create_image(
 ) -> Response {
     let req = tryn!(parse_create_image(v, base));
     let image = tryn!(compute::create_image(region, caller, id, &req).await);
-    if base.version.at_least(45) {
+    if base.version.at_least(2, 45) {
         return reply(StatusCode::ACCEPTED, json!({"image_id": image.id}));
     }
     let mut r = StatusCode::ACCEPTED.into_response();

@@ -5,19 +5,23 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::catalog::{Endpoint, Service};
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Identity, policy};
 use serde_json::{Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, nullable_string, opt_string, query,
-    query_bool, render, reply,
+    Id, Reply, body_object, list_links, no_content, nullable_string, opt_string, query, query_bool,
+    render, reply,
 };
+use crate::dialect::{Caller, Keystone};
 
-pub async fn regions(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn regions(
+    State(id): State<Id>,
+    RawQuery(q): RawQuery,
+    _caller: Caller<Keystone>,
+) -> Reply {
     let q = query(q.as_deref());
     let list: Vec<Value> = id
         .list_regions(q.get("parent_region_id").map(String::as_str))
@@ -31,8 +35,11 @@ pub async fn regions(State(id): State<Id>, RawQuery(q): RawQuery, headers: Heade
     ))
 }
 
-pub async fn region(State(id): State<Id>, Path(rid): Path<String>, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn region(
+    State(id): State<Id>,
+    Path(rid): Path<String>,
+    _caller: Caller<Keystone>,
+) -> Reply {
     let r = id.get_region(&rid).await?;
     Ok(reply(
         StatusCode::OK,
@@ -40,8 +47,7 @@ pub async fn region(State(id): State<Id>, Path(rid): Path<String>, headers: Head
     ))
 }
 
-pub async fn create_region(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create_region(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_region")?;
     let m = body_object(&body, "region")?;
     let r = id
@@ -60,10 +66,9 @@ pub async fn create_region(State(id): State<Id>, headers: HeaderMap, body: Bytes
 pub async fn update_region(
     State(id): State<Id>,
     Path(rid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
     body: Bytes,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "update_region")?;
     let m = body_object(&body, "region")?;
     let r = id
@@ -82,16 +87,18 @@ pub async fn update_region(
 pub async fn delete_region(
     State(id): State<Id>,
     Path(rid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "delete_region")?;
     id.delete_region(&rid).await?;
     Ok(no_content())
 }
 
-pub async fn domains(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn domains(
+    State(id): State<Id>,
+    RawQuery(q): RawQuery,
+    _caller: Caller<Keystone>,
+) -> Reply {
     let q = query(q.as_deref());
     let matches = q.get("name").is_none_or(|n| n == DEFAULT_DOMAIN_NAME)
         && query_bool(&q, "enabled")?.is_none_or(|e| e);
@@ -106,8 +113,11 @@ pub async fn domains(State(id): State<Id>, RawQuery(q): RawQuery, headers: Heade
     ))
 }
 
-pub async fn domain(State(id): State<Id>, Path(did): Path<String>, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn domain(
+    State(id): State<Id>,
+    Path(did): Path<String>,
+    _caller: Caller<Keystone>,
+) -> Reply {
     if did != DEFAULT_DOMAIN_ID {
         return Err(Error::not_found(format!("Could not find domain: {did}.")).into());
     }
@@ -141,8 +151,7 @@ fn endpoint_json(id: &Identity, e: &Endpoint) -> Value {
     })
 }
 
-pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_services")?;
     let q = query(q.as_deref());
     let list: Vec<Value> = id
@@ -158,8 +167,7 @@ pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, headers: Head
     ))
 }
 
-pub async fn service(State(id): State<Id>, Path(sid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn service(State(id): State<Id>, Path(sid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "get_service")?;
     let s = id
         .catalog(None)
@@ -172,8 +180,7 @@ pub async fn service(State(id): State<Id>, Path(sid): Path<String>, headers: Hea
     ))
 }
 
-pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_endpoints")?;
     let q = query(q.as_deref());
     let region = q.get("region_id").or_else(|| q.get("region"));
@@ -192,8 +199,11 @@ pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, headers: Hea
     ))
 }
 
-pub async fn endpoint(State(id): State<Id>, Path(eid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn endpoint(
+    State(id): State<Id>,
+    Path(eid): Path<String>,
+    me: Caller<Keystone>,
+) -> Reply {
     policy::admin(&me, "get_endpoint")?;
     let e = id
         .catalog(None)

@@ -17,34 +17,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use glimpse_core::Error;
-use glimpse_core::auth::Caller;
 use glimpse_core::identity::Identity;
 use serde_json::{Map, Value, json};
 
-use crate::errors::{ApiError, Dialect};
+use crate::dialect::{ApiResult, Keystone, method_not_allowed, not_found};
 
 type Id = Arc<Identity>;
 
-/// A handler's error: a domain error rendered in Keystone's dialect.
-pub(crate) struct KsError(Error);
-
-impl From<Error> for KsError {
-    fn from(e: Error) -> KsError {
-        KsError(e)
-    }
-}
-
-impl IntoResponse for KsError {
-    fn into_response(self) -> Response {
-        ApiError::new(Dialect::Keystone, self.0).into_response()
-    }
-}
-
-pub(crate) type Reply = Result<Response, KsError>;
+pub(crate) type Reply = ApiResult<Keystone>;
 
 /// Routes mounted at `/identity`.
 pub fn router(identity: Arc<Identity>) -> Router {
@@ -101,8 +85,8 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/v3/services/{id}", get(catalog::service))
         .route("/v3/endpoints", get(catalog::endpoints))
         .route("/v3/endpoints/{id}", get(catalog::endpoint))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(async || not_found::<Keystone>())
+        .method_not_allowed_fallback(async || method_not_allowed::<Keystone>())
         .with_state(identity)
 }
 
@@ -138,20 +122,6 @@ async fn version(axum::extract::State(identity): axum::extract::State<Id>) -> Re
     )
 }
 
-async fn not_found() -> Response {
-    KsError(Error::not_found("The resource could not be found.")).into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    let mut r = reply(
-        StatusCode::METHOD_NOT_ALLOWED,
-        json!({"error": {"code": 405, "title": "Method Not Allowed",
-                         "message": "The method is not allowed for the requested URL."}}),
-    );
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
-}
-
 /// A JSON response.
 pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
     (
@@ -164,11 +134,6 @@ pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
 
 pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
-}
-
-/// The caller behind `X-Auth-Token` (401 when missing or invalid).
-pub(crate) async fn caller(identity: &Identity, headers: &HeaderMap) -> Result<Caller, Error> {
-    crate::request::caller(headers, identity).await
 }
 
 /// Query parameters (first value of each name wins).

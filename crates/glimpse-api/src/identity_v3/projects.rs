@@ -5,15 +5,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, ListFilter, ProjectFields, policy};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, opt_bool, opt_string, query,
-    query_bool, render, reply,
+    Id, Reply, body_object, list_links, no_content, opt_bool, opt_string, query, query_bool,
+    render, reply,
 };
+use crate::dialect::{Caller, Keystone};
 
 const KNOWN: [&str; 9] = [
     "name",
@@ -57,8 +58,7 @@ fn fields(m: &Map<String, Value>) -> Result<(ProjectFields, Option<String>), Err
     ))
 }
 
-pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_projects")?;
     let q = query(q.as_deref());
     let filter = ListFilter {
@@ -80,8 +80,7 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMa
     ))
 }
 
-pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_project")?;
     let m = body_object(&body, "project")?;
     let (f, domain_id) = fields(&m)?;
@@ -94,8 +93,7 @@ pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Re
     ))
 }
 
-pub async fn show(State(id): State<Id>, Path(pid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn show(State(id): State<Id>, Path(pid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin_or_scoped_to(&me, &pid, "get_project")?;
     let p = id.get_project(&pid).await?;
     Ok(reply(
@@ -107,10 +105,9 @@ pub async fn show(State(id): State<Id>, Path(pid): Path<String>, headers: Header
 pub async fn update(
     State(id): State<Id>,
     Path(pid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
     body: Bytes,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "update_project")?;
     let m = body_object(&body, "project")?;
     let (f, domain_id) = fields(&m)?;
@@ -124,8 +121,7 @@ pub async fn update(
     ))
 }
 
-pub async fn delete(State(id): State<Id>, Path(pid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn delete(State(id): State<Id>, Path(pid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "delete_project")?;
     id.delete_project(&pid).await?;
     Ok(no_content())

@@ -6,15 +6,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, ListFilter, UserFields, policy};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, nullable_string, opt_bool, opt_string,
-    query, query_bool, render, reply,
+    Id, Reply, body_object, list_links, no_content, nullable_string, opt_bool, opt_string, query,
+    query_bool, render, reply,
 };
+use crate::dialect::{Caller, Keystone};
 
 const KNOWN: [&str; 10] = [
     "name",
@@ -49,8 +50,7 @@ fn fields(m: &Map<String, Value>) -> Result<(UserFields, Option<String>), Error>
     ))
 }
 
-pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_users")?;
     let q = query(q.as_deref());
     let filter = ListFilter {
@@ -70,8 +70,7 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMa
     ))
 }
 
-pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_user")?;
     let m = body_object(&body, "user")?;
     let (f, domain_id) = fields(&m)?;
@@ -84,8 +83,7 @@ pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Re
     ))
 }
 
-pub async fn show(State(id): State<Id>, Path(uid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn show(State(id): State<Id>, Path(uid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin_or_self(&me, &uid, "get_user")?;
     let u = id.get_user(&uid).await?;
     Ok(reply(
@@ -97,10 +95,9 @@ pub async fn show(State(id): State<Id>, Path(uid): Path<String>, headers: Header
 pub async fn update(
     State(id): State<Id>,
     Path(uid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
     body: Bytes,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "update_user")?;
     let m = body_object(&body, "user")?;
     let (f, domain_id) = fields(&m)?;
@@ -114,15 +111,17 @@ pub async fn update(
     ))
 }
 
-pub async fn delete(State(id): State<Id>, Path(uid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn delete(State(id): State<Id>, Path(uid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "delete_user")?;
     id.delete_user(&uid).await?;
     Ok(no_content())
 }
 
-pub async fn projects(State(id): State<Id>, Path(uid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn projects(
+    State(id): State<Id>,
+    Path(uid): Path<String>,
+    me: Caller<Keystone>,
+) -> Reply {
     policy::admin_or_self(&me, &uid, "list_user_projects")?;
     id.get_user(&uid).await?;
     let list: Vec<Value> = id

@@ -1,7 +1,7 @@
 //! Images: the Glance v2 image service of one region, without HTTP. Records ([`records`]),
 //! lists ([`list`]), sharing ([`members`]) and the data path ([`data`]), every access decided in
 //! [`policy`] and every SQL statement in [`repo`] (or next to the one operation it serves).
-//! Request documents in Glance's dialect are read by [`input`]; [`model`] holds the types.
+//! [`model`] holds the types; Glance's request documents are read at the edge (`glimpse-api`).
 //!
 //! Crash behaviour (invariant 1 of DESIGN.md): an image becomes `active` only in the one
 //! conditional UPDATE that publishes a verified upload. After a crash, [`recover`] (called by
@@ -9,7 +9,6 @@
 //! [`clean_orphans`] removes blobs no image names.
 
 pub mod data;
-pub mod input;
 pub mod list;
 pub mod members;
 pub mod metadefs;
@@ -23,7 +22,6 @@ pub use data::{
     Expected, ORPHAN_GRACE, clean_orphans, load_for_use, prepare_download, read, recover, upload,
     upload_offset,
 };
-pub use input::PatchDialect;
 pub use list::{ListQuery, Page};
 pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage, Sealing};
 pub use records::{add_tag, create, deactivate, delete, get, reactivate, remove_tag, update};
