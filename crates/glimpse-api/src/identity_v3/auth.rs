@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::dialect::{Caller, Keystone};
 use std::sync::Arc;
 
-use super::{Id, Reply, list_links, query, query_bool, render, reply};
+use super::{Id, Reply, list_links, listing, query, query_bool, render, reply};
 
 fn with_subject(mut resp: Response, token: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(token) {
@@ -87,10 +87,7 @@ pub async fn catalog(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
         .into());
     };
     let catalog = serde_json::to_value(id.catalog(Some(project))).map_err(Error::internal)?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"catalog": catalog, "links": list_links(&id, "/auth/catalog")}),
-    ))
+    listing("catalog", json!(catalog), list_links(&id, "/auth/catalog"))
 }
 
 pub async fn projects(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
@@ -101,24 +98,15 @@ pub async fn projects(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
         .filter(|p| p.enabled)
         .map(|p| render::project(&id, p))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"projects": list, "links": list_links(&id, "/auth/projects")}),
-    ))
+    listing("projects", json!(list), list_links(&id, "/auth/projects"))
 }
 
 /// No domain-scoped roles exist, so no domain can be a scope.
 pub async fn domains(State(id): State<Id>, _caller: Caller<Keystone>) -> Reply {
-    Ok(reply(
-        StatusCode::OK,
-        json!({"domains": [], "links": list_links(&id, "/auth/domains")}),
-    ))
+    listing("domains", json!([]), list_links(&id, "/auth/domains"))
 }
 
 /// No system-scoped roles exist.
 pub async fn system(State(id): State<Id>, _caller: Caller<Keystone>) -> Reply {
-    Ok(reply(
-        StatusCode::OK,
-        json!({"system": [], "links": list_links(&id, "/auth/system")}),
-    ))
+    listing("system", json!([]), list_links(&id, "/auth/system"))
 }

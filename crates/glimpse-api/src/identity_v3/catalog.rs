@@ -12,8 +12,8 @@ use glimpse_core::identity::{DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Identity, p
 use serde_json::{Value, json};
 
 use super::{
-    Id, Reply, body_object, list_links, no_content, nullable_string, opt_string, query, query_bool,
-    render, reply,
+    Id, Reply, body_object, list_links, listing, no_content, nullable_string, one, opt_string,
+    query, query_bool, render,
 };
 use crate::dialect::{Caller, Keystone};
 
@@ -29,10 +29,7 @@ pub async fn regions(
         .iter()
         .map(|r| render::region(&id, r))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"regions": list, "links": list_links(&id, "/regions")}),
-    ))
+    listing("regions", json!(list), list_links(&id, "/regions"))
 }
 
 pub async fn region(
@@ -41,10 +38,7 @@ pub async fn region(
     _caller: Caller<Keystone>,
 ) -> Reply {
     let r = id.get_region(&rid).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"region": render::region(&id, &r)}),
-    ))
+    one(StatusCode::OK, "region", render::region(&id, &r))
 }
 
 pub async fn create_region(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
@@ -57,10 +51,7 @@ pub async fn create_region(State(id): State<Id>, me: Caller<Keystone>, body: Byt
             opt_string(&m, "parent_region_id")?,
         )
         .await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        json!({"region": render::region(&id, &r)}),
-    ))
+    one(StatusCode::CREATED, "region", render::region(&id, &r))
 }
 
 pub async fn update_region(
@@ -78,10 +69,7 @@ pub async fn update_region(
             nullable_string(&m, "parent_region_id")?,
         )
         .await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"region": render::region(&id, &r)}),
-    ))
+    one(StatusCode::OK, "region", render::region(&id, &r))
 }
 
 pub async fn delete_region(
@@ -107,10 +95,7 @@ pub async fn domains(
     } else {
         vec![]
     };
-    Ok(reply(
-        StatusCode::OK,
-        json!({"domains": list, "links": list_links(&id, "/domains")}),
-    ))
+    listing("domains", json!(list), list_links(&id, "/domains"))
 }
 
 pub async fn domain(
@@ -121,10 +106,7 @@ pub async fn domain(
     if did != DEFAULT_DOMAIN_ID {
         return Err(Error::not_found(format!("Could not find domain: {did}.")).into());
     }
-    Ok(reply(
-        StatusCode::OK,
-        json!({"domain": render::domain(&id)}),
-    ))
+    one(StatusCode::OK, "domain", render::domain(&id))
 }
 
 fn service_json(id: &Identity, s: &Service) -> Value {
@@ -161,10 +143,7 @@ pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Ke
         .filter(|s| q.get("name").is_none_or(|n| *n == s.name))
         .map(|s| service_json(&id, s))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"services": list, "links": list_links(&id, "/services")}),
-    ))
+    listing("services", json!(list), list_links(&id, "/services"))
 }
 
 pub async fn service(State(id): State<Id>, Path(sid): Path<String>, me: Caller<Keystone>) -> Reply {
@@ -174,10 +153,7 @@ pub async fn service(State(id): State<Id>, Path(sid): Path<String>, me: Caller<K
         .into_iter()
         .find(|s| s.id == sid)
         .ok_or_else(|| Error::not_found(format!("Could not find service: {sid}.")))?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"service": service_json(&id, &s)}),
-    ))
+    one(StatusCode::OK, "service", service_json(&id, &s))
 }
 
 pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
@@ -193,10 +169,7 @@ pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<K
         .filter(|e| region.is_none_or(|r| *r == e.region_id))
         .map(|e| endpoint_json(&id, e))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"endpoints": list, "links": list_links(&id, "/endpoints")}),
-    ))
+    listing("endpoints", json!(list), list_links(&id, "/endpoints"))
 }
 
 pub async fn endpoint(
@@ -212,8 +185,5 @@ pub async fn endpoint(
         .find(|e| e.id == eid)
         .cloned()
         .ok_or_else(|| Error::not_found(format!("Could not find endpoint: {eid}.")))?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"endpoint": endpoint_json(&id, &e)}),
-    ))
+    one(StatusCode::OK, "endpoint", endpoint_json(&id, &e))
 }

@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use glimpse_core::Error;
-use glimpse_core::identity::Identity;
+use glimpse_core::identity::{DEFAULT_DOMAIN_ID, Identity, ListFilter};
 use serde_json::{Map, Value, json};
 
 use crate::dialect::{ApiResult, Keystone, method_not_allowed, not_found};
@@ -130,6 +130,35 @@ pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The `name`, `enabled` and `domain_id` filters of a list query.
+pub(crate) fn list_filter(q: &HashMap<String, String>) -> Result<ListFilter, Error> {
+    Ok(ListFilter {
+        name: q.get("name").cloned(),
+        enabled: query_bool(q, "enabled")?,
+        domain_id: q.get("domain_id").cloned(),
+    })
+}
+
+/// An update may name the domain only if it is the one it has (the default domain).
+pub(crate) fn same_domain(domain_id: Option<String>, what: &str) -> Result<(), Error> {
+    if domain_id.is_some_and(|d| d != DEFAULT_DOMAIN_ID) {
+        return Err(Error::bad_request(format!(
+            "A {what} cannot move to another domain."
+        )));
+    }
+    Ok(())
+}
+
+/// `{"<key>": <value>}`.
+pub(crate) fn one(status: StatusCode, key: &str, value: Value) -> Reply {
+    Ok(reply(status, json!({ key: value })))
+}
+
+/// A list answer: `{"<key>": [...], "links": {...}}`.
+pub(crate) fn listing(key: &str, items: Value, links: Value) -> Reply {
+    Ok(reply(StatusCode::OK, json!({ key: items, "links": links })))
 }
 
 pub(crate) fn no_content() -> Response {

@@ -15,7 +15,8 @@ use glimpse_types::Role;
 use serde_json::{Value, json};
 
 use super::{
-    Id, Reply, body_object, list_links, no_content, opt_string, query, query_bool, render, reply,
+    Id, Reply, body_object, list_links, listing, no_content, one, opt_string, query, query_bool,
+    render,
 };
 use crate::dialect::{Caller, Keystone};
 
@@ -28,10 +29,7 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keysto
         .iter()
         .map(|r| render::role(&id, r))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"roles": list, "links": list_links(&id, "/roles")}),
-    ))
+    listing("roles", json!(list), list_links(&id, "/roles"))
 }
 
 pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
@@ -45,19 +43,13 @@ pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> 
     let r = id
         .create_role(&name, opt_string(&m, "description")?)
         .await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        json!({"role": render::role(&id, &r)}),
-    ))
+    one(StatusCode::CREATED, "role", render::role(&id, &r))
 }
 
 pub async fn show(State(id): State<Id>, Path(rid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "get_role")?;
     let r = id.get_role(&rid).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"role": render::role(&id, &r)}),
-    ))
+    one(StatusCode::OK, "role", render::role(&id, &r))
 }
 
 pub async fn delete(State(id): State<Id>, Path(rid): Path<String>, me: Caller<Keystone>) -> Reply {
@@ -108,11 +100,11 @@ pub async fn grants(
         .iter()
         .map(|r| render::role(&id, r))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"roles": list,
-               "links": list_links(&id, &format!("/projects/{p}/users/{u}/roles"))}),
-    ))
+    listing(
+        "roles",
+        json!(list),
+        list_links(&id, &format!("/projects/{p}/users/{u}/roles")),
+    )
 }
 
 /// One row of the listing: the assignment and, for implied roles, the role that implied it.
@@ -141,10 +133,7 @@ pub async fn assignments(
     .iter()
     .any(|k| q.contains_key(*k))
     {
-        return Ok(reply(
-            StatusCode::OK,
-            json!({"role_assignments": [], "links": links}),
-        ));
+        return listing("role_assignments", json!([]), links);
     }
     let role_filter = q.get("role.id").cloned();
     let filter = AssignmentFilter {
@@ -189,10 +178,7 @@ pub async fn assignments(
     for r in &rows {
         out.push(assignment_json(&id, &roles, &mut names, r, include_names).await?);
     }
-    Ok(reply(
-        StatusCode::OK,
-        json!({"role_assignments": out, "links": links}),
-    ))
+    listing("role_assignments", json!(out), links)
 }
 
 /// The ids of the roles `role_id` implies (not itself).
