@@ -7,14 +7,13 @@
 use axum::Router;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use glimpse_core::Error;
 use glimpse_core::compute::{FLAVORS, Flavor};
 use serde_json::{Value, json};
 
 use super::{Base, R, nova, reply, views};
-use crate::dialect::{Caller, Nova};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -28,7 +27,7 @@ async fn list(
     base: Extension<Base>,
     _caller: Caller<Nova>,
     query: RawQuery,
-) -> Response {
+) -> ApiResult<Nova> {
     flavors(state, base, query, false).await
 }
 
@@ -37,7 +36,7 @@ async fn detail(
     base: Extension<Base>,
     _caller: Caller<Nova>,
     query: RawQuery,
-) -> Response {
+) -> ApiResult<Nova> {
     flavors(state, base, query, true).await
 }
 
@@ -93,10 +92,10 @@ async fn flavors(
     Extension(base): Extension<Base>,
     RawQuery(query): RawQuery,
     detail: bool,
-) -> Response {
+) -> ApiResult<Nova> {
     let (list, cut) = match select(query.as_deref()) {
         Ok(v) => v,
-        Err(e) => return nova(e).into_response(),
+        Err(e) => return Err(nova(e)),
     };
     let mut body = json!({
         "flavors": list.iter().map(|f| views::flavor(&region, &base, f, detail)).collect::<Vec<Value>>(),
@@ -109,7 +108,7 @@ async fn flavors(
             "href": format!("{}/{path}?limit={limit}&marker={}", super::base_url(&region, &base), last.id),
         }]);
     }
-    reply(StatusCode::OK, body)
+    Ok(reply(StatusCode::OK, body))
 }
 
 async fn show(
@@ -117,13 +116,13 @@ async fn show(
     Extension(base): Extension<Base>,
     _caller: Caller<Nova>,
     Path(id): Path<String>,
-) -> Response {
+) -> ApiResult<Nova> {
     match glimpse_core::compute::flavor(&id) {
-        Ok(f) => reply(
+        Ok(f) => Ok(reply(
             StatusCode::OK,
             json!({"flavor": views::flavor(&region, &base, &f, true)}),
-        ),
-        Err(e) => nova(e).into_response(),
+        )),
+        Err(e) => Err(nova(e)),
     }
 }
 

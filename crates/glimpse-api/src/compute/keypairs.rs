@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use glimpse_core::Error;
 use glimpse_core::compute::keypairs::{self, Keypair, NewKeypair};
@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use super::servers::{invalid, object};
 use super::views::api_time;
-use super::{Base, R, nova, reply};
-use crate::dialect::{Caller, Nova};
+use super::{Base, R, reply};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -49,13 +49,13 @@ async fn list(
     State(region): State<R>,
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
-) -> Response {
-    let all = tryn!(keypairs::list(&region, &caller).await);
+) -> ApiResult<Nova> {
+    let all = keypairs::list(&region, &caller).await?;
     let items: Vec<Value> = all
         .iter()
         .map(|k| json!({"keypair": view(k, &base)}))
         .collect();
-    reply(StatusCode::OK, json!({ "keypairs": items }))
+    Ok(reply(StatusCode::OK, json!({ "keypairs": items })))
 }
 
 /// Parses `{"keypair": {"name", "public_key"?, "type"?}}` as Nova's schema does.
@@ -107,10 +107,10 @@ async fn create(
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = tryn!(crate::request::body(body));
-    let new = tryn!(parse(&body, &base));
-    let (k, private_key) = tryn!(keypairs::create(&region, &caller, new).await);
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
+    let new = parse(&body, &base)?;
+    let (k, private_key) = keypairs::create(&region, &caller, new).await?;
     let mut v = view(&k, &base);
     v.insert("user_id".into(), json!(k.user_id));
     if let Some(p) = private_key {
@@ -121,7 +121,7 @@ async fn create(
     } else {
         StatusCode::OK
     };
-    reply(status, json!({ "keypair": v }))
+    Ok(reply(status, json!({ "keypair": v })))
 }
 
 async fn show(
@@ -129,8 +129,8 @@ async fn show(
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
     Path(name): Path<String>,
-) -> Response {
-    let k = tryn!(keypairs::get(&region, &caller, &name).await);
+) -> ApiResult<Nova> {
+    let k = keypairs::get(&region, &caller, &name).await?;
     let mut v = view(&k, &base);
     for (key, value) in [
         ("id", json!(k.id)),
@@ -142,7 +142,7 @@ async fn show(
     ] {
         v.insert(key.into(), value);
     }
-    reply(StatusCode::OK, json!({ "keypair": v }))
+    Ok(reply(StatusCode::OK, json!({ "keypair": v })))
 }
 
 async fn remove(
@@ -150,11 +150,11 @@ async fn remove(
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
     Path(name): Path<String>,
-) -> Response {
-    tryn!(keypairs::delete(&region, &caller, &name).await);
+) -> ApiResult<Nova> {
+    keypairs::delete(&region, &caller, &name).await?;
     if base.version.at_least(2, 2) {
-        StatusCode::NO_CONTENT.into_response()
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        StatusCode::ACCEPTED.into_response()
+        Ok(StatusCode::ACCEPTED.into_response())
     }
 }

@@ -19,16 +19,6 @@
 //! Nova's `{"<fault>": {"code", "message"}}` (`errors.rs`, [`Nova`]); a missing or
 //! invalid token is keystonemiddleware's 401 `{"error": {...}}`, as in front of a real Nova.
 
-/// The value of a domain result, or return its Nova fault.
-macro_rules! tryn {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return nova(e).into_response(),
-        }
-    };
-}
-
 mod attachments;
 mod flavors;
 mod image_metadata;

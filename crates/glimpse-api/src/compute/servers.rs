@@ -8,14 +8,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use glimpse_core::Error;
 use glimpse_core::compute::{self, NewServer, PowerAction, SnapshotRequest};
 use serde_json::{Map, Value, json};
 
 use super::{Base, R, base_url, nova, reply, views};
-use crate::dialect::{Caller, Nova};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -283,16 +283,15 @@ async fn update(
     caller: Caller<Nova>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = tryn!(crate::request::body(body));
-    let top = tryn!(object(&body));
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
+    let top = object(&body)?;
     let Some(Value::Object(s)) = top.get("server") else {
-        return nova(invalid(
+        return Err(nova(invalid(
             "server",
             &Value::Object(top.clone()),
             "'server' is a required property",
-        ))
-        .into_response();
+        )));
     };
     let allowed = [
         "name",
@@ -305,12 +304,11 @@ async fn update(
         !allowed.contains(&k.as_str())
             || (k.as_str() == "description" && !base.version.at_least(2, 19))
     }) {
-        return nova(invalid(
+        return Err(nova(invalid(
             "server",
             &Value::Object(s.clone()),
             &format!("Additional properties are not allowed ('{k}' was unexpected)"),
-        ))
-        .into_response();
+        )));
     }
     let name = match s.get("name") {
         None => None,
@@ -318,19 +316,19 @@ async fn update(
             Some(n.clone())
         }
         Some(other) => {
-            return nova(invalid("name", other, "is not a valid server name")).into_response();
+            return Err(nova(invalid("name", other, "is not a valid server name")));
         }
     };
     let u = compute::ServerUpdate {
         name,
-        access_ipv4: tryn!(access_ip(s, "accessIPv4")),
-        access_ipv6: tryn!(access_ip(s, "accessIPv6")),
+        access_ipv4: access_ip(s, "accessIPv4")?,
+        access_ipv6: access_ip(s, "accessIPv6")?,
     };
-    let server = tryn!(compute::update(&region, &caller, &id, u).await);
-    reply(
+    let server = compute::update(&region, &caller, &id, u).await?;
+    Ok(reply(
         StatusCode::OK,
         json!({"server": views::server_updated(&region, &base, &server)}),
-    )
+    ))
 }
 
 /// `POST /servers`.
@@ -339,10 +337,10 @@ async fn create(
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = tryn!(crate::request::body(body));
-    let (new, asked) = tryn!(parse_create(&body, &base));
-    let server = tryn!(compute::create(&region, &caller, new).await);
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
+    let (new, asked) = parse_create(&body, &base)?;
+    let server = compute::create(&region, &caller, new).await?;
     let password =
         asked.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     let mut r = reply(
@@ -362,14 +360,14 @@ async fn create(
     )) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    r
+    Ok(r)
 }
 
-async fn list(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> Response {
+async fn list(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> ApiResult<Nova> {
     servers(state, base, caller, false).await
 }
 
-async fn detail(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> Response {
+async fn detail(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> ApiResult<Nova> {
     servers(state, base, caller, true).await
 }
 
@@ -379,8 +377,8 @@ async fn servers(
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
     detail: bool,
-) -> Response {
-    let servers = tryn!(compute::list(&region, &caller).await);
+) -> ApiResult<Nova> {
+    let servers = compute::list(&region, &caller).await?;
     let list: Vec<Value> = servers
         .iter()
         .map(|s| {
@@ -391,7 +389,7 @@ async fn servers(
             }
         })
         .collect();
-    reply(StatusCode::OK, json!({ "servers": list }))
+    Ok(reply(StatusCode::OK, json!({ "servers": list })))
 }
 
 async fn show(
@@ -399,17 +397,21 @@ async fn show(
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
     Path(id): Path<String>,
-) -> Response {
-    let s = tryn!(compute::get(&region, &caller, &id).await);
-    reply(
+) -> ApiResult<Nova> {
+    let s = compute::get(&region, &caller, &id).await?;
+    Ok(reply(
         StatusCode::OK,
         json!({"server": views::server(&region, &base, &s)}),
-    )
+    ))
 }
 
-async fn remove(State(region): State<R>, caller: Caller<Nova>, Path(id): Path<String>) -> Response {
-    tryn!(compute::delete(&region, &caller, &id).await);
-    StatusCode::NO_CONTENT.into_response()
+async fn remove(
+    State(region): State<R>,
+    caller: Caller<Nova>,
+    Path(id): Path<String>,
+) -> ApiResult<Nova> {
+    compute::delete(&region, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /servers/{id}/action`: the action is the body's key.
@@ -420,12 +422,12 @@ async fn action(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = tryn!(crate::request::body(body));
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
     if !crate::request::is_json(&headers) {
-        return nova(Error::bad_request("There is no such action: None")).into_response();
+        return Err(nova(Error::bad_request("There is no such action: None")));
     }
-    let body = tryn!(object(&body));
+    let body = object(&body)?;
     let power = [
         ("os-stop", PowerAction::Stop),
         ("os-start", PowerAction::Start),
@@ -435,24 +437,23 @@ async fn action(
         ("resume", PowerAction::Resume),
     ];
     let Some(name) = body.keys().next().cloned() else {
-        return nova(Error::bad_request("There is no such action: None")).into_response();
+        return Err(nova(Error::bad_request("There is no such action: None")));
     };
     if let Some((_, act)) = power.iter().find(|(n, _)| body.contains_key(*n)) {
-        tryn!(compute::power(&region, &caller, &id, *act).await);
-        return StatusCode::ACCEPTED.into_response();
+        compute::power(&region, &caller, &id, *act).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
     }
     if let Some(v) = body.get("createImage") {
         return create_image(&region, &base, &caller, &id, v).await;
     }
     if let Some(v) = body.get("glimpse-write-disk") {
-        let (offset, data) = tryn!(parse_write(v));
-        tryn!(compute::write_disk(&region, &caller, &id, offset, &data).await);
-        return StatusCode::ACCEPTED.into_response();
+        let (offset, data) = parse_write(v)?;
+        compute::write_disk(&region, &caller, &id, offset, &data).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
     }
-    nova(Error::bad_request(format!(
+    Err(nova(Error::bad_request(format!(
         "There is no such action: {name}"
-    )))
-    .into_response()
+    ))))
 }
 
 /// Parses `createImage`'s value (Nova's `create_image` schema).
@@ -487,11 +488,11 @@ async fn create_image(
     caller: &glimpse_core::auth::Caller,
     id: &str,
     v: &Value,
-) -> Response {
-    let req = tryn!(parse_create_image(v, base));
-    let image = tryn!(compute::create_image(region, caller, id, &req).await);
+) -> ApiResult<Nova> {
+    let req = parse_create_image(v, base)?;
+    let image = compute::create_image(region, caller, id, &req).await?;
     if base.version.at_least(2, 45) {
-        return reply(StatusCode::ACCEPTED, json!({"image_id": image.id}));
+        return Ok(reply(StatusCode::ACCEPTED, json!({"image_id": image.id})));
     }
     let mut r = StatusCode::ACCEPTED.into_response();
     let h = r.headers_mut();
@@ -504,7 +505,7 @@ async fn create_image(
     {
         h.insert(header::LOCATION, loc);
     }
-    r
+    Ok(r)
 }
 
 /// Largest write the extension accepts in one request (decoded bytes).
