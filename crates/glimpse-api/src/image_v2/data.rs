@@ -31,16 +31,7 @@ pub async fn upload(
     req: Request,
 ) -> ApiResult<Glance> {
     let headers = req.headers().clone();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let content_type = crate::request::media_type(&headers);
     if content_type.as_deref() != Some("application/octet-stream") {
         let shown = content_type.unwrap_or_else(|| "None".into());
         return Err(glance(Error::unsupported_media(format!(
