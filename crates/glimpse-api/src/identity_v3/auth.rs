@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use glimpse_core::identity::{AuthRequest, Identity, TokenInfo};
+use glimpse_core::identity::{Identity, TokenInfo};
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ fn with_subject(mut resp: Response, token: &str) -> Response {
 
 pub async fn issue(State(id): State<Id>, RawQuery(q): RawQuery, body: Bytes) -> Reply {
     let v: Value = crate::request::json_body(&body)?;
-    let req = AuthRequest::parse(&v)?;
+    let req = super::auth_request::parse(&v)?;
     let (token, info) = id.issue_token(req).await?;
     let nocatalog = query_bool(&query(q.as_deref()), "nocatalog")?.unwrap_or(false);
     let body = render::token(&id, &info, !nocatalog);

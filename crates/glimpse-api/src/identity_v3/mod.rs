@@ -7,6 +7,7 @@
 //! crash.
 
 mod auth;
+mod auth_request;
 mod catalog;
 mod projects;
 mod render;
