@@ -1,11 +1,12 @@
 //! The body of `os-volume_upload_image` (seed 002) read exactly as Cinder's JSON schema does
 //! (`image_name` a string of 1–255 characters, `force` one of Cinder's boolean spellings,
-//! `disk_format` from the seed's list, `container_format` from the seed's list; from 3.1
+//! `disk_format` from the seed's list (typed here), `container_format` from the seed's list; from 3.1
 //! `visibility` and `protected`; nothing else) into the domain's [`UploadRequest`], and the
 //! 202 answer rendered from its [`Accepted`]. Pure functions.
 
 use glimpse_core::volumes::upload::{Accepted, UploadRequest};
 use glimpse_core::{Error, Result};
+use glimpse_formats::DiskFormat;
 use glimpse_types::Visibility;
 use serde_json::{Map, Value, json};
 
@@ -125,15 +126,17 @@ pub fn parse(body: &Value, v31: bool) -> Result<UploadRequest> {
         Some(v) => strict_bool(&format!("{field}/force"), v)?,
     };
     let disk_format = match obj.get("disk_format") {
-        None => "raw".to_string(),
-        Some(Value::String(s)) if DISK_FORMATS.contains(&s.as_str()) => s.clone(),
-        Some(other) => {
-            return Err(invalid(
-                &format!("{field}/disk_format"),
-                other,
-                &format!("{} is not one of {DISK_FORMATS:?}", python_repr(other)),
-            ));
-        }
+        None => DiskFormat::Raw,
+        Some(v) => match v.as_str().filter(|s| DISK_FORMATS.contains(s)) {
+            Some(s) => DiskFormat::parse(s).expect("every Cinder upload format is a disk format"),
+            None => {
+                return Err(invalid(
+                    &format!("{field}/disk_format"),
+                    v,
+                    &format!("{} is not one of {DISK_FORMATS:?}", python_repr(v)),
+                ));
+            }
+        },
     };
     let container_format = match obj.get("container_format") {
         None | Some(Value::Null) => "bare".to_string(),
@@ -182,7 +185,7 @@ pub fn response(a: &Accepted) -> Value {
     let v = &a.volume;
     let mut m = Map::new();
     m.insert("container_format".into(), json!(a.request.container_format));
-    m.insert("disk_format".into(), json!(a.request.disk_format));
+    m.insert("disk_format".into(), json!(a.request.disk_format.as_str()));
     m.insert("display_description".into(), json!(v.description));
     m.insert("id".into(), json!(v.id));
     m.insert("image_id".into(), json!(a.image_id));

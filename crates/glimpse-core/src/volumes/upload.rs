@@ -64,7 +64,7 @@ const CORE_PROPERTIES: [&str; 9] = [
 pub struct UploadRequest {
     pub image_name: String,
     pub force: bool,
-    pub disk_format: String,
+    pub disk_format: DiskFormat,
     pub container_format: String,
     /// 3.1+: `None` below 3.1 (the image gets Glance's default, `shared`).
     pub visibility: Option<Visibility>,
@@ -131,7 +131,7 @@ pub async fn submit(
     } else {
         &[VolumeStatus::Available]
     };
-    if req.disk_format == "iso" {
+    if req.disk_format == DiskFormat::Iso {
         if !from.contains(&v.status) {
             return Err(status_error(volume_id, req.force));
         }
@@ -164,7 +164,7 @@ pub async fn submit(
         name: Some(req.image_name.clone()),
         visibility: req.visibility,
         protected: req.protected.unwrap_or(false),
-        disk_format: Some(req.disk_format.clone()),
+        disk_format: Some(req.disk_format.as_str().to_string()),
         container_format: Some(req.container_format.clone()),
         properties: image_properties(&v),
         ..NewImage::default()
@@ -179,7 +179,7 @@ pub async fn submit(
     let params = Params {
         volume_id: volume_id.to_string(),
         image_id: image.id.clone(),
-        disk_format: req.disk_format.clone(),
+        disk_format: req.disk_format.as_str().to_string(),
         caller: caller.clone(),
     };
     let enqueued = region
