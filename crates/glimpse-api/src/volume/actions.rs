@@ -83,24 +83,14 @@ pub async fn action(
             let body = serde_json::json!({"os-volume_upload_image": upload::response(&done)});
             Ok(reply(StatusCode::ACCEPTED, &body))
         }
-        "os-reserve" => {
+        "os-reserve" | "os-unreserve" | "os-begin_detaching" | "os-roll_detaching" => {
             args(&name, &arg, &[])?;
-            attach::reserve(&region, &c, &id).await?;
-            accepted()
-        }
-        "os-unreserve" => {
-            args(&name, &arg, &[])?;
-            attach::unreserve(&region, &c, &id).await?;
-            accepted()
-        }
-        "os-begin_detaching" => {
-            args(&name, &arg, &[])?;
-            attach::begin_detaching(&region, &c, &id).await?;
-            accepted()
-        }
-        "os-roll_detaching" => {
-            args(&name, &arg, &[])?;
-            attach::roll_detaching(&region, &c, &id).await?;
+            match name.as_str() {
+                "os-reserve" => attach::reserve(&region, &c, &id).await?,
+                "os-unreserve" => attach::unreserve(&region, &c, &id).await?,
+                "os-begin_detaching" => attach::begin_detaching(&region, &c, &id).await?,
+                _ => attach::roll_detaching(&region, &c, &id).await?,
+            }
             accepted()
         }
         "os-attach" => {
