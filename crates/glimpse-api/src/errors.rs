@@ -10,11 +10,15 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::marker::PhantomData;
+
 use glimpse_core::{Error, Kind};
 
-/// The error shapes of the APIs Glimpse speaks.
+use crate::dialect::Dialect;
+
+/// The error shapes of the APIs Glimpse speaks (one per [`crate::dialect`] marker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub enum Shape {
     Keystone,
     Glance,
     Nova,
@@ -25,16 +29,37 @@ pub enum Dialect {
     Kms,
 }
 
-/// A domain error on its way out of one API.
-#[derive(Debug)]
-pub struct ApiError {
-    pub dialect: Dialect,
+/// A domain error on its way out of the API of dialect `D`; `?` converts any domain
+/// [`Error`] into it.
+pub struct ApiError<D> {
     pub error: Error,
+    dialect: PhantomData<fn() -> D>,
 }
 
-impl ApiError {
-    pub fn new(dialect: Dialect, error: Error) -> ApiError {
-        ApiError { dialect, error }
+impl<D> ApiError<D> {
+    pub fn new(error: Error) -> ApiError<D> {
+        ApiError {
+            error,
+            dialect: PhantomData,
+        }
+    }
+}
+
+impl<D> std::fmt::Debug for ApiError<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<D> From<Error> for ApiError<D> {
+    fn from(error: Error) -> ApiError<D> {
+        ApiError::new(error)
+    }
+}
+
+impl<D: Dialect> IntoResponse for ApiError<D> {
+    fn into_response(self) -> Response {
+        render(D::SHAPE, self.error)
     }
 }
 
@@ -84,47 +109,66 @@ pub fn webob_text(status: StatusCode, message: &str) -> Response {
     r
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = status_of(&self.error);
-        let msg = self.error.message.clone();
-        let mut resp = match self.dialect {
-            Dialect::Keystone => json(
-                status,
-                serde_json::json!({"error": {"code": status.as_u16(), "title": reason(status), "message": msg}}),
-            ),
-            // Cinder's 401 comes from keystonemiddleware, in Keystone's shape.
-            Dialect::Cinder if status == StatusCode::UNAUTHORIZED => json(
-                status,
-                serde_json::json!({"error": {"code": 401, "title": reason(status), "message": msg}}),
-            ),
-            Dialect::Cinder => cinder_fault(status, &msg),
-            Dialect::Nova => json(
-                status,
-                serde_json::json!({fault_name(status.as_u16()): {"code": status.as_u16(), "message": msg}}),
-            ),
-            Dialect::Ims => json(
-                status,
-                serde_json::json!({"error": {"code": self.error.code.unwrap_or(default_ims_code(self.error.kind)), "message": msg}}),
-            ),
-            Dialect::Kms => json(
-                status,
-                serde_json::json!({"error": {"error_code": self.error.code.unwrap_or(default_kms_code(self.error.kind)), "error_msg": msg}}),
-            ),
-            Dialect::Replicator => webob_text(status, &msg),
-            Dialect::Glance => {
-                let mut r = glance_html(status, &msg);
-                r.extensions_mut().insert(GlanceMessage(msg));
-                r
-            }
-        };
-        if status == StatusCode::UNAUTHORIZED && self.dialect != Dialect::Replicator {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Keystone uri=\"/identity/v3\""),
-            );
+/// A domain error rendered in one API's shape.
+pub fn render(shape: Shape, error: Error) -> Response {
+    let status = status_of(&error);
+    let msg = error.message.clone();
+    let mut resp = match shape {
+        Shape::Keystone => json(
+            status,
+            serde_json::json!({"error": {"code": status.as_u16(), "title": reason(status), "message": msg}}),
+        ),
+        // Cinder's 401 comes from keystonemiddleware, in Keystone's shape.
+        Shape::Cinder if status == StatusCode::UNAUTHORIZED => json(
+            status,
+            serde_json::json!({"error": {"code": 401, "title": reason(status), "message": msg}}),
+        ),
+        Shape::Cinder => cinder_fault(status, &msg),
+        Shape::Nova => json(
+            status,
+            serde_json::json!({fault_name(status.as_u16()): {"code": status.as_u16(), "message": msg}}),
+        ),
+        Shape::Ims => json(
+            status,
+            serde_json::json!({"error": {"code": error.code.unwrap_or(default_ims_code(error.kind)), "message": msg}}),
+        ),
+        Shape::Kms => json(
+            status,
+            serde_json::json!({"error": {"error_code": error.code.unwrap_or(default_kms_code(error.kind)), "error_msg": msg}}),
+        ),
+        Shape::Replicator => webob_text(status, &msg),
+        Shape::Glance => {
+            let mut r = glance_html(status, &msg);
+            r.extensions_mut().insert(GlanceMessage(msg));
+            r
         }
-        resp
+    };
+    if status == StatusCode::UNAUTHORIZED && shape != Shape::Replicator {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Keystone uri=\"/identity/v3\""),
+        );
+    }
+    resp
+}
+
+/// An answer with a status the domain has no [`Kind`] for (405, 406), in one API's shape.
+pub fn status_response(shape: Shape, status: StatusCode, message: &str) -> Response {
+    match shape {
+        Shape::Cinder => cinder_fault(status, message),
+        Shape::Nova => json(
+            status,
+            serde_json::json!({fault_name(status.as_u16()): {"code": status.as_u16(), "message": message}}),
+        ),
+        Shape::Keystone => json(
+            status,
+            serde_json::json!({"error": {"code": status.as_u16(), "title": reason(status), "message": message}}),
+        ),
+        Shape::Replicator | Shape::Glance => webob_text(status, message),
+        Shape::Ims | Shape::Kms => json(
+            status,
+            serde_json::json!({"error": {"code": status.as_u16(), "message": message}}),
+        ),
     }
 }
 

@@ -13,19 +13,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use glimpse_core::auth::Caller;
 use glimpse_core::ims::{self, CopyRequest, codes};
 use glimpse_core::region::Region;
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
 
-use crate::errors::{ApiError, Dialect};
+use crate::dialect::{ApiError, ApiResult, Body, Caller, Ims};
 
 type R = Arc<Region>;
 
@@ -39,22 +36,16 @@ pub fn router(region: Arc<Region>) -> Router {
         .with_state(region)
 }
 
-fn ims(e: Error) -> ApiError {
-    ApiError::new(Dialect::Ims, e)
+fn ims(e: Error) -> ApiError<Ims> {
+    ApiError::new(e)
 }
 
-async fn auth(region: &Region, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    crate::request::caller(headers, region.auth.as_ref())
-        .await
-        .map_err(ims)
-}
-
-fn bad(message: String) -> ApiError {
+fn bad(message: String) -> ApiError<Ims> {
     ims(Error::bad_request(message).with_code(codes::BAD_REQUEST))
 }
 
 /// Reads an optional string field; any other JSON type is a 400.
-fn field(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
+fn field(body: &Value, name: &str) -> Result<Option<String>, ApiError<Ims>> {
     match &body[name] {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
@@ -67,14 +58,10 @@ fn field(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
 /// `POST /v1/cloudimages/{image_id}/copy`.
 async fn copy(
     State(region): State<R>,
-    headers: HeaderMap,
+    caller: Caller<Ims>,
     Path(image_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let body = crate::request::body(body).map_err(ims)?;
-    let doc: Value =
-        crate::request::json_body(&body).map_err(|e| ims(e.with_code(codes::BAD_REQUEST)))?;
+    Body(doc, _): Body<Ims>,
+) -> ApiResult<Ims> {
     if !doc.is_object() {
         return Err(bad("The request body must be a JSON object.".into()));
     }
@@ -98,8 +85,12 @@ fn not_found_as_image(e: Error, id: &str) -> Error {
     }
 }
 
-async fn show(region: &Region, caller: &Caller, job_id: &str) -> Result<Response, ApiError> {
-    let project = caller.project().map_err(ims)?;
+async fn show(
+    region: &Region,
+    caller: &glimpse_core::auth::Caller,
+    job_id: &str,
+) -> ApiResult<Ims> {
+    let project = caller.project()?;
     let missing = || {
         ims(Error::not_found(format!(
             "The job {job_id} does not exist."
@@ -108,8 +99,7 @@ async fn show(region: &Region, caller: &Caller, job_id: &str) -> Result<Response
     let job = region
         .jobs
         .get(job_id)
-        .await
-        .map_err(ims)?
+        .await?
         .filter(|j| j.kind == ims::KIND && j.project_id == project)
         .ok_or_else(missing)?;
     Ok((StatusCode::OK, axum::Json(ims::view(&job))).into_response())
@@ -118,10 +108,9 @@ async fn show(region: &Region, caller: &Caller, job_id: &str) -> Result<Response
 /// `GET /v1/cloudimages/job/{job_id}`.
 async fn job(
     State(region): State<R>,
-    headers: HeaderMap,
+    caller: Caller<Ims>,
     Path(job_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+) -> ApiResult<Ims> {
     show(&region, &caller, &job_id).await
 }
 
@@ -129,11 +118,10 @@ async fn job(
 /// as for any job the caller may not see).
 async fn project_job(
     State(region): State<R>,
-    headers: HeaderMap,
+    caller: Caller<Ims>,
     Path((project_id, job_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    if caller.project().map_err(ims)? != project_id {
+) -> ApiResult<Ims> {
+    if caller.project()? != project_id {
         return Err(ims(Error::not_found(format!(
             "The job {job_id} does not exist."
         ))));
@@ -141,6 +129,6 @@ async fn project_job(
     show(&region, &caller, &job_id).await
 }
 
-async fn fallback() -> ApiError {
+async fn fallback() -> ApiError<Ims> {
     ims(Error::not_found("The requested resource was not found."))
 }

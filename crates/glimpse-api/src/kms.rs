@@ -16,18 +16,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use glimpse_core::Error;
 use glimpse_core::kms::{KeyInfo, codes};
 use glimpse_core::region::Region;
 use serde_json::{Value, json};
 
-use crate::errors::{ApiError, Dialect};
+use crate::dialect::{ApiError, ApiResult, Body, Caller, Kms};
 
 type R = Arc<Region>;
 
@@ -39,11 +37,11 @@ pub fn router(region: Arc<Region>) -> Router {
         .with_state(region)
 }
 
-fn kms(e: Error) -> ApiError {
-    ApiError::new(Dialect::Kms, e)
+fn kms(e: Error) -> ApiError<Kms> {
+    ApiError::new(e)
 }
 
-fn bad(message: String) -> ApiError {
+fn bad(message: String) -> ApiError<Kms> {
     kms(Error::bad_request(message).with_code(codes::BAD_REQUEST))
 }
 
@@ -73,7 +71,7 @@ fn info(k: &KeyInfo, realm: &str) -> Value {
     })
 }
 
-fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
+fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError<Kms>> {
     match &body[name] {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
@@ -82,31 +80,17 @@ fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn key_id(body: &Value) -> Result<String, ApiError> {
+fn key_id(body: &Value) -> Result<String, ApiError<Kms>> {
     string(body, "key_id")?.ok_or_else(|| bad("key_id is mandatory.".into()))
 }
 
 /// `POST /v1.0/{project_id}/kms/{action}`.
 async fn action(
     State(region): State<R>,
-    headers: HeaderMap,
-    Path((project_id, action)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = crate::request::caller(&headers, region.auth.as_ref())
-        .await
-        .map_err(kms)?;
-    if caller.project().map_err(kms)? != project_id {
-        return Err(kms(Error::forbidden(format!(
-            "The token is not scoped to project {project_id}."
-        ))));
-    }
-    let body = crate::request::body(body).map_err(kms)?;
-    let doc: Value = if body.is_empty() {
-        json!({})
-    } else {
-        crate::request::json_body(&body).map_err(|e| kms(e.with_code(codes::BAD_REQUEST)))?
-    };
+    caller: Caller<Kms>,
+    Path((_, action)): Path<(String, String)>,
+    Body(doc, _): Body<Kms>,
+) -> ApiResult<Kms> {
     if !doc.is_object() {
         return Err(bad("The request body must be a JSON object.".into()));
     }
@@ -116,7 +100,7 @@ async fn action(
         "create-key" => {
             let alias = string(&doc, "key_alias")?.unwrap_or_default();
             let desc = string(&doc, "key_description")?.unwrap_or_default();
-            let key = k.create(&caller, &alias, &desc).await.map_err(kms)?;
+            let key = k.create(&caller, &alias, &desc).await?;
             json!({"key_info": {"key_id": key.id, "domain_id": key.project_id}})
         }
         "list-keys" => {
@@ -136,7 +120,7 @@ async fn action(
                     .parse::<usize>()
                     .map_err(|_| bad("marker must be a number.".into()))?,
             };
-            let all = k.list(&caller, state.as_deref()).await.map_err(kms)?;
+            let all = k.list(&caller, state.as_deref()).await?;
             let total = all.len();
             let end = limit.map_or(total, |l| (marker + l).min(total));
             let page = all.get(marker.min(total)..end).unwrap_or_default();
@@ -150,7 +134,7 @@ async fn action(
             })
         }
         "describe-key" => {
-            let key = k.describe(&caller, &key_id(&doc)?).await.map_err(kms)?;
+            let key = k.describe(&caller, &key_id(&doc)?).await?;
             json!({"key_info": info(&key, realm)})
         }
         "enable-key" | "disable-key" => {
@@ -159,8 +143,7 @@ async fn action(
                 k.enable(&caller, &id).await
             } else {
                 k.disable(&caller, &id).await
-            }
-            .map_err(kms)?;
+            }?;
             json!({"key_info": {"key_id": key.id, "key_state": key.state}})
         }
         "schedule-key-deletion" => {
@@ -173,14 +156,11 @@ async fn action(
                             .with_code(codes::BAD_PENDING_DAYS),
                     )
                 })?;
-            let key = k.schedule_deletion(&caller, &id, days).await.map_err(kms)?;
+            let key = k.schedule_deletion(&caller, &id, days).await?;
             json!({"key_id": key.id, "key_state": key.state})
         }
         "cancel-key-deletion" => {
-            let key = k
-                .cancel_deletion(&caller, &key_id(&doc)?)
-                .await
-                .map_err(kms)?;
+            let key = k.cancel_deletion(&caller, &key_id(&doc)?).await?;
             json!({"key_id": key.id, "key_state": key.state})
         }
         _ => {
@@ -192,6 +172,6 @@ async fn action(
     Ok((StatusCode::OK, axum::Json(out)).into_response())
 }
 
-async fn fallback() -> ApiError {
+async fn fallback() -> ApiError<Kms> {
     kms(Error::not_found("The requested resource was not found."))
 }

@@ -3,11 +3,13 @@
 //! [`middleware`] and the error dialects of [`errors`]. Only this crate knows axum.
 
 pub mod compute;
+pub mod dialect;
 pub mod errors;
 pub mod identity_v3;
 pub mod image_v2;
 pub mod ims;
 pub mod kms;
+pub mod microversion;
 pub mod middleware;
 pub mod pyjson;
 pub mod replicator;

@@ -31,16 +31,15 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use glimpse_core::auth::Caller;
+use glimpse_core::Error;
 use glimpse_core::images::adopt;
 use glimpse_core::jobs::JobRecord;
 use glimpse_core::region::Region;
 use glimpse_core::replication::{self, Capabilities, JobView, Submission};
-use glimpse_core::{Error, Kind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::errors::{ApiError, Dialect};
+use crate::dialect::{ApiError, ApiResult, Caller, Replicator};
 
 type R = Arc<Region>;
 
@@ -64,25 +63,8 @@ pub fn router(region: Arc<Region>) -> Router {
         .with_state(region)
 }
 
-fn rep(e: Error) -> ApiError {
-    ApiError::new(Dialect::Replicator, e)
-}
-
-/// The caller and its token; 401 `Authentication required.` without a valid one.
-async fn auth(region: &Region, headers: &HeaderMap) -> Result<(Caller, String), ApiError> {
-    let token = headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .unwrap_or("")
-        .to_string();
-    match crate::request::caller(headers, region.auth.as_ref()).await {
-        Ok(c) => Ok((c, token)),
-        Err(e) if e.kind == Kind::Unauthorized => {
-            Err(rep(Error::unauthorized("Authentication required.")))
-        }
-        Err(e) => Err(rep(e)),
-    }
+fn rep(e: Error) -> ApiError<Replicator> {
+    ApiError::new(e)
 }
 
 /// A JSON body as the seeds' service writes it.
@@ -98,14 +80,14 @@ fn reply<T: Serialize>(status: StatusCode, v: &T) -> Response {
 /// `POST /image_replicator/jobs`.
 async fn create(
     State(region): State<R>,
+    caller: Caller<Replicator>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let (caller, token) = auth(&region, &headers).await?;
+) -> ApiResult<Replicator> {
     if !crate::request::is_json(&headers) {
         return Err(rep(Error::bad_request(NO_CONTENT_TYPE)));
     }
-    let body = crate::request::body(body).map_err(rep)?;
+    let body = crate::request::body(body)?;
     let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
@@ -115,27 +97,20 @@ async fn create(
                 "The Idempotency-Key header must be ASCII.",
             ))
         })?;
-    let submission = parse_submission(&body, key.as_deref()).map_err(rep)?;
-    let (job, _created) = replication::submit(&region, &caller, &token, &submission)
-        .await
-        .map_err(rep)?;
+    let submission = parse_submission(&body, key.as_deref())?;
+    let (job, _created) = replication::submit(&region, &caller, &caller.token, &submission).await?;
     Ok(reply(StatusCode::ACCEPTED, &json!({ "job_id": job.id })))
 }
 
 /// `GET /image_replicator/jobs`: the caller's project's jobs (an admin's: every job).
-async fn list(State(region): State<R>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let (caller, _) = auth(&region, &headers).await?;
-    let project = caller.project().map_err(rep)?;
+async fn list(State(region): State<R>, caller: Caller<Replicator>) -> ApiResult<Replicator> {
+    let project = caller.project()?;
     let scope = if caller.is_admin() {
         None
     } else {
         Some(project)
     };
-    let jobs = region
-        .jobs
-        .list(replication::KIND, scope)
-        .await
-        .map_err(rep)?;
+    let jobs = region.jobs.list(replication::KIND, scope).await?;
     let views: Vec<JobView> = jobs.iter().filter_map(JobView::of).collect();
     Ok(reply(StatusCode::OK, &views))
 }
@@ -143,17 +118,12 @@ async fn list(State(region): State<R>, headers: HeaderMap) -> Result<Response, A
 /// A job of the caller's project (any for an admin), else 404.
 async fn visible_job(
     region: &Region,
-    caller: &Caller,
+    caller: &glimpse_core::auth::Caller,
     id: &str,
-) -> Result<(JobRecord, JobView), ApiError> {
-    let project = caller.project().map_err(rep)?;
+) -> Result<(JobRecord, JobView), ApiError<Replicator>> {
+    let project = caller.project()?;
     let missing = || rep(Error::not_found(format!("The job ID {id} does not exist.")));
-    let job = region
-        .jobs
-        .get(id)
-        .await
-        .map_err(rep)?
-        .ok_or_else(missing)?;
+    let job = region.jobs.get(id).await?.ok_or_else(missing)?;
     if job.kind != replication::KIND || !(caller.is_admin() || job.project_id == project) {
         return Err(missing());
     }
@@ -164,10 +134,9 @@ async fn visible_job(
 /// `GET /image_replicator/jobs/{job_id}`.
 async fn show(
     State(region): State<R>,
-    headers: HeaderMap,
+    caller: Caller<Replicator>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (caller, _) = auth(&region, &headers).await?;
+) -> ApiResult<Replicator> {
     let (job, view) = visible_job(&region, &caller, &id).await?;
     let mut r = reply(StatusCode::OK, &view);
     if let Ok(v) = HeaderValue::from_str(&header_text(&job.phase)) {
@@ -191,10 +160,9 @@ async fn show(
 /// carries out asynchronously (`cancel_requested` → `canceling` → `canceled`).
 async fn cancel(
     State(region): State<R>,
-    headers: HeaderMap,
+    caller: Caller<Replicator>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (caller, _) = auth(&region, &headers).await?;
+) -> ApiResult<Replicator> {
     let (_, view) = visible_job(&region, &caller, &id).await?;
     let refused = || {
         rep(Error::conflict(format!(
@@ -204,7 +172,7 @@ async fn cancel(
     if !replication::cancelable(view.status) {
         return Err(refused());
     }
-    if !region.jobs.request_cancel(&id).await.map_err(rep)? {
+    if !region.jobs.request_cancel(&id).await? {
         return Err(refused());
     }
     tracing::info!(job = %id, user = %caller.user_id, "replication cancel requested");
@@ -217,8 +185,10 @@ async fn cancel(
 }
 
 /// `GET /image_replicator/capabilities`.
-async fn capabilities(State(region): State<R>, headers: HeaderMap) -> Result<Response, ApiError> {
-    auth(&region, &headers).await?;
+async fn capabilities(
+    State(region): State<R>,
+    _caller: Caller<Replicator>,
+) -> ApiResult<Replicator> {
     let caps = Capabilities::from(&region.config.replication);
     Ok(reply(StatusCode::OK, &caps))
 }
@@ -229,15 +199,12 @@ async fn capabilities(State(region): State<R>, headers: HeaderMap) -> Result<Res
 /// the service account.
 async fn adopt(
     State(region): State<R>,
-    headers: HeaderMap,
+    caller: Caller<Replicator>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let (caller, _) = auth(&region, &headers).await?;
-    let body = crate::request::body(body).map_err(rep)?;
-    let (id, content) = parse_adopt(&body).map_err(rep)?;
-    let adopted = adopt::adopt(&region, &caller, &id, &content)
-        .await
-        .map_err(rep)?;
+) -> ApiResult<Replicator> {
+    let body = crate::request::body(body)?;
+    let (id, content) = parse_adopt(&body)?;
+    let adopted = adopt::adopt(&region, &caller, &id, &content).await?;
     Ok(reply(StatusCode::OK, &json!({ "adopted": adopted })))
 }
 
@@ -248,17 +215,14 @@ async fn upload_offset(
     State(region): State<R>,
     Path(image_id): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (caller, _) = auth(&region, &headers).await?;
+    caller: Caller<Replicator>,
+) -> ApiResult<Replicator> {
     let query = query.unwrap_or_default();
     let sha = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "os_hash_value")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| rep(Error::bad_request("os_hash_value is required.")))?;
-    let offset = glimpse_core::images::upload_offset(&region, &caller, &image_id, &sha)
-        .await
-        .map_err(rep)?;
+    let offset = glimpse_core::images::upload_offset(&region, &caller, &image_id, &sha).await?;
     Ok(reply(
         StatusCode::OK,
         &json!({ "image_id": image_id, "offset": offset }),
@@ -289,9 +253,8 @@ fn parse_adopt(body: &[u8]) -> Result<(String, adopt::Content), Error> {
 /// `GET /license_switch/types`.
 async fn license_switch_types(
     State(region): State<R>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    auth(&region, &headers).await?;
+    _caller: Caller<Replicator>,
+) -> ApiResult<Replicator> {
     let types = &region.config.replication.license_switch_types;
     Ok(reply(
         StatusCode::OK,
@@ -300,8 +263,12 @@ async fn license_switch_types(
 }
 
 /// Unknown paths: 401 without a valid token, else 404 (behind keystonemiddleware).
-async fn fallback(State(region): State<R>, req: Request) -> Result<Response, ApiError> {
-    auth(&region, req.headers()).await?;
+async fn fallback(State(region): State<R>, req: Request) -> ApiResult<Replicator> {
+    if let Err(r) =
+        Caller::<Replicator>::of(req.headers(), req.extensions(), region.auth.as_ref()).await
+    {
+        return Ok(r);
+    }
     Err(rep(Error::not_found("The resource could not be found.")))
 }
 
@@ -413,7 +380,7 @@ mod tests {
 
     fn parse(body: &str, key: Option<&str>) -> Result<Submission, String> {
         parse_submission(body.as_bytes(), key).map_err(|e| {
-            assert_eq!(e.kind, Kind::BadRequest);
+            assert_eq!(e.kind, glimpse_core::Kind::BadRequest);
             e.message
         })
     }

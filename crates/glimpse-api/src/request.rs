@@ -43,8 +43,8 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         .map_err(|e| Error::bad_request(format!("Malformed request body: {e}")))
 }
 
-/// True when the request's `Content-Type` is JSON (`application/json`, any parameters).
-pub fn is_json(headers: &HeaderMap) -> bool {
+/// The media type of the request's `Content-Type` (parameters dropped, lower case).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -53,7 +53,11 @@ pub fn is_json(headers: &HeaderMap) -> bool {
                 .next()
                 .unwrap_or("")
                 .trim()
-                .eq_ignore_ascii_case("application/json")
+                .to_ascii_lowercase()
         })
-        .unwrap_or(false)
+}
+
+/// True when the request's `Content-Type` is JSON (`application/json`, any parameters).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers).as_deref() == Some("application/json")
 }

@@ -16,16 +16,17 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use glimpse_core::compute::{self, VmState};
 use glimpse_core::volumes::{Attachment, attach};
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
 
-use super::{Base, R, auth, nova, reply};
+use super::{R, nova, reply};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 /// Routes merged into the compute API.
 pub fn routes() -> Router<R> {
@@ -60,35 +61,30 @@ fn volume_error(e: Error, id: &str) -> Error {
 
 async fn list(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(server_id): Path<String>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    tryn!(compute::get(&region, &caller, &server_id).await);
-    let all = tryn!(attach::of_server(&region, &caller, &server_id).await);
+) -> ApiResult<Nova> {
+    compute::get(&region, &caller, &server_id).await?;
+    let all = attach::of_server(&region, &caller, &server_id).await?;
     let items: Vec<Value> = all.iter().map(|a| view(a, &server_id)).collect();
-    reply(StatusCode::OK, json!({"volumeAttachments": items}))
+    Ok(reply(StatusCode::OK, json!({"volumeAttachments": items})))
 }
 
 async fn show(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path((server_id, volume_id)): Path<(String, String)>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    tryn!(compute::get(&region, &caller, &server_id).await);
-    let all = tryn!(attach::of_server(&region, &caller, &server_id).await);
+) -> ApiResult<Nova> {
+    compute::get(&region, &caller, &server_id).await?;
+    let all = attach::of_server(&region, &caller, &server_id).await?;
     match all.iter().find(|a| a.volume_id == volume_id) {
-        Some(a) => reply(
+        Some(a) => Ok(reply(
             StatusCode::OK,
             json!({"volumeAttachment": view(a, &server_id)}),
-        ),
-        None => nova(Error::not_found(format!(
+        )),
+        None => Err(nova(Error::not_found(format!(
             "volume_id not found: {volume_id}"
-        )))
-        .into_response(),
+        )))),
     }
 }
 
@@ -106,65 +102,58 @@ fn next_device(used: &[Attachment]) -> String {
 
 async fn create(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(server_id): Path<String>,
     body: Bytes,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let (volume_id, device) = tryn!(parse(&body));
-    let server = tryn!(compute::get(&region, &caller, &server_id).await);
+) -> ApiResult<Nova> {
+    let (volume_id, device) = parse(&body)?;
+    let server = compute::get(&region, &caller, &server_id).await?;
     if !matches!(
         server.vm_state,
         VmState::Active | VmState::Stopped | VmState::Paused
     ) || server.task_state.is_some()
     {
-        return nova(Error::conflict(format!(
+        return Err(nova(Error::conflict(format!(
             "Cannot 'attach_volume' instance {server_id} while it is in vm_state {}",
             server.vm_state.as_str()
-        )))
-        .into_response();
+        ))));
     }
-    let used = tryn!(attach::of_server(&region, &caller, &server_id).await);
+    let used = attach::of_server(&region, &caller, &server_id).await?;
     let device = match device {
         Some(d)
             if used
                 .iter()
                 .any(|a| a.mountpoint.as_deref() == Some(d.as_str())) =>
         {
-            return nova(Error::bad_request(format!(
+            return Err(nova(Error::bad_request(format!(
                 "The supplied device path ({d}) is in use."
-            )))
-            .into_response();
+            ))));
         }
         Some(d) => d,
         None => next_device(&used),
     };
     let a = match attach::attach(&region, &caller, &volume_id, &server_id, Some(&device)).await {
         Ok(a) => a,
-        Err(e) => return nova(volume_error(e, &volume_id)).into_response(),
+        Err(e) => return Err(nova(volume_error(e, &volume_id))),
     };
-    reply(
+    Ok(reply(
         StatusCode::OK,
         json!({"volumeAttachment": view(&a, &server_id)}),
-    )
+    ))
 }
 
 async fn remove(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path((server_id, volume_id)): Path<(String, String)>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    tryn!(compute::get(&region, &caller, &server_id).await);
+) -> ApiResult<Nova> {
+    compute::get(&region, &caller, &server_id).await?;
     match attach::detach(&region, &caller, &volume_id, Some(&server_id)).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e) if e.kind == Kind::NotFound => nova(Error::not_found(format!(
+        Ok(()) => Ok(StatusCode::ACCEPTED.into_response()),
+        Err(e) if e.kind == Kind::NotFound => Err(nova(Error::not_found(format!(
             "volume_id not found: {volume_id}"
-        )))
-        .into_response(),
-        Err(e) => nova(e).into_response(),
+        )))),
+        Err(e) => Err(nova(e)),
     }
 }
 

@@ -6,14 +6,14 @@
 
 use axum::Router;
 use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::get;
 use glimpse_core::Error;
 use glimpse_core::compute::{FLAVORS, Flavor};
 use serde_json::{Value, json};
 
-use super::{Base, R, auth, nova, reply, views};
+use super::{Base, R, nova, reply, views};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -25,19 +25,19 @@ pub(super) fn routes() -> Router<R> {
 async fn list(
     state: State<R>,
     base: Extension<Base>,
-    headers: HeaderMap,
+    _caller: Caller<Nova>,
     query: RawQuery,
-) -> Response {
-    flavors(state, base, headers, query, false).await
+) -> ApiResult<Nova> {
+    flavors(state, base, query, false).await
 }
 
 async fn detail(
     state: State<R>,
     base: Extension<Base>,
-    headers: HeaderMap,
+    _caller: Caller<Nova>,
     query: RawQuery,
-) -> Response {
-    flavors(state, base, headers, query, true).await
+) -> ApiResult<Nova> {
+    flavors(state, base, query, true).await
 }
 
 /// The flavors a list query selects (see the module documentation), and whether the page
@@ -90,16 +90,12 @@ fn select(query: Option<&str>) -> Result<(Vec<Flavor>, bool), Error> {
 async fn flavors(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
     detail: bool,
-) -> Response {
-    if let Err(e) = auth(&region, &headers, &base).await {
-        return e.into_response();
-    }
+) -> ApiResult<Nova> {
     let (list, cut) = match select(query.as_deref()) {
         Ok(v) => v,
-        Err(e) => return nova(e).into_response(),
+        Err(e) => return Err(nova(e)),
     };
     let mut body = json!({
         "flavors": list.iter().map(|f| views::flavor(&region, &base, f, detail)).collect::<Vec<Value>>(),
@@ -112,24 +108,21 @@ async fn flavors(
             "href": format!("{}/{path}?limit={limit}&marker={}", super::base_url(&region, &base), last.id),
         }]);
     }
-    reply(StatusCode::OK, body)
+    Ok(reply(StatusCode::OK, body))
 }
 
 async fn show(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    _caller: Caller<Nova>,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = auth(&region, &headers, &base).await {
-        return e.into_response();
-    }
+) -> ApiResult<Nova> {
     match glimpse_core::compute::flavor(&id) {
-        Ok(f) => reply(
+        Ok(f) => Ok(reply(
             StatusCode::OK,
             json!({"flavor": views::flavor(&region, &base, &f, true)}),
-        ),
-        Err(e) => nova(e).into_response(),
+        )),
+        Err(e) => Err(nova(e)),
     }
 }
 

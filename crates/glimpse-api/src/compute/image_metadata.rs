@@ -16,16 +16,18 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use glimpse_core::Error;
 use glimpse_core::images::model::Change;
 use glimpse_core::images::{self, Image};
 use serde_json::{Map, Value, json};
 
-use super::{Base, R, nova, reply};
+use super::images::ProxyCaller;
+use super::{R, reply};
+use crate::dialect::{ApiResult, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -46,18 +48,11 @@ fn as_map(img: &Image) -> Map<String, Value> {
         .collect()
 }
 
-/// The caller and the image (404 `Image not found.`; 404 from 2.39, where Nova removed it).
-async fn load(
-    region: &R,
-    base: &Base,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<(glimpse_core::auth::Caller, Image), Response> {
-    let caller = super::images::proxy_caller(region, base, headers, 39).await?;
-    match images::get(region, &caller, id).await {
-        Ok(img) => Ok((caller, img)),
-        Err(e) => Err(nova(super::images::image_not_found(e)).into_response()),
-    }
+/// The image (404 `Image not found.`).
+async fn load(region: &R, caller: &glimpse_core::auth::Caller, id: &str) -> Result<Image, Error> {
+    images::get(region, caller, id)
+        .await
+        .map_err(super::images::image_not_found)
 }
 
 /// `{"<wrapper>": {k: "v", …}}` with string values.
@@ -103,54 +98,45 @@ fn upserts(items: &[(String, String)]) -> Vec<Change> {
         .collect()
 }
 
+/// The metadata routes' caller (gone from 2.39, where Nova removed them).
+type MetaCaller = ProxyCaller<39>;
+
 async fn list(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): MetaCaller,
     Path(id): Path<String>,
-) -> Response {
-    let (_, img) = match load(&region, &base, &headers, &id).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    reply(StatusCode::OK, json!({"metadata": as_map(&img)}))
+) -> ApiResult<Nova> {
+    let img = load(&region, &caller, &id).await?;
+    Ok(reply(StatusCode::OK, json!({"metadata": as_map(&img)})))
 }
 
 /// `POST /metadata`: add or replace the given items.
 async fn add(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): MetaCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let (caller, img) = match load(&region, &base, &headers, &id).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let new = tryn!(items(body, "metadata"));
+) -> ApiResult<Nova> {
+    let img = load(&region, &caller, &id).await?;
+    let new = items(body, "metadata")?;
     let added = new
         .iter()
         .filter(|(k, _)| img.property(k).is_none())
         .count();
     let total = img.properties.len() + added;
-    let out = tryn!(apply(&region, &caller, &img, upserts(&new), total).await);
-    reply(StatusCode::OK, json!({"metadata": as_map(&out)}))
+    let out = apply(&region, &caller, &img, upserts(&new), total).await?;
+    Ok(reply(StatusCode::OK, json!({"metadata": as_map(&out)})))
 }
 
 /// `PUT /metadata`: exactly the given items.
 async fn replace_all(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): MetaCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let (caller, img) = match load(&region, &base, &headers, &id).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let new = tryn!(items(body, "metadata"));
+) -> ApiResult<Nova> {
+    let img = load(&region, &caller, &id).await?;
+    let new = items(body, "metadata")?;
     let mut changes: Vec<Change> = img
         .properties
         .iter()
@@ -158,8 +144,8 @@ async fn replace_all(
         .map(|(k, _)| Change::RemoveProperty { name: k.clone() })
         .collect();
     changes.extend(upserts(&new));
-    let out = tryn!(apply(&region, &caller, &img, changes, new.len()).await);
-    reply(StatusCode::OK, json!({"metadata": as_map(&out)}))
+    let out = apply(&region, &caller, &img, changes, new.len()).await?;
+    Ok(reply(StatusCode::OK, json!({"metadata": as_map(&out)})))
 }
 
 fn item_not_found() -> Error {
@@ -168,63 +154,49 @@ fn item_not_found() -> Error {
 
 async fn show(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): MetaCaller,
     Path((id, key)): Path<(String, String)>,
-) -> Response {
-    let (_, img) = match load(&region, &base, &headers, &id).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match img.property(&key) {
-        Some(v) => reply(StatusCode::OK, json!({"meta": { key: v }})),
-        None => nova(item_not_found()).into_response(),
-    }
+) -> ApiResult<Nova> {
+    let img = load(&region, &caller, &id).await?;
+    let v = img.property(&key).ok_or_else(item_not_found)?;
+    Ok(reply(StatusCode::OK, json!({"meta": { key: v }})))
 }
 
 /// `PUT /metadata/{key}` with `{"meta": {key: value}}`.
 async fn set_one(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): MetaCaller,
     Path((id, key)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let (caller, img) = match load(&region, &base, &headers, &id).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let new = tryn!(items(body, "meta"));
+) -> ApiResult<Nova> {
+    let img = load(&region, &caller, &id).await?;
+    let new = items(body, "meta")?;
     if new.len() > 1 {
-        return nova(Error::bad_request("Request body contains too many items")).into_response();
+        return Err(Error::bad_request("Request body contains too many items").into());
     }
     let Some((k, v)) = new.into_iter().next() else {
-        return nova(Error::bad_request("Malformed request body")).into_response();
+        return Err(Error::bad_request("Malformed request body").into());
     };
     if k != key {
-        return nova(Error::bad_request("Request body and URI mismatch")).into_response();
+        return Err(Error::bad_request("Request body and URI mismatch").into());
     }
     let total = img.properties.len() + usize::from(img.property(&k).is_none());
     let item = vec![(k.clone(), v.clone())];
-    tryn!(apply(&region, &caller, &img, upserts(&item), total).await);
-    reply(StatusCode::OK, json!({"meta": { k: v }}))
+    apply(&region, &caller, &img, upserts(&item), total).await?;
+    Ok(reply(StatusCode::OK, json!({"meta": { k: v }})))
 }
 
 async fn remove(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): MetaCaller,
     Path((id, key)): Path<(String, String)>,
-) -> Response {
-    let (caller, img) = match load(&region, &base, &headers, &id).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> ApiResult<Nova> {
+    let img = load(&region, &caller, &id).await?;
     if img.property(&key).is_none() {
-        return nova(item_not_found()).into_response();
+        return Err(item_not_found().into());
     }
     let change = vec![Change::RemoveProperty { name: key }];
     let total = img.properties.len() - 1;
-    tryn!(apply(&region, &caller, &img, change, total).await);
-    StatusCode::NO_CONTENT.into_response()
+    apply(&region, &caller, &img, change, total).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -8,15 +8,17 @@
 //! (404), as in Nova.
 
 use axum::Router;
-use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, FromRequestParts, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use glimpse_core::images::ListQuery;
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
 
-use super::{Base, R, auth, nova, reply, views};
+use super::{Base, R, reply, views};
+use crate::dialect::{ApiResult, Caller, Nova, TokenSource, not_found};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -28,19 +30,19 @@ pub(super) fn routes() -> Router<R> {
 async fn list(
     state: State<R>,
     base: Extension<Base>,
-    headers: HeaderMap,
+    caller: ProxyCaller<36>,
     query: RawQuery,
-) -> Response {
-    images(state, base, headers, query, false).await
+) -> ApiResult<Nova> {
+    images(state, base, caller, query, false).await
 }
 
 async fn detail(
     state: State<R>,
     base: Extension<Base>,
-    headers: HeaderMap,
+    caller: ProxyCaller<36>,
     query: RawQuery,
-) -> Response {
-    images(state, base, headers, query, true).await
+) -> ApiResult<Nova> {
+    images(state, base, caller, query, true).await
 }
 
 /// Nova's list parameters as a Glance list query (`nova/api/openstack/compute/images.py`
@@ -70,22 +72,12 @@ fn glance_query(query: Option<&str>) -> Result<ListQuery, Error> {
 async fn images(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): ProxyCaller<36>,
     RawQuery(query): RawQuery,
     detail: bool,
-) -> Response {
-    let caller = match proxy_caller(&region, &base, &headers, 36).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let q = match glance_query(query.as_deref()) {
-        Ok(q) => q,
-        Err(e) => return nova(e).into_response(),
-    };
-    let page = match glimpse_core::images::list::list(&region, &caller, &q).await {
-        Ok(p) => p,
-        Err(e) => return nova(e).into_response(),
-    };
+) -> ApiResult<Nova> {
+    let q = glance_query(query.as_deref())?;
+    let page = glimpse_core::images::list::list(&region, &caller, &q).await?;
     let list: Vec<Value> = page
         .images
         .iter()
@@ -105,22 +97,23 @@ async fn images(
             "href": format!("{}/{path}?limit={}&marker={marker}", super::base_url(&region, &base), q.limit),
         }]);
     }
-    reply(StatusCode::OK, body)
+    Ok(reply(StatusCode::OK, body))
 }
 
-/// The caller of an image proxy request: 404 from microversion 2.`removed_at` (2.36 for the
-/// images, 2.39 for their metadata: Nova removed them there), else the usual authentication.
-#[allow(clippy::result_large_err)] // a finished response
-pub(super) async fn proxy_caller(
-    region: &glimpse_core::region::Region,
-    base: &Base,
-    headers: &HeaderMap,
-    removed_at: u32,
-) -> Result<glimpse_core::auth::Caller, Response> {
-    if base.version.at_least(removed_at) {
-        return Err(nova(Error::not_found("The resource could not be found.")).into_response());
+/// The caller of an image proxy request: 404 from microversion 2.`AT` (2.36 for the images,
+/// 2.39 for their metadata: Nova removed them there), else the usual authentication.
+pub(super) struct ProxyCaller<const AT: u32>(pub Caller<Nova>);
+
+impl<const AT: u32, S: TokenSource + Send + Sync> FromRequestParts<S> for ProxyCaller<AT> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let base = parts.extensions.get::<Base>();
+        if base.is_some_and(|b| b.version.at_least(2, AT)) {
+            return Err(not_found::<Nova>());
+        }
+        Ok(ProxyCaller(Caller::from_request_parts(parts, state).await?))
     }
-    auth(region, headers, base).await
 }
 
 /// Nova's 404 for an image the caller cannot see.
@@ -135,34 +128,25 @@ pub(super) fn image_not_found(e: Error) -> Error {
 async fn show(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): ProxyCaller<36>,
     Path(id): Path<String>,
-) -> Response {
-    let caller = match proxy_caller(&region, &base, &headers, 36).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match glimpse_core::images::get(&region, &caller, &id).await {
-        Ok(img) => reply(
-            StatusCode::OK,
-            json!({"image": views::image(&region, &base, &img)}),
-        ),
-        Err(e) => nova(image_not_found(e)).into_response(),
-    }
+) -> ApiResult<Nova> {
+    let img = glimpse_core::images::get(&region, &caller, &id)
+        .await
+        .map_err(image_not_found)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({"image": views::image(&region, &base, &img)}),
+    ))
 }
 
 async fn remove(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    ProxyCaller(caller): ProxyCaller<36>,
     Path(id): Path<String>,
-) -> Response {
-    let caller = match proxy_caller(&region, &base, &headers, 36).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match glimpse_core::images::delete(&region, &caller, &id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => nova(image_not_found(e)).into_response(),
-    }
+) -> ApiResult<Nova> {
+    glimpse_core::images::delete(&region, &caller, &id)
+        .await
+        .map_err(image_not_found)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

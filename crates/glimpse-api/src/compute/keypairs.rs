@@ -15,8 +15,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use glimpse_core::Error;
 use glimpse_core::compute::keypairs::{self, Keypair, NewKeypair};
@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 
 use super::servers::{invalid, object};
 use super::views::api_time;
-use super::{Base, R, auth, nova, reply};
+use super::{Base, R, reply};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -38,7 +39,7 @@ fn view(k: &Keypair, base: &Base) -> serde_json::Map<String, Value> {
     v.insert("name".into(), json!(k.name));
     v.insert("public_key".into(), json!(k.public_key));
     v.insert("fingerprint".into(), json!(k.fingerprint));
-    if base.version.at_least(2) {
+    if base.version.at_least(2, 2) {
         v.insert("type".into(), json!(k.kind));
     }
     v
@@ -47,15 +48,14 @@ fn view(k: &Keypair, base: &Base) -> serde_json::Map<String, Value> {
 async fn list(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let all = tryn!(keypairs::list(&region, &caller).await);
+    caller: Caller<Nova>,
+) -> ApiResult<Nova> {
+    let all = keypairs::list(&region, &caller).await?;
     let items: Vec<Value> = all
         .iter()
         .map(|k| json!({"keypair": view(k, &base)}))
         .collect();
-    reply(StatusCode::OK, json!({ "keypairs": items }))
+    Ok(reply(StatusCode::OK, json!({ "keypairs": items })))
 }
 
 /// Parses `{"keypair": {"name", "public_key"?, "type"?}}` as Nova's schema does.
@@ -69,7 +69,7 @@ fn parse(body: &[u8], base: &Base) -> Result<NewKeypair, Error> {
             "'keypair' is a required property",
         ));
     };
-    let allowed: &[&str] = if base.version.at_least(2) {
+    let allowed: &[&str] = if base.version.at_least(2, 2) {
         &["name", "public_key", "type"]
     } else {
         &["name", "public_key"]
@@ -105,34 +105,32 @@ fn parse(body: &[u8], base: &Base) -> Result<NewKeypair, Error> {
 async fn create(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let body = tryn!(crate::request::body(body));
-    let new = tryn!(parse(&body, &base));
-    let (k, private_key) = tryn!(keypairs::create(&region, &caller, new).await);
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
+    let new = parse(&body, &base)?;
+    let (k, private_key) = keypairs::create(&region, &caller, new).await?;
     let mut v = view(&k, &base);
     v.insert("user_id".into(), json!(k.user_id));
     if let Some(p) = private_key {
         v.insert("private_key".into(), json!(p));
     }
-    let status = if base.version.at_least(2) {
+    let status = if base.version.at_least(2, 2) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    reply(status, json!({ "keypair": v }))
+    Ok(reply(status, json!({ "keypair": v })))
 }
 
 async fn show(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(name): Path<String>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let k = tryn!(keypairs::get(&region, &caller, &name).await);
+) -> ApiResult<Nova> {
+    let k = keypairs::get(&region, &caller, &name).await?;
     let mut v = view(&k, &base);
     for (key, value) in [
         ("id", json!(k.id)),
@@ -144,20 +142,19 @@ async fn show(
     ] {
         v.insert(key.into(), value);
     }
-    reply(StatusCode::OK, json!({ "keypair": v }))
+    Ok(reply(StatusCode::OK, json!({ "keypair": v })))
 }
 
 async fn remove(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(name): Path<String>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    tryn!(keypairs::delete(&region, &caller, &name).await);
-    if base.version.at_least(2) {
-        StatusCode::NO_CONTENT.into_response()
+) -> ApiResult<Nova> {
+    keypairs::delete(&region, &caller, &name).await?;
+    if base.version.at_least(2, 2) {
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        StatusCode::ACCEPTED.into_response()
+        Ok(StatusCode::ACCEPTED.into_response())
     }
 }

@@ -8,13 +8,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use glimpse_core::Error;
 use glimpse_core::compute::{self, NewServer, PowerAction, SnapshotRequest};
 use serde_json::{Map, Value, json};
 
-use super::{Base, R, auth, base_url, nova, reply, views};
+use super::{Base, R, base_url, nova, reply, views};
+use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
@@ -172,7 +173,7 @@ fn parse_create(body: &[u8], base: &Base) -> Result<(NewServer, Option<String>),
         }
     }
     match s.get("networks") {
-        None if base.version.at_least(37) => {
+        None if base.version.at_least(2, 37) => {
             return Err(invalid("server", &sv, "'networks' is a required property"));
         }
         None => {}
@@ -279,20 +280,18 @@ fn access_ip(s: &Map<String, Value>, key: &str) -> Result<Option<String>, Error>
 async fn update(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let body = tryn!(crate::request::body(body));
-    let top = tryn!(object(&body));
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
+    let top = object(&body)?;
     let Some(Value::Object(s)) = top.get("server") else {
-        return nova(invalid(
+        return Err(nova(invalid(
             "server",
             &Value::Object(top.clone()),
             "'server' is a required property",
-        ))
-        .into_response();
+        )));
     };
     let allowed = [
         "name",
@@ -303,14 +302,13 @@ async fn update(
     ];
     if let Some(k) = s.keys().find(|k| {
         !allowed.contains(&k.as_str())
-            || (k.as_str() == "description" && !base.version.at_least(19))
+            || (k.as_str() == "description" && !base.version.at_least(2, 19))
     }) {
-        return nova(invalid(
+        return Err(nova(invalid(
             "server",
             &Value::Object(s.clone()),
             &format!("Additional properties are not allowed ('{k}' was unexpected)"),
-        ))
-        .into_response();
+        )));
     }
     let name = match s.get("name") {
         None => None,
@@ -318,32 +316,31 @@ async fn update(
             Some(n.clone())
         }
         Some(other) => {
-            return nova(invalid("name", other, "is not a valid server name")).into_response();
+            return Err(nova(invalid("name", other, "is not a valid server name")));
         }
     };
     let u = compute::ServerUpdate {
         name,
-        access_ipv4: tryn!(access_ip(s, "accessIPv4")),
-        access_ipv6: tryn!(access_ip(s, "accessIPv6")),
+        access_ipv4: access_ip(s, "accessIPv4")?,
+        access_ipv6: access_ip(s, "accessIPv6")?,
     };
-    let server = tryn!(compute::update(&region, &caller, &id, u).await);
-    reply(
+    let server = compute::update(&region, &caller, &id, u).await?;
+    Ok(reply(
         StatusCode::OK,
         json!({"server": views::server_updated(&region, &base, &server)}),
-    )
+    ))
 }
 
 /// `POST /servers`.
 async fn create(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let body = tryn!(crate::request::body(body));
-    let (new, asked) = tryn!(parse_create(&body, &base));
-    let server = tryn!(compute::create(&region, &caller, new).await);
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
+    let (new, asked) = parse_create(&body, &base)?;
+    let server = compute::create(&region, &caller, new).await?;
     let password =
         asked.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     let mut r = reply(
@@ -363,26 +360,25 @@ async fn create(
     )) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    r
+    Ok(r)
 }
 
-async fn list(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
-    servers(state, base, headers, false).await
+async fn list(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> ApiResult<Nova> {
+    servers(state, base, caller, false).await
 }
 
-async fn detail(state: State<R>, base: Extension<Base>, headers: HeaderMap) -> Response {
-    servers(state, base, headers, true).await
+async fn detail(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> ApiResult<Nova> {
+    servers(state, base, caller, true).await
 }
 
 /// `GET /servers` (id, links, name) and `/servers/detail` (the full view).
 async fn servers(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     detail: bool,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let servers = tryn!(compute::list(&region, &caller).await);
+) -> ApiResult<Nova> {
+    let servers = compute::list(&region, &caller).await?;
     let list: Vec<Value> = servers
         .iter()
         .map(|s| {
@@ -393,48 +389,45 @@ async fn servers(
             }
         })
         .collect();
-    reply(StatusCode::OK, json!({ "servers": list }))
+    Ok(reply(StatusCode::OK, json!({ "servers": list })))
 }
 
 async fn show(
     State(region): State<R>,
     Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(id): Path<String>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let s = tryn!(compute::get(&region, &caller, &id).await);
-    reply(
+) -> ApiResult<Nova> {
+    let s = compute::get(&region, &caller, &id).await?;
+    Ok(reply(
         StatusCode::OK,
         json!({"server": views::server(&region, &base, &s)}),
-    )
+    ))
 }
 
 async fn remove(
     State(region): State<R>,
-    Extension(base): Extension<Base>,
-    headers: HeaderMap,
+    caller: Caller<Nova>,
     Path(id): Path<String>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    tryn!(compute::delete(&region, &caller, &id).await);
-    StatusCode::NO_CONTENT.into_response()
+) -> ApiResult<Nova> {
+    compute::delete(&region, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /servers/{id}/action`: the action is the body's key.
 async fn action(
     State(region): State<R>,
+    caller: Caller<Nova>,
     Extension(base): Extension<Base>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = caller!(region, headers, base);
-    let body = tryn!(crate::request::body(body));
+) -> ApiResult<Nova> {
+    let body = crate::request::body(body)?;
     if !crate::request::is_json(&headers) {
-        return nova(Error::bad_request("There is no such action: None")).into_response();
+        return Err(nova(Error::bad_request("There is no such action: None")));
     }
-    let body = tryn!(object(&body));
+    let body = object(&body)?;
     let power = [
         ("os-stop", PowerAction::Stop),
         ("os-start", PowerAction::Start),
@@ -444,24 +437,23 @@ async fn action(
         ("resume", PowerAction::Resume),
     ];
     let Some(name) = body.keys().next().cloned() else {
-        return nova(Error::bad_request("There is no such action: None")).into_response();
+        return Err(nova(Error::bad_request("There is no such action: None")));
     };
     if let Some((_, act)) = power.iter().find(|(n, _)| body.contains_key(*n)) {
-        tryn!(compute::power(&region, &caller, &id, *act).await);
-        return StatusCode::ACCEPTED.into_response();
+        compute::power(&region, &caller, &id, *act).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
     }
     if let Some(v) = body.get("createImage") {
         return create_image(&region, &base, &caller, &id, v).await;
     }
     if let Some(v) = body.get("glimpse-write-disk") {
-        let (offset, data) = tryn!(parse_write(v));
-        tryn!(compute::write_disk(&region, &caller, &id, offset, &data).await);
-        return StatusCode::ACCEPTED.into_response();
+        let (offset, data) = parse_write(v)?;
+        compute::write_disk(&region, &caller, &id, offset, &data).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
     }
-    nova(Error::bad_request(format!(
+    Err(nova(Error::bad_request(format!(
         "There is no such action: {name}"
-    )))
-    .into_response()
+    ))))
 }
 
 /// Parses `createImage`'s value (Nova's `create_image` schema).
@@ -486,7 +478,7 @@ fn parse_create_image(v: &Value, base: &Base) -> Result<SnapshotRequest, Error> 
         name,
         // Value lengths are the domain's rule (the seed's 65535 bytes).
         metadata: metadata("metadata", o.get("metadata"), None)?,
-        glance_quota: base.version.at_least(39),
+        glance_quota: base.version.at_least(2, 39),
     })
 }
 
@@ -496,11 +488,11 @@ async fn create_image(
     caller: &glimpse_core::auth::Caller,
     id: &str,
     v: &Value,
-) -> Response {
-    let req = tryn!(parse_create_image(v, base));
-    let image = tryn!(compute::create_image(region, caller, id, &req).await);
-    if base.version.at_least(45) {
-        return reply(StatusCode::ACCEPTED, json!({"image_id": image.id}));
+) -> ApiResult<Nova> {
+    let req = parse_create_image(v, base)?;
+    let image = compute::create_image(region, caller, id, &req).await?;
+    if base.version.at_least(2, 45) {
+        return Ok(reply(StatusCode::ACCEPTED, json!({"image_id": image.id})));
     }
     let mut r = StatusCode::ACCEPTED.into_response();
     let h = r.headers_mut();
@@ -513,7 +505,7 @@ async fn create_image(
     {
         h.insert(header::LOCATION, loc);
     }
-    r
+    Ok(r)
 }
 
 /// Largest write the extension accepts in one request (decoded bytes).

@@ -32,7 +32,7 @@ fn flavor_ref(region: &Region, base: &Base, s: &Server) -> Value {
     let Ok(f) = glimpse_core::compute::flavor(&s.flavor_id) else {
         return json!({});
     };
-    if base.version.at_least(47) {
+    if base.version.at_least(2, 47) {
         return json!({
             "vcpus": f.vcpus, "ram": f.ram, "disk": f.disk, "ephemeral": 0, "swap": 0,
             "original_name": f.name, "extra_specs": {},
@@ -106,13 +106,13 @@ pub fn server(region: &Region, base: &Base, s: &Server) -> Value {
             }),
         );
     }
-    if base.version.at_least(9) {
+    if base.version.at_least(2, 9) {
         o.insert("locked".into(), json!(false));
     }
-    if base.version.at_least(19) {
+    if base.version.at_least(2, 19) {
         o.insert("description".into(), Value::Null);
     }
-    if base.version.at_least(26) {
+    if base.version.at_least(2, 26) {
         o.insert("tags".into(), json!([]));
     }
     v

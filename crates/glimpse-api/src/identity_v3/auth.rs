@@ -6,12 +6,14 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use glimpse_core::identity::{AuthRequest, Identity, TokenInfo};
+use glimpse_core::identity::{Identity, TokenInfo};
 use glimpse_core::{Error, Kind};
 use serde_json::{Value, json};
+
+use crate::dialect::{Caller, Keystone};
 use std::sync::Arc;
 
-use super::{Id, Reply, caller, list_links, query, query_bool, render, reply};
+use super::{Id, Reply, list_links, listing, query, query_bool, render, reply};
 
 fn with_subject(mut resp: Response, token: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(token) {
@@ -22,7 +24,7 @@ fn with_subject(mut resp: Response, token: &str) -> Response {
 
 pub async fn issue(State(id): State<Id>, RawQuery(q): RawQuery, body: Bytes) -> Reply {
     let v: Value = crate::request::json_body(&body)?;
-    let req = AuthRequest::parse(&v)?;
+    let req = super::auth_request::parse(&v)?;
     let (token, info) = id.issue_token(req).await?;
     let nocatalog = query_bool(&query(q.as_deref()), "nocatalog")?.unwrap_or(false);
     let body = render::token(&id, &info, !nocatalog);
@@ -30,8 +32,11 @@ pub async fn issue(State(id): State<Id>, RawQuery(q): RawQuery, body: Bytes) -> 
 }
 
 /// The subject token's info, after checking who may look at it.
-async fn subject(id: &Identity, headers: &HeaderMap) -> Result<(String, Arc<TokenInfo>), Error> {
-    let me = caller(id, headers).await?;
+async fn subject(
+    id: &Identity,
+    me: &Caller<Keystone>,
+    headers: &HeaderMap,
+) -> Result<(String, Arc<TokenInfo>), Error> {
     let token = headers
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok())
@@ -51,26 +56,30 @@ async fn subject(id: &Identity, headers: &HeaderMap) -> Result<(String, Arc<Toke
     Ok((token, info))
 }
 
-pub async fn validate(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let (token, info) = subject(&id, &headers).await?;
+pub async fn validate(
+    State(id): State<Id>,
+    me: Caller<Keystone>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    let (token, info) = subject(&id, &me, &headers).await?;
     let nocatalog = query_bool(&query(q.as_deref()), "nocatalog")?.unwrap_or(false);
     let body = render::token(&id, &info, !nocatalog);
     Ok(with_subject(reply(StatusCode::OK, body), &token))
 }
 
-pub async fn check(State(id): State<Id>, headers: HeaderMap) -> Reply {
-    let (token, _) = subject(&id, &headers).await?;
+pub async fn check(State(id): State<Id>, me: Caller<Keystone>, headers: HeaderMap) -> Reply {
+    let (token, _) = subject(&id, &me, &headers).await?;
     Ok(with_subject(StatusCode::OK.into_response(), &token))
 }
 
-pub async fn revoke(State(id): State<Id>, headers: HeaderMap) -> Reply {
-    let (token, _) = subject(&id, &headers).await?;
+pub async fn revoke(State(id): State<Id>, me: Caller<Keystone>, headers: HeaderMap) -> Reply {
+    let (token, _) = subject(&id, &me, &headers).await?;
     id.revoke_token(&token).await?;
     Ok(super::no_content())
 }
 
-pub async fn catalog(State(id): State<Id>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn catalog(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
     let Some(project) = me.project_id.as_deref() else {
         return Err(Error::forbidden(
             "A project-scoped token is required to produce a service catalog.",
@@ -78,14 +87,10 @@ pub async fn catalog(State(id): State<Id>, headers: HeaderMap) -> Reply {
         .into());
     };
     let catalog = serde_json::to_value(id.catalog(Some(project))).map_err(Error::internal)?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"catalog": catalog, "links": list_links(&id, "/auth/catalog")}),
-    ))
+    listing("catalog", json!(catalog), list_links(&id, "/auth/catalog"))
 }
 
-pub async fn projects(State(id): State<Id>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn projects(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
     let list: Vec<Value> = id
         .user_projects(&me.user_id)
         .await?
@@ -93,26 +98,15 @@ pub async fn projects(State(id): State<Id>, headers: HeaderMap) -> Reply {
         .filter(|p| p.enabled)
         .map(|p| render::project(&id, p))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"projects": list, "links": list_links(&id, "/auth/projects")}),
-    ))
+    listing("projects", json!(list), list_links(&id, "/auth/projects"))
 }
 
 /// No domain-scoped roles exist, so no domain can be a scope.
-pub async fn domains(State(id): State<Id>, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"domains": [], "links": list_links(&id, "/auth/domains")}),
-    ))
+pub async fn domains(State(id): State<Id>, _caller: Caller<Keystone>) -> Reply {
+    listing("domains", json!([]), list_links(&id, "/auth/domains"))
 }
 
 /// No system-scoped roles exist.
-pub async fn system(State(id): State<Id>, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"system": [], "links": list_links(&id, "/auth/system")}),
-    ))
+pub async fn system(State(id): State<Id>, _caller: Caller<Keystone>) -> Reply {
+    listing("system", json!([]), list_links(&id, "/auth/system"))
 }

@@ -5,19 +5,23 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::catalog::{Endpoint, Service};
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Identity, policy};
 use serde_json::{Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, nullable_string, opt_string, query,
-    query_bool, render, reply,
+    Id, Reply, body_object, list_links, listing, no_content, nullable_string, one, opt_string,
+    query, query_bool, render,
 };
+use crate::dialect::{Caller, Keystone};
 
-pub async fn regions(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn regions(
+    State(id): State<Id>,
+    RawQuery(q): RawQuery,
+    _caller: Caller<Keystone>,
+) -> Reply {
     let q = query(q.as_deref());
     let list: Vec<Value> = id
         .list_regions(q.get("parent_region_id").map(String::as_str))
@@ -25,23 +29,19 @@ pub async fn regions(State(id): State<Id>, RawQuery(q): RawQuery, headers: Heade
         .iter()
         .map(|r| render::region(&id, r))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"regions": list, "links": list_links(&id, "/regions")}),
-    ))
+    listing("regions", json!(list), list_links(&id, "/regions"))
 }
 
-pub async fn region(State(id): State<Id>, Path(rid): Path<String>, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn region(
+    State(id): State<Id>,
+    Path(rid): Path<String>,
+    _caller: Caller<Keystone>,
+) -> Reply {
     let r = id.get_region(&rid).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"region": render::region(&id, &r)}),
-    ))
+    one(StatusCode::OK, "region", render::region(&id, &r))
 }
 
-pub async fn create_region(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create_region(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_region")?;
     let m = body_object(&body, "region")?;
     let r = id
@@ -51,19 +51,15 @@ pub async fn create_region(State(id): State<Id>, headers: HeaderMap, body: Bytes
             opt_string(&m, "parent_region_id")?,
         )
         .await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        json!({"region": render::region(&id, &r)}),
-    ))
+    one(StatusCode::CREATED, "region", render::region(&id, &r))
 }
 
 pub async fn update_region(
     State(id): State<Id>,
     Path(rid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
     body: Bytes,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "update_region")?;
     let m = body_object(&body, "region")?;
     let r = id
@@ -73,25 +69,24 @@ pub async fn update_region(
             nullable_string(&m, "parent_region_id")?,
         )
         .await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"region": render::region(&id, &r)}),
-    ))
+    one(StatusCode::OK, "region", render::region(&id, &r))
 }
 
 pub async fn delete_region(
     State(id): State<Id>,
     Path(rid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "delete_region")?;
     id.delete_region(&rid).await?;
     Ok(no_content())
 }
 
-pub async fn domains(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn domains(
+    State(id): State<Id>,
+    RawQuery(q): RawQuery,
+    _caller: Caller<Keystone>,
+) -> Reply {
     let q = query(q.as_deref());
     let matches = q.get("name").is_none_or(|n| n == DEFAULT_DOMAIN_NAME)
         && query_bool(&q, "enabled")?.is_none_or(|e| e);
@@ -100,21 +95,18 @@ pub async fn domains(State(id): State<Id>, RawQuery(q): RawQuery, headers: Heade
     } else {
         vec![]
     };
-    Ok(reply(
-        StatusCode::OK,
-        json!({"domains": list, "links": list_links(&id, "/domains")}),
-    ))
+    listing("domains", json!(list), list_links(&id, "/domains"))
 }
 
-pub async fn domain(State(id): State<Id>, Path(did): Path<String>, headers: HeaderMap) -> Reply {
-    caller(&id, &headers).await?;
+pub async fn domain(
+    State(id): State<Id>,
+    Path(did): Path<String>,
+    _caller: Caller<Keystone>,
+) -> Reply {
     if did != DEFAULT_DOMAIN_ID {
         return Err(Error::not_found(format!("Could not find domain: {did}.")).into());
     }
-    Ok(reply(
-        StatusCode::OK,
-        json!({"domain": render::domain(&id)}),
-    ))
+    one(StatusCode::OK, "domain", render::domain(&id))
 }
 
 fn service_json(id: &Identity, s: &Service) -> Value {
@@ -141,8 +133,7 @@ fn endpoint_json(id: &Identity, e: &Endpoint) -> Value {
     })
 }
 
-pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_services")?;
     let q = query(q.as_deref());
     let list: Vec<Value> = id
@@ -152,28 +143,20 @@ pub async fn services(State(id): State<Id>, RawQuery(q): RawQuery, headers: Head
         .filter(|s| q.get("name").is_none_or(|n| *n == s.name))
         .map(|s| service_json(&id, s))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"services": list, "links": list_links(&id, "/services")}),
-    ))
+    listing("services", json!(list), list_links(&id, "/services"))
 }
 
-pub async fn service(State(id): State<Id>, Path(sid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn service(State(id): State<Id>, Path(sid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "get_service")?;
     let s = id
         .catalog(None)
         .into_iter()
         .find(|s| s.id == sid)
         .ok_or_else(|| Error::not_found(format!("Could not find service: {sid}.")))?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"service": service_json(&id, &s)}),
-    ))
+    one(StatusCode::OK, "service", service_json(&id, &s))
 }
 
-pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_endpoints")?;
     let q = query(q.as_deref());
     let region = q.get("region_id").or_else(|| q.get("region"));
@@ -186,14 +169,14 @@ pub async fn endpoints(State(id): State<Id>, RawQuery(q): RawQuery, headers: Hea
         .filter(|e| region.is_none_or(|r| *r == e.region_id))
         .map(|e| endpoint_json(&id, e))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"endpoints": list, "links": list_links(&id, "/endpoints")}),
-    ))
+    listing("endpoints", json!(list), list_links(&id, "/endpoints"))
 }
 
-pub async fn endpoint(State(id): State<Id>, Path(eid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn endpoint(
+    State(id): State<Id>,
+    Path(eid): Path<String>,
+    me: Caller<Keystone>,
+) -> Reply {
     policy::admin(&me, "get_endpoint")?;
     let e = id
         .catalog(None)
@@ -202,8 +185,5 @@ pub async fn endpoint(State(id): State<Id>, Path(eid): Path<String>, headers: He
         .find(|e| e.id == eid)
         .cloned()
         .ok_or_else(|| Error::not_found(format!("Could not find endpoint: {eid}.")))?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"endpoint": endpoint_json(&id, &e)}),
-    ))
+    one(StatusCode::OK, "endpoint", endpoint_json(&id, &e))
 }

@@ -7,6 +7,7 @@
 //! crash.
 
 mod auth;
+mod auth_request;
 mod catalog;
 mod projects;
 mod render;
@@ -17,34 +18,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use glimpse_core::Error;
-use glimpse_core::auth::Caller;
-use glimpse_core::identity::Identity;
+use glimpse_core::identity::{DEFAULT_DOMAIN_ID, Identity, ListFilter};
 use serde_json::{Map, Value, json};
 
-use crate::errors::{ApiError, Dialect};
+use crate::dialect::{ApiResult, Keystone, method_not_allowed, not_found};
 
 type Id = Arc<Identity>;
 
-/// A handler's error: a domain error rendered in Keystone's dialect.
-pub(crate) struct KsError(Error);
-
-impl From<Error> for KsError {
-    fn from(e: Error) -> KsError {
-        KsError(e)
-    }
-}
-
-impl IntoResponse for KsError {
-    fn into_response(self) -> Response {
-        ApiError::new(Dialect::Keystone, self.0).into_response()
-    }
-}
-
-pub(crate) type Reply = Result<Response, KsError>;
+pub(crate) type Reply = ApiResult<Keystone>;
 
 /// Routes mounted at `/identity`.
 pub fn router(identity: Arc<Identity>) -> Router {
@@ -101,8 +86,8 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/v3/services/{id}", get(catalog::service))
         .route("/v3/endpoints", get(catalog::endpoints))
         .route("/v3/endpoints/{id}", get(catalog::endpoint))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(async || not_found::<Keystone>())
+        .method_not_allowed_fallback(async || method_not_allowed::<Keystone>())
         .with_state(identity)
 }
 
@@ -138,20 +123,6 @@ async fn version(axum::extract::State(identity): axum::extract::State<Id>) -> Re
     )
 }
 
-async fn not_found() -> Response {
-    KsError(Error::not_found("The resource could not be found.")).into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    let mut r = reply(
-        StatusCode::METHOD_NOT_ALLOWED,
-        json!({"error": {"code": 405, "title": "Method Not Allowed",
-                         "message": "The method is not allowed for the requested URL."}}),
-    );
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
-}
-
 /// A JSON response.
 pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
     (
@@ -162,13 +133,37 @@ pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-pub(crate) fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
+/// The `name`, `enabled` and `domain_id` filters of a list query.
+pub(crate) fn list_filter(q: &HashMap<String, String>) -> Result<ListFilter, Error> {
+    Ok(ListFilter {
+        name: q.get("name").cloned(),
+        enabled: query_bool(q, "enabled")?,
+        domain_id: q.get("domain_id").cloned(),
+    })
 }
 
-/// The caller behind `X-Auth-Token` (401 when missing or invalid).
-pub(crate) async fn caller(identity: &Identity, headers: &HeaderMap) -> Result<Caller, Error> {
-    crate::request::caller(headers, identity).await
+/// An update may name the domain only if it is the one it has (the default domain).
+pub(crate) fn same_domain(domain_id: Option<String>, what: &str) -> Result<(), Error> {
+    if domain_id.is_some_and(|d| d != DEFAULT_DOMAIN_ID) {
+        return Err(Error::bad_request(format!(
+            "A {what} cannot move to another domain."
+        )));
+    }
+    Ok(())
+}
+
+/// `{"<key>": <value>}`.
+pub(crate) fn one(status: StatusCode, key: &str, value: Value) -> Reply {
+    Ok(reply(status, json!({ key: value })))
+}
+
+/// A list answer: `{"<key>": [...], "links": {...}}`.
+pub(crate) fn listing(key: &str, items: Value, links: Value) -> Reply {
+    Ok(reply(StatusCode::OK, json!({ key: items, "links": links })))
+}
+
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Query parameters (first value of each name wins).

@@ -5,15 +5,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
-use glimpse_core::identity::{DEFAULT_DOMAIN_ID, ListFilter, ProjectFields, policy};
+use glimpse_core::identity::{DEFAULT_DOMAIN_ID, ProjectFields, policy};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, opt_bool, opt_string, query,
-    query_bool, render, reply,
+    Id, Reply, body_object, list_filter, list_links, listing, no_content, one, opt_bool,
+    opt_string, query, query_bool, render, same_domain,
 };
+use crate::dialect::{Caller, Keystone};
 
 const KNOWN: [&str; 9] = [
     "name",
@@ -57,15 +58,10 @@ fn fields(m: &Map<String, Value>) -> Result<(ProjectFields, Option<String>), Err
     ))
 }
 
-pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_projects")?;
     let q = query(q.as_deref());
-    let filter = ListFilter {
-        name: q.get("name").cloned(),
-        enabled: query_bool(&q, "enabled")?,
-        domain_id: q.get("domain_id").cloned(),
-    };
+    let filter = list_filter(&q)?;
     let none = query_bool(&q, "is_domain")? == Some(true)
         || q.get("parent_id").is_some_and(|p| p != DEFAULT_DOMAIN_ID);
     let projects = if none {
@@ -74,58 +70,40 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMa
         id.list_projects(&filter).await?
     };
     let list: Vec<Value> = projects.iter().map(|p| render::project(&id, p)).collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"projects": list, "links": list_links(&id, "/projects")}),
-    ))
+    listing("projects", json!(list), list_links(&id, "/projects"))
 }
 
-pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_project")?;
     let m = body_object(&body, "project")?;
     let (f, domain_id) = fields(&m)?;
     let p = id
         .create_project(domain_id.as_deref().unwrap_or(DEFAULT_DOMAIN_ID), f)
         .await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        json!({"project": render::project(&id, &p)}),
-    ))
+    one(StatusCode::CREATED, "project", render::project(&id, &p))
 }
 
-pub async fn show(State(id): State<Id>, Path(pid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn show(State(id): State<Id>, Path(pid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin_or_scoped_to(&me, &pid, "get_project")?;
     let p = id.get_project(&pid).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"project": render::project(&id, &p)}),
-    ))
+    one(StatusCode::OK, "project", render::project(&id, &p))
 }
 
 pub async fn update(
     State(id): State<Id>,
     Path(pid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
     body: Bytes,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "update_project")?;
     let m = body_object(&body, "project")?;
     let (f, domain_id) = fields(&m)?;
-    if domain_id.is_some_and(|d| d != DEFAULT_DOMAIN_ID) {
-        return Err(Error::bad_request("A project cannot move to another domain.").into());
-    }
+    same_domain(domain_id, "project")?;
     let p = id.update_project(&pid, f).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"project": render::project(&id, &p)}),
-    ))
+    one(StatusCode::OK, "project", render::project(&id, &p))
 }
 
-pub async fn delete(State(id): State<Id>, Path(pid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn delete(State(id): State<Id>, Path(pid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "delete_project")?;
     id.delete_project(&pid).await?;
     Ok(no_content())

@@ -8,19 +8,19 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::{Assignment, AssignmentFilter, Identity, policy};
 use glimpse_types::Role;
 use serde_json::{Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, opt_string, query, query_bool, render,
-    reply,
+    Id, Reply, body_object, list_links, listing, no_content, one, opt_string, query, query_bool,
+    render,
 };
+use crate::dialect::{Caller, Keystone};
 
-pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_roles")?;
     let q = query(q.as_deref());
     let list: Vec<Value> = id
@@ -29,14 +29,10 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMa
         .iter()
         .map(|r| render::role(&id, r))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"roles": list, "links": list_links(&id, "/roles")}),
-    ))
+    listing("roles", json!(list), list_links(&id, "/roles"))
 }
 
-pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_role")?;
     let m = body_object(&body, "role")?;
     if opt_string(&m, "domain_id")?.is_some() {
@@ -47,24 +43,16 @@ pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Re
     let r = id
         .create_role(&name, opt_string(&m, "description")?)
         .await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        json!({"role": render::role(&id, &r)}),
-    ))
+    one(StatusCode::CREATED, "role", render::role(&id, &r))
 }
 
-pub async fn show(State(id): State<Id>, Path(rid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn show(State(id): State<Id>, Path(rid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "get_role")?;
     let r = id.get_role(&rid).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"role": render::role(&id, &r)}),
-    ))
+    one(StatusCode::OK, "role", render::role(&id, &r))
 }
 
-pub async fn delete(State(id): State<Id>, Path(rid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn delete(State(id): State<Id>, Path(rid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "delete_role")?;
     id.delete_role(&rid).await?;
     Ok(no_content())
@@ -73,9 +61,8 @@ pub async fn delete(State(id): State<Id>, Path(rid): Path<String>, headers: Head
 pub async fn grant(
     State(id): State<Id>,
     Path((p, u, r)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "create_grant")?;
     id.assign_role(&u, &p, &r).await?;
     Ok(no_content())
@@ -84,9 +71,8 @@ pub async fn grant(
 pub async fn check(
     State(id): State<Id>,
     Path((p, u, r)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "check_grant")?;
     id.check_assignment(&u, &p, &r).await?;
     Ok(no_content())
@@ -95,9 +81,8 @@ pub async fn check(
 pub async fn revoke(
     State(id): State<Id>,
     Path((p, u, r)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "revoke_grant")?;
     id.unassign_role(&u, &p, &r).await?;
     Ok(no_content())
@@ -106,9 +91,8 @@ pub async fn revoke(
 pub async fn grants(
     State(id): State<Id>,
     Path((p, u)): Path<(String, String)>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "list_grants")?;
     let list: Vec<Value> = id
         .project_user_roles(&u, &p)
@@ -116,11 +100,11 @@ pub async fn grants(
         .iter()
         .map(|r| render::role(&id, r))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"roles": list,
-               "links": list_links(&id, &format!("/projects/{p}/users/{u}/roles"))}),
-    ))
+    listing(
+        "roles",
+        json!(list),
+        list_links(&id, &format!("/projects/{p}/users/{u}/roles")),
+    )
 }
 
 /// One row of the listing: the assignment and, for implied roles, the role that implied it.
@@ -129,8 +113,11 @@ struct Row {
     prior_role: Option<String>,
 }
 
-pub async fn assignments(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn assignments(
+    State(id): State<Id>,
+    RawQuery(q): RawQuery,
+    me: Caller<Keystone>,
+) -> Reply {
     policy::admin(&me, "list_role_assignments")?;
     let q = query(q.as_deref());
     let include_names = query_bool(&q, "include_names")?.unwrap_or(false);
@@ -146,10 +133,7 @@ pub async fn assignments(State(id): State<Id>, RawQuery(q): RawQuery, headers: H
     .iter()
     .any(|k| q.contains_key(*k))
     {
-        return Ok(reply(
-            StatusCode::OK,
-            json!({"role_assignments": [], "links": links}),
-        ));
+        return listing("role_assignments", json!([]), links);
     }
     let role_filter = q.get("role.id").cloned();
     let filter = AssignmentFilter {
@@ -194,10 +178,7 @@ pub async fn assignments(State(id): State<Id>, RawQuery(q): RawQuery, headers: H
     for r in &rows {
         out.push(assignment_json(&id, &roles, &mut names, r, include_names).await?);
     }
-    Ok(reply(
-        StatusCode::OK,
-        json!({"role_assignments": out, "links": links}),
-    ))
+    listing("role_assignments", json!(out), links)
 }
 
 /// The ids of the roles `role_id` implies (not itself).

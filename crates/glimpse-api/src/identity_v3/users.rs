@@ -6,15 +6,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use glimpse_core::Error;
-use glimpse_core::identity::{DEFAULT_DOMAIN_ID, ListFilter, UserFields, policy};
+use glimpse_core::identity::{DEFAULT_DOMAIN_ID, UserFields, policy};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Id, Reply, body_object, caller, list_links, no_content, nullable_string, opt_bool, opt_string,
-    query, query_bool, render, reply,
+    Id, Reply, body_object, list_filter, list_links, listing, no_content, nullable_string, one,
+    opt_bool, opt_string, query, render, same_domain,
 };
+use crate::dialect::{Caller, Keystone};
 
 const KNOWN: [&str; 10] = [
     "name",
@@ -49,80 +50,60 @@ fn fields(m: &Map<String, Value>) -> Result<(UserFields, Option<String>), Error>
     ))
 }
 
-pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_users")?;
     let q = query(q.as_deref());
-    let filter = ListFilter {
-        name: q.get("name").cloned(),
-        enabled: query_bool(&q, "enabled")?,
-        domain_id: q.get("domain_id").cloned(),
-    };
+    let filter = list_filter(&q)?;
     let list: Vec<Value> = id
         .list_users(&filter)
         .await?
         .iter()
         .map(|u| render::user(&id, u))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"users": list, "links": list_links(&id, "/users")}),
-    ))
+    listing("users", json!(list), list_links(&id, "/users"))
 }
 
-pub async fn create(State(id): State<Id>, headers: HeaderMap, body: Bytes) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
     policy::admin(&me, "create_user")?;
     let m = body_object(&body, "user")?;
     let (f, domain_id) = fields(&m)?;
     let u = id
         .create_user(domain_id.as_deref().unwrap_or(DEFAULT_DOMAIN_ID), f)
         .await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        json!({"user": render::user(&id, &u)}),
-    ))
+    one(StatusCode::CREATED, "user", render::user(&id, &u))
 }
 
-pub async fn show(State(id): State<Id>, Path(uid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn show(State(id): State<Id>, Path(uid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin_or_self(&me, &uid, "get_user")?;
     let u = id.get_user(&uid).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"user": render::user(&id, &u)}),
-    ))
+    one(StatusCode::OK, "user", render::user(&id, &u))
 }
 
 pub async fn update(
     State(id): State<Id>,
     Path(uid): Path<String>,
-    headers: HeaderMap,
+    me: Caller<Keystone>,
     body: Bytes,
 ) -> Reply {
-    let me = caller(&id, &headers).await?;
     policy::admin(&me, "update_user")?;
     let m = body_object(&body, "user")?;
     let (f, domain_id) = fields(&m)?;
-    if domain_id.is_some_and(|d| d != DEFAULT_DOMAIN_ID) {
-        return Err(Error::bad_request("A user cannot move to another domain.").into());
-    }
+    same_domain(domain_id, "user")?;
     let u = id.update_user(&uid, f).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"user": render::user(&id, &u)}),
-    ))
+    one(StatusCode::OK, "user", render::user(&id, &u))
 }
 
-pub async fn delete(State(id): State<Id>, Path(uid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn delete(State(id): State<Id>, Path(uid): Path<String>, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "delete_user")?;
     id.delete_user(&uid).await?;
     Ok(no_content())
 }
 
-pub async fn projects(State(id): State<Id>, Path(uid): Path<String>, headers: HeaderMap) -> Reply {
-    let me = caller(&id, &headers).await?;
+pub async fn projects(
+    State(id): State<Id>,
+    Path(uid): Path<String>,
+    me: Caller<Keystone>,
+) -> Reply {
     policy::admin_or_self(&me, &uid, "list_user_projects")?;
     id.get_user(&uid).await?;
     let list: Vec<Value> = id
@@ -131,10 +112,11 @@ pub async fn projects(State(id): State<Id>, Path(uid): Path<String>, headers: He
         .iter()
         .map(|p| render::project(&id, p))
         .collect();
-    Ok(reply(
-        StatusCode::OK,
-        json!({"projects": list, "links": list_links(&id, &format!("/users/{uid}/projects"))}),
-    ))
+    listing(
+        "projects",
+        json!(list),
+        list_links(&id, &format!("/users/{uid}/projects")),
+    )
 }
 
 /// `POST /v3/users/{id}/password` `{"user": {"password", "original_password"}}` → 204. As in

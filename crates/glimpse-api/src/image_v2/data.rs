@@ -20,27 +20,18 @@ use glimpse_core::images;
 use glimpse_core::region::Region;
 use glimpse_core::{Error, Kind};
 
-use super::{auth, glance};
-use crate::errors::ApiError;
+use super::glance;
+use crate::dialect::{ApiError, ApiResult, Caller, Glance};
 
 /// `PUT /v2/images/{id}/file`.
 pub async fn upload(
     State(region): State<Arc<Region>>,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> ApiResult<Glance> {
     let headers = req.headers().clone();
-    let caller = auth(&region, &headers).await?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let content_type = crate::request::media_type(&headers);
     if content_type.as_deref() != Some("application/octet-stream") {
         let shown = content_type.unwrap_or_else(|| "None".into());
         return Err(glance(Error::unsupported_media(format!(
@@ -77,9 +68,7 @@ pub async fn upload(
         resume_from,
     };
     let body = req.into_body().into_data_stream();
-    images::upload(&region, &caller, &id, body, declared, &expected)
-        .await
-        .map_err(glance)?;
+    images::upload(&region, &caller, &id, body, declared, &expected).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -92,11 +81,11 @@ enum Wanted {
     Suffix(u64),
 }
 
-fn range_error(msg: String) -> ApiError {
+fn range_error(msg: String) -> ApiError<Glance> {
     glance(Error::new(Kind::RangeNotSatisfiable, msg))
 }
 
-fn parse_range(v: &str) -> Result<Wanted, ApiError> {
+fn parse_range(v: &str) -> Result<Wanted, ApiError<Glance>> {
     if v.contains(',') {
         return Err(glance(Error::bad_request(
             "Requests with multiple ranges are not supported in Glance. You may make multiple \
@@ -128,7 +117,7 @@ fn parse_range(v: &str) -> Result<Wanted, ApiError> {
 }
 
 /// Resolves a range against the image size into `start..end` (exclusive end).
-fn resolve(w: Wanted, size: u64) -> Result<(u64, u64), ApiError> {
+fn resolve(w: Wanted, size: u64) -> Result<(u64, u64), ApiError<Glance>> {
     match w {
         Wanted::From(start, end) => {
             if start >= size {
@@ -153,14 +142,11 @@ fn resolve(w: Wanted, size: u64) -> Result<(u64, u64), ApiError> {
 /// `GET /v2/images/{id}/file`.
 pub async fn download(
     State(region): State<Arc<Region>>,
+    caller: Caller<Glance>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let Some(img) = images::prepare_download(&region, &caller, &id)
-        .await
-        .map_err(glance)?
-    else {
+) -> ApiResult<Glance> {
+    let Some(img) = images::prepare_download(&region, &caller, &id).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let size = img.size.unwrap_or(0).max(0) as u64;
@@ -169,7 +155,7 @@ pub async fn download(
         Some(v) => Some(parse_range(v.to_str().unwrap_or(""))?),
     };
     let range = wanted.map(|w| resolve(w, size)).transpose()?;
-    let stream = images::read(&region, &img, range).await.map_err(glance)?;
+    let stream = images::read(&region, &img, range).await?;
     let body = Body::from_stream(stream.map_err(std::io::Error::other));
     let (status, len) = match range {
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, e - s),
@@ -206,7 +192,7 @@ mod tests {
         resolve(parse_range(v).unwrap(), size).unwrap()
     }
 
-    fn status(r: Result<(u64, u64), ApiError>) -> u16 {
+    fn status(r: Result<(u64, u64), ApiError<Glance>>) -> u16 {
         r.unwrap_err().error.kind.status()
     }
 

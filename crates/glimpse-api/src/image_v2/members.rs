@@ -3,31 +3,26 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use glimpse_core::Error;
 use glimpse_core::images::members;
 use glimpse_core::region::Region;
 
-use super::records::{body_bytes, parse_json};
+use super::glance;
 use super::view::{MemberView, MembersView, json_response};
-use super::{auth, glance};
-use crate::errors::ApiError;
+use crate::dialect::{ApiResult, Body, Caller, Glance};
 
 type RegionState = State<Arc<Region>>;
 
 /// `POST /v2/images/{id}/members` with `{"member": "<project id>"}`.
 pub async fn add(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let body = parse_json(&body_bytes(body)?)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
     let obj = body.as_object().ok_or_else(|| {
         glance(Error::bad_request(
             "Expected a member in the form: {\"member\": \"image_id\"}",
@@ -44,45 +39,37 @@ pub async fn add(
     if member.is_empty() {
         return Err(glance(Error::bad_request("Member can't be empty")));
     }
-    let m = members::add(&region, &caller, &id, member)
-        .await
-        .map_err(glance)?;
+    let m = members::add(&region, &caller, &id, member).await?;
     Ok(json_response(StatusCode::OK, &MemberView(&m)))
 }
 
 /// `GET /v2/images/{id}/members`.
 pub async fn list(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let ms = members::list(&region, &caller, &id).await.map_err(glance)?;
+) -> ApiResult<Glance> {
+    let ms = members::list(&region, &caller, &id).await?;
     Ok(json_response(StatusCode::OK, &MembersView(&ms)))
 }
 
 /// `GET /v2/images/{id}/members/{member_id}`.
 pub async fn show(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((id, member_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let m = members::get(&region, &caller, &id, &member_id)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    let m = members::get(&region, &caller, &id, &member_id).await?;
     Ok(json_response(StatusCode::OK, &MemberView(&m)))
 }
 
 /// `PUT /v2/images/{id}/members/{member_id}` with `{"status": "accepted"|"rejected"|"pending"}`.
 pub async fn update(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((id, member_id)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let body = parse_json(&body_bytes(body)?)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
     let form = || {
         glance(Error::bad_request(
             "Expected a status in the form: {\"status\": \"status\"}",
@@ -94,21 +81,16 @@ pub async fn update(
         .ok_or_else(|| glance(Error::bad_request("Status not specified")))?
         .as_str()
         .ok_or_else(form)?;
-    let m = members::set_status(&region, &caller, &id, &member_id, status)
-        .await
-        .map_err(glance)?;
+    let m = members::set_status(&region, &caller, &id, &member_id, status).await?;
     Ok(json_response(StatusCode::OK, &MemberView(&m)))
 }
 
 /// `DELETE /v2/images/{id}/members/{member_id}`.
 pub async fn remove(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((id, member_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    members::remove(&region, &caller, &id, &member_id)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    members::remove(&region, &caller, &id, &member_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,30 +2,28 @@
 //! namespaces (list with `first`/`next` links, create 201 with `Location`, show with an
 //! optional `?resource_type=` prefix view, full-replacement PUT, delete 204) and their
 //! resource type associations here; objects, properties and tags in [`items`]. Handlers are
-//! thin: authenticate, read the Glance document (`glimpse_core::images::metadefs::input`),
+//! thin: authenticate, read the Glance document ([`input`]),
 //! call the domain, render ([`view`]). Errors are Glance's. Stateless.
 
+mod input;
 mod items;
 mod view;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use glimpse_core::images::metadefs::{self, input, resource_types};
+use glimpse_core::images::metadefs::{self, resource_types};
 use glimpse_core::region::Region;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::records::{body_bytes, parse_json};
+use super::ApiState;
 use super::view::json_response;
-use super::{ApiState, auth, glance};
-use crate::errors::ApiError;
+use crate::dialect::{ApiResult, Body, Caller, Glance};
 
 type RegionState = State<Arc<Region>>;
 
@@ -105,10 +103,6 @@ pub(super) fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(super) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    parse_json(&body_bytes(body)?)
-}
-
 pub(super) fn ok(v: &Value) -> Response {
     json_response(StatusCode::OK, v)
 }
@@ -144,25 +138,21 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// `GET /v2/metadefs/resource_types`.
 async fn list_resource_types(
     State(region): RegionState,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let types = resource_types::list(&region, &caller)
-        .await
-        .map_err(glance)?;
+    caller: Caller<Glance>,
+) -> ApiResult<Glance> {
+    let types = resource_types::list(&region, &caller).await?;
     Ok(ok(&view::resource_types(&types)))
 }
 
 /// `GET /v2/metadefs/namespaces`.
 async fn list(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+) -> ApiResult<Glance> {
     let mut pairs = query_pairs(query);
-    let q = input::namespace_query(&pairs).map_err(glance)?;
-    let page = metadefs::list(&region, &caller, &q).await.map_err(glance)?;
+    let q = input::namespace_query(&pairs)?;
+    let page = metadefs::list(&region, &caller, &q).await?;
     pairs.retain(|(k, _)| k != "marker");
     let mut body = json!({
         "namespaces": page.namespaces.iter().map(|(ns, a)| view::namespace_in_list(ns, a)).collect::<Vec<_>>(),
@@ -183,14 +173,11 @@ async fn list(
 /// `POST /v2/metadefs/namespaces` (201 with `Location`).
 async fn create(
     State(region): RegionState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let doc = input::namespace(&json_body(body)?).map_err(glance)?;
-    let detail = metadefs::create(&region, &caller, doc)
-        .await
-        .map_err(glance)?;
+    caller: Caller<Glance>,
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let doc = input::namespace(&body)?;
+    let detail = metadefs::create(&region, &caller, doc).await?;
     let mut r = created(&view::namespace_detail(&detail));
     let location = format!(
         "{}/v2/metadefs/namespaces/{}",
@@ -206,12 +193,11 @@ async fn create(
 /// `GET /v2/metadefs/namespaces/{ns}[?resource_type=…]`.
 async fn show(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let mut detail = metadefs::get(&region, &caller, &ns).await.map_err(glance)?;
+) -> ApiResult<Glance> {
+    let mut detail = metadefs::get(&region, &caller, &ns).await?;
     if let Some((_, rt)) = query_pairs(query)
         .into_iter()
         .find(|(k, v)| k == "resource_type" && !v.is_empty())
@@ -224,41 +210,32 @@ async fn show(
 /// `PUT /v2/metadefs/namespaces/{ns}`.
 async fn update(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let doc = input::namespace(&json_body(body)?).map_err(glance)?;
-    let updated = metadefs::update(&region, &caller, &ns, doc)
-        .await
-        .map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let doc = input::namespace(&body)?;
+    let updated = metadefs::update(&region, &caller, &ns, doc).await?;
     Ok(ok(&Value::Object(view::namespace(&updated))))
 }
 
 /// `DELETE /v2/metadefs/namespaces/{ns}`.
 async fn remove(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    metadefs::delete(&region, &caller, &ns)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    metadefs::delete(&region, &caller, &ns).await?;
     Ok(no_content())
 }
 
 /// `GET /v2/metadefs/namespaces/{ns}/resource_types`.
 async fn list_associations(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let assoc = resource_types::associations(&region, &caller, &ns)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    let assoc = resource_types::associations(&region, &caller, &ns).await?;
     Ok(ok(&json!({
         "resource_type_associations": assoc.iter().map(view::association).collect::<Vec<_>>()
     })))
@@ -267,27 +244,21 @@ async fn list_associations(
 /// `POST /v2/metadefs/namespaces/{ns}/resource_types`.
 async fn associate(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let a = input::association(&json_body(body)?).map_err(glance)?;
-    let out = resource_types::associate(&region, &caller, &ns, &a)
-        .await
-        .map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let a = input::association(&body)?;
+    let out = resource_types::associate(&region, &caller, &ns, &a).await?;
     Ok(created(&view::association(&out)))
 }
 
 /// `DELETE /v2/metadefs/namespaces/{ns}/resource_types/{resource_type}`.
 async fn dissociate(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, rt)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    resource_types::dissociate(&region, &caller, &ns, &rt)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    resource_types::dissociate(&region, &caller, &ns, &rt).await?;
     Ok(no_content())
 }

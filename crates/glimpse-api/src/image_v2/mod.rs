@@ -8,6 +8,7 @@
 //! Stateless: everything lives in the region's database and store.
 
 mod data;
+pub mod input;
 pub mod list_cache;
 mod members;
 mod metadefs;
@@ -21,15 +22,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use glimpse_core::Error;
-use glimpse_core::auth::Caller;
 use glimpse_core::region::Region;
 
-use crate::errors::{ApiError, Dialect, GlanceMessage};
+use crate::dialect::{ApiError, Caller, Glance, not_found};
+use crate::errors::GlanceMessage;
 
 type R = Arc<Region>;
 
@@ -53,15 +54,14 @@ impl FromRef<ApiState> for Arc<list_cache::ListCache> {
 }
 
 /// A Glance-dialect error.
-pub(crate) fn glance(e: Error) -> ApiError {
-    ApiError::new(Dialect::Glance, e)
+pub(crate) fn glance(e: Error) -> ApiError<Glance> {
+    ApiError::new(e)
 }
 
-/// The validated caller of a request (401 without a valid token).
-pub(crate) async fn auth(region: &Region, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    crate::request::caller(headers, region.auth.as_ref())
-        .await
-        .map_err(glance)
+impl crate::dialect::TokenSource for ApiState {
+    fn validator(&self) -> &dyn glimpse_core::auth::TokenValidator {
+        self.region.auth.as_ref()
+    }
 }
 
 /// Routes mounted at `/<region>/image`.
@@ -118,10 +118,12 @@ pub fn router(region: Arc<Region>) -> Router {
 async fn fallback(State(region): State<R>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     if path == "/v2" || path.starts_with("/v2/") {
-        if let Err(e) = auth(&region, req.headers()).await {
-            return e.into_response();
+        if let Err(r) =
+            Caller::<Glance>::of(req.headers(), req.extensions(), region.auth.as_ref()).await
+        {
+            return r;
         }
-        return glance(Error::not_found("The resource could not be found.")).into_response();
+        return not_found::<Glance>();
     }
     versions::versions(State(region)).await
 }
@@ -191,7 +193,7 @@ mod tests {
         fn validate<'a, 'b, 'f>(
             &'a self,
             _: &'b str,
-        ) -> Pin<Box<dyn Future<Output = Result<Caller, Error>> + Send + 'f>>
+        ) -> Pin<Box<dyn Future<Output = Result<glimpse_core::auth::Caller, Error>> + Send + 'f>>
         where
             'a: 'f,
             'b: 'f,

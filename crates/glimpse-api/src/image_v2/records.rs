@@ -9,31 +9,18 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use glimpse_core::images::{self, ListQuery, PatchDialect, input};
+use glimpse_core::images::{self, ListQuery};
+
+use super::input::{self, PatchDialect};
 use glimpse_core::region::Region;
 use glimpse_core::{Error, Kind};
 use serde_json::Value;
 
 use super::list_cache::{self, ListCache};
 use super::view::{ImageView, ListView, json_response};
-use super::{auth, glance};
-use crate::errors::ApiError;
+use crate::dialect::{ApiError, ApiResult, Body, Caller, Dialect, Glance};
 
 type RegionState = State<Arc<Region>>;
-
-/// The bytes of a JSON request body (413 past the body limit, 400 if unreadable).
-pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    crate::request::body(body).map_err(glance)
-}
-
-/// A JSON request body, with Glance's messages.
-pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(glance(Error::bad_request("Body expected in request.")));
-    }
-    serde_json::from_slice(body)
-        .map_err(|_| glance(Error::bad_request("Malformed JSON in request body.")))
-}
 
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
@@ -42,15 +29,11 @@ fn no_content() -> Response {
 /// `POST /v2/images`.
 pub async fn create(
     State(region): RegionState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let body = parse_json(&body_bytes(body)?)?;
-    let new = input::new_image(&body).map_err(glance)?;
-    let img = images::create(&region, &caller, new)
-        .await
-        .map_err(glance)?;
+    caller: Caller<Glance>,
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let new = input::new_image(&body)?;
+    let img = images::create(&region, &caller, new).await?;
     let mut r = json_response(StatusCode::CREATED, &ImageView(&img));
     if let Ok(v) = HeaderValue::from_str(&format!("{}/v2/images/{}", region.image_url(), img.id)) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -68,24 +51,21 @@ fn encode(pairs: &[(String, String)]) -> String {
 pub async fn list(
     State(region): RegionState,
     State(cache): State<Arc<ListCache>>,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+) -> ApiResult<Glance> {
     let query = query.unwrap_or_default();
     let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
-    let q = ListQuery::parse(&pairs).map_err(glance)?;
-    caller.project().map_err(glance)?;
-    let generation = images::list::generation(&region).await.map_err(glance)?;
+    let q = ListQuery::parse(&pairs)?;
+    caller.project()?;
+    let generation = images::list::generation(&region).await?;
     let key = list_cache::key(&caller, &query);
     if let Some(body) = cache.get(generation, &key) {
         return Ok(json_bytes(body));
     }
-    let page = images::list::list(&region, &caller, &q)
-        .await
-        .map_err(glance)?;
+    let page = images::list::list(&region, &caller, &q).await?;
     pairs.retain(|(k, _)| k != "marker");
     let first = if pairs.is_empty() {
         "/v2/images".to_string()
@@ -117,11 +97,10 @@ fn json_bytes(body: Bytes) -> Response {
 /// `GET /v2/images/{id}`.
 pub async fn show(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let img = images::get(&region, &caller, &id).await.map_err(glance)?;
+) -> ApiResult<Glance> {
+    let img = images::get(&region, &caller, &id).await?;
     Ok(json_response(StatusCode::OK, &ImageView(&img)))
 }
 
@@ -131,11 +110,11 @@ const ACCEPT_PATCH: &str =
 /// `PATCH /v2/images/{id}`.
 pub async fn update(
     State(region): RegionState,
+    caller: Caller<Glance>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+) -> ApiResult<Glance> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -147,7 +126,7 @@ pub async fn update(
             .unwrap_or("")
             .trim()
             .to_string();
-        let mut r = glance(Error::new(
+        let mut r = ApiError::<Glance>::new(Error::new(
             Kind::UnsupportedMedia,
             format!(
                 "The request media type {media} is not supported by this server. \
@@ -159,75 +138,58 @@ pub async fn update(
             .insert("accept-patch", HeaderValue::from_static(ACCEPT_PATCH));
         return Ok(r);
     };
-    let body = parse_json(&body_bytes(body)?)?;
-    let changes = input::changes(&body, dialect).map_err(glance)?;
-    let img = images::update(&region, &caller, &id, changes)
-        .await
-        .map_err(glance)?;
+    let body: Value = Glance::json(&crate::request::body(body)?)?;
+    let changes = input::changes(&body, dialect)?;
+    let img = images::update(&region, &caller, &id, changes).await?;
     Ok(json_response(StatusCode::OK, &ImageView(&img)))
 }
 
 /// `DELETE /v2/images/{id}`.
 pub async fn delete(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    images::delete(&region, &caller, &id)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    images::delete(&region, &caller, &id).await?;
     Ok(no_content())
 }
 
 /// `POST /v2/images/{id}/actions/deactivate`.
 pub async fn deactivate(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    images::deactivate(&region, &caller, &id)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    images::deactivate(&region, &caller, &id).await?;
     Ok(no_content())
 }
 
 /// `POST /v2/images/{id}/actions/reactivate`.
 pub async fn reactivate(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    images::reactivate(&region, &caller, &id)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    images::reactivate(&region, &caller, &id).await?;
     Ok(no_content())
 }
 
 /// `PUT /v2/images/{id}/tags/{tag}`.
 pub async fn add_tag(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((id, tag)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    images::add_tag(&region, &caller, &id, &tag)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    images::add_tag(&region, &caller, &id, &tag).await?;
     Ok(no_content())
 }
 
 /// `DELETE /v2/images/{id}/tags/{tag}`.
 pub async fn remove_tag(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((id, tag)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    images::remove_tag(&region, &caller, &id, &tag)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    images::remove_tag(&region, &caller, &id, &tag).await?;
     Ok(no_content())
 }

@@ -12,20 +12,19 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use glimpse_core::Error;
-use glimpse_core::auth::Caller;
 use glimpse_core::images::policy::denied;
 use glimpse_core::region::Region;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::records::{body_bytes, parse_json};
 use super::view::json_response;
-use super::{ApiState, auth, glance};
-use crate::errors::{ApiError, GlanceMessage};
+use super::{ApiState, glance};
+use crate::dialect::{ApiError, ApiResult, Caller, Dialect, Glance};
+use crate::errors::GlanceMessage;
 
 type RegionState = State<Arc<Region>>;
 
@@ -48,8 +47,8 @@ pub(crate) fn allowed_methods(tail: &str) -> Option<&'static str> {
 }
 
 /// `tasks_api_access`: admins only (and a project-scoped token).
-fn access(caller: &Caller) -> Result<(), ApiError> {
-    caller.project().map_err(glance)?;
+fn access(caller: &glimpse_core::auth::Caller) -> Result<(), ApiError<Glance>> {
+    caller.project()?;
     if caller.is_admin() {
         Ok(())
     } else {
@@ -141,14 +140,9 @@ fn refusal(body: &Value) -> Error {
 }
 
 /// `POST /v2/tasks`: always refused (see the module docs). Not routed yet (see [`routes`]).
-async fn create(
-    State(region): RegionState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+async fn create(caller: Caller<Glance>, body: Result<Bytes, BytesRejection>) -> ApiResult<Glance> {
     access(&caller)?;
-    let body = parse_json(&body_bytes(body)?)?;
+    let body: Value = Glance::json(&crate::request::body(body)?)?;
     Err(glance(refusal(&body)))
 }
 
@@ -165,12 +159,7 @@ fn task_not_found(id: &str) -> Error {
 }
 
 /// `GET /v2/tasks`: the (empty) list, after Glance's checks of the parameters.
-async fn list(
-    State(region): RegionState,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+async fn list(caller: Caller<Glance>, RawQuery(query): RawQuery) -> ApiResult<Glance> {
     access(&caller)?;
     let mut pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -227,13 +216,10 @@ async fn list(
 /// 404 for an image the caller cannot see. Tempest waits on it after a server snapshot.
 async fn image_tasks(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    glimpse_core::images::get(&region, &caller, &id)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    glimpse_core::images::get(&region, &caller, &id).await?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "tasks": [] }),
@@ -241,23 +227,13 @@ async fn image_tasks(
 }
 
 /// `GET /v2/tasks/{id}`: 404, there are no tasks.
-async fn show(
-    State(region): RegionState,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+async fn show(caller: Caller<Glance>, Path(id): Path<String>) -> ApiResult<Glance> {
     access(&caller)?;
     Err(glance(task_not_found(&id)))
 }
 
 /// `DELETE /v2/tasks/{id}`: Glance's 405 (tasks expire on their own).
-async fn remove(
-    State(region): RegionState,
-    headers: HeaderMap,
-    Path(_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+async fn remove(caller: Caller<Glance>, Path(_id): Path<String>) -> ApiResult<Glance> {
     access(&caller)?;
     let msg = "This operation is currently not permitted on Glance Tasks. They are auto deleted \
                after reaching the time based on their expires_at property.";

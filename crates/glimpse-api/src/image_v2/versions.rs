@@ -6,15 +6,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use glimpse_core::Error;
 use glimpse_core::region::Region;
 use serde::Serialize;
 
+use super::glance;
 use super::view::json_response;
-use super::{auth, glance};
-use crate::errors::ApiError;
+use crate::dialect::{ApiResult, Caller, Glance};
 
 /// The newest image API version Glimpse implements.
 const CURRENT_MINOR: u32 = 16;
@@ -69,12 +69,7 @@ pub async fn versions_ok(State(region): State<Arc<Region>>) -> Response {
 }
 
 /// `GET /v2/schemas/<path>`.
-pub async fn schema(
-    State(region): State<Arc<Region>>,
-    headers: HeaderMap,
-    Path(path): Path<String>,
-) -> Result<Response, ApiError> {
-    auth(&region, &headers).await?;
+pub async fn schema(_caller: Caller<Glance>, Path(path): Path<String>) -> ApiResult<Glance> {
     let doc = super::schemas::schema(&path)
         .ok_or_else(|| glance(Error::not_found("The resource could not be found.")))?;
     let mut r = (StatusCode::OK, doc).into_response();
@@ -86,11 +81,7 @@ pub async fn schema(
 }
 
 /// `GET /v2/info/import`: no interoperable import methods are offered.
-pub async fn info_import(
-    State(region): State<Arc<Region>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    auth(&region, &headers).await?;
+pub async fn info_import(_caller: Caller<Glance>) -> ApiResult<Glance> {
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({"import-methods": {"description": "Import methods available.",

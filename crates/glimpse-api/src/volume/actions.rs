@@ -5,23 +5,24 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use glimpse_core::Error;
-use glimpse_core::volumes::{attach, upload};
+use glimpse_core::volumes::{self, attach};
 use serde_json::{Map, Value};
 
-use super::{R, caller, cinder, reply, version_of};
-use crate::errors::ApiError;
+use super::upload;
+use super::{R, cinder, reply, version_of};
+use crate::dialect::{ApiError, Caller, Cinder};
 
-fn malformed(reason: &str) -> ApiError {
+fn malformed(reason: &str) -> ApiError<Cinder> {
     cinder(Error::bad_request(format!(
         "Malformed message body: {reason}"
     )))
 }
 
 /// The one `(action, argument)` of an action body.
-fn peek(body: &[u8]) -> Result<(String, Value), ApiError> {
+fn peek(body: &[u8]) -> Result<(String, Value), ApiError<Cinder>> {
     let v: Value = serde_json::from_slice(body).map_err(|_| malformed("cannot understand JSON"))?;
     let Value::Object(m) = v else {
         return Err(malformed("cannot understand JSON"));
@@ -33,7 +34,7 @@ fn peek(body: &[u8]) -> Result<(String, Value), ApiError> {
     Ok((k, v))
 }
 
-fn args(action: &str, v: &Value, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
+fn args(action: &str, v: &Value, allowed: &[&str]) -> Result<Map<String, Value>, ApiError<Cinder>> {
     let m = match v {
         Value::Object(m) => m.clone(),
         Value::Null => Map::new(),
@@ -51,7 +52,11 @@ fn args(action: &str, v: &Value, allowed: &[&str]) -> Result<Map<String, Value>,
     Ok(m)
 }
 
-fn uuid_arg(action: &str, m: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+fn uuid_arg(
+    action: &str,
+    m: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, ApiError<Cinder>> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => Ok(Some(s.clone())),
@@ -63,46 +68,29 @@ fn uuid_arg(action: &str, m: &Map<String, Value>, key: &str) -> Result<Option<St
 
 pub async fn action(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
     ext: Extensions,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let c = caller(&region, &headers, &api, &project).await?;
+) -> Result<Response, ApiError<Cinder>> {
     let version = version_of(&ext);
     let (name, arg) = peek(&body)?;
     let accepted = || Ok(StatusCode::ACCEPTED.into_response());
     match name.as_str() {
         "os-volume_upload_image" => {
-            let req = upload::parse(&arg, version.at_least(3, 1)).map_err(cinder)?;
-            let done = upload::submit(&region, &c, &id, req)
-                .await
-                .map_err(cinder)?;
+            let req = upload::parse(&arg, version.at_least(3, 1))?;
+            let done = volumes::upload::submit(&region, &c, &id, req).await?;
             let body = serde_json::json!({"os-volume_upload_image": upload::response(&done)});
             Ok(reply(StatusCode::ACCEPTED, &body))
         }
-        "os-reserve" => {
+        "os-reserve" | "os-unreserve" | "os-begin_detaching" | "os-roll_detaching" => {
             args(&name, &arg, &[])?;
-            attach::reserve(&region, &c, &id).await.map_err(cinder)?;
-            accepted()
-        }
-        "os-unreserve" => {
-            args(&name, &arg, &[])?;
-            attach::unreserve(&region, &c, &id).await.map_err(cinder)?;
-            accepted()
-        }
-        "os-begin_detaching" => {
-            args(&name, &arg, &[])?;
-            attach::begin_detaching(&region, &c, &id)
-                .await
-                .map_err(cinder)?;
-            accepted()
-        }
-        "os-roll_detaching" => {
-            args(&name, &arg, &[])?;
-            attach::roll_detaching(&region, &c, &id)
-                .await
-                .map_err(cinder)?;
+            match name.as_str() {
+                "os-reserve" => attach::reserve(&region, &c, &id).await?,
+                "os-unreserve" => attach::unreserve(&region, &c, &id).await?,
+                "os-begin_detaching" => attach::begin_detaching(&region, &c, &id).await?,
+                _ => attach::roll_detaching(&region, &c, &id).await?,
+            }
             accepted()
         }
         "os-attach" => {
@@ -133,9 +121,7 @@ pub async fn action(
                     "Invalid request to attach volume to an invalid target: instance_uuid is required.",
                 )));
             };
-            attach::attach(&region, &c, &id, &server, Some(&mountpoint))
-                .await
-                .map_err(cinder)?;
+            attach::attach(&region, &c, &id, &server, Some(&mountpoint)).await?;
             accepted()
         }
         "os-set_bootable" => {
@@ -145,30 +131,24 @@ pub async fn action(
                     "Invalid input for field/attribute {name}. 'bootable' is a required property"
                 ))));
             };
-            let bootable = upload::strict_bool(&format!("{name}/bootable"), b).map_err(cinder)?;
+            let bootable = upload::strict_bool(&format!("{name}/bootable"), b)?;
             let u = glimpse_core::volumes::records::VolumeUpdate {
                 bootable: Some(bootable),
                 ..Default::default()
             };
-            glimpse_core::volumes::update(&region, &c, &id, u)
-                .await
-                .map_err(cinder)?;
+            glimpse_core::volumes::update(&region, &c, &id, u).await?;
             Ok(StatusCode::OK.into_response())
         }
         "os-extend" => {
             let m = args(&name, &arg, &["new_size"])?;
             let size = super::records::volume_size(&m, "new_size", &name)?;
-            glimpse_core::volumes::records::extend(&region, &c, &id, size)
-                .await
-                .map_err(cinder)?;
+            glimpse_core::volumes::records::extend(&region, &c, &id, size).await?;
             accepted()
         }
         "os-detach" => {
             let m = args(&name, &arg, &["attachment_id"])?;
             uuid_arg(&name, &m, "attachment_id")?;
-            attach::detach(&region, &c, &id, None)
-                .await
-                .map_err(cinder)?;
+            attach::detach(&region, &c, &id, None).await?;
             accepted()
         }
         other => Err(cinder(Error::bad_request(format!(

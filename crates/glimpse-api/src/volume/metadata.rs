@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use glimpse_core::Error;
 use glimpse_core::volumes::{self, records::VolumeUpdate};
 use serde_json::json;
 
 use super::records::{body_object, metadata};
-use super::{R, caller, cinder, reply};
-use crate::errors::ApiError;
+use super::{R, cinder, reply};
+use crate::dialect::{ApiError, Caller, Cinder};
 
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, ApiError<Cinder>>;
 
-fn not_found() -> ApiError {
+fn not_found() -> ApiError<Cinder> {
     cinder(Error::not_found("Metadata item was not found."))
 }
 
@@ -41,39 +41,29 @@ async fn write(
         metadata: Some(meta),
         ..VolumeUpdate::default()
     };
-    Ok(volumes::update(region, c, id, u)
-        .await
-        .map_err(cinder)?
-        .metadata)
+    Ok(volumes::update(region, c, id, u).await?.metadata)
 }
 
 pub async fn show_all(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
-    let v = volumes::get(&region, &c, &id).await.map_err(cinder)?;
+    let v = volumes::get(&region, &c, &id).await?;
     Ok(reply(StatusCode::OK, &json!({"metadata": v.metadata})))
 }
 
 /// POST merges, PUT replaces.
 async fn set_all(
     region: R,
-    api: String,
-    project: String,
     id: String,
-    headers: HeaderMap,
+    c: Caller<Cinder>,
     body: Bytes,
     merge: bool,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
     let given = metadata_body(&body)?;
     let mut meta = if merge {
-        volumes::get(&region, &c, &id)
-            .await
-            .map_err(cinder)?
-            .metadata
+        volumes::get(&region, &c, &id).await?.metadata
     } else {
         BTreeMap::new()
     };
@@ -84,40 +74,38 @@ async fn set_all(
 
 pub async fn create(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
     body: Bytes,
 ) -> Result<Response> {
-    set_all(region, api, project, id, headers, body, true).await
+    set_all(region, id, c, body, true).await
 }
 
 pub async fn replace(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
     body: Bytes,
 ) -> Result<Response> {
-    set_all(region, api, project, id, headers, body, false).await
+    set_all(region, id, c, body, false).await
 }
 
 pub async fn show_one(
     State(region): State<R>,
-    Path((api, project, id, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id, key)): Path<(String, String, String, String)>,
+    c: Caller<Cinder>,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
-    let v = volumes::get(&region, &c, &id).await.map_err(cinder)?;
+    let v = volumes::get(&region, &c, &id).await?;
     let value = v.metadata.get(&key).ok_or_else(not_found)?;
     Ok(reply(StatusCode::OK, &json!({"meta": {key: value}})))
 }
 
 pub async fn set_one(
     State(region): State<R>,
-    Path((api, project, id, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id, key)): Path<(String, String, String, String)>,
+    c: Caller<Cinder>,
     body: Bytes,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
     let meta = body_object(&body, "meta")?;
     if meta.len() > 1 {
         return Err(cinder(Error::bad_request(
@@ -135,10 +123,7 @@ pub async fn set_one(
             "Invalid input for field/attribute meta. Value: {v}. {v} is not of type 'string'"
         ))));
     };
-    let mut all = volumes::get(&region, &c, &id)
-        .await
-        .map_err(cinder)?
-        .metadata;
+    let mut all = volumes::get(&region, &c, &id).await?.metadata;
     all.insert(key.clone(), v.to_string());
     write(&region, &c, &id, all).await?;
     Ok(reply(StatusCode::OK, &json!({"meta": {key: v}})))
@@ -146,14 +131,10 @@ pub async fn set_one(
 
 pub async fn delete_one(
     State(region): State<R>,
-    Path((api, project, id, key)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id, key)): Path<(String, String, String, String)>,
+    c: Caller<Cinder>,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
-    let mut all = volumes::get(&region, &c, &id)
-        .await
-        .map_err(cinder)?
-        .metadata;
+    let mut all = volumes::get(&region, &c, &id).await?.metadata;
     if all.remove(&key).is_none() {
         return Err(not_found());
     }

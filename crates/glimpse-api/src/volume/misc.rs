@@ -3,14 +3,14 @@
 //! extension list.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use glimpse_core::Error;
 use glimpse_core::volumes::{AVAILABILITY_ZONE, DEFAULT_TYPE, DEFAULT_TYPE_ID};
 use serde_json::{Value, json};
 
-use super::{R, caller, cinder, reply};
-use crate::errors::ApiError;
+use super::{R, cinder, reply};
+use crate::dialect::{ApiError, Caller, Cinder};
 
 fn default_type() -> Value {
     json!({
@@ -24,12 +24,7 @@ fn default_type() -> Value {
     })
 }
 
-pub async fn types(
-    State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    caller(&region, &headers, &api, &project).await?;
+pub async fn types(_caller: Caller<Cinder>) -> Result<Response, ApiError<Cinder>> {
     Ok(reply(
         StatusCode::OK,
         &json!({"volume_types": [default_type()]}),
@@ -37,11 +32,9 @@ pub async fn types(
 }
 
 pub async fn volume_type(
-    State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    caller(&region, &headers, &api, &project).await?;
+    Path((_, _, id)): Path<(String, String, String)>,
+    _caller: Caller<Cinder>,
+) -> Result<Response, ApiError<Cinder>> {
     if id != DEFAULT_TYPE_ID && id != DEFAULT_TYPE && id != "default" {
         return Err(cinder(Error::not_found(format!(
             "Volume type {id} could not be found."
@@ -53,12 +46,7 @@ pub async fn volume_type(
     ))
 }
 
-pub async fn zones(
-    State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    caller(&region, &headers, &api, &project).await?;
+pub async fn zones(_caller: Caller<Cinder>) -> Result<Response, ApiError<Cinder>> {
     Ok(reply(
         StatusCode::OK,
         &json!({"availabilityZoneInfo": [
@@ -69,14 +57,10 @@ pub async fn zones(
 
 pub async fn limits(
     State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let c = caller(&region, &headers, &api, &project).await?;
+    c: Caller<Cinder>,
+) -> Result<Response, ApiError<Cinder>> {
     let q = glimpse_core::volumes::records::ListQuery::default();
-    let mine = glimpse_core::volumes::list(&region, &c, &q)
-        .await
-        .map_err(cinder)?;
+    let mine = glimpse_core::volumes::list(&region, &c, &q).await?;
     let gb: i64 = mine.iter().map(|v| v.size_gb).sum();
     let max_gb = (region.config.limits.max_virtual_size >> 30) as i64;
     Ok(reply(
@@ -97,11 +81,6 @@ pub async fn limits(
     ))
 }
 
-pub async fn extensions(
-    State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    caller(&region, &headers, &api, &project).await?;
+pub async fn extensions(_caller: Caller<Cinder>) -> Result<Response, ApiError<Cinder>> {
     Ok(reply(StatusCode::OK, &json!({"extensions": []})))
 }

@@ -1,7 +1,7 @@
 //! The volume API (Cinder subset), mounted at `/<region>/volume`. The catalog names
 //! `/<region>/volume/v3/<project>`; the seed (002) calls `/v2/<project>/…`. Both versions
 //! serve the same resources; v3 takes Cinder's microversion header
-//! (`OpenStack-API-Version: volume 3.x`, 3.0 to [`MAX_VERSION`], `latest`) and answers it back.
+//! (`OpenStack-API-Version: volume 3.x`, 3.0 to [`VOLUME`]`.max`, `latest`) and answers it back.
 //!
 //! | method | path (below `/{v2,v3}/{project_id}`) | answer |
 //! |---|---|---|
@@ -22,148 +22,36 @@ mod actions;
 mod metadata;
 mod misc;
 mod records;
+mod upload;
 mod view;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use glimpse_core::Error;
-use glimpse_core::auth::Caller;
 use glimpse_core::region::Region;
 use serde_json::json;
 
-use crate::errors::{ApiError, Dialect};
+use crate::dialect::{ApiError, Cinder, method_not_allowed, not_found};
+use crate::microversion::{VOLUME, Version};
 
 type R = Arc<Region>;
 
-/// The highest microversion served (3.1: `visibility` and `protected` on upload).
-pub const MAX_VERSION: (u32, u32) = (3, 1);
 /// Cinder's `updated` date of the version document.
 const UPDATED: &str = "2023-09-01T00:00:00Z";
 
-pub(crate) fn cinder(e: Error) -> ApiError {
-    ApiError::new(Dialect::Cinder, e)
-}
-
-/// The API version of a request: `v2`, or `v3` with a microversion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Version {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl Version {
-    pub fn at_least(self, major: u32, minor: u32) -> bool {
-        self.major == 3 && (self.major, self.minor) >= (major, minor)
-    }
-}
-
-/// Reads `OpenStack-API-Version: volume X.Y` (v3 only); 400 for a malformed one, 406 for one
-/// out of range, as Cinder.
-fn microversion(api: &str, headers: &HeaderMap) -> Result<Version, Rejected> {
-    if api == "v2" {
-        return Ok(Version { major: 2, minor: 0 });
-    }
-    let asked = headers
-        .get_all("openstack-api-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .find_map(|v| {
-            let (service, ver) = v.split_once(' ')?;
-            service
-                .eq_ignore_ascii_case("volume")
-                .then(|| ver.trim().to_string())
-        });
-    let Some(asked) = asked else {
-        return Ok(Version { major: 3, minor: 0 });
-    };
-    if asked.eq_ignore_ascii_case("latest") {
-        return Ok(Version {
-            major: MAX_VERSION.0,
-            minor: MAX_VERSION.1,
-        });
-    }
-    let parsed = asked
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-        .filter(|_| !asked.starts_with('0') || asked.starts_with("0."));
-    let Some((major, minor)) = parsed else {
-        return Err(cinder(Error::bad_request(format!(
-            "API Version String {asked} is of invalid format. Must be of format MajorNum.MinorNum."
-        )))
-        .into());
-    };
-    if (major, minor) < (3, 0) || (major, minor) > MAX_VERSION {
-        return Err(Rejected::Status(
-            StatusCode::NOT_ACCEPTABLE,
-            format!(
-                "Version {major}.{minor} is not supported by the API. Minimum is 3.0 and maximum is {}.{}.",
-                MAX_VERSION.0, MAX_VERSION.1
-            ),
-        ));
-    }
-    Ok(Version { major, minor })
-}
-
-/// A refused microversion: a domain error, or a status the domain has no kind for (406).
-enum Rejected {
-    Api(ApiError),
-    Status(StatusCode, String),
-}
-
-impl From<ApiError> for Rejected {
-    fn from(e: ApiError) -> Rejected {
-        Rejected::Api(e)
-    }
-}
-
-impl IntoResponse for Rejected {
-    fn into_response(self) -> Response {
-        match self {
-            Rejected::Api(e) => e.into_response(),
-            Rejected::Status(s, m) => fault(s, &m),
-        }
-    }
+pub(crate) fn cinder(e: Error) -> ApiError<Cinder> {
+    ApiError::new(e)
 }
 
 /// A Cinder fault with any status (the domain has no kind for 405 and 406).
 pub(crate) fn fault(status: StatusCode, message: &str) -> Response {
     crate::errors::cinder_fault(status, message)
-}
-
-/// Who calls (for a `v2`/`v3` URL; 404 otherwise), checked against the URL's project: a token of another project is the seed's
-/// `400 Malformed request url`.
-pub(crate) async fn caller(
-    region: &Region,
-    headers: &HeaderMap,
-    api: &str,
-    project_id: &str,
-) -> Result<Caller, ApiError> {
-    check_api(api)?;
-    if project_id.is_empty() {
-        return Err(cinder(Error::not_found("The resource could not be found.")));
-    }
-    let c = crate::request::caller(headers, region.auth.as_ref())
-        .await
-        .map_err(|e| match e.kind {
-            // Seed 002: 401 "unauthorized (including Keystone down)".
-            glimpse_core::Kind::Unavailable => cinder(Error::unauthorized(
-                "The request you have made requires authentication (the identity service \
-                 cannot be reached to validate the token).",
-            )),
-            _ => cinder(e),
-        })?;
-    if c.project_id.as_deref() != Some(project_id) {
-        return Err(cinder(Error::bad_request("Malformed request url")));
-    }
-    Ok(c)
 }
 
 /// A JSON answer as Cinder writes it (`json.dumps`: Python's separators, ASCII escapes).
@@ -210,8 +98,8 @@ pub fn router(region: Arc<Region>) -> Router {
         .route("/{api}", get(versions_one))
         .route("/{api}/", get(versions_one))
         .nest("/{api}/{project_id}", api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(async || not_found::<Cinder>())
+        .method_not_allowed_fallback(async || method_not_allowed::<Cinder>())
         .layer(axum::middleware::from_fn(version_header))
         .with_state(region)
 }
@@ -223,27 +111,19 @@ async fn version_header(mut req: Request, next: Next) -> Response {
     if api != "v3" {
         return next.run(req).await;
     }
-    let v = match microversion(api, req.headers()) {
+    let v = match VOLUME.requested(req.headers()) {
         Ok(v) => v,
-        Err(e) => return e.into_response(),
+        Err((status, message)) => return fault(status, &message),
     };
     req.extensions_mut().insert(v);
     let mut resp = next.run(req).await;
-    if let Ok(h) = HeaderValue::from_str(&format!("volume {}.{}", v.major, v.minor)) {
-        resp.headers_mut().insert("openstack-api-version", h);
-    }
-    resp.headers_mut().insert(
-        header::VARY,
-        HeaderValue::from_static("OpenStack-API-Version"),
-    );
+    VOLUME.echo(v, resp.headers_mut());
     resp
 }
 
 /// The version of a request (set by [`version_header`] for v3).
 pub(crate) fn version_of(ext: &axum::http::Extensions) -> Version {
-    ext.get::<Version>()
-        .copied()
-        .unwrap_or(Version { major: 2, minor: 0 })
+    ext.get::<Version>().copied().unwrap_or(Version(2, 0))
 }
 
 fn version_doc(region: &Region, which: &[&str]) -> serde_json::Value {
@@ -251,12 +131,7 @@ fn version_doc(region: &Region, which: &[&str]) -> serde_json::Value {
     let mut out = Vec::new();
     for v in which {
         let (id, status, version, min) = match *v {
-            "v3" => (
-                "v3.0",
-                "CURRENT",
-                format!("{}.{}", MAX_VERSION.0, MAX_VERSION.1),
-                "3.0",
-            ),
+            "v3" => ("v3.0", "CURRENT", VOLUME.max.to_string(), "3.0"),
             _ => ("v2.0", "DEPRECATED", String::new(), ""),
         };
         out.push(json!({
@@ -291,26 +166,6 @@ async fn versions_one(
 ) -> Response {
     match api.as_str() {
         "v2" | "v3" => reply(StatusCode::OK, &version_doc(&region, &[api.as_str()])),
-        _ => not_found().await,
-    }
-}
-
-async fn not_found() -> Response {
-    cinder(Error::not_found("The resource could not be found.")).into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    fault(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "The method specified is not allowed for this resource.",
-    )
-}
-
-/// The `{api}` path segment must be `v2` or `v3`.
-fn check_api(api: &str) -> Result<(), ApiError> {
-    if api == "v2" || api == "v3" {
-        Ok(())
-    } else {
-        Err(cinder(Error::not_found("The resource could not be found.")))
+        _ => not_found::<Cinder>(),
     }
 }

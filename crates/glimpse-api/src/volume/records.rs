@@ -4,17 +4,17 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use glimpse_core::Error;
 use glimpse_core::volumes::records::{ListQuery, VolumeUpdate};
 use glimpse_core::volumes::{self, NewVolume};
 use serde_json::{Map, Value, json};
 
-use super::{R, caller, cinder, reply, view};
-use crate::errors::ApiError;
+use super::{R, cinder, reply, view};
+use crate::dialect::{ApiError, Caller, Cinder};
 
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, ApiError<Cinder>>;
 
 /// The JSON object under `key` of a request body (Cinder's 400s otherwise).
 pub(crate) fn body_object(body: &[u8], key: &str) -> Result<Map<String, Value>> {
@@ -97,11 +97,10 @@ pub(crate) fn volume_size(m: &Map<String, Value>, key: &str, parent: &str) -> Re
 /// `POST /volumes`: 202 with the `creating` volume.
 pub async fn create(
     State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((api, _project)): Path<(String, String)>,
+    c: Caller<Cinder>,
     body: Bytes,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
     let m = body_object(&body, "volume")?;
     // No snapshots, backups or groups exist here, so naming one is Cinder's 404; cloning an
     // existing volume is not supported (400).
@@ -126,7 +125,7 @@ pub async fn create(
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| src.to_string());
-        volumes::get(&region, &c, &src).await.map_err(cinder)?;
+        volumes::get(&region, &c, &src).await?;
         return Err(cinder(Error::bad_request(
             "Invalid input received: cloning a volume (source_volid) is not supported by this \
              cloud; volumes are made blank or from an image.",
@@ -152,7 +151,7 @@ pub async fn create(
         availability_zone: opt_text(&m, &["availability_zone"])?.flatten(),
         metadata: metadata(&m)?.unwrap_or_default(),
     };
-    let v = volumes::create(&region, &c, new).await.map_err(cinder)?;
+    let v = volumes::create(&region, &c, new).await?;
     Ok(reply(
         StatusCode::ACCEPTED,
         &json!({"volume": view::created(&region, &api, &v)}),
@@ -254,18 +253,17 @@ async fn listed(
     region: &R,
     api: &str,
     project: &str,
-    headers: &HeaderMap,
+    c: &Caller<Cinder>,
     q: &BTreeMap<String, String>,
     detailed: bool,
 ) -> Result<Response> {
-    let c = caller(region, headers, api, project).await?;
     let query = list_query(q)?;
-    let vols = volumes::list(region, &c, &query).await.map_err(cinder)?;
+    let vols = volumes::list(region, c, &query).await?;
     let items: Vec<Value> = vols
         .iter()
         .map(|v| {
             if detailed {
-                view::detail(region, api, &c, v)
+                view::detail(region, api, c, v)
             } else {
                 view::summary(region, api, v)
             }
@@ -292,28 +290,27 @@ async fn listed(
 pub async fn list(
     State(region): State<R>,
     Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
+    c: Caller<Cinder>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response> {
-    listed(&region, &api, &project, &headers, &q, false).await
+    listed(&region, &api, &project, &c, &q, false).await
 }
 
 pub async fn detail(
     State(region): State<R>,
     Path((api, project)): Path<(String, String)>,
-    headers: HeaderMap,
+    c: Caller<Cinder>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response> {
-    listed(&region, &api, &project, &headers, &q, true).await
+    listed(&region, &api, &project, &c, &q, true).await
 }
 
 pub async fn show(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((api, _project, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
-    let v = volumes::get(&region, &c, &id).await.map_err(cinder)?;
+    let v = volumes::get(&region, &c, &id).await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"volume": view::detail(&region, &api, &c, &v)}),
@@ -322,11 +319,10 @@ pub async fn show(
 
 pub async fn update(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((api, _project, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
     body: Bytes,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
     let m = body_object(&body, "volume")?;
     let u = VolumeUpdate {
         name: opt_text(&m, &["name", "display_name"])?,
@@ -334,7 +330,7 @@ pub async fn update(
         metadata: metadata(&m)?,
         bootable: None,
     };
-    let v = volumes::update(&region, &c, &id, u).await.map_err(cinder)?;
+    let v = volumes::update(&region, &c, &id, u).await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"volume": view::created(&region, &api, &v)}),
@@ -343,10 +339,9 @@ pub async fn update(
 
 pub async fn delete(
     State(region): State<R>,
-    Path((api, project, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, _, id)): Path<(String, String, String)>,
+    c: Caller<Cinder>,
 ) -> Result<Response> {
-    let c = caller(&region, &headers, &api, &project).await?;
-    volumes::delete(&region, &c, &id).await.map_err(cinder)?;
+    volumes::delete(&region, &c, &id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -4,9 +4,9 @@
 //! extension attributes, which Tempest's create schema forbids). Times in Cinder's
 //! `yyyy-mm-ddThh:mm:ss.ssssss`.
 
+use super::upload::cinder_time;
 use glimpse_core::auth::Caller;
 use glimpse_core::region::Region;
-use glimpse_core::volumes::upload::cinder_time;
 use glimpse_core::volumes::{Attachment, Volume};
 use serde_json::{Map, Value, json};
 

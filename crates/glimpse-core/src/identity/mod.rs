@@ -3,7 +3,7 @@
 //! The identity database is its own; regions reach identity only through tokens
 //! ([`crate::auth::TokenValidator`]).
 //!
-//! Submodules: [`tokens`] (issue, validate, revoke), [`auth_request`] (the token request body),
+//! Submodules: [`tokens`] (issue, validate, revoke), [`auth_request`] (the typed token request; its body is read in `glimpse-api`),
 //! [`catalog`] (derived from configuration), [`projects`], [`users`], [`roles`] (and
 //! assignments), [`regions`], [`policy`], [`password`], [`cache`], [`bootstrap`].
 //!

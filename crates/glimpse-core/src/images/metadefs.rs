@@ -1,6 +1,6 @@
 //! Metadata definitions (Glance "metadefs") of one region, without HTTP: namespaces (here),
 //! the objects, properties and tags they hold ([`items`]), and resource types with their
-//! associations to namespaces ([`resource_types`]). Request documents are read by [`input`].
+//! associations to namespaces ([`resource_types`]); the typed requests they take in [`input`].
 //!
 //! Policy (Glance's defaults with `enforce_new_defaults`), decided in [`visible`] and
 //! [`admin_only`]: a namespace is visible to admins, and to readers of any project when it is

@@ -1,8 +1,8 @@
 //! Images: the Glance v2 image service of one region, without HTTP. Records ([`records`]),
 //! lists ([`list`]), sharing ([`members`]), the data path ([`data`]) and adoption of content
 //! a replica finds already here ([`adopt`]), every access decided in [`policy`]. Every write
-//! of an image record is in [`lifecycle`]; reads are in [`repo`]. Request documents in
-//! Glance's dialect are read by [`input`]; [`model`] holds the types.
+//! of an image record is in [`lifecycle`]; reads are in [`repo`]. [`model`] holds the
+//! types; Glance's request documents are read at the edge (`glimpse-api`).
 //!
 //! Crash behaviour (invariant 1 of DESIGN.md): an image becomes `active` only in one of the
 //! conditional statements of [`lifecycle`] over verified content (`publish`, `adopt_blob`,
@@ -12,7 +12,6 @@
 
 pub mod adopt;
 pub mod data;
-pub mod input;
 pub(crate) mod lifecycle;
 pub mod list;
 pub mod members;
@@ -27,7 +26,6 @@ pub use data::{
     Expected, ORPHAN_GRACE, clean_orphans, load_for_use, prepare_download, read, recover, upload,
     upload_offset,
 };
-pub use input::PatchDialect;
 pub use list::{ListQuery, Page};
 pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage, Sealing};
 pub use records::{add_tag, create, deactivate, delete, get, reactivate, remove_tag, update};

@@ -261,6 +261,72 @@ fn parse_int(key: &str, v: &str) -> Result<i64> {
     })
 }
 
+/// Reads one filter parameter of a list (any key that is not paging, sorting or scope).
+fn filter(filters: &mut Vec<Filter>, k: &str, v: &str) -> Result<()> {
+    match k {
+        "protected" => filters.push(Filter::Flag("i.protected", flag("protected", v, true)?)),
+        "tag" => filters.push(Filter::Tag(v.trim().to_string())),
+        "created_at" | "updated_at" => {
+            let col = if k == "created_at" {
+                "i.created_at"
+            } else {
+                "i.updated_at"
+            };
+            let (op, t) = split_op(v);
+            let cmp = Cmp::parse(op)
+                .ok_or_else(|| Error::bad_request("Unable to filter on a unknown operator."))?;
+            let t = parse_iso(t).ok_or_else(|| {
+                Error::bad_request(format!(
+                    "Bad \"{k}\" query filter format. Use ISO 8601 DateTime notation."
+                ))
+            })?;
+            filters.push(Filter::Time(col, cmp, t));
+        }
+        "name" | "id" | "status" | "container_format" | "disk_format" => {
+            let col = match k {
+                "name" => "i.name",
+                "id" => "i.id",
+                "status" => "i.status",
+                "container_format" => "i.container_format",
+                _ => "i.disk_format",
+            };
+            match split_op(v) {
+                ("in", list) => filters.push(Filter::TextIn(col, split_in(list))),
+                ("eq", val) => filters.push(Filter::TextEq(col, val.to_string())),
+                (op, _) => {
+                    return Err(Error::bad_request(format!(
+                        "Unable to filter by unknown operator '{op}'."
+                    )));
+                }
+            }
+        }
+        "owner" | "checksum" | "os_hash_value" | "os_hash_algo" => {
+            let col = match k {
+                "owner" => "i.owner",
+                "checksum" => "i.checksum",
+                "os_hash_value" => "i.os_hash_value",
+                _ => "i.os_hash_algo",
+            };
+            filters.push(Filter::TextEq(col, v.to_string()));
+        }
+        key => {
+            let range = key
+                .strip_suffix("_min")
+                .map(|c| (c, Cmp::Gte))
+                .or_else(|| key.strip_suffix("_max").map(|c| (c, Cmp::Lte)))
+                .and_then(|(c, cmp)| int_column(c).map(|col| (col, cmp)));
+            if let Some((col, cmp)) = range {
+                filters.push(Filter::Int(col, cmp, parse_int(key, v)?));
+            } else if let Some(col) = int_column(key) {
+                filters.push(Filter::Int(col, Cmp::Eq, parse_int(key, v)?));
+            } else {
+                filters.push(Filter::Property(key.to_string(), v.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ListQuery {
     /// Reads the query pairs of a `GET /v2/images` request, in order.
     pub fn parse(pairs: &[(String, String)]) -> Result<ListQuery> {
@@ -313,16 +379,12 @@ impl ListQuery {
                     })
                 }
                 "os_hidden" => q.os_hidden = flag("os_hidden", v, false)?,
-                "protected" => q
-                    .filters
-                    .push(Filter::Flag("i.protected", flag("protected", v, true)?)),
                 "changes-since" => {
                     return Err(Error::bad_request(
                         "The \"changes-since\" filter is no longer available on v2.",
                     ));
                 }
                 "deleted" => {}
-                "tag" => q.filters.push(Filter::Tag(v.trim().to_string())),
                 "sort" => {
                     for part in v.trim().split(',') {
                         let (key, dir) = part.split_once(':').unwrap_or((part, "desc"));
@@ -332,65 +394,7 @@ impl ListQuery {
                 }
                 "sort_key" => keys.push(SortKey::parse(v.trim())?),
                 "sort_dir" => dirs.push(SortDir::parse(v.trim())?),
-                "created_at" | "updated_at" => {
-                    let col = if k == "created_at" {
-                        "i.created_at"
-                    } else {
-                        "i.updated_at"
-                    };
-                    let (op, t) = split_op(v);
-                    let cmp = Cmp::parse(op).ok_or_else(|| {
-                        Error::bad_request("Unable to filter on a unknown operator.")
-                    })?;
-                    let t = parse_iso(t).ok_or_else(|| {
-                        Error::bad_request(format!(
-                            "Bad \"{k}\" query filter format. Use ISO 8601 DateTime notation."
-                        ))
-                    })?;
-                    q.filters.push(Filter::Time(col, cmp, t));
-                }
-                "name" | "id" | "status" | "container_format" | "disk_format" => {
-                    let col = match k.as_str() {
-                        "name" => "i.name",
-                        "id" => "i.id",
-                        "status" => "i.status",
-                        "container_format" => "i.container_format",
-                        _ => "i.disk_format",
-                    };
-                    match split_op(v) {
-                        ("in", list) => q.filters.push(Filter::TextIn(col, split_in(list))),
-                        ("eq", val) => q.filters.push(Filter::TextEq(col, val.to_string())),
-                        (op, _) => {
-                            return Err(Error::bad_request(format!(
-                                "Unable to filter by unknown operator '{op}'."
-                            )));
-                        }
-                    }
-                }
-                "owner" | "checksum" | "os_hash_value" | "os_hash_algo" => {
-                    let col = match k.as_str() {
-                        "owner" => "i.owner",
-                        "checksum" => "i.checksum",
-                        "os_hash_value" => "i.os_hash_value",
-                        _ => "i.os_hash_algo",
-                    };
-                    q.filters.push(Filter::TextEq(col, v.clone()));
-                }
-                key => {
-                    let range = key
-                        .strip_suffix("_min")
-                        .map(|c| (c, Cmp::Gte))
-                        .or_else(|| key.strip_suffix("_max").map(|c| (c, Cmp::Lte)))
-                        .and_then(|(c, cmp)| int_column(c).map(|col| (col, cmp)));
-                    if let Some((col, cmp)) = range {
-                        q.filters.push(Filter::Int(col, cmp, parse_int(key, v)?));
-                    } else if let Some(col) = int_column(key) {
-                        q.filters
-                            .push(Filter::Int(col, Cmp::Eq, parse_int(key, v)?));
-                    } else {
-                        q.filters.push(Filter::Property(key.to_string(), v.clone()));
-                    }
-                }
+                _ => filter(&mut q.filters, k, v)?,
             }
         }
         if dirs.len() > 1 && dirs.len() != keys.len() {

@@ -3,85 +3,70 @@
 //! the namespace's tags unless `X-Openstack-Append: true`) and create one by URL
 //! (`POST .../tags/{name}`). Stateless.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
-use glimpse_core::images::metadefs::{self, ItemKind, input, items, resource_types};
+use glimpse_core::images::metadefs::{self, ItemKind, items, resource_types};
+
+use super::input;
 use serde_json::{Map, json};
 
-use super::{RegionState, created, json_body, no_content, ok, query_pairs, view};
-use crate::errors::ApiError;
-use crate::image_v2::{auth, glance};
+use super::{RegionState, created, no_content, ok, query_pairs, view};
+use crate::dialect::{ApiResult, Body, Caller, Glance};
 
 // ---- objects ----
 
 /// `GET .../objects`.
 pub(super) async fn list_objects(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let q = input::item_query(&query_pairs(query), false).map_err(glance)?;
-    let objects = items::list(&region, &caller, &ns, ItemKind::Object, &q)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    let q = input::item_query(&query_pairs(query), false)?;
+    let objects = items::list(&region, &caller, &ns, ItemKind::Object, &q).await?;
     Ok(ok(&view::objects(&ns, &objects)))
 }
 
 /// `POST .../objects`.
 pub(super) async fn create_object(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let o = input::object(&json_body(body)?, true).map_err(glance)?;
-    let item = items::create(&region, &caller, &ns, ItemKind::Object, &o.name, o.doc)
-        .await
-        .map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let o = input::object(&body, true)?;
+    let item = items::create(&region, &caller, &ns, ItemKind::Object, &o.name, o.doc).await?;
     Ok(created(&view::object(&ns, &item)))
 }
 
 /// `DELETE .../objects`.
 pub(super) async fn delete_objects(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    metadefs::delete_contents(&region, &caller, &ns, ItemKind::Object)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    metadefs::delete_contents(&region, &caller, &ns, ItemKind::Object).await?;
     Ok(no_content())
 }
 
 /// `GET .../objects/{name}`.
 pub(super) async fn show_object(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let item = items::get(&region, &caller, &ns, ItemKind::Object, &name)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    let item = items::get(&region, &caller, &ns, ItemKind::Object, &name).await?;
     Ok(ok(&view::object(&ns, &item)))
 }
 
 /// `PUT .../objects/{name}` (the document replaces the object, name included).
 pub(super) async fn update_object(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let o = input::object(&json_body(body)?, false).map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let o = input::object(&body, false)?;
     let item = items::update(
         &region,
         &caller,
@@ -91,21 +76,17 @@ pub(super) async fn update_object(
         &o.name,
         o.doc,
     )
-    .await
-    .map_err(glance)?;
+    .await?;
     Ok(ok(&view::object(&ns, &item)))
 }
 
 /// `DELETE .../objects/{name}`.
 pub(super) async fn delete_object(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    items::delete(&region, &caller, &ns, ItemKind::Object, &name)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    items::delete(&region, &caller, &ns, ItemKind::Object, &name).await?;
     Ok(no_content())
 }
 
@@ -114,10 +95,9 @@ pub(super) async fn delete_object(
 /// `GET .../properties`.
 pub(super) async fn list_properties(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+) -> ApiResult<Glance> {
     let props = items::list(
         &region,
         &caller,
@@ -125,36 +105,29 @@ pub(super) async fn list_properties(
         ItemKind::Property,
         &items::ItemQuery::default(),
     )
-    .await
-    .map_err(glance)?;
+    .await?;
     Ok(ok(&json!({"properties": view::properties(&props)})))
 }
 
 /// `POST .../properties`.
 pub(super) async fn create_property(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let (name, doc) = input::property(&json_body(body)?).map_err(glance)?;
-    let item = items::create(&region, &caller, &ns, ItemKind::Property, &name, doc)
-        .await
-        .map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let (name, doc) = input::property(&body)?;
+    let item = items::create(&region, &caller, &ns, ItemKind::Property, &name, doc).await?;
     Ok(created(&view::property(&item)))
 }
 
 /// `DELETE .../properties`.
 pub(super) async fn delete_properties(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    metadefs::delete_contents(&region, &caller, &ns, ItemKind::Property)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    metadefs::delete_contents(&region, &caller, &ns, ItemKind::Property).await?;
     Ok(no_content())
 }
 
@@ -162,35 +135,29 @@ pub(super) async fn delete_properties(
 /// prefix of its association).
 pub(super) async fn show_property(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
+) -> ApiResult<Glance> {
     let name = match query_pairs(query)
         .into_iter()
         .find(|(k, v)| k == "resource_type" && !v.is_empty())
     {
-        Some((_, rt)) => resource_types::unprefixed(&region, &caller, &ns, &name, &rt)
-            .await
-            .map_err(glance)?,
+        Some((_, rt)) => resource_types::unprefixed(&region, &caller, &ns, &name, &rt).await?,
         None => name,
     };
-    let item = items::get(&region, &caller, &ns, ItemKind::Property, &name)
-        .await
-        .map_err(glance)?;
+    let item = items::get(&region, &caller, &ns, ItemKind::Property, &name).await?;
     Ok(ok(&view::property(&item)))
 }
 
 /// `PUT .../properties/{name}`.
 pub(super) async fn update_property(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let (new_name, doc) = input::property(&json_body(body)?).map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let (new_name, doc) = input::property(&body)?;
     let item = items::update(
         &region,
         &caller,
@@ -200,21 +167,17 @@ pub(super) async fn update_property(
         &new_name,
         doc,
     )
-    .await
-    .map_err(glance)?;
+    .await?;
     Ok(ok(&view::property(&item)))
 }
 
 /// `DELETE .../properties/{name}`.
 pub(super) async fn delete_property(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    items::delete(&region, &caller, &ns, ItemKind::Property, &name)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    items::delete(&region, &caller, &ns, ItemKind::Property, &name).await?;
     Ok(no_content())
 }
 
@@ -223,15 +186,13 @@ pub(super) async fn delete_property(
 /// `GET .../tags`.
 pub(super) async fn list_tags(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
+    _headers: HeaderMap,
     Path(ns): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let q = input::item_query(&query_pairs(query), true).map_err(glance)?;
-    let tags = items::list(&region, &caller, &ns, ItemKind::Tag, &q)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    let q = input::item_query(&query_pairs(query), true)?;
+    let tags = items::list(&region, &caller, &ns, ItemKind::Tag, &q).await?;
     Ok(ok(&json!({"tags": view::tag_names(&tags)})))
 }
 
@@ -252,67 +213,55 @@ fn append(headers: &HeaderMap) -> bool {
 /// `POST .../tags` with `{"tags": [{"name": …}, …]}`.
 pub(super) async fn create_tags(
     State(region): RegionState,
+    caller: Caller<Glance>,
     headers: HeaderMap,
     Path(ns): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let names = input::tags(&json_body(body)?).map_err(glance)?;
-    let tags = items::create_tags(&region, &caller, &ns, &names, append(&headers))
-        .await
-        .map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let names = input::tags(&body)?;
+    let tags = items::create_tags(&region, &caller, &ns, &names, append(&headers)).await?;
     Ok(created(&json!({"tags": view::tag_names(&tags)})))
 }
 
 /// `DELETE .../tags`.
 pub(super) async fn delete_tags(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    metadefs::delete_contents(&region, &caller, &ns, ItemKind::Tag)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    metadefs::delete_contents(&region, &caller, &ns, ItemKind::Tag).await?;
     Ok(no_content())
 }
 
 /// `GET .../tags/{name}`.
 pub(super) async fn show_tag(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let tag = items::get(&region, &caller, &ns, ItemKind::Tag, &name)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    let tag = items::get(&region, &caller, &ns, ItemKind::Tag, &name).await?;
     Ok(ok(&view::tag(&tag)))
 }
 
 /// `POST .../tags/{name}` (no body).
 pub(super) async fn create_tag(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    input::tag_name(&name).map_err(glance)?;
-    let tag = items::create(&region, &caller, &ns, ItemKind::Tag, &name, Map::new())
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    input::tag_name(&name)?;
+    let tag = items::create(&region, &caller, &ns, ItemKind::Tag, &name, Map::new()).await?;
     Ok(created(&view::tag(&tag)))
 }
 
 /// `PUT .../tags/{name}` with `{"name": …}` (a rename).
 pub(super) async fn update_tag(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    let new_name = input::tag(&json_body(body)?).map_err(glance)?;
+    Body(body, _): Body<Glance>,
+) -> ApiResult<Glance> {
+    let new_name = input::tag(&body)?;
     let tag = items::update(
         &region,
         &caller,
@@ -322,20 +271,16 @@ pub(super) async fn update_tag(
         &new_name,
         Map::new(),
     )
-    .await
-    .map_err(glance)?;
+    .await?;
     Ok(ok(&view::tag(&tag)))
 }
 
 /// `DELETE .../tags/{name}`.
 pub(super) async fn delete_tag(
     State(region): RegionState,
-    headers: HeaderMap,
+    caller: Caller<Glance>,
     Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let caller = auth(&region, &headers).await?;
-    items::delete(&region, &caller, &ns, ItemKind::Tag, &name)
-        .await
-        .map_err(glance)?;
+) -> ApiResult<Glance> {
+    items::delete(&region, &caller, &ns, ItemKind::Tag, &name).await?;
     Ok(no_content())
 }

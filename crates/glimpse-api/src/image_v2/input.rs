@@ -8,12 +8,12 @@
 use glimpse_types::Visibility;
 use serde_json::{Map, Value};
 
-use super::model::{
+use glimpse_core::images::model::{
     Attr, Change, MAX_PROPERTIES, MAX_TAGS, NewImage, check_container_format, check_disk_format,
     check_id, check_len, check_min, check_tag, dedup_tags, is_base_attribute, is_read_only,
     is_reserved_property,
 };
-use crate::error::{Error, Result};
+use glimpse_core::{Error, Result};
 
 /// The JSON-patch dialects Glance accepts, by media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -448,7 +448,7 @@ pub fn changes(body: &Value, dialect: PatchDialect) -> Result<Vec<Change>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Kind;
+    use glimpse_core::Kind;
     use serde_json::json;
 
     #[test]
