@@ -132,7 +132,7 @@ async fn list(State(region): State<R>, headers: HeaderMap) -> Result<Response, A
     };
     let jobs = region
         .jobs
-        .list(replication::KIND, scope)
+        .list::<replication::ReplicateHandler>(scope)
         .await
         .map_err(rep)?;
     let views: Vec<JobView> = jobs.iter().filter_map(JobView::of).collect();

@@ -25,7 +25,7 @@ async fn db() -> TempDb {
 fn new_job(project: &str, key: Option<&str>) -> NewJob {
     NewJob {
         id: None,
-        kind: "test".into(),
+        kind: TestHandler::KIND.into(),
         project_id: project.into(),
         phase: "requested".into(),
         params: serde_json::json!({"n": 1}),
@@ -42,11 +42,15 @@ struct TestHandler {
 }
 
 #[async_trait]
-impl JobHandler for TestHandler {
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+impl Job for TestHandler {
+    const KIND: &'static str = "test";
+    type Params = serde_json::Value;
+
+    async fn run(
+        &self,
+        ctx: &JobContext,
+        _params: serde_json::Value,
+    ) -> Result<serde_json::Value, JobError> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst);
         ctx.progress(40, "working").await?;
         if self.block {
@@ -58,7 +62,7 @@ impl JobHandler for TestHandler {
         }
         Ok(serde_json::json!({"done": true}))
     }
-    async fn cleanup(&self, _ctx: &JobContext) {
+    async fn cleanup(&self, _ctx: &JobContext, _params: &serde_json::Value) {
         self.cleanups.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -104,7 +108,7 @@ async fn a_job_runs_to_success_after_transient_failures() {
     let runner = Arc::new(Runner::new(
         t.1.clone(),
         Arc::new(Queue::new(t.1.clone())),
-        vec![h.clone()],
+        Registry::default().register(h.clone()),
         fast(),
     ));
     let stop = CancellationToken::new();
@@ -128,7 +132,7 @@ async fn retries_stop_at_max_attempts_and_clean_up() {
     let runner = Arc::new(Runner::new(
         t.1.clone(),
         Arc::new(Queue::new(t.1.clone())),
-        vec![h.clone()],
+        Registry::default().register(h.clone()),
         fast(),
     ));
     let stop = CancellationToken::new();
@@ -148,7 +152,7 @@ async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
     let runner = Arc::new(Runner::new(
         t.1.clone(),
         Arc::new(Queue::new(t.1.clone())),
-        vec![h.clone()],
+        Registry::default().register(h.clone()),
         fast(),
     ));
     let stop = CancellationToken::new();
@@ -241,7 +245,7 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let t = db().await;
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     let zero = chrono::Duration::zero();
-    let a = store::claim(&t.1, "worker-a", &["test"], zero, 2)
+    let a = store::claim(&t.1, "worker-a", &[TestHandler::KIND], zero, 2)
         .await
         .unwrap()
         .unwrap();
@@ -249,7 +253,7 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let b = store::claim(
         &t.1,
         "worker-b",
-        &["test"],
+        &[TestHandler::KIND],
         chrono::Duration::seconds(30),
         2,
     )
@@ -293,7 +297,10 @@ async fn per_project_cap_queues_the_rest() {
     store::enqueue(&t.1, &new_job("p2", None)).await.unwrap();
     let lease = chrono::Duration::seconds(30);
     let mut got = Vec::new();
-    while let Some(j) = store::claim(&t.1, "w", &["test"], lease, 2).await.unwrap() {
+    while let Some(j) = store::claim(&t.1, "w", &[TestHandler::KIND], lease, 2)
+        .await
+        .unwrap()
+    {
         got.push(j.project_id);
     }
     got.sort();
