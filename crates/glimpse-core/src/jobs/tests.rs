@@ -310,3 +310,115 @@ async fn per_project_cap_queues_the_rest() {
         "the third p1 job waits for a free slot"
     );
 }
+
+/// A kind with typed parameters: records the `n` it was given.
+struct Counted {
+    seen: std::sync::Mutex<Vec<u32>>,
+    cleanups: AtomicUsize,
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct CountedParams {
+    n: u32,
+}
+
+#[async_trait]
+impl Job for Counted {
+    const KIND: &'static str = "counted";
+    type Params = CountedParams;
+
+    async fn run(
+        &self,
+        _ctx: &JobContext,
+        p: CountedParams,
+    ) -> Result<serde_json::Value, JobError> {
+        self.seen.lock().unwrap().push(p.n);
+        Ok(serde_json::json!({ "n": p.n }))
+    }
+
+    async fn cleanup(&self, _ctx: &JobContext, _p: &CountedParams) {
+        self.cleanups.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn typed_params_round_trip_and_a_bad_row_fails_at_once() {
+    let t = db().await;
+    let k = Arc::new(Counted {
+        seen: std::sync::Mutex::new(Vec::new()),
+        cleanups: AtomicUsize::new(0),
+    });
+    let runner = Arc::new(Runner::new(
+        t.1.clone(),
+        Arc::new(Queue::new(t.1.clone())),
+        Registry::default().register(k.clone()),
+        fast(),
+    ));
+    let stop = CancellationToken::new();
+    runner.spawn(stop.clone());
+    let good = NewJob::of::<Counted>("p1", &CountedParams { n: 7 }).unwrap();
+    assert_eq!(
+        (good.kind.as_str(), &good.params),
+        ("counted", &serde_json::json!({ "n": 7 }))
+    );
+    let (good, _) = store::enqueue(&t.1, &good).await.unwrap();
+    assert_eq!(good.params_as::<Counted>(), Ok(CountedParams { n: 7 }));
+    let bad = NewJob {
+        params: serde_json::json!({ "n": "seven" }),
+        ..NewJob::of::<Counted>("p1", &CountedParams { n: 0 }).unwrap()
+    };
+    let (bad, _) = store::enqueue(&t.1, &bad).await.unwrap();
+    let good = until_terminal(&t.1, &good.id).await;
+    let bad = until_terminal(&t.1, &bad.id).await;
+    stop.cancel();
+    assert_eq!(good.state, JobState::Succeeded);
+    assert_eq!(good.result, Some(serde_json::json!({ "n": 7 })));
+    assert_eq!(*k.seen.lock().unwrap(), vec![7]);
+    assert_eq!((bad.state, bad.attempts), (JobState::Failed, 1));
+    let error = bad.error.unwrap_or_default();
+    assert!(error.starts_with("unreadable job parameters"), "{error}");
+    assert_eq!(
+        k.cleanups.load(Ordering::SeqCst),
+        0,
+        "no params, no cleanup"
+    );
+}
+
+#[test]
+fn params_are_read_only_as_their_own_kind() {
+    let new = NewJob::of::<TestHandler>("p1", &serde_json::json!({ "n": 1 })).unwrap();
+    let job = JobRecord {
+        id: "j".into(),
+        kind: new.kind,
+        project_id: new.project_id,
+        state: JobState::Queued,
+        phase: new.phase,
+        cancel_requested: false,
+        progress: 0,
+        params: new.params,
+        checkpoint: None,
+        result: None,
+        error: None,
+        attempts: 0,
+        idempotency_key: None,
+        lease_owner: None,
+        created_at: glimpse_types::now(),
+        updated_at: glimpse_types::now(),
+        started_at: None,
+        finished_at: None,
+    };
+    assert!(job.params_as::<TestHandler>().is_ok());
+    let e = job.params_as::<Counted>().unwrap_err();
+    assert_eq!(
+        e,
+        JobError::Permanent("a test job is not a counted job".into())
+    );
+}
+
+#[test]
+#[should_panic(expected = "registered twice")]
+fn a_kind_registered_twice_is_refused() {
+    let _ = Registry::default()
+        .register(handler(0, false))
+        .register(handler(0, false));
+}
