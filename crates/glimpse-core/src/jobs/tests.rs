@@ -79,6 +79,15 @@ fn fast() -> RunnerConfig {
     }
 }
 
+/// A runner of these kinds with one fast worker, started; cancel the token to stop it.
+fn start(db: &Db, kinds: Registry) -> (Arc<Runner>, CancellationToken) {
+    let queue = Arc::new(Queue::new(db.clone()));
+    let runner = Arc::new(Runner::new(db.clone(), queue, kinds, fast()));
+    let stop = CancellationToken::new();
+    runner.spawn(stop.clone());
+    (runner, stop)
+}
+
 /// Waits (by polling the database, bounded) until the job reaches a terminal state.
 async fn until_terminal(db: &Db, id: &str) -> JobRecord {
     for _ in 0..500 {
@@ -105,14 +114,7 @@ fn handler(fail_first: usize, block: bool) -> Arc<TestHandler> {
 async fn a_job_runs_to_success_after_transient_failures() {
     let t = db().await;
     let h = handler(2, false);
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        Registry::default().register(h.clone()),
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, created) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     assert!(created);
     runner.wake();
@@ -129,14 +131,7 @@ async fn a_job_runs_to_success_after_transient_failures() {
 async fn retries_stop_at_max_attempts_and_clean_up() {
     let t = db().await;
     let h = handler(100, false);
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        Registry::default().register(h.clone()),
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (_runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     let done = until_terminal(&t.1, &job.id).await;
     stop.cancel();
@@ -149,14 +144,7 @@ async fn retries_stop_at_max_attempts_and_clean_up() {
 async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
     let t = db().await;
     let h = handler(0, true);
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        Registry::default().register(h.clone()),
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (_runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     // Wait until it runs, then ask for cancel.
     for _ in 0..500 {
@@ -348,14 +336,7 @@ async fn typed_params_round_trip_and_a_bad_row_fails_at_once() {
         seen: std::sync::Mutex::new(Vec::new()),
         cleanups: AtomicUsize::new(0),
     });
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        Registry::default().register(k.clone()),
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (_runner, stop) = start(&t.1, Registry::default().register(k.clone()));
     let good = NewJob::of::<Counted>("p1", &CountedParams { n: 7 }).unwrap();
     assert_eq!(
         (good.kind.as_str(), &good.params),
