@@ -110,7 +110,10 @@ async fn list(State(region): State<R>, caller: Caller<Replicator>) -> ApiResult<
     } else {
         Some(project)
     };
-    let jobs = region.jobs.list(replication::KIND, scope).await?;
+    let jobs = region
+        .jobs
+        .list::<replication::ReplicateHandler>(scope)
+        .await?;
     let views: Vec<JobView> = jobs.iter().filter_map(JobView::of).collect();
     Ok(reply(StatusCode::OK, &views))
 }

@@ -9,7 +9,7 @@ use crate::auth::{RemoteValidator, TokenValidator};
 use crate::config::Config;
 use crate::db::{Db, Schema};
 use crate::identity::{CatalogRegion, Identity, IdentitySettings};
-use crate::jobs::{JobHandler, Runner, RunnerConfig};
+use crate::jobs::{Registry, Runner, RunnerConfig};
 use crate::region::Region;
 use crate::service::{Password, ServiceAccount};
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,7 @@ impl Cloud {
                 Arc::new(Runner::new(
                     region.db.clone(),
                     region.jobs.clone(),
-                    job_handlers(region),
+                    job_kinds(region),
                     rc,
                 ))
             })
@@ -174,16 +174,16 @@ pub async fn housekeeping(region: &Region) {
     }
 }
 
-/// The handlers of every job kind a region runs.
-fn job_handlers(region: &Arc<Region>) -> Vec<Arc<dyn JobHandler>> {
-    vec![
-        Arc::new(crate::replication::ReplicateHandler::new(region.clone())),
-        Arc::new(crate::compute::BuildHandler::new(region.clone())),
-        Arc::new(crate::compute::SnapshotHandler::new(region.clone())),
-        Arc::new(crate::volumes::create::CreateHandler::new(region.clone())),
-        Arc::new(crate::volumes::upload::UploadHandler::new(region.clone())),
-        Arc::new(crate::ims::CopyHandler::new(region.clone())),
-    ]
+/// Every job kind a region runs, each under its `Job::KIND`.
+fn job_kinds(region: &Arc<Region>) -> Registry {
+    let r = || region.clone();
+    Registry::default()
+        .register(Arc::new(crate::replication::ReplicateHandler::new(r())))
+        .register(Arc::new(crate::compute::BuildHandler::new(r())))
+        .register(Arc::new(crate::compute::SnapshotHandler::new(r())))
+        .register(Arc::new(crate::volumes::create::CreateHandler::new(r())))
+        .register(Arc::new(crate::volumes::upload::UploadHandler::new(r())))
+        .register(Arc::new(crate::ims::CopyHandler::new(r())))
 }
 
 /// The configured service password, else the file bootstrap writes into the data dir.

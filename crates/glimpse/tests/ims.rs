@@ -473,9 +473,9 @@ async fn run_to_end(tc: &TestCloud, ims: &Ims, id: &str) -> Value {
     let runner = std::sync::Arc::new(glimpse_core::jobs::Runner::new(
         region.db.clone(),
         region.jobs.clone(),
-        vec![std::sync::Arc::new(glimpse_core::ims::CopyHandler::new(
-            region.clone(),
-        ))],
+        glimpse_core::jobs::Registry::default().register(std::sync::Arc::new(
+            glimpse_core::ims::CopyHandler::new(region.clone()),
+        )),
         glimpse_core::jobs::RunnerConfig {
             workers: 1,
             ..Default::default()

@@ -14,15 +14,25 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::model::{VmState, flavor};
 use super::repo;
-use super::servers::{BUILD_KIND, acting_for, disk_file, disk_rel};
+use super::servers::{acting_for, disk_file, disk_rel};
 use crate::disks;
 use crate::error::Kind;
-use crate::jobs::{JobContext, JobError, JobHandler};
+use crate::jobs::{Job, JobContext, JobError};
 use crate::region::Region;
+
+/// The job kind of a server build.
+pub const KIND: &str = "server_build";
+
+/// A build job's parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Params {
+    pub server_id: String,
+}
 
 /// Runs `server_build` jobs of one region.
 pub struct BuildHandler {
@@ -77,21 +87,13 @@ impl BuildHandler {
     }
 }
 
-fn server_id(ctx: &JobContext) -> Result<String, JobError> {
-    ctx.job.params["server_id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| JobError::Permanent("job without server_id".into()))
-}
-
 #[async_trait]
-impl JobHandler for BuildHandler {
-    fn kind(&self) -> &'static str {
-        BUILD_KIND
-    }
+impl Job for BuildHandler {
+    const KIND: &'static str = KIND;
+    type Params = Params;
 
-    async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
-        let id = server_id(ctx)?;
+    async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {
+        let id = p.server_id;
         match self.build(ctx, &id).await {
             Err(JobError::Permanent(msg)) => {
                 if let Err(e) = repo::failed_build(&self.region.db, &id, &msg).await {
@@ -103,8 +105,8 @@ impl JobHandler for BuildHandler {
         }
     }
 
-    async fn cleanup(&self, ctx: &JobContext) {
-        let Ok(id) = server_id(ctx) else { return };
+    async fn cleanup(&self, ctx: &JobContext, p: &Params) {
+        let id = p.server_id.clone();
         let _ = tokio::fs::remove_file(disk_file(&self.region, &disk_rel(&id))).await;
         let reason = ctx
             .job

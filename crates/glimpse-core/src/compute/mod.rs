@@ -43,7 +43,7 @@ pub async fn recover(region: &Region) -> Result<usize> {
                 let key = format!("build-{}", s.id);
                 if region
                     .jobs
-                    .by_key(&s.project_id, servers::BUILD_KIND, &key)
+                    .by_key::<BuildHandler>(&s.project_id, &key)
                     .await?
                     .is_none()
                 {
@@ -61,7 +61,7 @@ pub async fn recover(region: &Region) -> Result<usize> {
                 };
                 let job = region
                     .jobs
-                    .by_key(&s.project_id, snapshot::SNAPSHOT_KIND, &image)
+                    .by_key::<SnapshotHandler>(&s.project_id, &image)
                     .await?;
                 if job.is_none_or(|j| j.state.is_terminal()) {
                     snapshot::abandon(region, &s.id, &image, &servers::acting_for(&s)).await;

@@ -22,9 +22,6 @@ use crate::error::{Error, Kind, Result};
 use crate::jobs::NewJob;
 use crate::region::Region;
 
-/// The job kind that builds a server's disk.
-pub const BUILD_KIND: &str = "server_build";
-
 /// What `POST /servers` asks for (already parsed).
 #[derive(Debug, Clone, Default)]
 pub struct NewServer {
@@ -208,13 +205,12 @@ pub async fn create(region: &Region, caller: &Caller, new: NewServer) -> Result<
         launched_at: None,
     };
     repo::insert(&region.db, &server).await?;
+    let params = super::build::Params {
+        server_id: server.id.clone(),
+    };
     let job = NewJob {
-        id: None,
-        kind: BUILD_KIND.into(),
-        project_id: project,
-        phase: "queued".into(),
-        params: json!({ "server_id": server.id }),
         idempotency_key: Some(format!("build-{}", server.id)),
+        ..NewJob::of::<super::BuildHandler>(project, &params)?
     };
     if let Err(e) = region.jobs.enqueue(&job).await {
         let _ = repo::delete(&region.db, &server.id).await;

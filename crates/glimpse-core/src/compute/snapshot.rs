@@ -31,6 +31,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use glimpse_formats::DiskFormat;
 use glimpse_types::{ImageStatus, Visibility};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::model::{Server, VmState, task};
@@ -41,11 +42,11 @@ use crate::disks;
 use crate::error::{Error, Kind, Result};
 use crate::images::model::{Attr, Change, MAX_PROPERTIES, NewImage, is_reserved_property};
 use crate::images::{Expected, Image};
-use crate::jobs::{JobContext, JobError, JobHandler, NewJob};
+use crate::jobs::{Job, JobContext, JobError, NewJob};
 use crate::region::Region;
 
 /// The job kind of a server snapshot.
-pub const SNAPSHOT_KIND: &str = "server_snapshot";
+pub const KIND: &str = "server_snapshot";
 
 /// Longest snapshot name and metadata key (Nova's schema).
 pub const MAX_NAME: usize = 255;
@@ -229,13 +230,13 @@ pub async fn create_image(
             return Err(e);
         }
     };
+    let params = Params {
+        server_id: id.to_string(),
+        image_id: image_id.clone(),
+    };
     let job = NewJob {
-        id: None,
-        kind: SNAPSHOT_KIND.into(),
-        project_id: server.project_id.clone(),
-        phase: "queued".into(),
-        params: json!({ "server_id": id, "image_id": image_id }),
         idempotency_key: Some(image_id.clone()),
+        ..NewJob::of::<SnapshotHandler>(&server.project_id, &params)?
     };
     if let Err(e) = region.jobs.enqueue(&job).await {
         let _ = crate::images::delete(region, &acting_for(&server), &image_id).await;
@@ -255,7 +256,7 @@ impl SnapshotHandler {
         SnapshotHandler { region }
     }
 
-    async fn snapshot(&self, ctx: &JobContext, p: &Ids) -> Result<Value, JobError> {
+    async fn snapshot(&self, ctx: &JobContext, p: &Params) -> Result<Value, JobError> {
         let region = &*self.region;
         let gone = || JobError::Permanent(format!("server {} was deleted", p.server_id));
         let server = repo::load(&region.db, &p.server_id)
@@ -373,7 +374,7 @@ impl SnapshotHandler {
     }
 
     /// Clears the server's snapshot task (if it is still this snapshot's).
-    async fn finish(&self, p: &Ids) -> Result<(), JobError> {
+    async fn finish(&self, p: &Params) -> Result<(), JobError> {
         repo::move_task(
             &self.region.db,
             &p.server_id,
@@ -390,22 +391,10 @@ impl SnapshotHandler {
 }
 
 /// A snapshot job's parameters.
-struct Ids {
-    server_id: String,
-    image_id: String,
-}
-
-fn ids(ctx: &JobContext) -> Result<Ids, JobError> {
-    let s = |k: &str| {
-        ctx.job.params[k]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| JobError::Permanent(format!("job without {k}")))
-    };
-    Ok(Ids {
-        server_id: s("server_id")?,
-        image_id: s("image_id")?,
-    })
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Params {
+    pub server_id: String,
+    pub image_id: String,
 }
 
 /// Deletes a snapshot's image unless it is active, and clears the server's task state if it
@@ -437,13 +426,11 @@ pub(crate) async fn abandon(region: &Region, server_id: &str, image_id: &str, ow
 }
 
 #[async_trait]
-impl JobHandler for SnapshotHandler {
-    fn kind(&self) -> &'static str {
-        SNAPSHOT_KIND
-    }
+impl Job for SnapshotHandler {
+    const KIND: &'static str = KIND;
+    type Params = Params;
 
-    async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
-        let p = ids(ctx)?;
+    async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {
         let r = self.snapshot(ctx, &p).await;
         if let Err(JobError::Permanent(msg)) = &r {
             tracing::warn!(job = %ctx.job.id, server = %p.server_id, error = %msg, "snapshot failed");
@@ -451,8 +438,7 @@ impl JobHandler for SnapshotHandler {
         r
     }
 
-    async fn cleanup(&self, ctx: &JobContext) {
-        let Ok(p) = ids(ctx) else { return };
+    async fn cleanup(&self, ctx: &JobContext, p: &Params) {
         let owner = Caller {
             user_id: String::new(),
             user_name: String::new(),

@@ -34,7 +34,7 @@ use crate::error::Result;
 use crate::images::Sealing;
 use crate::images::model::Image;
 use crate::images::{lifecycle, repo};
-use crate::jobs::{JobContext, JobError, JobHandler};
+use crate::jobs::{Job, JobContext, JobError};
 use crate::region::Region;
 
 /// Runs `ims_copy` jobs of one region.
@@ -168,14 +168,11 @@ impl CopyHandler {
 }
 
 #[async_trait]
-impl JobHandler for CopyHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+impl Job for CopyHandler {
+    const KIND: &'static str = KIND;
+    type Params = Params;
 
-    async fn run(&self, ctx: &JobContext) -> std::result::Result<Value, JobError> {
-        let p: Params = serde_json::from_value(ctx.job.params.clone())
-            .map_err(|e| JobError::Permanent(format!("unreadable job parameters: {e}")))?;
+    async fn run(&self, ctx: &JobContext, p: Params) -> std::result::Result<Value, JobError> {
         let region = &self.region;
         let db = &region.db;
         let done = json!({ "image_id": p.image_id, "image_name": p.name });

@@ -85,7 +85,7 @@ fn time(t: DateTime<Utc>) -> String {
 
 /// A copy job as IMS shows it (B.3).
 pub fn view(job: &JobRecord) -> Value {
-    let p: Option<Params> = serde_json::from_value(job.params.clone()).ok();
+    let p = job.params_as::<CopyHandler>().ok();
     let status = status(job);
     let failed = status == "FAIL";
     let mut entities = serde_json::Map::new();

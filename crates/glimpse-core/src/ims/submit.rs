@@ -10,7 +10,7 @@
 //! (`IMG.0065`); an encrypted source whose key the caller's project may not use → 403
 //! (`IMG.0065`), whose key is disabled → 400.
 
-use super::{KIND, Params, codes};
+use super::{CopyHandler, Params, codes};
 use crate::auth::Caller;
 use crate::error::{Error, Kind, Result};
 use crate::images::policy::{self, Action};
@@ -153,11 +153,8 @@ pub async fn submit(
     };
     let new = NewJob {
         id: Some(uuid::Uuid::new_v4().simple().to_string()),
-        kind: KIND.into(),
-        project_id: project,
         phase: "requested".into(),
-        params: serde_json::to_value(&params).map_err(Error::internal)?,
-        idempotency_key: None,
+        ..NewJob::of::<CopyHandler>(project, &params)?
     };
     let (job, _) = region.jobs.enqueue(&new).await?;
     tracing::info!(job = %job.id, source = image_id, image = %params.image_id,

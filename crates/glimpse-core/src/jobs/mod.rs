@@ -4,14 +4,16 @@
 //! Life of a job: `queued` → `running` (claimed, lease extended by a heartbeat) → `succeeded`
 //! | `failed` | (after a cancel request) `canceling` → `canceled`. A retryable failure puts it
 //! back to `queued` with a backoff; a worker that dies leaves an expired lease that any worker
-//! takes over, and the handler resumes from the job's `checkpoint`. The kind's handler
-//! ([`JobHandler`]) does the work and cleans up partial output on cancel or failure. Each API
+//! takes over, and the handler resumes from the job's `checkpoint`. The kind's code (a
+//! [`Job`]: its `KIND`, typed `Params`, run, cleanup; registered in a [`Registry`]) does the
+//! work and cleans up partial output on cancel or failure. Each API
 //! maps the generic state to its own words (the replicator's `replicate_requested`…, IMS's
 //! `INIT`/`RUNNING`/`SUCCESS`/`FAIL`).
 //!
 //! Crash behaviour: all state is in the database; a job is completed by a conditional update
 //! guarded by the lease owner, so it ends exactly once even if a paused worker wakes up late.
 
+pub mod kind;
 pub mod runner;
 pub mod store;
 #[cfg(test)]
@@ -20,7 +22,8 @@ mod tests;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use runner::{JobContext, JobHandler, Runner, RunnerConfig};
+pub use kind::{Job, Registry};
+pub use runner::{JobContext, Runner, RunnerConfig};
 
 use tokio::sync::Notify;
 
@@ -54,14 +57,14 @@ impl Queue {
         store::get(&self.db, id).await
     }
 
-    /// The job a project created with an idempotency key, if any.
-    pub async fn by_key(&self, project: &str, kind: &str, key: &str) -> Result<Option<JobRecord>> {
-        store::by_key(&self.db, project, kind, key).await
+    /// The job of kind `J` a project created with an idempotency key, if any.
+    pub async fn by_key<J: Job>(&self, project: &str, key: &str) -> Result<Option<JobRecord>> {
+        store::by_key(&self.db, project, J::KIND, key).await
     }
 
-    /// Jobs of a kind, oldest first; `None` = every project's.
-    pub async fn list(&self, kind: &str, project: Option<&str>) -> Result<Vec<JobRecord>> {
-        store::list(&self.db, kind, project).await
+    /// Jobs of kind `J`, oldest first; `None` = every project's.
+    pub async fn list<J: Job>(&self, project: Option<&str>) -> Result<Vec<JobRecord>> {
+        store::list(&self.db, J::KIND, project).await
     }
 
     /// Forgets finished jobs that ended more than `retention` ago (and so their idempotency
@@ -146,7 +149,7 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// A job to enqueue.
+/// A job to enqueue; [`NewJob::of`] makes one of a kind.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// A chosen id (e.g. IMS's 32-hex form); `None` gives a UUID.

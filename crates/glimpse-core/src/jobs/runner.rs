@@ -1,39 +1,21 @@
-//! The job runner of one region: N worker loops that claim jobs, run their kind's handler
-//! under a lease kept alive by a heartbeat, and record the outcome. The heartbeat also carries
+//! The job runner of one region: N worker loops that claim jobs, run their kind's code
+//! ([`super::Job`], from the runner's [`Registry`]) under a lease kept alive by a heartbeat, and record the outcome. The heartbeat also carries
 //! cancel requests to the handler (through its cancellation token) and notices a lost lease.
 //!
 //! Crash behaviour: a killed process leaves its jobs `running` with a lease that expires; the
 //! next claim (by any process sharing the database) takes them over and the handler resumes
 //! from its checkpoint. On graceful shutdown running jobs are put back to `queued` at once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::kind::{Handler, Registry};
 use super::{JobError, JobRecord, JobState, Queue, store};
 use crate::db::Db;
-
-/// The code that does one kind of job.
-#[async_trait]
-pub trait JobHandler: Send + Sync {
-    /// The `kind` column this handler runs.
-    fn kind(&self) -> &'static str;
-
-    /// Runs or resumes the job (check `ctx.job.checkpoint`). Long loops must watch
-    /// `ctx.cancel` and return [`JobError::Interrupted`] when it fires. The returned value is
-    /// stored as the job's result.
-    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value, JobError>;
-
-    /// Removes partial output after a cancel or a final failure (e.g. a half-made image).
-    async fn cleanup(&self, ctx: &JobContext) {
-        let _ = ctx;
-    }
-}
 
 /// What a handler may do with its job while it runs.
 pub struct JobContext {
@@ -127,22 +109,17 @@ impl Default for RunnerConfig {
 pub struct Runner {
     db: Db,
     queue: Arc<Queue>,
-    handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+    handlers: Registry,
     config: RunnerConfig,
     owner: String,
 }
 
 impl Runner {
-    pub fn new(
-        db: Db,
-        queue: Arc<Queue>,
-        handlers: Vec<Arc<dyn JobHandler>>,
-        config: RunnerConfig,
-    ) -> Runner {
+    pub fn new(db: Db, queue: Arc<Queue>, handlers: Registry, config: RunnerConfig) -> Runner {
         Runner {
             db,
             queue,
-            handlers: handlers.into_iter().map(|h| (h.kind(), h)).collect(),
+            handlers,
             config,
             owner: format!("{}-{}", std::process::id(), &glimpse_types::hex_id()[..8]),
         }
@@ -166,7 +143,7 @@ impl Runner {
 
     async fn worker(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
         let owner = format!("{}-w{n}", self.owner);
-        let kinds: Vec<&str> = self.handlers.keys().copied().collect();
+        let kinds = self.handlers.kinds();
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         while !shutdown.is_cancelled() {
             // Register interest before looking, so a wake-up during the claim is not lost.
@@ -196,7 +173,7 @@ impl Runner {
     }
 
     async fn run_one(&self, job: JobRecord, owner: &str, shutdown: &CancellationToken) {
-        let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
+        let Some(handler) = self.handlers.get(&job.kind) else {
             return;
         };
         let ctx = JobContext {
@@ -276,7 +253,7 @@ impl Runner {
     }
 
     /// Cancel path: `canceling`, the handler's cleanup, then `canceled`.
-    async fn wind_down(&self, handler: &dyn JobHandler, ctx: &JobContext) {
+    async fn wind_down(&self, handler: &dyn Handler, ctx: &JobContext) {
         let (db, id, owner) = (&self.db, ctx.job.id.as_str(), ctx.owner.as_str());
         if !matches!(
             store::transition(db, id, owner, JobState::Canceling, None, None, None).await,

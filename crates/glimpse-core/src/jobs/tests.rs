@@ -25,7 +25,7 @@ async fn db() -> TempDb {
 fn new_job(project: &str, key: Option<&str>) -> NewJob {
     NewJob {
         id: None,
-        kind: "test".into(),
+        kind: TestHandler::KIND.into(),
         project_id: project.into(),
         phase: "requested".into(),
         params: serde_json::json!({"n": 1}),
@@ -42,11 +42,15 @@ struct TestHandler {
 }
 
 #[async_trait]
-impl JobHandler for TestHandler {
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+impl Job for TestHandler {
+    const KIND: &'static str = "test";
+    type Params = serde_json::Value;
+
+    async fn run(
+        &self,
+        ctx: &JobContext,
+        _params: serde_json::Value,
+    ) -> Result<serde_json::Value, JobError> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst);
         ctx.progress(40, "working").await?;
         if self.block {
@@ -58,7 +62,7 @@ impl JobHandler for TestHandler {
         }
         Ok(serde_json::json!({"done": true}))
     }
-    async fn cleanup(&self, _ctx: &JobContext) {
+    async fn cleanup(&self, _ctx: &JobContext, _params: &serde_json::Value) {
         self.cleanups.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -73,6 +77,15 @@ fn fast() -> RunnerConfig {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
     }
+}
+
+/// A runner of these kinds with one fast worker, started; cancel the token to stop it.
+fn start(db: &Db, kinds: Registry) -> (Arc<Runner>, CancellationToken) {
+    let queue = Arc::new(Queue::new(db.clone()));
+    let runner = Arc::new(Runner::new(db.clone(), queue, kinds, fast()));
+    let stop = CancellationToken::new();
+    runner.spawn(stop.clone());
+    (runner, stop)
 }
 
 /// Waits (by polling the database, bounded) until the job reaches a terminal state.
@@ -101,14 +114,7 @@ fn handler(fail_first: usize, block: bool) -> Arc<TestHandler> {
 async fn a_job_runs_to_success_after_transient_failures() {
     let t = db().await;
     let h = handler(2, false);
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        vec![h.clone()],
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, created) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     assert!(created);
     runner.wake();
@@ -125,14 +131,7 @@ async fn a_job_runs_to_success_after_transient_failures() {
 async fn retries_stop_at_max_attempts_and_clean_up() {
     let t = db().await;
     let h = handler(100, false);
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        vec![h.clone()],
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (_runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     let done = until_terminal(&t.1, &job.id).await;
     stop.cancel();
@@ -145,14 +144,7 @@ async fn retries_stop_at_max_attempts_and_clean_up() {
 async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
     let t = db().await;
     let h = handler(0, true);
-    let runner = Arc::new(Runner::new(
-        t.1.clone(),
-        Arc::new(Queue::new(t.1.clone())),
-        vec![h.clone()],
-        fast(),
-    ));
-    let stop = CancellationToken::new();
-    runner.spawn(stop.clone());
+    let (_runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     // Wait until it runs, then ask for cancel.
     for _ in 0..500 {
@@ -241,7 +233,7 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let t = db().await;
     let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
     let zero = chrono::Duration::zero();
-    let a = store::claim(&t.1, "worker-a", &["test"], zero, 2)
+    let a = store::claim(&t.1, "worker-a", &[TestHandler::KIND], zero, 2)
         .await
         .unwrap()
         .unwrap();
@@ -249,7 +241,7 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let b = store::claim(
         &t.1,
         "worker-b",
-        &["test"],
+        &[TestHandler::KIND],
         chrono::Duration::seconds(30),
         2,
     )
@@ -293,7 +285,10 @@ async fn per_project_cap_queues_the_rest() {
     store::enqueue(&t.1, &new_job("p2", None)).await.unwrap();
     let lease = chrono::Duration::seconds(30);
     let mut got = Vec::new();
-    while let Some(j) = store::claim(&t.1, "w", &["test"], lease, 2).await.unwrap() {
+    while let Some(j) = store::claim(&t.1, "w", &[TestHandler::KIND], lease, 2)
+        .await
+        .unwrap()
+    {
         got.push(j.project_id);
     }
     got.sort();
@@ -302,4 +297,109 @@ async fn per_project_cap_queues_the_rest() {
         ["p1", "p1", "p2"],
         "the third p1 job waits for a free slot"
     );
+}
+
+/// A kind with typed parameters: records the `n` it was given.
+struct Counted {
+    seen: std::sync::Mutex<Vec<u32>>,
+    cleanups: AtomicUsize,
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct CountedParams {
+    n: u32,
+}
+
+#[async_trait]
+impl Job for Counted {
+    const KIND: &'static str = "counted";
+    type Params = CountedParams;
+
+    async fn run(
+        &self,
+        _ctx: &JobContext,
+        p: CountedParams,
+    ) -> Result<serde_json::Value, JobError> {
+        self.seen.lock().unwrap().push(p.n);
+        Ok(serde_json::json!({ "n": p.n }))
+    }
+
+    async fn cleanup(&self, _ctx: &JobContext, _p: &CountedParams) {
+        self.cleanups.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn typed_params_round_trip_and_a_bad_row_fails_at_once() {
+    let t = db().await;
+    let k = Arc::new(Counted {
+        seen: std::sync::Mutex::new(Vec::new()),
+        cleanups: AtomicUsize::new(0),
+    });
+    let (_runner, stop) = start(&t.1, Registry::default().register(k.clone()));
+    let good = NewJob::of::<Counted>("p1", &CountedParams { n: 7 }).unwrap();
+    assert_eq!(
+        (good.kind.as_str(), &good.params),
+        ("counted", &serde_json::json!({ "n": 7 }))
+    );
+    let (good, _) = store::enqueue(&t.1, &good).await.unwrap();
+    assert_eq!(good.params_as::<Counted>(), Ok(CountedParams { n: 7 }));
+    let bad = NewJob {
+        params: serde_json::json!({ "n": "seven" }),
+        ..NewJob::of::<Counted>("p1", &CountedParams { n: 0 }).unwrap()
+    };
+    let (bad, _) = store::enqueue(&t.1, &bad).await.unwrap();
+    let good = until_terminal(&t.1, &good.id).await;
+    let bad = until_terminal(&t.1, &bad.id).await;
+    stop.cancel();
+    assert_eq!(good.state, JobState::Succeeded);
+    assert_eq!(good.result, Some(serde_json::json!({ "n": 7 })));
+    assert_eq!(*k.seen.lock().unwrap(), vec![7]);
+    assert_eq!((bad.state, bad.attempts), (JobState::Failed, 1));
+    let error = bad.error.unwrap_or_default();
+    assert!(error.starts_with("unreadable job parameters"), "{error}");
+    assert_eq!(
+        k.cleanups.load(Ordering::SeqCst),
+        0,
+        "no params, no cleanup"
+    );
+}
+
+#[test]
+fn params_are_read_only_as_their_own_kind() {
+    let new = NewJob::of::<TestHandler>("p1", &serde_json::json!({ "n": 1 })).unwrap();
+    let job = JobRecord {
+        id: "j".into(),
+        kind: new.kind,
+        project_id: new.project_id,
+        state: JobState::Queued,
+        phase: new.phase,
+        cancel_requested: false,
+        progress: 0,
+        params: new.params,
+        checkpoint: None,
+        result: None,
+        error: None,
+        attempts: 0,
+        idempotency_key: None,
+        lease_owner: None,
+        created_at: glimpse_types::now(),
+        updated_at: glimpse_types::now(),
+        started_at: None,
+        finished_at: None,
+    };
+    assert!(job.params_as::<TestHandler>().is_ok());
+    let e = job.params_as::<Counted>().unwrap_err();
+    assert_eq!(
+        e,
+        JobError::Permanent("a test job is not a counted job".into())
+    );
+}
+
+#[test]
+#[should_panic(expected = "registered twice")]
+fn a_kind_registered_twice_is_refused() {
+    let _ = Registry::default()
+        .register(handler(0, false))
+        .register(handler(0, false));
 }

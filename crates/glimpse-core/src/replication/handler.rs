@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use super::remote::{Fault, Glance};
 use super::{KIND, PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
 use crate::images::adopt::Content;
-use crate::jobs::{JobContext, JobError, JobHandler, JobRecord};
+use crate::jobs::{Job, JobContext, JobError, JobRecord};
 use crate::region::Region;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -410,13 +410,11 @@ impl ReplicateHandler {
 }
 
 #[async_trait]
-impl JobHandler for ReplicateHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+impl Job for ReplicateHandler {
+    const KIND: &'static str = KIND;
+    type Params = Params;
 
-    async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
-        let p = params(&ctx.job)?;
+    async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {
         let (token, src_base, dst_base) = self.endpoints(&p).await?;
         let http = &self.region.service.http;
         let src = Glance {
@@ -434,11 +432,10 @@ impl JobHandler for ReplicateHandler {
 
     /// Deletes the destination image if it is this job's (a few tries; the destination region
     /// may be briefly down), then clears `destination_image_id` from the job's result.
-    async fn cleanup(&self, ctx: &JobContext) {
-        let Ok(p) = params(&ctx.job) else { return };
+    async fn cleanup(&self, ctx: &JobContext, p: &Params) {
         let id = p.destination_image_id.as_str();
         for attempt in 1..=3u32 {
-            match self.remove_destination(ctx, &p).await {
+            match self.remove_destination(ctx, p).await {
                 Ok(()) => {
                     let gone = json!({ "destination_image_id": null });
                     let _ = ctx.checkpoint(gone.clone(), Some(gone)).await;
@@ -487,11 +484,6 @@ fn error_text(e: JobError) -> String {
         JobError::Retryable(m) | JobError::Permanent(m) => m,
         JobError::Interrupted => "interrupted".into(),
     }
-}
-
-fn params(job: &JobRecord) -> Result<Params, JobError> {
-    serde_json::from_value(job.params.clone())
-        .map_err(|e| JobError::Permanent(format!("unreadable job parameters: {e}")))
 }
 
 /// An existing destination image is usable only if this job made it for this tenant.

@@ -129,7 +129,7 @@ pub struct JobView {
 impl JobView {
     /// The view of a replication job (`None` if its params are not a replication's).
     pub fn of(job: &JobRecord) -> Option<JobView> {
-        let p: Params = serde_json::from_value(job.params.clone()).ok()?;
+        let p = job.params_as::<ReplicateHandler>().ok()?;
         let destination_image_id = job
             .result
             .as_ref()

@@ -21,7 +21,7 @@
 use serde_json::Value;
 
 use super::remote::{Fault, Glance, Keystone};
-use super::{Capabilities, KIND, Params};
+use super::{Capabilities, Params, ReplicateHandler};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::jobs::{JobRecord, NewJob};
@@ -47,7 +47,10 @@ pub async fn submit(
 ) -> Result<(JobRecord, bool)> {
     let project = caller.project()?.to_string();
     if let Some(key) = &req.idempotency_key
-        && let Some(job) = region.jobs.by_key(&project, KIND, key).await?
+        && let Some(job) = region
+            .jobs
+            .by_key::<ReplicateHandler>(&project, key)
+            .await?
     {
         return same_request(job, req, key).map(|j| (j, false));
     }
@@ -144,12 +147,9 @@ pub async fn submit(
         requested_by: caller.user_id.clone(),
     };
     let new = NewJob {
-        id: None,
-        kind: KIND.into(),
-        project_id: project,
         phase: "requested".into(),
-        params: serde_json::to_value(&params).map_err(Error::internal)?,
         idempotency_key: req.idempotency_key.clone(),
+        ..NewJob::of::<ReplicateHandler>(project, &params)?
     };
     let (job, created) = region.jobs.enqueue(&new).await?;
     if created {
@@ -166,8 +166,7 @@ pub async fn submit(
 
 /// The earlier job of an idempotency key, if it was asked for the same copy.
 fn same_request(job: JobRecord, req: &Submission, key: &str) -> Result<JobRecord> {
-    let p: Option<Params> = serde_json::from_value(job.params.clone()).ok();
-    match p {
+    match job.params_as::<ReplicateHandler>().ok() {
         Some(p)
             if p.source_image_id == req.image_id
                 && p.destination_tenant_id == req.tenant_id_dst =>

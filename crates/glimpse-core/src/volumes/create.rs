@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::{VolumeStatus, files, repo};
 use crate::auth::Caller;
-use crate::jobs::{JobContext, JobError, JobHandler};
+use crate::jobs::{Job, JobContext, JobError};
 use crate::region::Region;
 
 /// The job kind.
@@ -125,14 +125,11 @@ impl CreateHandler {
 }
 
 #[async_trait]
-impl JobHandler for CreateHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+impl Job for CreateHandler {
+    const KIND: &'static str = KIND;
+    type Params = Params;
 
-    async fn run(&self, ctx: &JobContext) -> Result<Value, JobError> {
-        let p: Params = serde_json::from_value(ctx.job.params.clone())
-            .map_err(|e| JobError::Permanent(format!("unreadable job parameters: {e}")))?;
+    async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {
         let region = &*self.region;
         let Some(v) = repo::load(&region.db, &p.volume_id).await? else {
             return Err(JobError::Permanent(format!(
@@ -163,10 +160,7 @@ impl JobHandler for CreateHandler {
     }
 
     /// The volume goes to `error` and loses its file.
-    async fn cleanup(&self, ctx: &JobContext) {
-        let Ok(p) = serde_json::from_value::<Params>(ctx.job.params.clone()) else {
-            return;
-        };
+    async fn cleanup(&self, _ctx: &JobContext, p: &Params) {
         let region = &*self.region;
         if let Err(e) = repo::step(
             &region.db,

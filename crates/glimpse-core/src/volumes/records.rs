@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use glimpse_types::ImageStatus;
-use serde_json::json;
 
 use super::policy::{self, Action};
 use super::{
@@ -112,12 +111,8 @@ pub async fn create(region: &Region, caller: &Caller, new: NewVolume) -> Result<
     let queued = region
         .jobs
         .enqueue(&NewJob {
-            id: None,
-            kind: job::KIND.into(),
-            project_id: project,
-            phase: "queued".into(),
-            params: json!(params),
             idempotency_key: Some(v.id.clone()),
+            ..NewJob::of::<job::CreateHandler>(project, &params)?
         })
         .await;
     if let Err(e) = queued {

@@ -39,7 +39,7 @@ use super::{Volume, VolumeStatus, files, repo};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::images::{Expected, NewImage};
-use crate::jobs::{JobContext, JobError, JobHandler, NewJob};
+use crate::jobs::{Job, JobContext, JobError, NewJob};
 use crate::region::Region;
 
 /// The job kind.
@@ -185,12 +185,8 @@ pub async fn submit(
     let enqueued = region
         .jobs
         .enqueue(&NewJob {
-            id: None,
-            kind: KIND.into(),
-            project_id: v.project_id.clone(),
-            phase: "queued".into(),
-            params: json!(params),
             idempotency_key: Some(image.id.clone()),
+            ..NewJob::of::<UploadHandler>(&v.project_id, &params)?
         })
         .await;
     if let Err(e) = enqueued {
@@ -350,13 +346,11 @@ impl UploadHandler {
 }
 
 #[async_trait]
-impl JobHandler for UploadHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+impl Job for UploadHandler {
+    const KIND: &'static str = KIND;
+    type Params = Params;
 
-    async fn run(&self, ctx: &JobContext) -> std::result::Result<Value, JobError> {
-        let p = params(ctx)?;
+    async fn run(&self, ctx: &JobContext, p: Params) -> std::result::Result<Value, JobError> {
         let region = &*self.region;
         let done = json!({ "volume_id": p.volume_id, "image_id": p.image_id });
         let Some(v) = repo::load(&region.db, &p.volume_id).await? else {
@@ -408,8 +402,7 @@ impl JobHandler for UploadHandler {
     }
 
     /// The image is deleted unless active, the volume goes back, the scratch file goes.
-    async fn cleanup(&self, ctx: &JobContext) {
-        let Ok(p) = params(ctx) else { return };
+    async fn cleanup(&self, _ctx: &JobContext, p: &Params) {
         let region = &*self.region;
         if let Err(e) = remove_image(region, &p.caller, &p.image_id, unfinished).await {
             tracing::error!(image = %p.image_id, error = %e, "could not delete the half-made image");
@@ -417,7 +410,7 @@ impl JobHandler for UploadHandler {
         if let Err(e) = repo::end_upload(&region.db, &p.volume_id, Some(&p.image_id)).await {
             tracing::error!(volume = %p.volume_id, error = %e, "could not restore the volume's status");
         }
-        if let Ok(s) = files::scratch(region, &Self::scratch_name(&p)).await {
+        if let Ok(s) = files::scratch(region, &Self::scratch_name(p)).await {
             let _ = files::remove_path(&s).await;
         }
     }
@@ -430,7 +423,3 @@ fn uploading_this(v: &Volume, image_id: &str) -> bool {
         && v.upload_image_id.as_deref().is_none_or(|i| i == image_id)
 }
 
-fn params(ctx: &JobContext) -> std::result::Result<Params, JobError> {
-    serde_json::from_value(ctx.job.params.clone())
-        .map_err(|e| JobError::Permanent(format!("unreadable job parameters: {e}")))
-}
