@@ -74,3 +74,25 @@ fn serve_answers_health_metrics_and_json_404_and_restarts_cleanly() {
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    let dir = temp_dir();
+    let log = dir.join("glimpse.log");
+    let mut child = GlimpseProcess::start_logging_to(&dir, &log);
+    let (status, _, body) = get(&format!("{}/healthcheck", child.base));
+    assert_eq!(status, 200, "{body}");
+    child.kill9();
+    let text = std::fs::read(&log).unwrap();
+    assert!(
+        String::from_utf8_lossy(&text).contains("INFO"),
+        "the first start logs at info: {}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(
+        !text.contains(&0x1b),
+        "no ANSI escape in a log written to a file: {}",
+        String::from_utf8_lossy(&text).escape_debug()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,22 @@ impl GlimpseProcess {
         listen: &str,
         envs: &[(&str, &str)],
     ) -> GlimpseProcess {
+        Self::spawn(Self::command(data_dir, config, listen, envs))
+    }
+
+    /// Starts `glimpse serve` on 127.0.0.1:0 with info logs (stderr) written to the file `log`.
+    pub fn start_logging_to(data_dir: &Path, log: &Path) -> GlimpseProcess {
+        let mut cmd = Self::command(data_dir, None, "127.0.0.1:0", &[("GLIMPSE_LOG", "info")]);
+        cmd.stderr(std::fs::File::create(log).expect("create the log file"));
+        Self::spawn(cmd)
+    }
+
+    fn command(
+        data_dir: &Path,
+        config: Option<&Path>,
+        listen: &str,
+        envs: &[(&str, &str)],
+    ) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_glimpse"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -43,6 +59,11 @@ impl GlimpseProcess {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Spawns `cmd` and waits until the child reports readiness on stdout.
+    fn spawn(mut cmd: Command) -> GlimpseProcess {
         let mut child = cmd.spawn().expect("spawn glimpse");
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
