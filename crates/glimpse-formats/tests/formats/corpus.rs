@@ -7,12 +7,13 @@
 //! without them the tests are skipped with a message, or fail when `CI=true`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use glimpse_formats::{Accepted, DiskFormat, Inspector, Limits, Rejection, Report, inspect_file};
+
+use crate::{Rng, tools_present};
 
 /// Transport-only row: a sparse file of OVERSIZE_GIB (1100 GiB) whose 413 is
 /// decided by the upload byte cap while streaming, not by content. Reading it
@@ -26,28 +27,13 @@ fn shared_dir() -> PathBuf {
     }
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Builds the corpus once; `None` (after a message) when the tools are missing.
 fn corpus() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let missing: Vec<&str> = ["qemu-img", "qemu-io", "python3"]
-            .into_iter()
-            .filter(|t| !have(t))
-            .collect();
-        if !missing.is_empty() {
-            let msg = format!("corpus tests need {missing:?} (apt install qemu-utils python3)");
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{msg}");
-            }
-            // Written to the real stderr so the skip shows without --nocapture.
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {msg}");
+        let tools = ["qemu-img", "qemu-io", "python3"];
+        let msg = format!("corpus tests need {tools:?} (apt install qemu-utils python3)");
+        if !tools_present(&tools, &msg) {
             return None;
         }
         let script = shared_dir().join("tools/make-bad-images.sh");
@@ -225,22 +211,6 @@ fn corpus_single_byte_feeding_of_small_files() {
             "{}",
             row.file
         );
-    }
-}
-
-/// xorshift64*: deterministic, dependency-free randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 

@@ -4,7 +4,6 @@
 //!
 //! Skipped with a message without qemu-img/qemu-io/prlimit (failed when `CI=true`).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,18 +12,10 @@ use glimpse_formats::overlay;
 use glimpse_formats::qemu::{QemuError, QemuLimits};
 
 fn tools_present() -> bool {
-    let ok = ["qemu-img", "qemu-io", "prlimit"].iter().all(|t| {
-        Command::new(t)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        let msg = "overlay tests need qemu-img, qemu-io (qemu-utils) and prlimit";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {msg}");
-    }
-    ok
+    crate::tools_present(
+        &["qemu-img", "qemu-io", "prlimit"],
+        "overlay tests need qemu-img, qemu-io (qemu-utils) and prlimit",
+    )
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -6,7 +6,6 @@
 //! Needs qemu-img and prlimit: skipped with a message without them, or failed
 //! when `CI=true`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -15,19 +14,10 @@ use glimpse_formats::qemu::{QemuError, QemuLimits, convert, info};
 use glimpse_formats::{DiskFormat, Rejection};
 
 fn tools_present() -> bool {
-    let ok = ["qemu-img", "prlimit"].iter().all(|t| {
-        Command::new(t)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        let msg = "qemu runner tests need qemu-img (qemu-utils) and prlimit (util-linux)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        // Written to the real stderr so the skip shows without --nocapture.
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {msg}");
-    }
-    ok
+    crate::tools_present(
+        &["qemu-img", "prlimit"],
+        "qemu runner tests need qemu-img (qemu-utils) and prlimit (util-linux)",
+    )
 }
 
 /// A scratch directory removed on drop.

@@ -5,25 +5,7 @@
 
 use glimpse_formats::{DiskFormat, Inspector, Limits, Report};
 
-/// xorshift64*: deterministic, dependency-free randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use crate::Rng;
 
 /// A buffer of `len` bytes (random or zero) with `magic` placed at `at`.
 fn seed(rng: &mut Rng, len: usize, placements: &[(usize, &[u8])]) -> Vec<u8> {

@@ -18,12 +18,7 @@ async fn member(tc: &TestCloud) -> (String, String) {
 async fn versions_and_microversions() {
     let tc = TestCloud::start().await;
     let (_p, token) = member(&tc).await;
-    let root = tc
-        .http
-        .get(format!("{}/region-one/compute/", tc.base))
-        .send()
-        .await
-        .unwrap();
+    let root = common::http::get_public(&tc.http, format!("{}/region-one/compute/", tc.base)).await;
     assert_eq!(root.status(), 200);
     let v: Value = root.json().await.unwrap();
     let v21 = v["versions"]

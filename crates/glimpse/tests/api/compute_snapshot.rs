@@ -16,13 +16,12 @@ const MIB: usize = 1 << 20;
 
 /// Downloads an image's bytes through Glance into `path`.
 async fn download(tc: &TestCloud, token: &str, id: &str, path: &std::path::Path) {
-    let r = tc
-        .http
-        .get(format!("{}/v2/images/{id}/file", tc.image("region-one")))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(
+        &tc.http,
+        format!("{}/v2/images/{id}/file", tc.image("region-one")),
+        token,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     std::fs::write(path, r.bytes().await.unwrap()).unwrap();
 }
@@ -274,16 +273,7 @@ async fn seed_004_error_table() {
     let r = act(json!({"createImage": {"name": "x", "metadata": full}})).await;
     assert_eq!(r.status, 400, "{}", r.text);
     // Nothing above left an image behind.
-    let imgs: Value = tc
-        .http
-        .get(format!("{}/v2/images", tc.image("region-one")))
-        .header("x-auth-token", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let imgs = tc.image_list("region-one", &token).await;
     assert_eq!(imgs["images"].as_array().unwrap().len(), 1, "{imgs}");
     // 400: a metadata value over the seed's 2^16 - 1 bytes.
     let r = act(json!({"createImage": {"name": "x", "metadata": {"k": "v".repeat(65_536)}}})).await;

@@ -14,12 +14,7 @@ use serde_json::{Value, json};
 async fn version_discovery() {
     let tc = TestCloud::start().await;
     for path in ["/identity/v3", "/identity/v3/"] {
-        let r = tc
-            .http
-            .get(format!("{}{path}", tc.base))
-            .send()
-            .await
-            .unwrap();
+        let r = common::http::get_public(&tc.http, format!("{}{path}", tc.base)).await;
         assert_eq!(r.status(), 200, "{path}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["version"]["id"], "v3.14");
@@ -35,12 +30,7 @@ async fn version_discovery() {
     }
     // `/identity/` (trailing slash) needs `identity_v3::versions_route` mounted in lib.rs.
     for path in ["/identity"] {
-        let r = tc
-            .http
-            .get(format!("{}{path}", tc.base))
-            .send()
-            .await
-            .unwrap();
+        let r = common::http::get_public(&tc.http, format!("{}{path}", tc.base)).await;
         assert_eq!(r.status(), 300, "{path}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["versions"]["values"][0]["id"], "v3.14", "{path}");
@@ -127,12 +117,7 @@ async fn token_by_name_by_id_unscoped_and_rescoped() {
     assert_eq!(t7["audit_ids"].as_array().unwrap().len(), 2);
     assert_eq!(t7["audit_ids"][1], tok["audit_ids"][0]);
     assert!(t7["methods"].as_array().unwrap().contains(&json!("token")));
-    let names: Vec<&str> = t7["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = common::http::strings(&t7["roles"], "name");
     assert!(names.contains(&"member") && names.contains(&"reader") && !names.contains(&"admin"));
     // The rescoped token works.
     assert_eq!(validate(&tc, &rescoped, &rescoped).await, 200);
@@ -506,13 +491,8 @@ async fn revoked_token_is_401_in_identity_and_regions() {
     assert!(region.auth.validate(&user_token).await.is_ok());
     assert_eq!(validate(&tc, &user_token, &user_token).await, 200);
     let image_list = format!("{}/v2/images", tc.image("region-one"));
-    let image_before = tc
-        .http
-        .get(&image_list)
-        .header("x-auth-token", &user_token)
-        .send()
+    let image_before = common::http::get(&tc.http, &image_list, &user_token)
         .await
-        .unwrap()
         .status();
 
     let r = tc
@@ -531,13 +511,7 @@ async fn revoked_token_is_401_in_identity_and_regions() {
     assert_eq!(err.kind, glimpse_core::Kind::Unauthorized);
     assert_eq!(err.message, UNAUTHORIZED);
     assert_eq!(image_before, 200, "image list with a valid token");
-    let r = tc
-        .http
-        .get(&image_list)
-        .header("x-auth-token", &user_token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(&tc.http, &image_list, &user_token).await;
     assert_eq!(r.status(), 401, "image list with a revoked token");
     // Revoking again: the token is gone (404); the admin token still works.
     let r = tc

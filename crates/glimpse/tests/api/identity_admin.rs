@@ -205,12 +205,7 @@ async fn project_user_role_crud() {
     // Roles.
     let (s, v) = ks(&tc, &admin).get("/roles").await;
     assert_eq!(s, 200);
-    let names: Vec<&str> = v["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = common::http::strings(&v["roles"], "name");
     for n in ["admin", "member", "reader"] {
         assert!(names.contains(&n), "{names:?}");
     }
@@ -358,12 +353,7 @@ async fn regions_and_domains() {
     let admin = tc.admin_token().await;
     let (s, v) = ks(&tc, &admin).get("/regions").await;
     assert_eq!(s, 200);
-    let ids: Vec<&str> = v["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = common::http::strings(&v["regions"], "id");
     assert_eq!(ids, ["region-one", "region-two"]);
     let (s, v) = ks(&tc, &admin)
         .post_json(

@@ -134,26 +134,6 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31 + 7) % 251) as u8).collect()
 }
 
-/// A second user with `role` in an existing project; returns its token.
-async fn other_user(tc: &TestCloud, pid: &str, role: &str) -> String {
-    let admin = tc.admin_token().await;
-    let p: Value = tc
-        .http
-        .get(format!("{}/projects/{pid}", tc.identity()))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let name = p["project"]["name"]
-        .as_str()
-        .expect("project name")
-        .to_string();
-    tc.user_with_role(&admin, pid, &name, role).await
-}
-
 async fn check_versions(tc: &TestCloud, path: &str) {
     let r = send(tc.http.get(url(tc, path))).await;
     assert_eq!(
@@ -162,12 +142,7 @@ async fn check_versions(tc: &TestCloud, path: &str) {
         "GET '{path}'"
     );
     let v = r.json();
-    let ids: Vec<&str> = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = common::http::strings(&v["versions"], "id");
     assert_eq!(ids.first(), Some(&"v2.16"));
     assert_eq!(ids.last(), Some(&"v2.0"));
     assert_eq!(ids.len(), 17);
@@ -690,20 +665,13 @@ async fn upload_download_round_trip() {
             .status,
         204
     );
-    let region = tc.cloud.regions.iter().find(|r| r.name == REGION).unwrap();
+    let region = tc.region(REGION);
     let db_keys: Vec<String> =
         sqlx::query_scalar::<_, String>("SELECT blob_key FROM images WHERE blob_key IS NOT NULL")
             .fetch_all(&region.db.pool)
             .await
             .unwrap();
-    let blobs: Vec<String> = region
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let blobs: Vec<String> = tc.blob_keys(REGION).await;
     assert_eq!(
         blobs.len(),
         db_keys.len(),
@@ -1293,7 +1261,7 @@ async fn tenant_isolation() {
 async fn readers_read_but_do_not_write() {
     let tc = TestCloud::start().await;
     let (pid, member) = tc.user_in_new_project("member", REGION).await;
-    let reader = other_user(&tc, &pid, "reader").await;
+    let reader = tc.user_in(&pid, "reader").await;
     let img = create(&tc, &member, json!({"name": "r", "disk_format": "raw", "container_format": "bare", "visibility": "private"})).await;
     let id = img["id"].as_str().unwrap();
     assert_eq!(put_file(&tc, &member, id, pattern(2048)).await.status, 204);
@@ -1424,14 +1392,7 @@ async fn crash_recovery_and_orphan_cleaner() {
             .unwrap(),
         1
     );
-    let keys: Vec<String> = region
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let keys: Vec<String> = tc.blob_keys(REGION).await;
     assert!(!keys.contains(&orphan.key));
     let (s, _, body) = get_bytes(&tc, &tok, &id, None).await;
     assert_eq!(s, 200);
@@ -1495,17 +1456,9 @@ async fn interrupted_upload_goes_back_to_queued() {
     assert_eq!(v["checksum"], Value::Null);
     // A new upload works, and only its blob is stored.
     assert_eq!(put_file(&tc, &tok, &id, pattern(1000)).await.status, 204);
-    let region = tc.cloud.regions.iter().find(|r| r.name == REGION).unwrap();
     let mut keys: Vec<String> = Vec::new();
     for _ in 0..2000 {
-        keys = region
-            .store
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.key)
-            .collect();
+        keys = tc.blob_keys(REGION).await;
         if keys.len() == 1 {
             break;
         }

@@ -10,13 +10,7 @@ use serde_json::{Value, json};
 const REGION: &str = "region-one";
 
 async fn get(tc: &TestCloud, token: &str, path: &str) -> (u16, Value) {
-    let r = tc
-        .http
-        .get(format!("{}{path}", tc.image(REGION)))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(&tc.http, format!("{}{path}", tc.image(REGION)), token).await;
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (
@@ -71,16 +65,9 @@ async fn fixture(tc: &TestCloud, token: &str) -> Vec<String> {
             Some(vec![0x11u8; size])
         };
         if let Some(data) = data {
-            let r = tc
-                .http
-                .put(format!("{}/v2/images/{id}/file", tc.image(REGION)))
-                .header("x-auth-token", token)
-                .header("content-type", "application/octet-stream")
-                .body(data)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 204, "upload {name}");
+            let image = tc.image(REGION);
+            let (status, _) = common::glance::upload(&tc.http, &image, token, &id, data).await;
+            assert_eq!(status, 204, "upload {name}");
         }
         ids.push(id);
     }

@@ -232,13 +232,7 @@ async fn tampered_or_truncated_blobs_never_return_wrong_bytes() {
     let original = std::fs::read(&path).unwrap();
 
     let fetch = async |tc: &TestCloud| -> (u16, Result<Vec<u8>, String>) {
-        let r = tc
-            .http
-            .get(format!("{img}/v2/images/{enc}/file"))
-            .header("x-auth-token", tok)
-            .send()
-            .await
-            .unwrap();
+        let r = common::http::get(&tc.http, format!("{img}/v2/images/{enc}/file"), tok).await;
         let st = r.status().as_u16();
         (
             st,
@@ -453,16 +447,8 @@ async fn encrypted_images_are_not_replicated() {
 
 /// How many images named `name` the caller sees in region-one.
 async fn images_named(tc: &TestCloud, ims: &Ims, name: &str) -> usize {
-    let list: Value = tc
-        .http
-        .get(format!("{}/v2/images?name={name}", tc.image("region-one")))
-        .header("x-auth-token", &ims.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let image = tc.image("region-one");
+    let list = common::glance::images_named(&tc.http, &image, &ims.token, name).await;
     list["images"].as_array().unwrap().len()
 }
 
@@ -596,10 +582,7 @@ async fn a_volume_of_an_encrypted_copy_uploads_as_a_plain_image() {
         )
         .await;
     assert_eq!(s, 202, "{v}");
-    let back = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let back = common::cinder::upload_image_id(&v);
     let img = tc.image("region-one");
     let shown = common::cinder::wait_image(&tc.http, &img, tok, &back, "active").await;
     assert!(shown.get("__system__encrypted").is_none(), "{shown}");

@@ -26,7 +26,7 @@ fn fault(status: u16, body: &Value, code: u16, name: &str) {
 async fn versions_and_microversions() {
     let tc = TestCloud::start().await;
     let root = format!("{}/{REGION}/volume", tc.base);
-    let r = tc.http.get(format!("{root}/")).send().await.unwrap();
+    let r = common::http::get_public(&tc.http, format!("{root}/")).await;
     assert_eq!(r.status(), 300);
     let v: Value = r.json().await.unwrap();
     let v3 = v["versions"]
@@ -39,7 +39,7 @@ async fn versions_and_microversions() {
     assert_eq!(v3["status"], "CURRENT");
     assert_eq!(v3["version"], "3.1");
     assert_eq!(v3["min_version"], "3.0");
-    let r = tc.http.get(format!("{root}/v3/")).send().await.unwrap();
+    let r = common::http::get_public(&tc.http, format!("{root}/v3/")).await;
     assert_eq!(r.status(), 200);
 
     let (c, _) = member(&tc).await;
@@ -228,10 +228,7 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
         )
         .await;
     assert_eq!(s, 202, "{v}");
-    let back = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let back = common::cinder::upload_image_id(&v);
     let shown = wait_image(&tc.http, &image_url, &token, &back, "active").await;
     assert_eq!(shown["os_distro"], "debian");
     assert!(

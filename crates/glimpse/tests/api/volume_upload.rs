@@ -40,15 +40,7 @@ fn scribble(path: &std::path::Path) {
 
 /// `yyyy-mm-ddThh:mm:ss.ssssss`.
 fn is_cinder_time(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 26
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'.',
-            _ => c.is_ascii_digit(),
-        })
+    s.len() == 26 && common::identity::is_keystone_time(&format!("{s}Z"))
 }
 
 #[tokio::test]
@@ -130,16 +122,7 @@ async fn server(tc: &TestCloud, token: &str) -> String {
 
 /// Images of the caller's project with this name (none must be left by a refused upload).
 async fn images_named(tc: &TestCloud, token: &str, name: &str) -> usize {
-    let v: Value = tc
-        .http
-        .get(format!("{}/v2/images?name={name}", tc.image(REGION)))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::glance::images_named(&tc.http, &tc.image(REGION), token, name).await;
     v["images"].as_array().unwrap().len()
 }
 
@@ -263,20 +246,14 @@ async fn status_gate_in_use_needs_force_and_busy_volumes_are_refused() {
     let body = json!({"os-volume_upload_image": {"image_name": "inuse", "force": true, "disk_format": "qcow2"}});
     let (s, v) = c.action(&id, body.clone()).await;
     assert_eq!(s, 202, "{v}");
-    let image = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let image = common::cinder::upload_image_id(&v);
     // While it uploads, a second upload is refused (the volume is uploading).
     let (s2, v2) = c.action(&id, body).await;
     if s2 != 202 {
         assert_fault(s2, &v2, 400, "badRequest");
     } else {
         // The first finished already; the second is a legitimate upload.
-        let second = v2["os-volume_upload_image"]["image_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let second = common::cinder::upload_image_id(&v2);
         wait_image(&tc.http, &tc.image(REGION), &token, &second, "active").await;
     }
     wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
@@ -457,10 +434,7 @@ async fn image_service_failure_is_500_and_puts_the_volume_back() {
     db.pool.execute(drop).await.unwrap();
     let (s, v) = c.action(&id, upload("up", "qcow2")).await;
     assert_eq!(s, 202, "{v}");
-    let image = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let image = common::cinder::upload_image_id(&v);
     wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
     c.wait(&id, "available").await;
 }
@@ -490,20 +464,16 @@ async fn failed_upload_puts_the_volume_back_and_leaves_no_image() {
         let name = format!("refused-{format}");
         let (s, v) = c.action(&id, upload(&name, format)).await;
         assert_eq!(s, 202, "{v}");
-        let image_id = v["os-volume_upload_image"]["image_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let image_id = common::cinder::upload_image_id(&v);
         c.wait(&id, "available").await;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let r = tc
-                .http
-                .get(format!("{}/v2/images/{image_id}", tc.image(REGION)))
-                .header("x-auth-token", &token)
-                .send()
-                .await
-                .unwrap();
+            let r = common::http::get(
+                &tc.http,
+                format!("{}/v2/images/{image_id}", tc.image(REGION)),
+                &token,
+            )
+            .await;
             if r.status() == 404 {
                 break;
             }
@@ -537,10 +507,7 @@ async fn seed_example_on_the_v2_path() {
     let text = r.text().await.unwrap();
     assert!(text.starts_with(r#"{"os-volume_upload_image": {"container_format": "bare", "disk_format": "raw", "display_description": null, "id": ""#), "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
-    let image = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let image = common::cinder::upload_image_id(&v);
     let img = wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
     assert_eq!(img["name"], "testupdateimage");
     assert_eq!(img["size"], 1u64 << 30);
@@ -552,16 +519,8 @@ async fn seed_example_on_the_v2_path() {
 async fn an_admin_uploads_a_public_image() {
     let tc = TestCloud::start().await;
     let admin = tc.admin_token().await;
-    let projects: Value = tc
-        .http
-        .get(format!("{}/projects?name=admin", tc.identity()))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/projects?name=admin", tc.identity());
+    let projects = common::http::get_json(&tc.http, url, &admin).await;
     let pid = projects["projects"][0]["id"].as_str().unwrap();
     let c = Cinder::new(&tc, REGION, pid, &admin);
     let id = c.create(1, "public-source").await;
@@ -570,10 +529,7 @@ async fn an_admin_uploads_a_public_image() {
     let (s, v) = c.action_at(&id, body, "3.1").await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(v["os-volume_upload_image"]["visibility"], "public");
-    let image = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let image = common::cinder::upload_image_id(&v);
     let img = wait_image(&tc.http, &tc.image(REGION), &admin, &image, "active").await;
     assert_eq!(img["visibility"], "public");
     // Another project sees it.
@@ -599,12 +555,7 @@ async fn racing_uploads_make_one_image() {
     for call in calls {
         let (s, v) = call.await.unwrap();
         match s {
-            202 => won.push(
-                v["os-volume_upload_image"]["image_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            ),
+            202 => won.push(common::cinder::upload_image_id(&v)),
             _ => assert_fault(s, &v, 400, "badRequest"),
         }
     }

@@ -6,53 +6,23 @@
 
 use crate::common;
 
-use common::TestCloud;
 use common::nova::{Nova, assert_snapshot, pattern, qemu_present};
-use common::osc::{Osc, openstack_cli};
+use common::osc::{DEMO, cloud_and_cli};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_server_create_snapshot_and_save() {
-    let Some(cli) = openstack_cli() else {
-        return;
-    };
     if !qemu_present() {
         return;
     }
-    let tc = TestCloud::start().await;
-    let osc = Osc::new(cli, &tc);
+    let Some((tc, osc)) = cloud_and_cli().await else {
+        return;
+    };
     let dir = common::TempDir::new();
     let source = pattern(3 << 20);
     let src = dir.0.join("source.raw");
     std::fs::write(&src, &source).unwrap();
-    let src_s = src.to_str().unwrap().to_string();
-    let demo = |rest: &[&str]| -> Vec<String> {
-        ["--os-cloud", "glimpse-demo-one"]
-            .iter()
-            .chain(rest)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let run = |args: Vec<String>| {
-        let osc = &osc;
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            osc.json(&refs).await
-        }
-    };
-
-    run(demo(&[
-        "image",
-        "create",
-        "--file",
-        &src_s,
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "cli-base",
-    ]))
-    .await;
-    let flavors = run(demo(&["flavor", "list"])).await;
+    osc.create_image(&src, "raw", "cli-base").await;
+    let flavors = osc.json_as(DEMO, &["flavor", "list"]).await;
     assert_eq!(flavors.as_array().unwrap().len(), 5, "{flavors}");
     // A key pair imported from a file, listed, and named by the server.
     let key = dir.0.join("id.pub");
@@ -62,34 +32,40 @@ async fn openstack_server_create_snapshot_and_save() {
     )
     .unwrap();
     let key_s = key.to_str().unwrap().to_string();
-    let kp = run(demo(&["keypair", "create", "--public-key", &key_s, "kp"])).await;
+    let kp = osc
+        .json_as(DEMO, &["keypair", "create", "--public-key", &key_s, "kp"])
+        .await;
     assert_eq!(
         kp["fingerprint"], "f5:b5:de:3d:8a:8d:50:b0:ee:e2:f3:92:98:db:42:90",
         "{kp}"
     );
-    let kps = run(demo(&["keypair", "list"])).await;
+    let kps = osc.json_as(DEMO, &["keypair", "list"]).await;
     assert_eq!(kps[0]["Name"], "kp", "{kps}");
-    let server = run(demo(&[
-        "server",
-        "create",
-        "--image",
-        "cli-base",
-        "--flavor",
-        "m1.tiny",
-        "--key-name",
-        "kp",
-        "--wait",
-        "s1",
-    ]))
-    .await;
+    let server = osc
+        .json_as(
+            DEMO,
+            &[
+                "server",
+                "create",
+                "--image",
+                "cli-base",
+                "--flavor",
+                "m1.tiny",
+                "--key-name",
+                "kp",
+                "--wait",
+                "s1",
+            ],
+        )
+        .await;
     assert_eq!(server["status"], "ACTIVE", "{server}");
     assert_eq!(server["key_name"], "kp", "{server}");
     let id = server["id"].as_str().unwrap().to_string();
-    let listed = run(demo(&["server", "list"])).await;
+    let listed = osc.json_as(DEMO, &["server", "list"]).await;
     assert_eq!(listed[0]["Name"], "s1", "{listed}");
 
     // Write through the extension with the demo user's token.
-    let token = run(demo(&["token", "issue"])).await["id"]
+    let token = osc.json_as(DEMO, &["token", "issue"]).await["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -99,35 +75,27 @@ async fn openstack_server_create_snapshot_and_save() {
     let r = nova.write_disk(&id, offset, written).await;
     assert_eq!(r.status, 202, "{}", r.text);
 
-    let snap = run(demo(&[
-        "server", "image", "create", "--name", "snap", "--wait", "s1",
-    ]))
-    .await;
+    let snap = osc
+        .json_as(
+            DEMO,
+            &[
+                "server", "image", "create", "--name", "snap", "--wait", "s1",
+            ],
+        )
+        .await;
     assert_eq!(snap["name"], "snap", "{snap}");
-    let shown = run(demo(&["image", "show", "snap"])).await;
+    let shown = osc.json_as(DEMO, &["image", "show", "snap"]).await;
     assert_eq!(shown["status"], "active", "{shown}");
     assert_eq!(shown["disk_format"], "qcow2");
     let file = dir.0.join("snap.qcow2");
     let file_s = file.to_str().unwrap().to_string();
-    osc.run(
-        &demo(&["image", "save", "--file", &file_s, "snap"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    osc.run_as(DEMO, &["image", "save", "--file", &file_s, "snap"])
+        .await;
 
     assert_snapshot(&file, &source, &[(offset, written)]);
 
-    osc.run(&[
-        "--os-cloud",
-        "glimpse-demo-one",
-        "server",
-        "delete",
-        "--wait",
-        "s1",
-    ])
-    .await;
-    let left = run(demo(&["server", "list"])).await;
+    osc.run_as(DEMO, &["server", "delete", "--wait", "s1"])
+        .await;
+    let left = osc.json_as(DEMO, &["server", "list"]).await;
     assert_eq!(left.as_array().unwrap().len(), 0, "{left}");
 }

@@ -4,16 +4,13 @@
 
 use crate::common;
 
-use common::TestCloud;
-use common::osc::{Osc, openstack_cli};
+use common::osc::{DEMO, cloud_and_cli};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_image_commands_work() {
-    let Some(cli) = openstack_cli() else {
+    let Some((_tc, osc)) = cloud_and_cli().await else {
         return;
     };
-    let tc = TestCloud::start().await;
-    let osc = Osc::new(cli, &tc);
     let dir = common::TempDir::new();
     let file = dir.0.join("disk.qcow2");
     let made = std::process::Command::new("qemu-img")
@@ -23,36 +20,9 @@ async fn openstack_image_commands_work() {
         .status()
         .expect("qemu-img");
     assert!(made.success());
-    let file_s = file.to_str().unwrap();
-    let demo = |rest: &[&str]| -> Vec<String> {
-        ["--os-cloud", "glimpse-demo-one"]
-            .iter()
-            .chain(rest)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let run = |args: Vec<String>| {
-        let osc = &osc;
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            osc.json(&refs).await
-        }
-    };
-
-    let created = run(demo(&[
-        "image",
-        "create",
-        "--file",
-        file_s,
-        "--disk-format",
-        "qcow2",
-        "--container-format",
-        "bare",
-        "cli-image",
-    ]))
-    .await;
+    let created = osc.create_image(&file, "qcow2", "cli-image").await;
     let id = created["id"].as_str().expect("id").to_string();
-    let shown = run(demo(&["image", "show", "cli-image"])).await;
+    let shown = osc.json_as(DEMO, &["image", "show", "cli-image"]).await;
     assert_eq!(shown["status"], "active", "{shown}");
     assert_eq!(shown["disk_format"], "qcow2");
     assert_eq!(
@@ -61,7 +31,7 @@ async fn openstack_image_commands_work() {
         "virtual size from the qcow2 header"
     );
 
-    let listed = run(demo(&["image", "list"])).await;
+    let listed = osc.json_as(DEMO, &["image", "list"]).await;
     assert!(
         listed
             .as_array()
@@ -72,11 +42,9 @@ async fn openstack_image_commands_work() {
     );
 
     let saved = dir.0.join("saved.qcow2");
-    osc.run(
-        &demo(&["image", "save", "--file", saved.to_str().unwrap(), &id])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+    osc.run_as(
+        DEMO,
+        &["image", "save", "--file", saved.to_str().unwrap(), &id],
     )
     .await;
     assert_eq!(
@@ -84,45 +52,28 @@ async fn openstack_image_commands_work() {
         std::fs::read(&file).unwrap()
     );
 
-    osc.run(
-        &demo(&["image", "set", "--property", "os_distro=debian", &id])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+    osc.run_as(
+        DEMO,
+        &["image", "set", "--property", "os_distro=debian", &id],
     )
     .await;
-    let shown = run(demo(&["image", "show", &id])).await;
+    let shown = osc.json_as(DEMO, &["image", "show", &id]).await;
     let props = shown["properties"].to_string();
     assert!(props.contains("debian"), "{shown}");
 
     // Share with demo-two's project: `image add project` makes a membership.
-    let project = run(vec![
-        "--os-cloud".into(),
-        "glimpse-admin".into(),
-        "project".into(),
-        "show".into(),
-        "demo-two".into(),
-    ])
-    .await;
+    let project = osc
+        .json_as("glimpse-admin", &["project", "show", "demo-two"])
+        .await;
     let pid = project["id"].as_str().unwrap().to_string();
-    osc.run(
-        &demo(&["image", "set", "--shared", &id])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .await;
-    let member = run(demo(&["image", "add", "project", &id, &pid])).await;
+    osc.run_as(DEMO, &["image", "set", "--shared", &id]).await;
+    let member = osc
+        .json_as(DEMO, &["image", "add", "project", &id, &pid])
+        .await;
     assert_eq!(member["status"], "pending", "{member}");
 
-    osc.run(
-        &demo(&["image", "delete", &id])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .await;
-    let listed = run(demo(&["image", "list"])).await;
+    osc.run_as(DEMO, &["image", "delete", &id]).await;
+    let listed = osc.json_as(DEMO, &["image", "list"]).await;
     assert!(
         !listed
             .as_array()

@@ -8,5 +8,5 @@ mod common;
 
 mod compute_cli;
 mod image_cli;
-mod volume_cli;
 mod replication_cli;
+mod volume_cli;

@@ -7,28 +7,15 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::TestCloud;
 use common::nova::qemu_img;
-use common::osc::{Osc, openstack_cli};
+use common::osc::{DEMO, Osc, cloud_and_cli};
 use serde_json::Value;
-
-async fn run(osc: &Osc, args: &[&str]) -> Value {
-    let mut all = vec!["--os-cloud", "glimpse-demo-one"];
-    all.extend_from_slice(args);
-    osc.json(&all).await
-}
-
-async fn plain(osc: &Osc, args: &[&str]) -> String {
-    let mut all = vec!["--os-cloud", "glimpse-demo-one"];
-    all.extend_from_slice(args);
-    osc.run(&all).await
-}
 
 /// Polls `openstack <what> show <name>` until `status` is `want` (bounded).
 async fn wait(osc: &Osc, what: &str, name: &str, want: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let v = run(osc, &[what, "show", name]).await;
+        let v = osc.json_as(DEMO, &[what, "show", name]).await;
         if v["status"] == want {
             return v;
         }
@@ -42,33 +29,17 @@ async fn wait(osc: &Osc, what: &str, name: &str, want: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_volume_to_image_commands_work() {
-    let Some(cli) = openstack_cli() else {
+    let Some((tc, osc)) = cloud_and_cli().await else {
         return;
     };
-    let tc = TestCloud::start().await;
-    let osc = Osc::new(cli, &tc);
     let dir = common::TempDir::new();
     let base = dir.0.join("base.raw");
     std::fs::write(&base, vec![0x5au8; 1 << 20]).unwrap();
-    run(
-        &osc,
-        &[
-            "image",
-            "create",
-            "--file",
-            base.to_str().unwrap(),
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-            "base",
-        ],
-    )
-    .await;
+    osc.create_image(&base, "raw", "base").await;
     // The server is made over HTTP (osc 10's `server create` sends a block device mapping
     // for the image, which this cloud's compute refuses); the rest goes through the CLI.
-    let token = run(&osc, &["token", "issue"]).await;
-    let image = run(&osc, &["image", "show", "base"]).await;
+    let token = osc.json_as(DEMO, &["token", "issue"]).await;
+    let image = osc.json_as(DEMO, &["image", "show", "base"]).await;
     let r = tc
         .http
         .post(format!("{}/region-one/compute/v2.1/servers", tc.base))
@@ -80,7 +51,9 @@ async fn openstack_volume_to_image_commands_work() {
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     wait(&osc, "server", "vm", "ACTIVE").await;
 
-    let vol = run(&osc, &["volume", "create", "--size", "1", "v1"]).await;
+    let vol = osc
+        .json_as(DEMO, &["volume", "create", "--size", "1", "v1"])
+        .await;
     let vol_id = vol["id"].as_str().expect("volume id").to_string();
     wait(&osc, "volume", "v1", "available").await;
     // Recognisable bytes, written into the volume's file (the documented layout).
@@ -95,14 +68,15 @@ async fn openstack_volume_to_image_commands_work() {
         f.sync_all().unwrap();
     }
 
-    plain(&osc, &["server", "add", "volume", "vm", "v1"]).await;
+    osc.run_as(DEMO, &["server", "add", "volume", "vm", "v1"])
+        .await;
     let attached = wait(&osc, "volume", "v1", "in-use").await;
     assert!(attached.to_string().contains("/dev/vdb"), "{attached}");
 
     for format in ["vmdk", "qcow2", "vdi", "raw"] {
         let name = format!("img-{format}");
-        run(
-            &osc,
+        osc.json_as(
+            DEMO,
             &[
                 "image",
                 "create",
@@ -119,8 +93,8 @@ async fn openstack_volume_to_image_commands_work() {
         assert_eq!(shown["disk_format"], format);
         wait(&osc, "volume", "v1", "in-use").await;
         let out = dir.0.join(format!("{name}.img"));
-        plain(
-            &osc,
+        osc.run_as(
+            DEMO,
             &["image", "save", "--file", out.to_str().unwrap(), &name],
         )
         .await;
@@ -142,8 +116,9 @@ async fn openstack_volume_to_image_commands_work() {
         assert_eq!(same, 0, "{format}: {why}");
     }
 
-    plain(&osc, &["server", "remove", "volume", "vm", "v1"]).await;
+    osc.run_as(DEMO, &["server", "remove", "volume", "vm", "v1"])
+        .await;
     wait(&osc, "volume", "v1", "available").await;
-    plain(&osc, &["volume", "delete", "v1"]).await;
+    osc.run_as(DEMO, &["volume", "delete", "v1"]).await;
     assert!(!file.exists());
 }

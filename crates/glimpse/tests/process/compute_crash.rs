@@ -9,38 +9,18 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::glance::{create_bare, upload};
-use common::nova::{Nova, qemu_present};
-use common::process::{GlimpseProcess, identity, temp_dir};
+use common::nova::{Nova, location_id, qemu_present};
+use common::process::{GlimpseProcess, Restartable, SHORT_LEASE};
 use serde_json::{Value, json};
 
-const CONFIG: &str = r#"
-[[regions]]
-name = "region-one"
-[regions.jobs]
-lease_seconds = 2
-
-[[regions]]
-name = "region-two"
-"#;
-
-fn nova(http: &reqwest::Client, base: &str, token: &str) -> Nova {
+/// Region-one's compute API as the admin of a (re)started process.
+async fn admin_nova(server: &GlimpseProcess, http: &reqwest::Client) -> Nova {
     Nova {
         http: http.clone(),
-        base: format!("{base}/region-one/compute/v2.1"),
-        token: token.to_string(),
+        base: format!("{}/region-one/compute/v2.1", server.base),
+        token: server.admin_token(http).await,
         version: None,
     }
-}
-
-async fn admin(http: &reqwest::Client, base: &str) -> String {
-    identity::token(
-        http,
-        base,
-        "admin",
-        "pw",
-        json!({"project": {"name": "admin", "domain": {"name": "Default"}}}),
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,32 +28,21 @@ async fn kill9_mid_snapshot_then_restart_leaves_a_usable_server() {
     if !qemu_present() {
         return;
     }
-    let dir = temp_dir();
-    let config = dir.join("glimpse.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
-    let mut server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let cloud = Restartable::new(SHORT_LEASE);
+    let dir = &cloud.dir;
+    let mut server = cloud.start();
     let http = reqwest::Client::new();
-    let base = server.base.clone();
-    let tok = admin(&http, &base).await;
+    let n = admin_nova(&server, &http).await;
+    let tok = n.token.clone();
 
     // A 96 MiB image of incompressible bytes: flattening and uploading it takes a while.
-    let image = format!("{base}/region-one/image");
+    let image = server.image_one();
     let data: Vec<u8> = (0..96u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     let src = create_bare(&http, &image, &tok, "crash-base", "raw").await;
     assert_eq!(upload(&http, &image, &tok, &src, data).await.0, 204);
-    let n = nova(&http, &base, &tok);
-    let r = n
-        .post(
-            "/servers",
-            json!({"server": {"name": "crash", "imageRef": src, "flavorRef": "1"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let id = r.body["server"]["id"].as_str().unwrap().to_string();
-    n.wait_server(&id, "ACTIVE").await;
+    let id = n.active_server("crash", &src).await;
     assert_eq!(
         n.write_disk(&id, 512, b"before the crash").await.status,
         202
@@ -83,13 +52,7 @@ async fn kill9_mid_snapshot_then_restart_leaves_a_usable_server() {
         .action(&id, json!({"createImage": {"name": "crash-snap"}}))
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let snap = r.headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let snap = location_id(&r);
 
     // Kill once the job is past the claim (flattening or uploading).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -109,10 +72,8 @@ async fn kill9_mid_snapshot_then_restart_leaves_a_usable_server() {
     assert!(task.starts_with("image_"), "killed mid-snapshot: {seen}");
     server.kill9();
 
-    let server = GlimpseProcess::start(&dir, Some(&config), &env);
-    let base = server.base.clone();
-    let tok = admin(&http, &base).await;
-    let n = nova(&http, &base, &tok);
+    let server = cloud.start();
+    let n = admin_nova(&server, &http).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let (image_state, srv) = loop {
         let s = n.get(&format!("/servers/{id}")).await.body["server"].clone();
@@ -139,15 +100,8 @@ async fn kill9_mid_snapshot_then_restart_leaves_a_usable_server() {
     eprintln!("after the crash (killed in {task}) the snapshot is {image_state}");
 
     // Exactly one snapshot or none: no queued/saving leftovers.
-    let list: Value = http
-        .get(format!("{base}/region-one/image/v2/images"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list =
+        common::http::get_json(&http, format!("{}/v2/images", server.image_one()), &n.token).await;
     let snaps: Vec<&Value> = list["images"]
         .as_array()
         .unwrap()
@@ -173,14 +127,8 @@ async fn kill9_mid_snapshot_then_restart_leaves_a_usable_server() {
         .action(&id, json!({"createImage": {"name": "after"}}))
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let after = r.headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let after = location_id(&r);
     n.wait_image(&after, "ACTIVE").await;
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }

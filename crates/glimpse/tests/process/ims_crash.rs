@@ -5,56 +5,25 @@
 
 use crate::common;
 
-use common::glance::{create_bare, download, sha512_hex, upload};
+use common::glance::{create_bare, download, images_named, sha512_hex, upload};
 use common::ims::{Ims, marked_data};
-use common::process::{GlimpseProcess, identity, temp_dir};
+use common::process::{Restartable, SHORT_LEASE, identity};
 use serde_json::{Value, json};
 
-const CONFIG: &str = r#"
-[[regions]]
-name = "region-one"
-[regions.jobs]
-lease_seconds = 2
-
-[[regions]]
-name = "region-two"
-"#;
-
 async fn copies(http: &reqwest::Client, base: &str, tok: &str) -> Vec<Value> {
-    let list: Value = http
-        .get(format!("{base}/region-one/image/v2/images?name=crash-enc"))
-        .header("x-auth-token", tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let image = format!("{base}/region-one/image");
+    let list = images_named(http, &image, tok, "crash-enc").await;
     list["images"].as_array().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_an_encrypted_copy_then_restart() {
-    let dir = temp_dir();
-    let config = dir.join("glimpse.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
-    let mut server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let cloud = Restartable::new(SHORT_LEASE);
+    let mut server = cloud.start();
     let http = reqwest::Client::new();
     let base = server.base.clone();
-    let scope = identity::project_named("admin");
-    let tok = identity::token(&http, &base, "admin", "pw", scope.clone()).await;
-    let me: Value = http
-        .get(format!("{base}/identity/v3/auth/tokens"))
-        .header("x-auth-token", &tok)
-        .header("x-subject-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pid = me["token"]["project"]["id"].as_str().unwrap().to_string();
+    let tok = server.admin_token(&http).await;
+    let pid = identity::project_of(&http, &base, &tok).await;
 
     let image = format!("{base}/region-one/image");
     let data = marked_data(256 << 20, b"CRASH-MARKER");
@@ -78,10 +47,10 @@ async fn kill9_during_an_encrypted_copy_then_restart() {
     assert_eq!(seen["status"], "RUNNING", "killed mid-copy: {seen}");
     server.kill9();
 
-    let server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let server = cloud.start();
     let base = server.base.clone();
-    let image = format!("{base}/region-one/image");
-    let tok = identity::token(&http, &base, "admin", "pw", scope).await;
+    let image = server.image_one();
+    let tok = server.admin_token(&http).await;
     let ims = Ims::at(&http, &base, "region-one", &tok, &pid);
     let mut last = Value::Null;
     for _ in 0..3000 {
@@ -117,5 +86,5 @@ async fn kill9_during_an_encrypted_copy_then_restart() {
         _ => panic!("the job did not end: {last}"),
     }
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&cloud.dir);
 }

@@ -8,7 +8,6 @@ use crate::common;
 use common::glance::{create_bare, download, sha512_hex, upload};
 use common::ims::Ims;
 use common::process::{GlimpseProcess, identity, temp_dir};
-use serde_json::Value;
 
 fn hex_key() -> String {
     format!(
@@ -34,25 +33,8 @@ async fn start(
         env.push(("GLIMPSE_KMS_PREVIOUS_MASTER_KEY", p));
     }
     let server = GlimpseProcess::start(dir, None, &env);
-    let tok = identity::token(
-        http,
-        &server.base,
-        "admin",
-        "pw",
-        identity::project_named("admin"),
-    )
-    .await;
-    let me: Value = http
-        .get(format!("{}/identity/v3/auth/tokens", server.base))
-        .header("x-auth-token", &tok)
-        .header("x-subject-token", &tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pid = me["token"]["project"]["id"].as_str().unwrap().to_string();
+    let tok = server.admin_token(http).await;
+    let pid = identity::project_of(http, &server.base, &tok).await;
     (server, tok, pid)
 }
 

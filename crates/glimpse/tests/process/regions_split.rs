@@ -7,7 +7,7 @@ use crate::common;
 
 use common::glance::{create_bare, download, sha512_hex, show, upload};
 use common::process::{self, GlimpseProcess, free_port, replicator, temp_dir};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Identity + region-one in process `a`, region-two alone in process `b`.
 struct Pair {
@@ -114,16 +114,7 @@ async fn two_processes_share_only_http() {
     let image_two = format!("{url_b}/region-two/image");
 
     // The catalog of the first process names the second for region-two.
-    let r: Value = http
-        .get(format!("{identity}/auth/tokens"))
-        .header("x-auth-token", &admin)
-        .header("x-subject-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = process::identity::validate(&http, &url_a, &admin).await;
     let catalog = r["token"]["catalog"].to_string();
     assert!(
         catalog.contains(&format!("{url_b}/region-two/image")),
@@ -142,14 +133,8 @@ async fn two_processes_share_only_http() {
         upload(&http, &image_one, &admin, &id, data.clone()).await.0,
         204
     );
-    let r = http
-        .get(format!("{image_two}/v2/images"))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        r.status(),
+        list_status(&http, &image_two, &admin).await,
         200,
         "region-two validates the token with remote identity"
     );
@@ -160,18 +145,8 @@ async fn two_processes_share_only_http() {
     assert_eq!(last["status"], "replicated", "{last}");
     assert_eq!(last["destination_region_id"], "region-two");
     let copy = last["destination_image_id"].as_str().unwrap().to_string();
-    let far_token = {
-        let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": admin}},
-            "scope": {"project": {"id": far}}}});
-        let r = http
-            .post(format!("{identity}/auth/tokens"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        r.headers()["x-subject-token"].to_str().unwrap().to_string()
-    };
+    let far_token =
+        process::identity::rescope(&http, &url_a, &admin, json!({"project": {"id": far}})).await;
     let img = show(&http, &image_two, &far_token, &copy).await;
     assert_eq!(img["owner"], far.as_str());
     assert_eq!(img["os_hash_value"], sha512_hex(&data));
@@ -188,13 +163,7 @@ async fn two_processes_share_only_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let r = http
-        .get(format!("{image_two}/v2/images"))
-        .header("x-auth-token", &far_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(list_status(&http, &image_two, &far_token).await, 401);
 
     // Identity down: the region cannot validate tokens and says so (503), never 500 or 200.
     let mut pair = pair;
@@ -207,6 +176,12 @@ async fn two_processes_share_only_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
+}
+
+/// The status of `GET <image>/v2/images` with `token`.
+async fn list_status(http: &reqwest::Client, image: &str, token: &str) -> u16 {
+    let r = common::http::get(http, format!("{image}/v2/images"), token).await;
+    r.status().as_u16()
 }
 
 /// Files under `dir` (recursively) whose name starts with `prefix`.

@@ -7,8 +7,8 @@
 use crate::common;
 
 use common::glance::{create_bare, upload};
-use common::process::{GlimpseProcess, identity, replicator, temp_dir};
-use serde_json::{Value, json};
+use common::process::{Restartable, identity, replicator};
+use serde_json::json;
 
 const CONFIG: &str = r#"
 [[regions]]
@@ -22,25 +22,13 @@ max_bytes_per_second = 12582912
 name = "region-two"
 "#;
 
-async fn admin(http: &reqwest::Client, base: &str, scope: Value) -> String {
-    identity::token(http, base, "admin", "pw", scope).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
-    let dir = temp_dir();
-    let config = dir.join("glimpse.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
-    let mut server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let cloud = Restartable::new(CONFIG);
+    let mut server = cloud.start();
     let http = reqwest::Client::new();
     let base = server.base.clone();
-    let tok = admin(
-        &http,
-        &base,
-        json!({"project": {"name": "admin", "domain": {"name": "Default"}}}),
-    )
-    .await;
+    let tok = server.admin_token(&http).await;
 
     // Destination: a project homed in region-two with the admin as member.
     let far = identity::member_project(&http, &base, &tok, "far", "region-two", "admin").await;
@@ -57,15 +45,10 @@ async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
     assert!(seen["copy_progress"].as_u64().unwrap() < 100, "{seen}");
     server.kill9();
 
-    let server = GlimpseProcess::start(&dir, Some(&config), &env);
+    let server = cloud.start();
     let base = server.base.clone();
-    let image = format!("{base}/region-one/image");
-    let tok = admin(
-        &http,
-        &base,
-        json!({"project": {"name": "admin", "domain": {"name": "Default"}}}),
-    )
-    .await;
+    let image = server.image_one();
+    let tok = server.admin_token(&http).await;
     let (last, resumed) = replicator::wait_end(&http, &image, &tok, &id).await;
     assert_eq!(last["status"], "replicated", "{last}");
     // The destination (in the same killed process) kept what it had written: the job went on
@@ -76,7 +59,9 @@ async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
     );
 
     // Exactly one destination image, with the source's bytes.
-    let far_tok = admin(&http, &base, json!({"project": {"id": far}})).await;
+    let far_tok = server
+        .admin_token_in(&http, json!({"project": {"id": far}}))
+        .await;
     let copy = replicator::the_copy(
         &http,
         &format!("{base}/region-two/image"),
@@ -87,5 +72,5 @@ async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
     .await;
     assert_eq!(copy["id"], last["destination_image_id"]);
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&cloud.dir);
 }

@@ -8,18 +8,9 @@ use crate::common;
 use std::time::Duration;
 
 use common::cinder::{Cinder, save_image};
-use common::process::{GlimpseProcess, identity, temp_dir};
+use common::glance::images_named;
+use common::process::{GlimpseProcess, Restartable, SHORT_LEASE, identity};
 use serde_json::{Value, json};
-
-const CONFIG: &str = r#"
-[[regions]]
-name = "region-one"
-[regions.jobs]
-lease_seconds = 2
-
-[[regions]]
-name = "region-two"
-"#;
 
 #[derive(Debug, Clone, Copy)]
 enum KillAt {
@@ -30,26 +21,9 @@ enum KillAt {
 }
 
 async fn image_status(http: &reqwest::Client, image: &str, token: &str, id: &str) -> (u16, Value) {
-    let r = http
-        .get(format!("{image}/v2/images/{id}"))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(http, format!("{image}/v2/images/{id}"), token).await;
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
-}
-
-/// The Glance list of the images named `name`.
-async fn images_named(http: &reqwest::Client, image: &str, token: &str, name: &str) -> Value {
-    http.get(format!("{image}/v2/images?name={name}"))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn scribble(path: &std::path::Path, seed: u8) {
@@ -64,10 +38,8 @@ fn scribble(path: &std::path::Path, seed: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_upload_then_restart_leaves_volume_back_and_image_whole_or_gone() {
-    let dir = temp_dir();
-    let config = dir.join("glimpse.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
+    let cloud = Restartable::new(SHORT_LEASE);
+    let dir = &cloud.dir;
     let http = reqwest::Client::new();
     let rounds = [
         ("raw", KillAt::Accepted),
@@ -76,40 +48,18 @@ async fn kill9_mid_upload_then_restart_leaves_volume_back_and_image_whole_or_gon
         ("vmdk", KillAt::Saving),
     ];
     for (round, (format, kill_at)) in rounds.into_iter().enumerate() {
-        let mut server = GlimpseProcess::start(&dir, Some(&config), &env);
-        let base = server.base.clone();
-        let token = identity::token(
-            &http,
-            &base,
-            "admin",
-            "pw",
-            identity::project_named("admin"),
-        )
-        .await;
-        let project = admin_project(&http, &base, &token).await;
-        let c = Cinder {
-            http: http.clone(),
-            root: format!("{base}/region-one/volume"),
-            project,
-            token: token.clone(),
-            api: "v3".into(),
-        };
+        let mut server = cloud.start();
+        let c = admin_cinder(&server, &http).await;
+        let token = c.token.clone();
         let vol = c.create(1, &format!("crash-{round}")).await;
-        let file = dir
-            .join("region-one")
-            .join("disks")
-            .join("volumes")
-            .join(format!("{vol}.raw"));
+        let file = common::cinder::volume_path(dir, "region-one", &vol);
         scribble(&file, round as u8 + 1);
         let name = format!("crash-image-{round}");
         let body = json!({"os-volume_upload_image": {"image_name": name, "disk_format": format}});
         let (s, v) = c.action(&vol, body).await;
         assert_eq!(s, 202, "{v}");
-        let image_id = v["os-volume_upload_image"]["image_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let image = format!("{base}/region-one/image");
+        let image_id = common::cinder::upload_image_id(&v);
+        let image = server.image_one();
         if let KillAt::Saving = kill_at {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
@@ -128,22 +78,10 @@ async fn kill9_mid_upload_then_restart_leaves_volume_back_and_image_whole_or_gon
         server.kill9();
 
         // Restart on the same data; the job's lease expires and it is taken over.
-        let server = GlimpseProcess::start(&dir, Some(&config), &env);
-        let base = server.base.clone();
-        let token = identity::token(
-            &http,
-            &base,
-            "admin",
-            "pw",
-            identity::project_named("admin"),
-        )
-        .await;
-        let c = Cinder {
-            root: format!("{base}/region-one/volume"),
-            token: token.clone(),
-            ..c
-        };
-        let image = format!("{base}/region-one/image");
+        let server = cloud.start();
+        let c = admin_cinder(&server, &http).await;
+        let token = c.token.clone();
+        let image = server.image_one();
         let after = c.wait(&vol, "available").await;
         assert_eq!(after["status"], "available", "round {round}");
         // The image: active and equal to the volume, or gone.
@@ -178,43 +116,32 @@ async fn kill9_mid_upload_then_restart_leaves_volume_back_and_image_whole_or_gon
         assert!(found.iter().all(|i| i["status"] == "active"), "{list}");
         drop(server);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
-async fn admin_project(http: &reqwest::Client, base: &str, token: &str) -> String {
-    let v: Value = http
-        .get(format!("{base}/identity/v3/projects?name=admin"))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["projects"][0]["id"].as_str().unwrap().to_string()
+/// Region-one's volume API for the admin project of a (re)started process.
+async fn admin_cinder(server: &GlimpseProcess, http: &reqwest::Client) -> Cinder {
+    let token = server.admin_token(http).await;
+    Cinder {
+        http: http.clone(),
+        root: format!("{}/region-one/volume", server.base),
+        project: identity::project_of(http, &server.base, &token).await,
+        token,
+        api: "v3".into(),
+    }
 }
 
 /// `kill -9` right after a volume-from-image request: after the restart the create job is
 /// taken over and the volume ends `available` with the image's bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_create_from_image_then_restart_ends_available() {
-    let dir = temp_dir();
-    let config = dir.join("glimpse.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
+    let cloud = Restartable::new(SHORT_LEASE);
+    let dir = &cloud.dir;
     let http = reqwest::Client::new();
-    let mut server = GlimpseProcess::start(&dir, Some(&config), &env);
-    let base = server.base.clone();
-    let token = identity::token(
-        &http,
-        &base,
-        "admin",
-        "pw",
-        identity::project_named("admin"),
-    )
-    .await;
-    let project = admin_project(&http, &base, &token).await;
-    let image = format!("{base}/region-one/image");
+    let mut server = cloud.start();
+    let c = admin_cinder(&server, &http).await;
+    let token = c.token.clone();
+    let image = server.image_one();
     let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 253) as u8).collect();
     let img = common::glance::create_bare(&http, &image, &token, "src", "raw").await;
     assert_eq!(
@@ -223,13 +150,6 @@ async fn kill9_during_create_from_image_then_restart_ends_available() {
             .0,
         204
     );
-    let c = Cinder {
-        http: http.clone(),
-        root: format!("{base}/region-one/volume"),
-        project,
-        token: token.clone(),
-        api: "v3".into(),
-    };
     let (s, v) = c
         .call(
             reqwest::Method::POST,
@@ -242,28 +162,11 @@ async fn kill9_during_create_from_image_then_restart_ends_available() {
     let vol = v["volume"]["id"].as_str().unwrap().to_string();
     server.kill9();
 
-    let server = GlimpseProcess::start(&dir, Some(&config), &env);
-    let base = server.base.clone();
-    let token = identity::token(
-        &http,
-        &base,
-        "admin",
-        "pw",
-        identity::project_named("admin"),
-    )
-    .await;
-    let c = Cinder {
-        root: format!("{base}/region-one/volume"),
-        token,
-        ..c
-    };
+    let server = cloud.start();
+    let c = admin_cinder(&server, &http).await;
     let shown = c.wait(&vol, "available").await;
     assert_eq!(shown["bootable"], "true");
-    let file = dir
-        .join("region-one")
-        .join("disks")
-        .join("volumes")
-        .join(format!("{vol}.raw"));
+    let file = common::cinder::volume_path(dir, "region-one", &vol);
     // Read in 1 MiB pieces: the image's bytes, then zeros to the end of the GiB.
     use std::io::Read;
     let mut f = std::fs::File::open(&file).unwrap();
@@ -285,7 +188,7 @@ async fn kill9_during_create_from_image_then_restart_ends_available() {
     }
     assert_eq!(at, 1 << 30);
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Reads a volume's status and recorded upload image straight from the region database.
@@ -373,10 +276,7 @@ async fn crash_between_image_record_and_job_enqueue_leaves_no_stray_image() {
     let body = json!({"os-volume_upload_image": {"image_name": "after", "disk_format": "qcow2"}});
     let (s, v) = c.action(&gap, body).await;
     assert_eq!(s, 202, "{v}");
-    let id = v["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = common::cinder::upload_image_id(&v);
     match volume_row(db, &gap).await {
         (status, recorded) if status == "uploading" => assert_eq!(recorded, Some(id.clone())),
         (status, recorded) => assert_eq!((status.as_str(), recorded), ("available", None)),

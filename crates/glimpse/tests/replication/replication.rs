@@ -122,13 +122,7 @@ async fn replicates_to_another_region_with_the_seed_fields() {
     assert_eq!(img["replicated_from_image"], src.as_str());
     assert_eq!(img["replication_job_id"], job.as_str());
     // Exactly one copy in the destination tenant.
-    let r = tc
-        .http
-        .get(format!("{url2}/v2/images"))
-        .header("x-auth-token", &w.tok_b)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(&tc.http, format!("{url2}/v2/images"), &w.tok_b).await;
     let imgs: Value = r.json().await.unwrap();
     assert_eq!(imgs["images"].as_array().unwrap().len(), 1);
 
@@ -405,27 +399,19 @@ async fn every_error_of_the_seed_tables() {
     .await;
     assert_text_error(&r, 405, "PUT");
     let r = rep::read(
-        tc.http
-            .get(format!("{}/nothing", rep::ext(&tc, ONE)))
-            .header("x-auth-token", &w.tok_a)
-            .send()
-            .await
-            .unwrap(),
+        common::http::get(
+            &tc.http,
+            format!("{}/nothing", rep::ext(&tc, ONE)),
+            &w.tok_a,
+        )
+        .await,
     )
     .await;
     assert_text_error(&r, 404, "could not be found");
 
     // The license switch types of the region.
     let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
-    let r = rep::read(
-        tc.http
-            .get(&url)
-            .header("x-auth-token", &w.tok_a)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), "application/json; charset=UTF-8");
     let types = r.json()["license_switch_types"].as_array().unwrap().clone();
@@ -433,7 +419,7 @@ async fn every_error_of_the_seed_tables() {
         types.contains(&json!("Red_Hat_Enterprise_Linux_6_64bit_BYOL")),
         "{types:?}"
     );
-    let r = rep::read(tc.http.get(&url).send().await.unwrap()).await;
+    let r = rep::read(common::http::get_public(&tc.http, &url).await).await;
     assert_eq!(r.text, "401 Unauthorized\n\nAuthentication required.");
 }
 
@@ -498,15 +484,7 @@ async fn destination_allow_lists_come_from_the_destination() {
     .await;
     assert_text_error(&r, 404, "license switch type");
     let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
-    let r = rep::read(
-        tc.http
-            .get(&url)
-            .header("x-auth-token", &w.tok_a)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
     assert_eq!(r.text, "{\"license_switch_types\": []}");
 }
 
@@ -597,13 +575,7 @@ async fn cancel_mid_copy_leaves_no_destination_image() {
 
     let end = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["canceled"]).await;
     assert_eq!(end["destination_image_id"], Value::Null);
-    let r = tc
-        .http
-        .get(format!("{url2}/v2/images/{dst}"))
-        .header("x-auth-token", &admin_two)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(&tc.http, format!("{url2}/v2/images/{dst}"), &admin_two).await;
     assert_eq!(r.status(), 404, "the half-made copy is gone");
     pause::clear(&src);
 }
@@ -631,13 +603,7 @@ async fn a_connection_lost_mid_copy_is_retried_then_replicated() {
     assert_eq!(status, 200);
     assert_eq!(glance::sha512_hex(&copied), glance::sha512_hex(&bytes));
     // The retries reused the one destination image.
-    let r = tc
-        .http
-        .get(format!("{}/v2/images", tc.image(TWO)))
-        .header("x-auth-token", &w.tok_b)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(&tc.http, format!("{}/v2/images", tc.image(TWO)), &w.tok_b).await;
     let imgs: Value = r.json().await.unwrap();
     assert_eq!(imgs["images"].as_array().unwrap().len(), 1);
     pause::clear(&src);
@@ -668,13 +634,12 @@ async fn a_copy_that_keeps_failing_ends_in_error_with_a_reason_and_no_image() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = tc
-        .http
-        .get(format!("{}/v2/images/{dst}", tc.image(TWO)))
-        .header("x-auth-token", &w.admin)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(
+        &tc.http,
+        format!("{}/v2/images/{dst}", tc.image(TWO)),
+        &w.admin,
+    )
+    .await;
     assert_eq!(r.status(), 404, "the half-made copy is gone");
     pause::clear(&src);
 }
@@ -753,13 +718,7 @@ async fn a_resumed_job_reuses_its_destination_image() {
             "{case}"
         );
     }
-    let r = tc
-        .http
-        .get(format!("{url2}/v2/images"))
-        .header("x-auth-token", &w.tok_b)
-        .send()
-        .await
-        .unwrap();
+    let r = common::http::get(&tc.http, format!("{url2}/v2/images"), &w.tok_b).await;
     let imgs: Value = r.json().await.unwrap();
     assert_eq!(
         imgs["images"].as_array().unwrap().len(),

@@ -12,22 +12,9 @@ use common::replication::{self as rep, ONE, TWO, active_image, world};
 use common::{TestCloud, glance};
 use serde_json::{Value, json};
 
-/// The blob keys of a region's store.
+/// The blob keys of a region's store, sorted.
 async fn blobs(tc: &TestCloud, region: &str) -> Vec<String> {
-    let r = tc
-        .cloud
-        .regions
-        .iter()
-        .find(|r| r.name == region)
-        .expect("region");
-    let mut keys: Vec<String> = r
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let mut keys = tc.blob_keys(region).await;
     keys.sort();
     keys
 }
@@ -95,22 +82,8 @@ async fn content_the_destination_holds_is_adopted_not_copied() {
         assert_eq!(sha512_of(&tc, TWO, &w.tok_b, dst).await, want);
     }
     // The tenant whose image was adopted still sees only its own image.
-    let listed: Value = tc
-        .http
-        .get(format!("{}/v2/images", tc.image(TWO)))
-        .header("x-auth-token", &tok_c)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = listed["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect();
+    let listed = tc.image_list(TWO, &tok_c).await;
+    let ids = common::http::strings(&listed["images"], "id");
     assert_eq!(ids, vec![theirs.as_str()]);
 
     // Deleting either image keeps the others readable; the blob goes with the last one.
@@ -233,16 +206,12 @@ async fn encrypted_content_is_never_adopted() {
     let mut done = Value::Null;
     for _ in 0..3000 {
         tick.tick().await;
-        let r = tc
-            .http
-            .get(format!(
-                "{}/{TWO}/ims/v1/cloudimages/job/{ims_job}",
-                tc.base
-            ))
-            .header("x-auth-token", &tok_c)
-            .send()
-            .await
-            .unwrap();
+        let r = common::http::get(
+            &tc.http,
+            format!("{}/{TWO}/ims/v1/cloudimages/job/{ims_job}", tc.base),
+            &tok_c,
+        )
+        .await;
         done = r.json().await.unwrap();
         if done["status"] == "SUCCESS" || done["status"] == "FAIL" {
             break;

@@ -14,25 +14,11 @@ use futures::StreamExt;
 use glimpse_core::replication::pause;
 use serde_json::{Value, json};
 
-fn region<'a>(tc: &'a TestCloud, name: &str) -> &'a glimpse_core::region::Region {
-    tc.cloud
-        .regions
-        .iter()
-        .find(|r| r.name == name)
-        .expect("region")
-}
-
 /// Staged partial uploads in region-two's store.
 async fn partials(tc: &TestCloud) -> Vec<String> {
-    region(tc, TWO)
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .filter(|k| k.contains("partial-"))
-        .collect()
+    let mut keys = tc.blob_keys(TWO).await;
+    keys.retain(|k| k.contains("partial-"));
+    keys
 }
 
 async fn service_token(tc: &TestCloud) -> String {
@@ -45,15 +31,7 @@ async fn offset_call(tc: &TestCloud, token: &str, id: &str, sha: Option<&str>) -
     if let Some(s) = sha {
         url.push_str(&format!("?os_hash_value={s}"));
     }
-    rep::read(
-        tc.http
-            .get(url)
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    rep::read(common::http::get(&tc.http, url, token).await).await
 }
 
 /// A replication-style `PUT /file` of `body` (`len` bytes) into region-two, continuing at
@@ -114,7 +92,7 @@ async fn cut_upload(
             _ = tick.tick() => {}
         }
         // By name: the store's listing leaves out a partial its writer holds.
-        held = region(tc, TWO).store.partial_len(&name).await.unwrap();
+        held = tc.region(TWO).store.partial_len(&name).await.unwrap();
         if held >= data.len() as u64 {
             break;
         }
@@ -132,7 +110,7 @@ async fn cut_upload(
 
 /// Bytes of region-two's staged partial uploads.
 async fn staged_bytes(tc: &TestCloud) -> u64 {
-    region(tc, TWO)
+    tc.region(TWO)
         .store
         .list()
         .await
@@ -170,7 +148,7 @@ async fn a_cut_upload_keeps_its_bytes_and_the_next_sends_only_the_rest() {
         (r.status, r.json()),
         (200, json!({"image_id": id, "offset": 0}))
     );
-    if !region(&tc, TWO).store.resumable() {
+    if !tc.region(TWO).store.resumable() {
         // S3: nothing is ever held; the whole upload works as usual.
         let (status, body) = put(&tc, &svc, &id, &data, None, data.clone().into()).await;
         assert_eq!(status, 204, "{body}");
@@ -218,7 +196,7 @@ async fn a_cut_upload_keeps_its_bytes_and_the_next_sends_only_the_rest() {
 #[tokio::test]
 async fn a_resume_over_wrong_bytes_is_refused_and_dropped() {
     let tc = TestCloud::start().await;
-    if !region(&tc, TWO).store.resumable() {
+    if !tc.region(TWO).store.resumable() {
         return;
     }
     let w = world(&tc).await;
@@ -285,7 +263,7 @@ async fn only_the_service_may_ask_or_resume_and_bad_requests_are_4xx() {
 #[tokio::test]
 async fn deleting_the_image_drops_its_held_bytes() {
     let tc = TestCloud::start().await;
-    if !region(&tc, TWO).store.resumable() {
+    if !tc.region(TWO).store.resumable() {
         return;
     }
     let w = world(&tc).await;
@@ -324,7 +302,7 @@ async fn a_job_whose_copy_is_cut_resumes_from_the_held_bytes() {
     assert_eq!(glance::sha512_hex(&copied), glance::sha512_hex(&bytes));
     let shown = rep::show(&tc, ONE, &w.tok_a, &job).await;
     let resumed = shown.header("x-glimpse-job-resumed-from");
-    if region(&tc, TWO).store.resumable() {
+    if tc.region(TWO).store.resumable() {
         let n: u64 = resumed.parse().expect("the job says where it resumed");
         // The fault strikes before the first chunk past 4 MiB; chunks are at most 1 MiB.
         assert!(n > 0 && n <= 5 * 1024 * 1024, "resumed from {n}");
@@ -370,7 +348,8 @@ async fn leave_partial(tc: &TestCloud, dst: &str, content: &[u8], held: &[u8]) {
         Ok(Bytes::copy_from_slice(held)),
         Err(std::io::Error::other("cut")),
     ]);
-    let _ = region(tc, TWO)
+    let _ = tc
+        .region(TWO)
         .store
         .write_resumable(&name, 0, cut, None, |_: &[u8]| Ok(()))
         .await;
@@ -379,7 +358,7 @@ async fn leave_partial(tc: &TestCloud, dst: &str, content: &[u8], held: &[u8]) {
 
 /// The destination id a queued job will use.
 async fn destination_of(tc: &TestCloud, job: &str) -> String {
-    let rec = region(tc, ONE).jobs.get(job).await.unwrap().unwrap();
+    let rec = tc.region(ONE).jobs.get(job).await.unwrap().unwrap();
     rec.params["destination_image_id"]
         .as_str()
         .unwrap()
@@ -391,7 +370,7 @@ async fn destination_of(tc: &TestCloud, job: &str) -> String {
 #[tokio::test]
 async fn a_copy_whose_every_byte_arrived_is_only_published() {
     let (tc, w, point, blocker) = one_at_a_time().await;
-    if !region(&tc, TWO).store.resumable() {
+    if !tc.region(TWO).store.resumable() {
         point.release();
         return;
     }
@@ -420,7 +399,7 @@ async fn a_copy_whose_every_byte_arrived_is_only_published() {
 #[tokio::test]
 async fn a_damaged_held_prefix_makes_the_job_copy_again_from_zero() {
     let (tc, w, point, blocker) = one_at_a_time().await;
-    if !region(&tc, TWO).store.resumable() {
+    if !tc.region(TWO).store.resumable() {
         point.release();
         return;
     }
