@@ -167,14 +167,8 @@ impl TestCloud {
 
     /// The blob keys in `region`'s store.
     pub async fn blob_keys(&self, region: &str) -> Vec<String> {
-        self.region(region)
-            .store
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.key)
-            .collect()
+        let listed = self.region(region).store.list().await.unwrap();
+        listed.into_iter().map(|b| b.key).collect()
     }
 
     /// `GET /v2/images` in `region` (the images `token` sees).
