@@ -1,6 +1,7 @@
 //! `glimpse`: the command line. `glimpse serve` runs the all-in-one cloud (or, with a
 //! configuration file, one identity and/or any set of regions of a larger deployment).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -59,12 +60,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
+    // Colour codes only on a terminal: logs sent to a file, a pipe or journald stay plain text.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GLIMPSE_LOG")
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {

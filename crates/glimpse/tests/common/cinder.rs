@@ -145,11 +145,24 @@ pub async fn wait_image(
 
 /// The file of a volume (the documented layout: `<data_dir>/<region>/disks/volumes/<id>.raw`).
 pub fn volume_file(tc: &TestCloud, region: &str, id: &str) -> std::path::PathBuf {
-    tc.data_dir
+    volume_path(&tc.data_dir, region, id)
+}
+
+/// The file of a volume under any data dir (a real process's too).
+pub fn volume_path(data_dir: &std::path::Path, region: &str, id: &str) -> std::path::PathBuf {
+    data_dir
         .join(region)
         .join("disks")
         .join("volumes")
         .join(format!("{id}.raw"))
+}
+
+/// The image id in an `os-volume_upload_image` answer.
+pub fn upload_image_id(answer: &Value) -> String {
+    answer["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Streams an image's data into `path` (a raw volume's image is a whole GiB: never in memory).
@@ -161,12 +174,7 @@ pub async fn save_image(
     path: &std::path::Path,
 ) {
     use std::io::Write;
-    let mut r = http
-        .get(format!("{image_url}/v2/images/{id}/file"))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let mut r = super::http::get(http, format!("{image_url}/v2/images/{id}/file"), token).await;
     assert_eq!(r.status(), 200, "download {id}");
     let mut f = std::fs::File::create(path).unwrap();
     while let Some(chunk) = r.chunk().await.unwrap() {

@@ -60,12 +60,7 @@ pub async fn upload(
 }
 
 pub async fn show(http: &reqwest::Client, image_url: &str, token: &str, id: &str) -> Value {
-    let r = http
-        .get(format!("{image_url}/v2/images/{id}"))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let r = super::http::get(http, format!("{image_url}/v2/images/{id}"), token).await;
     assert_eq!(r.status(), 200, "show {id}");
     r.json().await.unwrap()
 }
@@ -77,14 +72,19 @@ pub async fn download(
     token: &str,
     id: &str,
 ) -> (u16, Vec<u8>) {
-    let r = http
-        .get(format!("{image_url}/v2/images/{id}/file"))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let r = super::http::get(http, format!("{image_url}/v2/images/{id}/file"), token).await;
     let status = r.status().as_u16();
     (status, r.bytes().await.unwrap().to_vec())
+}
+
+/// The Glance list of the images named `name`.
+pub async fn images_named(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    name: &str,
+) -> Value {
+    super::http::get_json(http, format!("{image_url}/v2/images?name={name}"), token).await
 }
 
 pub fn md5_hex(data: &[u8]) -> String {

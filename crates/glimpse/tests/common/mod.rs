@@ -7,6 +7,7 @@
 
 pub mod cinder;
 pub mod glance;
+pub mod http;
 pub mod identity;
 pub mod ims;
 pub mod nova;
@@ -153,23 +154,40 @@ impl TestCloud {
     /// (project_id, token of that user).
     pub async fn user_in_new_project(&self, role: &str, region: &str) -> (String, String) {
         let admin = self.admin_token().await;
-        let name = format!("p-{}", uuid::Uuid::new_v4().simple());
-        let p: Value = self
-            .http
-            .post(format!("{}/projects", self.identity()))
-            .header("x-auth-token", &admin)
-            .json(
-                &json!({"project": {"name": name, "domain_id": "default", "home_region": region}}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let pid = p["project"]["id"].as_str().expect("project id").to_string();
+        let (pid, name) = replication::project(self, &admin, region).await;
         let token = self.user_with_role(&admin, &pid, &name, role).await;
         (pid, token)
+    }
+
+    /// The region named `name` of the cloud.
+    pub fn region(&self, name: &str) -> &glimpse_core::region::Region {
+        let found = self.cloud.regions.iter().find(|r| r.name == name);
+        found.expect("region")
+    }
+
+    /// The blob keys in `region`'s store.
+    pub async fn blob_keys(&self, region: &str) -> Vec<String> {
+        let listed = self.region(region).store.list().await.unwrap();
+        listed.into_iter().map(|b| b.key).collect()
+    }
+
+    /// `GET /v2/images` in `region` (the images `token` sees).
+    pub async fn image_list(&self, region: &str, token: &str) -> Value {
+        http::get_json(
+            &self.http,
+            format!("{}/v2/images", self.image(region)),
+            token,
+        )
+        .await
+    }
+
+    /// A token of a new user with `role` in the existing project `pid`.
+    pub async fn user_in(&self, pid: &str, role: &str) -> String {
+        let admin = self.admin_token().await;
+        let url = format!("{}/projects/{pid}", self.identity());
+        let v = http::get_json(&self.http, url, &admin).await;
+        let name = v["project"]["name"].as_str().expect("project name");
+        self.user_with_role(&admin, pid, name, role).await
     }
 
     /// Creates a user named `<project_name>-<role>-<n>` with `role` in the project and returns
@@ -185,43 +203,11 @@ impl TestCloud {
             "{project_name}-{role}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..6]
         );
-        let u: Value = self
-            .http
-            .post(format!("{}/users", self.identity()))
-            .header("x-auth-token", admin)
-            .json(&json!({"user": {"name": uname, "password": "secret", "domain_id": "default"}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let uid = u["user"]["id"].as_str().expect("user id").to_string();
-        let roles: Value = self
-            .http
-            .get(format!("{}/roles?name={role}", self.identity()))
-            .header("x-auth-token", admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rid = roles["roles"][0]["id"]
-            .as_str()
-            .expect("role id")
-            .to_string();
-        let r = self
-            .http
-            .put(format!(
-                "{}/projects/{pid}/users/{uid}/roles/{rid}",
-                self.identity()
-            ))
-            .header("x-auth-token", admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        let body = json!({"user": {"name": uname, "password": "secret", "domain_id": "default"}});
+        let url = format!("{}/users", self.identity());
+        let u = http::post_json(&self.http, url, admin, &body, 201).await;
+        let uid = u["user"]["id"].as_str().expect("user id");
+        replication::grant(self, admin, pid, uid, role).await;
         self.token(&uname, "secret", project_name).await
     }
 }

@@ -289,22 +289,5 @@ pub fn assert_snapshot(file: &std::path::Path, source: &[u8], writes: &[(u64, &[
 
 /// A token of a new user with the reader role in `project`.
 pub async fn reader_of(tc: &TestCloud, project: &str) -> String {
-    user_of(tc, project, "reader").await
-}
-
-/// A token of a new user with `role` in `project`.
-pub async fn user_of(tc: &TestCloud, project: &str, role: &str) -> String {
-    let admin = tc.admin_token().await;
-    let v: Value = tc
-        .http
-        .get(format!("{}/projects/{project}", tc.identity()))
-        .header("x-auth-token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let name = v["project"]["name"].as_str().unwrap().to_string();
-    tc.user_with_role(&admin, project, &name, role).await
+    tc.user_in(project, "reader").await
 }

@@ -27,6 +27,17 @@ pub fn openstack_cli() -> Option<std::path::PathBuf> {
     found
 }
 
+/// The demo user of region-one in the generated clouds.yaml.
+pub const DEMO: &str = "glimpse-demo-one";
+
+/// A whole cloud and the CLI pointed at it; `None` (the test skips) without a CLI.
+pub async fn cloud_and_cli() -> Option<(TestCloud, Osc)> {
+    let cli = openstack_cli()?;
+    let tc = TestCloud::start().await;
+    let osc = Osc::new(cli, &tc);
+    Some((tc, osc))
+}
+
 pub struct Osc {
     pub cli: std::path::PathBuf,
     pub clouds: std::path::PathBuf,
@@ -72,5 +83,35 @@ impl Osc {
         all.extend(["-f", "json"]);
         let out = self.run(&all).await;
         serde_json::from_str(&out).unwrap_or_else(|_| panic!("not JSON: {out}"))
+    }
+
+    /// `openstack --os-cloud CLOUD ARGS`: stdout.
+    pub async fn run_as(&self, cloud: &str, args: &[&str]) -> String {
+        self.run(&[&["--os-cloud", cloud], args].concat()).await
+    }
+
+    /// `openstack image create` of a bare image from `file`, as the demo user.
+    pub async fn create_image(
+        &self,
+        file: &std::path::Path,
+        disk_format: &str,
+        name: &str,
+    ) -> Value {
+        let file = file.to_str().unwrap();
+        let args = [
+            "image",
+            "create",
+            "--file",
+            file,
+            "--disk-format",
+            disk_format,
+        ];
+        let bare = ["--container-format", "bare", name];
+        self.json_as(DEMO, &[&args[..], &bare].concat()).await
+    }
+
+    /// `openstack --os-cloud CLOUD ARGS -f json`.
+    pub async fn json_as(&self, cloud: &str, args: &[&str]) -> Value {
+        self.json(&[&["--os-cloud", cloud], args].concat()).await
     }
 }

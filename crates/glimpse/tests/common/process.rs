@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use serde_json::Value;
+
 pub struct GlimpseProcess {
     pub child: Child,
     pub base: String,
@@ -28,6 +30,22 @@ impl GlimpseProcess {
         listen: &str,
         envs: &[(&str, &str)],
     ) -> GlimpseProcess {
+        Self::spawn(Self::command(data_dir, config, listen, envs))
+    }
+
+    /// Starts `glimpse serve` on 127.0.0.1:0 with info logs (stderr) written to the file `log`.
+    pub fn start_logging_to(data_dir: &Path, log: &Path) -> GlimpseProcess {
+        let mut cmd = Self::command(data_dir, None, "127.0.0.1:0", &[("GLIMPSE_LOG", "info")]);
+        cmd.stderr(std::fs::File::create(log).expect("create the log file"));
+        Self::spawn(cmd)
+    }
+
+    fn command(
+        data_dir: &Path,
+        config: Option<&Path>,
+        listen: &str,
+        envs: &[(&str, &str)],
+    ) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_glimpse"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -43,6 +61,11 @@ impl GlimpseProcess {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Spawns `cmd` and waits until the child reports readiness on stdout.
+    fn spawn(mut cmd: Command) -> GlimpseProcess {
         let mut child = cmd.spawn().expect("spawn glimpse");
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
@@ -92,6 +115,58 @@ impl Drop for GlimpseProcess {
     }
 }
 
+/// Region-one with two-second job leases (region-two plain): a job left by a killed process is
+/// taken over soon after the restart.
+pub const SHORT_LEASE: &str = r#"
+[[regions]]
+name = "region-one"
+[regions.jobs]
+lease_seconds = 2
+
+[[regions]]
+name = "region-two"
+"#;
+
+/// A data dir with a configuration file, for the suites that start, `kill -9` and restart
+/// `glimpse serve` on the same data. The admin password is `pw`.
+pub struct Restartable {
+    pub dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Restartable {
+    pub fn new(config: &str) -> Restartable {
+        let dir = temp_dir();
+        let file = dir.join("glimpse.toml");
+        std::fs::write(&file, config).unwrap();
+        Restartable { dir, config: file }
+    }
+
+    /// Starts (or restarts) the process on the data dir.
+    pub fn start(&self) -> GlimpseProcess {
+        let env = [("GLIMPSE_ADMIN_PASSWORD", "pw")];
+        GlimpseProcess::start(&self.dir, Some(&self.config), &env)
+    }
+}
+
+impl GlimpseProcess {
+    /// A token of `admin` (password `pw`) with `scope`.
+    pub async fn admin_token_in(&self, http: &reqwest::Client, scope: Value) -> String {
+        identity::token(http, &self.base, "admin", "pw", scope).await
+    }
+
+    /// A token of `admin` (password `pw`) in the admin project.
+    pub async fn admin_token(&self, http: &reqwest::Client) -> String {
+        self.admin_token_in(http, identity::project_named("admin"))
+            .await
+    }
+
+    /// `{base}/region-one/image`.
+    pub fn image_one(&self) -> String {
+        format!("{}/region-one/image", self.base)
+    }
+}
+
 pub fn temp_dir() -> PathBuf {
     let p = std::env::temp_dir().join(format!("glimpse-proc-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&p).unwrap();
@@ -112,6 +187,8 @@ pub fn free_port() -> u16 {
 pub mod identity {
     use serde_json::{Value, json};
 
+    use crate::common::http::{get_json, get_json_with, post_json};
+
     /// A token for `user`/`password` with `scope` (a Keystone scope object).
     pub async fn token(
         http: &reqwest::Client,
@@ -124,30 +201,43 @@ pub mod identity {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": user, "domain": {"name": "Default"}, "password": password}}},
             "scope": scope}});
+        issue(http, base, body, user).await
+    }
+
+    /// A token for the holder of `token`, rescoped to `scope`.
+    pub async fn rescope(http: &reqwest::Client, base: &str, token: &str, scope: Value) -> String {
+        let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
+            "scope": scope}});
+        issue(http, base, body, "a rescope").await
+    }
+
+    /// `POST /auth/tokens` with `body`: the new token (asserts a 201).
+    async fn issue(http: &reqwest::Client, base: &str, body: Value, who: &str) -> String {
         let r = http
             .post(format!("{base}/identity/v3/auth/tokens"))
             .json(&body)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "token for {user}");
+        assert_eq!(r.status(), 201, "token for {who}");
         r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    }
+
+    /// The validation of `token` by itself (`GET /auth/tokens`): the token body.
+    pub async fn validate(http: &reqwest::Client, base: &str, token: &str) -> Value {
+        let url = format!("{base}/identity/v3/auth/tokens");
+        get_json_with(http, url, token, &[("x-subject-token", token)]).await
+    }
+
+    /// The id of the project a token is scoped to (token validation).
+    pub async fn project_of(http: &reqwest::Client, base: &str, token: &str) -> String {
+        let me = validate(http, base, token).await;
+        me["token"]["project"]["id"].as_str().unwrap().to_string()
     }
 
     /// Scope object of a project by name in the Default domain.
     pub fn project_named(name: &str) -> Value {
         json!({"project": {"name": name, "domain": {"name": "Default"}}})
-    }
-
-    async fn get(http: &reqwest::Client, url: String, token: &str) -> Value {
-        http.get(url)
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Creates a project homed in `region` and gives `user` the member role in it; returns
@@ -161,21 +251,12 @@ pub mod identity {
         user: &str,
     ) -> String {
         let identity = format!("{base}/identity/v3");
-        let p: Value = http
-            .post(format!("{identity}/projects"))
-            .header("x-auth-token", admin)
-            .json(
-                &json!({"project": {"name": name, "domain_id": "default", "home_region": region}}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body =
+            json!({"project": {"name": name, "domain_id": "default", "home_region": region}});
+        let p = post_json(http, format!("{identity}/projects"), admin, &body, 201).await;
         let pid = p["project"]["id"].as_str().expect("project id").to_string();
-        let role = get(http, format!("{identity}/roles?name=member"), admin).await;
-        let me = get(http, format!("{identity}/users?name={user}"), admin).await;
+        let role = get_json(http, format!("{identity}/roles?name=member"), admin).await;
+        let me = get_json(http, format!("{identity}/users?name={user}"), admin).await;
         let r = http
             .put(format!(
                 "{identity}/projects/{pid}/users/{}/roles/{}",
@@ -233,14 +314,12 @@ pub mod replicator {
         token: &str,
         job: &str,
     ) -> (Value, Option<u64>) {
-        let r = http
-            .get(format!(
-                "{image_url}/v2/extension/image_replicator/jobs/{job}"
-            ))
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap();
+        let r = crate::common::http::get(
+            http,
+            format!("{image_url}/v2/extension/image_replicator/jobs/{job}"),
+            token,
+        )
+        .await;
         let resumed = r
             .headers()
             .get("x-glimpse-job-resumed-from")
@@ -302,22 +381,17 @@ pub mod replicator {
         name: &str,
         data: &[u8],
     ) -> Value {
-        let list: Value = http
-            .get(format!("{image_url}/v2/images?name={name}"))
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = crate::common::glance::images_named(http, image_url, token, name).await;
         let images = list["images"].as_array().unwrap();
         assert_eq!(images.len(), 1, "{list}");
         let img = images[0].clone();
         assert_eq!(img["status"], "active");
-        assert_eq!(img["os_hash_value"], super::super::glance::sha512_hex(data));
+        assert_eq!(
+            img["os_hash_value"],
+            crate::common::glance::sha512_hex(data)
+        );
         let id = img["id"].as_str().unwrap();
-        let (status, got) = super::super::glance::download(http, image_url, token, id).await;
+        let (status, got) = crate::common::glance::download(http, image_url, token, id).await;
         assert_eq!(status, 200);
         assert!(got == data, "the copy is the source's bytes");
         img

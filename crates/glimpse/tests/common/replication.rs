@@ -92,30 +92,14 @@ pub async fn ensure_service_account(tc: &TestCloud) {
 }
 
 async fn get(tc: &TestCloud, token: &str, path: &str) -> Value {
-    let r = tc
-        .http
-        .get(format!("{}{path}", tc.identity()))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
+    let r = super::http::get(&tc.http, format!("{}{path}", tc.identity()), token).await;
     assert_eq!(r.status(), 200, "GET {path}");
     r.json().await.unwrap()
 }
 
 async fn post(tc: &TestCloud, token: &str, path: &str, body: Value) -> Value {
-    let r = tc
-        .http
-        .post(format!("{}{path}", tc.identity()))
-        .header("x-auth-token", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, 201, "POST {path}: {text}");
-    serde_json::from_str(&text).unwrap()
+    let url = format!("{}{path}", tc.identity());
+    super::http::post_json(&tc.http, url, token, &body, 201).await
 }
 
 /// Creates a project homed in `region`; returns (id, name).
@@ -211,24 +195,24 @@ pub async fn submit_ok(
 
 pub async fn list(tc: &TestCloud, region: &str, token: &str) -> Resp {
     read(
-        tc.http
-            .get(format!("{}/image_replicator/jobs", ext(tc, region)))
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap(),
+        super::http::get(
+            &tc.http,
+            format!("{}/image_replicator/jobs", ext(tc, region)),
+            token,
+        )
+        .await,
     )
     .await
 }
 
 pub async fn show(tc: &TestCloud, region: &str, token: &str, job: &str) -> Resp {
     read(
-        tc.http
-            .get(format!("{}/image_replicator/jobs/{job}", ext(tc, region)))
-            .header("x-auth-token", token)
-            .send()
-            .await
-            .unwrap(),
+        super::http::get(
+            &tc.http,
+            format!("{}/image_replicator/jobs/{job}", ext(tc, region)),
+            token,
+        )
+        .await,
     )
     .await
 }

@@ -1,0 +1,313 @@
+//! The confined qemu-img runner against the real qemu-img: a byte-identical
+//! raw → qcow2 → vmdk → vdi → raw round trip, and refusals that must happen
+//! before qemu-img runs (backing file, mismatch, encryption) or that must
+//! clean up after it (timeout, resource limit).
+//!
+//! Needs qemu-img and prlimit: skipped with a message without them, or failed
+//! when `CI=true`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use glimpse_formats::qemu::{QemuError, QemuLimits, convert, info};
+use glimpse_formats::{DiskFormat, Rejection};
+
+fn tools_present() -> bool {
+    crate::tools_present(
+        &["qemu-img", "prlimit"],
+        "qemu runner tests need qemu-img (qemu-utils) and prlimit (util-linux)",
+    )
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("qemu-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn qemu_img(args: &[&str]) {
+    let out = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// 4 MiB: a byte pattern, a zero hole, and a marker near the end.
+fn pattern() -> Vec<u8> {
+    let mut data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    data[1 << 20..2 << 20].fill(0);
+    data[(4 << 20) - 9..].copy_from_slice(b"glimpse!!");
+    data
+}
+
+#[tokio::test]
+async fn round_trip_is_byte_identical() {
+    if !tools_present() {
+        return;
+    }
+    let s = Scratch::new("roundtrip");
+    let data = pattern();
+    std::fs::write(s.path("a.raw"), &data).unwrap();
+    let limits = QemuLimits::default();
+    let steps = [
+        ("a.raw", DiskFormat::Raw, "b.qcow2", DiskFormat::Qcow2),
+        ("b.qcow2", DiskFormat::Qcow2, "c.vmdk", DiskFormat::Vmdk),
+        ("c.vmdk", DiskFormat::Vmdk, "d.vdi", DiskFormat::Vdi),
+        ("d.vdi", DiskFormat::Vdi, "e.raw", DiskFormat::Raw),
+    ];
+    for (src, from, dst, to) in steps {
+        convert(&s.path(src), from, &s.path(dst), to, &limits)
+            .await
+            .unwrap_or_else(|e| panic!("{src} -> {dst}: {e}"));
+        let i = info(&s.path(dst), to, &limits).await.unwrap();
+        assert_eq!(i.virtual_size, data.len() as u64, "{dst}");
+        assert_eq!(i.problem(to), None, "{dst}");
+    }
+    assert!(
+        std::fs::read(s.path("e.raw")).unwrap() == data,
+        "round trip changed the bytes"
+    );
+}
+
+#[tokio::test]
+async fn backing_file_refused_before_qemu_runs() {
+    if !tools_present() {
+        return;
+    }
+    let s = Scratch::new("backing");
+    let img = s.path("qcow2-backing-passwd.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        "raw",
+        "-b",
+        "/etc/passwd",
+        img.to_str().unwrap(),
+        "64M",
+    ]);
+    let out = s.path("out.raw");
+    let limits = QemuLimits::default();
+    let err = convert(&img, DiskFormat::Qcow2, &out, DiskFormat::Raw, &limits)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QemuError::InputRejected(Rejection::Unsafe { .. })),
+        "{err}"
+    );
+    assert!(!out.exists(), "no output may be created");
+    // Claimed raw it is a mismatch, also before qemu-img.
+    let err = convert(&img, DiskFormat::Raw, &out, DiskFormat::Qcow2, &limits)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QemuError::InputRejected(Rejection::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let err = info(&img, DiskFormat::Qcow2, &limits).await.unwrap_err();
+    assert!(matches!(err, QemuError::InputRejected(_)), "{err}");
+}
+
+#[tokio::test]
+async fn encrypted_and_unsupported_refused() {
+    if !tools_present() {
+        return;
+    }
+    let s = Scratch::new("encrypted");
+    let img = s.path("luks.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "--object",
+        "secret,id=s0,data=correct-horse",
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=s0",
+        img.to_str().unwrap(),
+        "16M",
+    ]);
+    let out = s.path("out.raw");
+    let limits = QemuLimits::default();
+    let err = convert(&img, DiskFormat::Qcow2, &out, DiskFormat::Raw, &limits)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QemuError::Encrypted), "{err}");
+    let err = convert(&img, DiskFormat::Qcow2, &out, DiskFormat::Iso, &limits)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QemuError::UnsupportedFormat(DiskFormat::Iso)),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[tokio::test]
+async fn limits_kill_and_clean_up() {
+    if !tools_present() {
+        return;
+    }
+    let s = Scratch::new("limits");
+    std::fs::write(s.path("a.raw"), pattern()).unwrap();
+    let out = s.path("out.qcow2");
+
+    let tight = QemuLimits {
+        wall: Duration::from_millis(1),
+        ..QemuLimits::default()
+    };
+    let err = convert(
+        &s.path("a.raw"),
+        DiskFormat::Raw,
+        &out,
+        DiskFormat::Qcow2,
+        &tight,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, QemuError::Timeout(_) | QemuError::Failed { .. }),
+        "{err}"
+    );
+    assert!(!out.exists(), "output must be removed after a failure");
+
+    let no_memory = QemuLimits {
+        address_space_bytes: 16 << 20,
+        ..QemuLimits::default()
+    };
+    let err = convert(
+        &s.path("a.raw"),
+        DiskFormat::Raw,
+        &out,
+        DiskFormat::Qcow2,
+        &no_memory,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, QemuError::Failed { .. }), "{err}");
+    assert!(!out.exists());
+
+    // qemu-img succeeds but the output is not exactly the target format
+    // (plain bytes are not a GPT disk): refused, and the output is removed.
+    let err = convert(
+        &s.path("a.raw"),
+        DiskFormat::Raw,
+        &out,
+        DiskFormat::Gpt,
+        &QemuLimits::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, QemuError::OutputRejected(Rejection::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(!out.exists(), "rejected output must be removed");
+
+    // An existing output is never overwritten.
+    std::fs::write(&out, b"keep").unwrap();
+    let err = convert(
+        &s.path("a.raw"),
+        DiskFormat::Raw,
+        &out,
+        DiskFormat::Qcow2,
+        &QemuLimits::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, QemuError::BadPath(..)), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep");
+}
+
+/// Images qemu-img itself writes, with data, must be accepted as what they are
+/// (and refused as raw, except a fixed VHD: raw bytes plus a trailing footer).
+#[tokio::test]
+async fn qemu_written_images_are_accepted() {
+    if !tools_present() {
+        return;
+    }
+    let s = Scratch::new("written");
+    let src = s.path("src.raw");
+    std::fs::write(&src, pattern()).unwrap();
+    let src = src.to_str().unwrap();
+    let cases: [(&str, &str, &[&str], DiskFormat); 8] = [
+        ("a.qcow2", "qcow2", &[], DiskFormat::Qcow2),
+        (
+            "b.qcow2",
+            "qcow2",
+            &["-c", "-o", "compat=0.10"],
+            DiskFormat::Qcow2,
+        ),
+        (
+            "c.vmdk",
+            "vmdk",
+            &["-o", "subformat=streamOptimized"],
+            DiskFormat::Vmdk,
+        ),
+        (
+            "d.vmdk",
+            "vmdk",
+            &["-o", "subformat=monolithicSparse"],
+            DiskFormat::Vmdk,
+        ),
+        ("e.vdi", "vdi", &["-o", "static=on"], DiskFormat::Vdi),
+        (
+            "f.vhd",
+            "vpc",
+            &["-o", "subformat=dynamic,force_size=on"],
+            DiskFormat::Vhd,
+        ),
+        (
+            "g.vhd",
+            "vpc",
+            &["-o", "subformat=fixed,force_size=on"],
+            DiskFormat::Vhd,
+        ),
+        ("h.vhdx", "vhdx", &[], DiskFormat::Vhdx),
+    ];
+    for (name, driver, opts, format) in cases {
+        let out = s.path(name);
+        let mut args = vec!["convert", "-q", "-f", "raw", "-O", driver];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&[src, out.to_str().unwrap()]);
+        qemu_img(&args);
+        let report = glimpse_formats::inspect_file(&out).unwrap();
+        let ok = report
+            .verdict(format, &glimpse_formats::Limits::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ok.virtual_size, 4 << 20, "{name}");
+        assert!(
+            report
+                .verdict(DiskFormat::Raw, &glimpse_formats::Limits::default())
+                .is_err()
+                || name == "g.vhd",
+            "{name} accepted as raw"
+        );
+    }
+}

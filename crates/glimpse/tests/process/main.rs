@@ -1,0 +1,16 @@
+//! The real `glimpse` binary as a child process: `serve`, `kill -9` in the middle of work and a
+//! restart, a KMS master key rotation, and regions split over two processes.
+//! One test binary of several (each links the whole workspace once); see `../common/` for
+//! the harness.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod compute_crash;
+mod image_crash;
+mod ims_crash;
+mod kms_rotation;
+mod regions_split;
+mod replication_crash;
+mod serve;
+mod volume_crash;
