@@ -104,20 +104,14 @@ impl ServiceAccount {
             return Ok(t.clone());
         }
         let password = self.password.read()?;
-        let default = || Some(Domain::of(Some("default"), None));
-        let auth = PasswordAuth::new(
-            Named {
-                name: Some(self.user.clone()),
-                domain: default(),
-                ..Named::default()
-            },
-            password,
-            Named {
-                name: Some(self.project.clone()),
-                domain: default(),
-                ..Named::default()
-            },
-        );
+        let default = || Domain::of(Some("default"), None);
+        let named = |name: &str| Named::by_id_or_name(None, Some(name), default());
+        let (Some(user), Some(project)) = (named(&self.user), named(&self.project)) else {
+            return Err(Error::unavailable(
+                "the service account has no user or project name",
+            ));
+        };
+        let auth = PasswordAuth::new(user, password, project);
         let login = self.keystone.login(&auth).await.map_err(|f| match f {
             Fault::Down(m) => Error::unavailable(format!("identity service unreachable: {m}")),
             refused => Error::unavailable(format!(

@@ -15,6 +15,24 @@ pub struct Named {
     pub domain: Option<Domain>,
 }
 
+impl Named {
+    /// By id, else by name within `domain`; `None` when neither is given.
+    pub fn by_id_or_name(id: Option<&str>, name: Option<&str>, domain: Domain) -> Option<Named> {
+        match (id, name) {
+            (Some(id), _) => Some(Named {
+                id: Some(id.into()),
+                ..Named::default()
+            }),
+            (None, Some(n)) => Some(Named {
+                name: Some(n.into()),
+                domain: Some(domain),
+                ..Named::default()
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
 /// A domain, by id or by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Domain {

@@ -117,40 +117,25 @@ impl Cloud {
     /// The Keystone password login of this entry.
     pub fn password_auth(&self) -> anyhow::Result<PasswordAuth> {
         let a = &self.auth;
-        let user = match (&a.user_id, &a.username) {
-            (Some(id), _) => Named {
-                id: Some(id.clone()),
-                ..Named::default()
-            },
-            (None, Some(n)) => Named {
-                name: Some(n.clone()),
-                domain: Some(Domain::of(
-                    a.user_domain_id.as_deref(),
-                    a.user_domain_name.as_deref(),
-                )),
-                ..Named::default()
-            },
-            (None, None) => bail!("the cloud has neither auth.username nor auth.user_id"),
-        };
+        let user = Named::by_id_or_name(
+            a.user_id.as_deref(),
+            a.username.as_deref(),
+            Domain::of(a.user_domain_id.as_deref(), a.user_domain_name.as_deref()),
+        )
+        .ok_or_else(|| anyhow!("the cloud has neither auth.username nor auth.user_id"))?;
         let password = a
             .password
             .clone()
             .ok_or_else(|| anyhow!("the cloud has no auth.password"))?;
-        let project = match (&a.project_id, &a.project_name) {
-            (Some(id), _) => Named {
-                id: Some(id.clone()),
-                ..Named::default()
-            },
-            (None, Some(n)) => Named {
-                name: Some(n.clone()),
-                domain: Some(Domain::of(
-                    a.project_domain_id.as_deref(),
-                    a.project_domain_name.as_deref(),
-                )),
-                ..Named::default()
-            },
-            (None, None) => bail!("the cloud has neither auth.project_name nor auth.project_id"),
-        };
+        let project = Named::by_id_or_name(
+            a.project_id.as_deref(),
+            a.project_name.as_deref(),
+            Domain::of(
+                a.project_domain_id.as_deref(),
+                a.project_domain_name.as_deref(),
+            ),
+        )
+        .ok_or_else(|| anyhow!("the cloud has neither auth.project_name nor auth.project_id"))?;
         Ok(PasswordAuth::new(user, password, project))
     }
 
