@@ -18,9 +18,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use glimpse_core::ims::{self, CopyRequest, codes};
+use glimpse_core::jobs::JobRecord;
 use glimpse_core::region::Region;
 use glimpse_core::{Error, Kind};
-use serde_json::{Value, json};
+use glimpse_types::ims::{Entities, ImsJob, ImsStatus, JobId};
+use serde_json::Value;
 
 use crate::dialect::{ApiError, ApiResult, Body, Caller, Ims};
 
@@ -73,7 +75,7 @@ async fn copy(
     let job = ims::submit(&region, &caller, &image_id, &req)
         .await
         .map_err(|e| ims(not_found_as_image(e, &image_id)))?;
-    Ok((StatusCode::OK, axum::Json(json!({ "job_id": job.id }))).into_response())
+    Ok((StatusCode::OK, axum::Json(JobId { job_id: job.id })).into_response())
 }
 
 /// Glance's 404 message, in IMS words.
@@ -102,7 +104,39 @@ async fn show(
         .await?
         .filter(|j| j.kind == ims::KIND && j.project_id == project)
         .ok_or_else(missing)?;
-    Ok((StatusCode::OK, axum::Json(ims::view(&job))).into_response())
+    Ok((StatusCode::OK, axum::Json(view(&job))).into_response())
+}
+
+/// A copy job as IMS shows it (B.3).
+fn view(job: &JobRecord) -> ImsJob {
+    let p: Option<ims::Params> = serde_json::from_value(job.params.clone()).ok();
+    let status = ims::status(job);
+    let failed = status == ImsStatus::Fail;
+    ImsJob {
+        begin_time: glimpse_types::ims::time(job.created_at),
+        end_time: job
+            .finished_at
+            .map(glimpse_types::ims::time)
+            .unwrap_or_default(),
+        entities: Entities {
+            image_id: p.as_ref().map(|p| p.image_id.clone()),
+            image_name: p.map(|p| p.name),
+            process_percent: if status == ImsStatus::Success {
+                100.0
+            } else {
+                f64::from(job.progress.min(99))
+            },
+        },
+        error_code: failed.then(|| ims::codes::JOB_FAILED.to_string()),
+        fail_reason: failed.then(|| {
+            job.error
+                .clone()
+                .unwrap_or_else(|| "the job was canceled".into())
+        }),
+        job_id: job.id.clone(),
+        job_type: ims::JOB_TYPE.to_string(),
+        status,
+    }
 }
 
 /// `GET /v1/cloudimages/job/{job_id}`.

@@ -23,7 +23,8 @@ use axum::routing::post;
 use glimpse_core::Error;
 use glimpse_core::kms::{KeyInfo, codes};
 use glimpse_core::region::Region;
-use serde_json::{Value, json};
+use glimpse_types::kms::{self as wire, Created, KeyDetails, KeyList, KeyState};
+use serde_json::Value;
 
 use crate::dialect::{ApiError, ApiResult, Body, Caller, Kms};
 
@@ -50,25 +51,36 @@ fn time_ms(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// Huawei's `key_info` of describe-key and list-keys.
-fn info(k: &KeyInfo, realm: &str) -> Value {
-    json!({
-        "key_id": k.id,
-        "domain_id": k.project_id,
-        "key_alias": k.alias,
-        "realm": realm,
-        "key_spec": "AES_256",
-        "key_usage": "ENCRYPT_DECRYPT",
-        "key_description": k.description,
-        "creation_date": time_ms(k.created_at),
-        "scheduled_deletion_date": k.deletion_date.map(time_ms).unwrap_or_default(),
-        "key_state": k.state,
-        "default_key_flag": "0",
-        "key_type": "1",
-        "expiration_time": "",
-        "origin": "kms",
-        "key_rotation_enabled": "false",
-        "sys_enterprise_project_id": "0",
-    })
+fn info(k: &KeyInfo, realm: &str) -> KeyDetails {
+    KeyDetails {
+        creation_date: time_ms(k.created_at),
+        default_key_flag: "0".into(),
+        domain_id: k.project_id.clone(),
+        expiration_time: String::new(),
+        key_alias: k.alias.clone(),
+        key_description: k.description.clone(),
+        key_id: k.id.clone(),
+        key_rotation_enabled: "false".into(),
+        key_spec: "AES_256".into(),
+        key_state: k.state.to_string(),
+        key_type: "1".into(),
+        key_usage: "ENCRYPT_DECRYPT".into(),
+        origin: "kms".into(),
+        realm: realm.into(),
+        scheduled_deletion_date: k.deletion_date.map(time_ms).unwrap_or_default(),
+        sys_enterprise_project_id: "0".into(),
+    }
+}
+
+fn state(k: &KeyInfo) -> KeyState {
+    KeyState {
+        key_id: k.id.clone(),
+        key_state: k.state.to_string(),
+    }
+}
+
+fn answer(v: impl serde::Serialize) -> Result<Value, ApiError<Kms>> {
+    serde_json::to_value(v).map_err(|e| kms(Error::internal(e)))
 }
 
 fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError<Kms>> {
@@ -101,7 +113,12 @@ async fn action(
             let alias = string(&doc, "key_alias")?.unwrap_or_default();
             let desc = string(&doc, "key_description")?.unwrap_or_default();
             let key = k.create(&caller, &alias, &desc).await?;
-            json!({"key_info": {"key_id": key.id, "domain_id": key.project_id}})
+            answer(wire::KeyInfo {
+                key_info: Created {
+                    domain_id: key.project_id,
+                    key_id: key.id,
+                },
+            })?
         }
         "list-keys" => {
             let state = string(&doc, "key_state")?;
@@ -125,17 +142,23 @@ async fn action(
             let end = limit.map_or(total, |l| (marker + l).min(total));
             let page = all.get(marker.min(total)..end).unwrap_or_default();
             let truncated = end < total;
-            json!({
-                "keys": page.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
-                "key_details": page.iter().map(|k| info(k, realm)).collect::<Vec<_>>(),
-                "next_marker": if truncated { end.to_string() } else { String::new() },
-                "truncated": truncated.to_string(),
-                "total": total,
-            })
+            answer(KeyList {
+                key_details: page.iter().map(|k| info(k, realm)).collect(),
+                keys: page.iter().map(|k| k.id.clone()).collect(),
+                next_marker: if truncated {
+                    end.to_string()
+                } else {
+                    String::new()
+                },
+                total,
+                truncated: truncated.to_string(),
+            })?
         }
         "describe-key" => {
             let key = k.describe(&caller, &key_id(&doc)?).await?;
-            json!({"key_info": info(&key, realm)})
+            answer(wire::KeyInfo {
+                key_info: info(&key, realm),
+            })?
         }
         "enable-key" | "disable-key" => {
             let id = key_id(&doc)?;
@@ -144,7 +167,9 @@ async fn action(
             } else {
                 k.disable(&caller, &id).await
             }?;
-            json!({"key_info": {"key_id": key.id, "key_state": key.state}})
+            answer(wire::KeyInfo {
+                key_info: state(&key),
+            })?
         }
         "schedule-key-deletion" => {
             let id = key_id(&doc)?;
@@ -157,11 +182,11 @@ async fn action(
                     )
                 })?;
             let key = k.schedule_deletion(&caller, &id, days).await?;
-            json!({"key_id": key.id, "key_state": key.state})
+            answer(state(&key))?
         }
         "cancel-key-deletion" => {
             let key = k.cancel_deletion(&caller, &key_id(&doc)?).await?;
-            json!({"key_id": key.id, "key_state": key.state})
+            answer(state(&key))?
         }
         _ => {
             return Err(kms(Error::not_found(format!(

@@ -35,9 +35,13 @@ use glimpse_core::Error;
 use glimpse_core::images::adopt;
 use glimpse_core::jobs::JobRecord;
 use glimpse_core::region::Region;
-use glimpse_core::replication::{self, Capabilities, JobView, Submission};
+use glimpse_core::replication::{self, Capabilities, Submission};
+use glimpse_types::headers;
+use glimpse_types::replicator::{
+    Adopted, JobCreated, LicenseSwitchTypes, ReplicationJob, ReplicationStatus, UploadOffset,
+};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::dialect::{ApiError, ApiResult, Caller, Replicator};
 
@@ -99,7 +103,7 @@ async fn create(
         })?;
     let submission = parse_submission(&body, key.as_deref())?;
     let (job, _created) = replication::submit(&region, &caller, &caller.token, &submission).await?;
-    Ok(reply(StatusCode::ACCEPTED, &json!({ "job_id": job.id })))
+    Ok(reply(StatusCode::ACCEPTED, &JobCreated { job_id: job.id }))
 }
 
 /// `GET /image_replicator/jobs`: the caller's project's jobs (an admin's: every job).
@@ -114,7 +118,7 @@ async fn list(State(region): State<R>, caller: Caller<Replicator>) -> ApiResult<
         .jobs
         .list::<replication::ReplicateHandler>(scope)
         .await?;
-    let views: Vec<JobView> = jobs.iter().filter_map(JobView::of).collect();
+    let views: Vec<ReplicationJob> = jobs.iter().filter_map(replication::view).collect();
     Ok(reply(StatusCode::OK, &views))
 }
 
@@ -123,14 +127,14 @@ async fn visible_job(
     region: &Region,
     caller: &glimpse_core::auth::Caller,
     id: &str,
-) -> Result<(JobRecord, JobView), ApiError<Replicator>> {
+) -> Result<(JobRecord, ReplicationJob), ApiError<Replicator>> {
     let project = caller.project()?;
     let missing = || rep(Error::not_found(format!("The job ID {id} does not exist.")));
     let job = region.jobs.get(id).await?.ok_or_else(missing)?;
     if job.kind != replication::KIND || !(caller.is_admin() || job.project_id == project) {
         return Err(missing());
     }
-    let view = JobView::of(&job).ok_or_else(missing)?;
+    let view = replication::view(&job).ok_or_else(missing)?;
     Ok((job, view))
 }
 
@@ -143,17 +147,17 @@ async fn show(
     let (job, view) = visible_job(&region, &caller, &id).await?;
     let mut r = reply(StatusCode::OK, &view);
     if let Ok(v) = HeaderValue::from_str(&header_text(&job.phase)) {
-        r.headers_mut().insert("x-glimpse-job-phase", v);
+        r.headers_mut().insert(headers::JOB_PHASE, v);
     }
     // A copy cut by a crash or a lost connection went on from this byte, not from zero.
     if let Some(n) = job.result.as_ref().and_then(|r| r["resumed_from"].as_u64()) {
         r.headers_mut()
-            .insert("x-glimpse-job-resumed-from", HeaderValue::from(n));
+            .insert(headers::JOB_RESUMED_FROM, HeaderValue::from(n));
     }
-    if view.status == "error" {
+    if view.status == ReplicationStatus::Error {
         let reason = job.error.as_deref().unwrap_or("unknown");
         if let Ok(v) = HeaderValue::from_str(&header_text(reason)) {
-            r.headers_mut().insert("x-glimpse-job-error", v);
+            r.headers_mut().insert(headers::JOB_ERROR, v);
         }
     }
     Ok(r)
@@ -172,7 +176,7 @@ async fn cancel(
             "The status of job {id} isn't replicate_requested or replicating."
         )))
     };
-    if !replication::cancelable(view.status) {
+    if !view.status.cancelable() {
         return Err(refused());
     }
     if !region.jobs.request_cancel(&id).await? {
@@ -208,7 +212,7 @@ async fn adopt(
     let body = crate::request::body(body)?;
     let (id, content) = parse_adopt(&body)?;
     let adopted = adopt::adopt(&region, &caller, &id, &content).await?;
-    Ok(reply(StatusCode::OK, &json!({ "adopted": adopted })))
+    Ok(reply(StatusCode::OK, &Adopted { adopted }))
 }
 
 /// `GET /image_replicator/uploads/{image_id}?os_hash_value=<sha512>`: how many bytes of a
@@ -226,10 +230,7 @@ async fn upload_offset(
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| rep(Error::bad_request("os_hash_value is required.")))?;
     let offset = glimpse_core::images::upload_offset(&region, &caller, &image_id, &sha).await?;
-    Ok(reply(
-        StatusCode::OK,
-        &json!({ "image_id": image_id, "offset": offset }),
-    ))
+    Ok(reply(StatusCode::OK, &UploadOffset { image_id, offset }))
 }
 
 /// Reads an adopt body into the image id and the content it should hold.
@@ -258,10 +259,12 @@ async fn license_switch_types(
     State(region): State<R>,
     _caller: Caller<Replicator>,
 ) -> ApiResult<Replicator> {
-    let types = &region.config.replication.license_switch_types;
+    let license_switch_types = region.config.replication.license_switch_types.clone();
     Ok(reply(
         StatusCode::OK,
-        &json!({ "license_switch_types": types }),
+        &LicenseSwitchTypes {
+            license_switch_types,
+        },
     ))
 }
 

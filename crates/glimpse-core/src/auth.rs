@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use glimpse_client::{Fault, Keystone};
 use glimpse_types::Role;
+use glimpse_types::keystone::Token;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -58,8 +60,7 @@ pub trait TokenValidator: Send + Sync {
 /// Validates tokens with a remote identity's `GET /v3/auth/tokens` (the token presents itself,
 /// as Keystone allows) and caches answers for at most `ttl` and never past the token's expiry.
 pub struct RemoteValidator {
-    url: String,
-    http: reqwest::Client,
+    keystone: Keystone,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Caller, Instant)>>,
 }
@@ -69,12 +70,12 @@ const CACHE_MAX: usize = 10_000;
 impl RemoteValidator {
     /// `identity_v3` is the identity's `/v3` URL.
     pub fn new(identity_v3: &str, ttl: Duration) -> RemoteValidator {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client");
         RemoteValidator {
-            url: format!("{}/auth/tokens", identity_v3.trim_end_matches('/')),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("HTTP client"),
+            keystone: Keystone::new(http, identity_v3),
             ttl,
             cache: Mutex::new(HashMap::new()),
         }
@@ -93,32 +94,23 @@ impl TokenValidator for RemoteValidator {
         if let Some(c) = self.cached(token) {
             return Ok(c);
         }
-        let resp = self
-            .http
-            .get(&self.url)
-            .header("X-Auth-Token", token)
-            .header("X-Subject-Token", token)
-            .send()
-            .await
-            .map_err(|e| Error::unavailable(format!("identity service unreachable: {e}")))?;
-        match resp.status().as_u16() {
-            200 => {}
-            401 | 403 | 404 => {
+        let body = match self.keystone.validate(token, token).await {
+            Ok(t) => t,
+            Err(Fault::Refused {
+                status: 401 | 403 | 404,
+                ..
+            }) => {
                 return Err(Error::unauthorized(
                     "The request you have made requires authentication.",
                 ));
             }
-            s => {
+            Err(f) => {
                 return Err(Error::unavailable(format!(
-                    "identity service answered {s} to a token validation"
+                    "identity service could not validate a token: {f}"
                 )));
             }
-        }
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| Error::unavailable(format!("bad identity answer: {e}")))?;
-        let caller = caller_from_token_body(&body)
+        };
+        let caller = Caller::from_token(&body)
             .ok_or_else(|| Error::unavailable("identity answered a token body we cannot read"))?;
         if self.ttl > Duration::ZERO
             && let Ok(mut cache) = self.cache.lock()
@@ -132,19 +124,16 @@ impl TokenValidator for RemoteValidator {
     }
 }
 
-/// Reads a Keystone v3 token body (`{"token": {...}}`) into a [`Caller`].
-pub fn caller_from_token_body(body: &serde_json::Value) -> Option<Caller> {
-    let t = body.get("token")?;
-    let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-    Some(Caller {
-        user_id: s(&t["user"]["id"])?,
-        user_name: s(&t["user"]["name"])?,
-        project_id: s(&t["project"]["id"]),
-        project_name: s(&t["project"]["name"]),
-        roles: t["roles"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|r| s(&r["name"])).collect())
-            .unwrap_or_default(),
-        expires_at: glimpse_types::parse_time(t["expires_at"].as_str()?)?,
-    })
+impl Caller {
+    /// What a Keystone v3 token says (`None` without a readable expiry).
+    pub fn from_token(t: &Token) -> Option<Caller> {
+        Some(Caller {
+            user_id: t.user.id.clone(),
+            user_name: t.user.name.clone(),
+            project_id: t.project.as_ref().map(|p| p.id.clone()),
+            project_name: t.project.as_ref().map(|p| p.name.clone()),
+            roles: t.roles.iter().map(|r| r.name.clone()).collect(),
+            expires_at: glimpse_types::parse_time(&t.expires_at)?,
+        })
+    }
 }

@@ -5,14 +5,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use glimpse_client::{Fault, Keystone};
+use glimpse_types::keystone::{Catalog, Domain, Named, PasswordAuth};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
 
 /// Credentials and a cached token.
 pub struct ServiceAccount {
-    pub identity_url: String,
+    keystone: Keystone,
     pub user: String,
     password: Password,
     pub project: String,
@@ -46,25 +47,13 @@ impl Password {
 pub struct ServiceToken {
     pub token: String,
     pub expires_at: DateTime<Utc>,
-    pub catalog: Value,
+    pub catalog: Catalog,
 }
 
 impl ServiceToken {
     /// Public URL of service `kind` (e.g. `image`) in `region`, from the catalog.
     pub fn endpoint(&self, kind: &str, region: &str) -> Option<String> {
-        self.catalog
-            .as_array()?
-            .iter()
-            .filter(|s| s["type"] == kind)
-            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-            .find(|e| {
-                e["interface"] == "public" && (e["region_id"] == region || e["region"] == region)
-            })
-            .and_then(|e| {
-                e["url"]
-                    .as_str()
-                    .map(|u| u.trim_end_matches('/').to_string())
-            })
+        self.catalog.endpoint(kind, Some(region), "public")
     }
 }
 
@@ -82,15 +71,16 @@ impl ServiceAccount {
         password: Password,
         project: &str,
     ) -> ServiceAccount {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("HTTP client");
         ServiceAccount {
-            identity_url: identity_url.trim_end_matches('/').to_string(),
+            keystone: Keystone::new(http.clone(), identity_url),
             user: user.into(),
             password,
             project: project.into(),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .expect("HTTP client"),
+            http,
             cached: Mutex::new(None),
         }
     }
@@ -114,45 +104,34 @@ impl ServiceAccount {
             return Ok(t.clone());
         }
         let password = self.password.read()?;
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": self.user, "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": self.project, "domain": {"id": "default"}}}}});
-        let resp = self
-            .http
-            .post(format!("{}/auth/tokens", self.identity_url))
-            .timeout(Duration::from_secs(15))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::unavailable(format!("identity service unreachable: {e}")))?;
-        if resp.status().as_u16() != 201 {
-            return Err(Error::unavailable(format!(
-                "the service account cannot log in (identity answered {})",
-                resp.status()
-            )));
-        }
-        let token = resp
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| Error::unavailable("identity answered without a token"))?;
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| Error::unavailable(format!("bad identity answer: {e}")))?;
-        let expires_at = v["token"]["expires_at"]
-            .as_str()
-            .and_then(glimpse_types::parse_time)
+        let default = || Domain::of(Some("default"), None);
+        let named = |name: &str| Named::by_id_or_name(None, Some(name), default());
+        let (Some(user), Some(project)) = (named(&self.user), named(&self.project)) else {
+            return Err(Error::unavailable(
+                "the service account has no user or project name",
+            ));
+        };
+        let auth = PasswordAuth::new(user, password, project);
+        let login = self.keystone.login(&auth).await.map_err(|f| match f {
+            Fault::Down(m) => Error::unavailable(format!("identity service unreachable: {m}")),
+            refused => Error::unavailable(format!(
+                "the service account cannot log in (identity answered {refused})"
+            )),
+        })?;
+        let expires_at = glimpse_types::parse_time(&login.body.expires_at)
             .ok_or_else(|| Error::unavailable("identity answered a token without expiry"))?;
         let t = ServiceToken {
-            token,
+            token: login.token,
             expires_at,
-            catalog: v["token"]["catalog"].clone(),
+            catalog: login.body.catalog,
         };
         *cached = Some(t.clone());
         Ok(t)
+    }
+
+    /// The identity API the account logs in to.
+    pub fn keystone(&self) -> &Keystone {
+        &self.keystone
     }
 
     /// Drops the cached token (after a 401, say).

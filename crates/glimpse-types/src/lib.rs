@@ -1,6 +1,17 @@
 //! Glimpse's shared vocabulary: the enums and small value types every layer speaks
 //! (image status, visibility, roles) and the two timestamp formats OpenStack clients parse.
 //! This crate does no I/O and knows no framework; it only names things.
+//!
+//! The wire modules ([`keystone`], [`glance`], [`replicator`], [`ims`], [`kms`], [`headers`])
+//! are the bodies and headers the API serves and the clients (`glimpse-client`, the CLI, other
+//! regions, the tests) send and read: a field is named once, here.
+
+pub mod glance;
+pub mod headers;
+pub mod ims;
+pub mod keystone;
+pub mod kms;
+pub mod replicator;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

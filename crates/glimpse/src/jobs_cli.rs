@@ -12,9 +12,11 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use serde::Deserialize;
+use glimpse_client::Glance;
+pub use glimpse_client::Shown;
+use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 
 pub use crate::os_cli::{Cloud, CloudArgs};
 use crate::os_cli::{login, table};
@@ -69,7 +71,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
         JobsCommand::Watch { job_id, interval } => {
             let every = Duration::from_secs_f64(interval.clamp(0.05, 60.0));
             let end = watch(&session, &job_id, every).await?;
-            if end.job.status != "replicated" {
+            if end.job.status != ReplicationStatus::Replicated {
                 bail!("job {job_id} ended {}{}", end.job.status, reason(&end));
             }
         }
@@ -82,29 +84,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
 }
 
 /// A job as the API shows it (seed 001).
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
-pub struct Job {
-    pub copy_progress: u8,
-    pub destination_image_id: Option<String>,
-    pub destination_region_id: String,
-    pub destination_tenant_id: String,
-    pub job_id: String,
-    pub source_image_id: String,
-    pub source_image_name: Option<String>,
-    pub source_region_id: String,
-    pub source_tenant_id: String,
-    pub status: String,
-}
-
-/// A job with what the show call adds in headers.
-#[derive(Debug, Clone)]
-pub struct Shown {
-    pub job: Job,
-    pub phase: Option<String>,
-    pub error: Option<String>,
-    /// The byte a cut copy went on from (`X-Glimpse-Job-Resumed-From`).
-    pub resumed_from: Option<String>,
-}
+pub type Job = ReplicationJob;
 
 fn reason(s: &Shown) -> String {
     s.error
@@ -115,80 +95,26 @@ fn reason(s: &Shown) -> String {
 
 /// A logged-in client of one region's replicator.
 pub struct Session {
-    http: reqwest::Client,
-    token: String,
-    /// `…/v2/extension/image_replicator`.
-    base: String,
+    glance: Glance,
 }
 
 impl Session {
     pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Session> {
-        let l = login(cloud).await?;
-        let image = l.service_url(cloud, region, "image")?;
-        Ok(Session {
-            http: l.http,
-            token: l.token,
-            base: format!("{image}/v2/extension/image_replicator"),
-        })
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("x-auth-token", &self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        checked(resp).await
+        let glance = login(cloud).await?.glance(cloud, region)?;
+        Ok(Session { glance })
     }
 
     pub async fn jobs(&self) -> anyhow::Result<Vec<Job>> {
-        Ok(self.get("/jobs").await?.json().await?)
+        Ok(self.glance.replicator().jobs().await?)
     }
 
     pub async fn job(&self, id: &str) -> anyhow::Result<Shown> {
-        let resp = self.get(&format!("/jobs/{id}")).await?;
-        let header = |n: &str| {
-            resp.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (phase, error) = (header("x-glimpse-job-phase"), header("x-glimpse-job-error"));
-        let resumed_from = header("x-glimpse-job-resumed-from");
-        Ok(Shown {
-            job: resp.json().await?,
-            phase,
-            error,
-            resumed_from,
-        })
+        Ok(self.glance.replicator().job(id).await?)
     }
 
     pub async fn cancel(&self, id: &str) -> anyhow::Result<()> {
-        let resp = self
-            .http
-            .delete(format!("{}/jobs/{id}", self.base))
-            .header("x-auth-token", &self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        checked(resp).await.map(|_| ())
+        Ok(self.glance.replicator().cancel(id).await?)
     }
-}
-
-/// Turns an error answer (the replicator's text bodies) into an error with its message.
-async fn checked(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
-    if resp.status().is_success() {
-        return Ok(resp);
-    }
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let msg = text
-        .split_once("\n\n")
-        .map_or(text.as_str(), |(_, m)| m)
-        .trim();
-    bail!("{status}: {msg}")
 }
 
 /// Follows a job until it ends, with a progress bar on a terminal (status lines otherwise).
@@ -215,8 +141,10 @@ pub async fn watch(session: &Session, id: &str, every: Duration) -> anyhow::Resu
         let j = &shown.job;
         bar.set_position(u64::from(j.copy_progress.min(100)));
         let line = match &shown.phase {
-            Some(p) if j.status == "replicating" && !p.is_empty() => format!("{} ({p})", j.status),
-            _ => j.status.clone(),
+            Some(p) if j.status == ReplicationStatus::Replicating && !p.is_empty() => {
+                format!("{} ({p})", j.status)
+            }
+            _ => j.status.to_string(),
         };
         bar.set_message(format!(
             "{line}  {} → {}",
@@ -226,9 +154,9 @@ pub async fn watch(session: &Session, id: &str, every: Duration) -> anyhow::Resu
             eprintln!("{} {:>3}% {line}", j.job_id, j.copy_progress);
         }
         last = line;
-        if ["replicated", "canceled", "error"].contains(&j.status.as_str()) {
+        if j.status.is_final() {
             let msg = format!("{}{}", j.status, reason(&shown));
-            if j.status == "replicated" {
+            if j.status == ReplicationStatus::Replicated {
                 bar.finish_with_message(format!(
                     "replicated: image {} in {}",
                     j.destination_image_id.as_deref().unwrap_or("?"),
@@ -248,7 +176,7 @@ pub fn jobs_table(jobs: &[Job]) -> String {
         .map(|j| {
             vec![
                 j.job_id.clone(),
-                j.status.clone(),
+                j.status.to_string(),
                 format!("{}%", j.copy_progress),
                 j.source_image_name
                     .clone()
@@ -277,7 +205,7 @@ pub fn job_table(s: &Shown) -> String {
     let j = &s.job;
     let mut rows = vec![
         ("job_id", j.job_id.clone()),
-        ("status", j.status.clone()),
+        ("status", j.status.to_string()),
         ("copy_progress", j.copy_progress.to_string()),
         ("source_image_id", j.source_image_id.clone()),
         (
@@ -300,7 +228,7 @@ pub fn job_table(s: &Shown) -> String {
         rows.push(("error", e.clone()));
     }
     if let Some(n) = &s.resumed_from {
-        rows.push(("resumed_from_byte", n.clone()));
+        rows.push(("resumed_from_byte", n.to_string()));
     }
     let rows: Vec<Vec<String>> = rows
         .into_iter()

@@ -4,9 +4,10 @@
 //! the cloud's region in the token's catalog and calls `…/v1.0/{project}/kms/<action>`.
 //! Stateless: nothing is written locally.
 
-use anyhow::{Context, bail};
+use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use glimpse_client::{Fault, Kms};
+use glimpse_types::kms::{KeyDetails, state_word};
 
 pub use crate::os_cli::CloudArgs;
 use crate::os_cli::{Cloud, login, table};
@@ -53,143 +54,93 @@ pub enum KmsCommand {
     CancelDeletion { key_id: String },
 }
 
-/// A logged-in client of one region's key manager.
-pub struct KmsSession {
-    http: reqwest::Client,
-    token: String,
-    /// `…/kms/v1.0/{project}/kms`.
-    base: String,
+/// The KMS of the cloud's region, logged in with the cloud's password.
+pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Kms> {
+    let l = login(cloud).await?;
+    let url = l.service_url(cloud, region, "kms")?;
+    Ok(Kms::new(l.http.clone(), &url, l.project_id(), l.token()))
 }
 
-impl KmsSession {
-    pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<KmsSession> {
-        let l = login(cloud).await?;
-        let url = l.service_url(cloud, region, "kms")?;
-        Ok(KmsSession {
-            base: format!("{url}/v1.0/{}/kms", l.project_id),
-            http: l.http,
-            token: l.token,
-        })
+/// A refusal with the API's message and error code.
+fn refused(f: Fault) -> anyhow::Error {
+    match &f {
+        Fault::Refused {
+            code: Some(code), ..
+        } => anyhow!("{f} ({code})"),
+        _ => anyhow!("{f}"),
     }
-
-    /// Calls one action; an error answer becomes an error with the API's message.
-    pub async fn call(&self, action: &str, body: Value) -> anyhow::Result<Value> {
-        let resp = self
-            .http
-            .post(format!("{}/{action}", self.base))
-            .header("x-auth-token", &self.token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(
-                "{status}: {} ({})",
-                v["error"]["error_msg"].as_str().unwrap_or("no message"),
-                v["error"]["error_code"].as_str().unwrap_or("?")
-            );
-        }
-        Ok(v)
-    }
-}
-
-fn state_word(s: &str) -> String {
-    let w = match s {
-        "2" => "enabled",
-        "3" => "disabled",
-        "4" => "pending deletion",
-        _ => "unknown",
-    };
-    format!("{s} ({w})")
 }
 
 /// The key table of `list`.
-pub fn keys_table(details: &[Value]) -> String {
+pub fn keys_table(details: &[KeyDetails]) -> String {
     let rows: Vec<Vec<String>> = details
         .iter()
         .map(|k| {
-            let s = |f: &str| k[f].as_str().unwrap_or("").to_string();
-            vec![s("key_id"), s("key_alias"), state_word(&s("key_state"))]
+            vec![
+                k.key_id.clone(),
+                k.key_alias.clone(),
+                state_word(&k.key_state),
+            ]
         })
         .collect();
     table(&["ID", "Alias", "State"], &rows)
 }
 
+/// The field table of `show`.
+fn key_table(k: &KeyDetails) -> anyhow::Result<String> {
+    let v = serde_json::to_value(k)?;
+    let rows: Vec<Vec<String>> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(f, v)| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let text = if f == "key_state" {
+                state_word(&text)
+            } else {
+                text
+            };
+            vec![f.clone(), text]
+        })
+        .collect();
+    Ok(table(&["Field", "Value"], &rows))
+}
+
 /// Runs one `glimpse kms` command.
 pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
     let cloud = args.cloud.cloud()?;
-    let s = KmsSession::connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
-    let show = |v: &Value| {
-        let k = &v["key_info"];
-        let rows: Vec<Vec<String>> = k
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(f, v)| {
-                        let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                        vec![
-                            f.clone(),
-                            if f == "key_state" {
-                                state_word(&text)
-                            } else {
-                                text
-                            },
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        print!("{}", table(&["Field", "Value"], &rows));
-    };
+    let s = connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
     match args.command {
         KmsCommand::Create { alias, description } => {
-            let v = s
-                .call(
-                    "create-key",
-                    json!({"key_alias": alias, "key_description": description}),
-                )
-                .await?;
-            println!("{}", v["key_info"]["key_id"].as_str().unwrap_or(""));
+            let key = s.create(&alias, &description).await.map_err(refused)?;
+            println!("{}", key.key_id);
         }
         KmsCommand::List { state, json } => {
-            let mut body = json!({});
-            if let Some(st) = state {
-                body["key_state"] = json!(st);
-            }
-            let v = s.call("list-keys", body).await?;
+            let list = s.list(state.as_deref()).await.map_err(refused)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                print!(
-                    "{}",
-                    keys_table(v["key_details"].as_array().map_or(&[][..], |a| a))
-                );
+                print!("{}", keys_table(&list.key_details));
             }
         }
         KmsCommand::Show { key_id } => {
-            show(&s.call("describe-key", json!({"key_id": key_id})).await?);
+            let key = s.describe(&key_id).await.map_err(refused)?;
+            print!("{}", key_table(&key)?);
         }
         KmsCommand::Enable { key_id } => {
-            s.call("enable-key", json!({"key_id": key_id})).await?;
+            s.set_enabled(&key_id, true).await.map_err(refused)?;
             println!("Key {key_id} enabled.");
         }
         KmsCommand::Disable { key_id } => {
-            s.call("disable-key", json!({"key_id": key_id})).await?;
+            s.set_enabled(&key_id, false).await.map_err(refused)?;
             println!("Key {key_id} disabled.");
         }
         KmsCommand::ScheduleDeletion { key_id, days } => {
-            s.call(
-                "schedule-key-deletion",
-                json!({"key_id": key_id, "pending_days": days.to_string()}),
-            )
-            .await?;
+            s.schedule_deletion(&key_id, days).await.map_err(refused)?;
             println!("Key {key_id} will be deleted in {days} days.");
         }
         KmsCommand::CancelDeletion { key_id } => {
-            s.call("cancel-key-deletion", json!({"key_id": key_id}))
-                .await?;
+            s.cancel_deletion(&key_id).await.map_err(refused)?;
             println!("Deletion of key {key_id} canceled; the key is disabled.");
         }
     }

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use glimpse_client::{Fault, Glance, Keystone};
+use glimpse_types::keystone::{Domain, Named, PasswordAuth};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The options every client command takes to choose its cloud and region, as `openstack`.
 #[derive(Args, Debug, Clone, Default)]
@@ -112,50 +114,53 @@ impl Cloud {
         }
     }
 
-    /// The Keystone password-auth request of this entry.
-    pub fn auth_body(&self) -> anyhow::Result<Value> {
+    /// The Keystone password login of this entry.
+    pub fn password_auth(&self) -> anyhow::Result<PasswordAuth> {
         let a = &self.auth;
-        let domain = |id: &Option<String>, name: &Option<String>| match (id, name) {
-            (Some(id), _) => json!({"id": id}),
-            (None, Some(n)) => json!({"name": n}),
-            (None, None) => json!({"id": "default"}),
-        };
-        let user = match (&a.user_id, &a.username) {
-            (Some(id), _) => json!({"id": id}),
-            (None, Some(n)) => {
-                json!({"name": n, "domain": domain(&a.user_domain_id, &a.user_domain_name)})
-            }
-            (None, None) => bail!("the cloud has neither auth.username nor auth.user_id"),
-        };
-        let mut user = user;
-        user["password"] = json!(
-            a.password
-                .clone()
-                .ok_or_else(|| anyhow!("the cloud has no auth.password"))?
-        );
-        let project = match (&a.project_id, &a.project_name) {
-            (Some(id), _) => json!({"id": id}),
-            (None, Some(n)) => {
-                json!({"name": n, "domain": domain(&a.project_domain_id, &a.project_domain_name)})
-            }
-            (None, None) => bail!("the cloud has neither auth.project_name nor auth.project_id"),
-        };
-        Ok(json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": user}},
-            "scope": {"project": project}}}))
+        let user = Named::by_id_or_name(
+            a.user_id.as_deref(),
+            a.username.as_deref(),
+            Domain::of(a.user_domain_id.as_deref(), a.user_domain_name.as_deref()),
+        )
+        .ok_or_else(|| anyhow!("the cloud has neither auth.username nor auth.user_id"))?;
+        let password = a
+            .password
+            .clone()
+            .ok_or_else(|| anyhow!("the cloud has no auth.password"))?;
+        let project = Named::by_id_or_name(
+            a.project_id.as_deref(),
+            a.project_name.as_deref(),
+            Domain::of(
+                a.project_domain_id.as_deref(),
+                a.project_domain_name.as_deref(),
+            ),
+        )
+        .ok_or_else(|| anyhow!("the cloud has neither auth.project_name nor auth.project_id"))?;
+        Ok(PasswordAuth::new(user, password, project))
+    }
+
+    /// The Keystone password-auth request of this entry, as JSON.
+    pub fn auth_body(&self) -> anyhow::Result<Value> {
+        Ok(serde_json::to_value(self.password_auth()?)?)
     }
 }
 
 /// A logged-in client: the HTTP client, the token, and the token's catalog.
 pub struct Login {
     pub http: reqwest::Client,
-    pub token: String,
-    pub catalog: Value,
-    /// The token's project id.
-    pub project_id: String,
+    pub login: glimpse_client::Login,
 }
 
 impl Login {
+    pub fn token(&self) -> &str {
+        &self.login.token
+    }
+
+    /// The token's project id.
+    pub fn project_id(&self) -> &str {
+        self.login.project_id()
+    }
+
     /// The URL of `service_type` in `region` (else the cloud's `region_name`, else any region)
     /// for the cloud's interface (`public` by default), from this login's catalog; an error
     /// naming what is missing otherwise.
@@ -167,12 +172,21 @@ impl Login {
     ) -> anyhow::Result<String> {
         let region = region.or(cloud.region_name.as_deref());
         let interface = cloud.interface.as_deref().unwrap_or("public");
-        endpoint(&self.catalog, service_type, region, interface).ok_or_else(|| {
-            anyhow::anyhow!(
-                "the catalog has no {interface} {service_type} endpoint in region {}",
-                region.unwrap_or("(any)")
-            )
-        })
+        self.login
+            .catalog()
+            .endpoint(service_type, region, interface)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the catalog has no {interface} {service_type} endpoint in region {}",
+                    region.unwrap_or("(any)")
+                )
+            })
+    }
+
+    /// The image API of `region` with this login's token.
+    pub fn glance(&self, cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Glance> {
+        let url = self.service_url(cloud, region, "image")?;
+        Ok(Glance::new(self.http.clone(), &url, self.token()))
     }
 }
 
@@ -186,59 +200,14 @@ pub async fn login(cloud: &Cloud) -> anyhow::Result<Login> {
     if !url.ends_with("/v3") {
         url.push_str("/v3");
     }
-    let resp = http
-        .post(format!("{url}/auth/tokens"))
-        .json(&cloud.auth_body()?)
-        .send()
+    let login = Keystone::new(http.clone(), &url)
+        .login(&cloud.password_auth()?)
         .await
-        .with_context(|| format!("cannot reach identity at {url}"))?;
-    if resp.status().as_u16() != 201 {
-        bail!(
-            "identity refused the login: {} {}",
-            resp.status(),
-            resp.text().await.unwrap_or_default()
-        );
-    }
-    let token = resp
-        .headers()
-        .get("x-subject-token")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| anyhow!("identity answered without a token"))?
-        .to_string();
-    let mut body: Value = resp.json().await?;
-    let project_id = body["token"]["project"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    Ok(Login {
-        http,
-        token,
-        catalog: body["token"]["catalog"].take(),
-        project_id,
-    })
-}
-
-/// The endpoint of `service_type` in `region` (any region when `None`) and `interface`.
-pub fn endpoint(
-    catalog: &Value,
-    service_type: &str,
-    region: Option<&str>,
-    interface: &str,
-) -> Option<String> {
-    catalog
-        .as_array()?
-        .iter()
-        .filter(|s| s["type"] == service_type)
-        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-        .find(|e| {
-            e["interface"] == interface
-                && region.is_none_or(|r| e["region_id"] == r || e["region"] == r)
-        })
-        .and_then(|e| {
-            e["url"]
-                .as_str()
-                .map(|u| u.trim_end_matches('/').to_string())
-        })
+        .map_err(|f| match f {
+            Fault::Down(m) => anyhow!("cannot reach identity at {url}: {m}"),
+            refused => anyhow!("identity refused the login: {refused}"),
+        })?;
+    Ok(Login { http, login })
 }
 
 /// A table in the openstack client's style.
@@ -280,6 +249,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const YAML: &str = "# Written by glimpse\nclouds:\n  glimpse-demo-one:\n    auth:\n      auth_url: \"http://h:1/identity/v3\"\n      username: \"demo-one\"\n      password: \"p\\\"w\"\n      project_name: \"demo-one\"\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: \"region-one\"\n    identity_api_version: 3\n    interface: public\n  other:\n    auth:\n      auth_url: http://x/v3\n      user_id: u1\n      password: pw\n      project_id: p1\n";
 
@@ -323,25 +293,5 @@ mod tests {
             "+------+-----+\n| A    | Bee |\n+------+-----+\n| x    | y   |\n| long | →   |\n+------+-----+\n"
         );
         assert_eq!(table(&["A"], &[]), "+---+\n| A |\n+---+\n");
-    }
-
-    #[test]
-    fn finds_the_image_endpoint_of_a_region() {
-        let catalog = json!([
-            {"type": "identity", "endpoints": [{"interface": "public", "region_id": "region-one", "url": "http://h/identity/v3"}]},
-            {"type": "image", "endpoints": [
-                {"interface": "public", "region_id": "region-one", "url": "http://h/region-one/image"},
-                {"interface": "public", "region_id": "region-two", "url": "http://h/region-two/image/"}]}
-        ]);
-        assert_eq!(
-            endpoint(&catalog, "image", Some("region-two"), "public").unwrap(),
-            "http://h/region-two/image"
-        );
-        assert_eq!(
-            endpoint(&catalog, "image", None, "public").unwrap(),
-            "http://h/region-one/image"
-        );
-        assert!(endpoint(&catalog, "image", Some("region-three"), "public").is_none());
-        assert!(endpoint(&catalog, "image", None, "internal").is_none());
     }
 }

@@ -50,7 +50,7 @@ pub async fn upload(
     };
     // Glimpse extension: digests the sender already knows are verified before publishing,
     // and the replication service may continue a cut upload (docs/replication.md).
-    let resume_from = match headers.get("x-glimpse-upload-offset") {
+    let resume_from = match headers.get(glimpse_types::headers::UPLOAD_OFFSET) {
         None => 0,
         Some(v) => v
             .to_str()
@@ -63,8 +63,8 @@ pub async fn upload(
             })?,
     };
     let expected = images::Expected {
-        checksum: hex_header("x-glimpse-expected-checksum"),
-        os_hash_value: hex_header("x-glimpse-expected-os-hash-value"),
+        checksum: hex_header(glimpse_types::headers::EXPECTED_CHECKSUM),
+        os_hash_value: hex_header(glimpse_types::headers::EXPECTED_OS_HASH),
         resume_from,
     };
     let body = req.into_body().into_data_stream();

@@ -1,6 +1,6 @@
 //! Huawei IMS's in-region image copy (seed 003, `POST /v1/cloudimages/{image_id}/copy`) as a
-//! durable job of kind [`KIND`], and the IMS view of a job (`GET /v1/{project}/jobs/{id}`,
-//! `GET /v1/cloudimages/job/{id}`).
+//! durable job of kind [`KIND`], and the IMS status of a job ([`status`]; the API renders
+//! the job view, `glimpse_types::ims::ImsJob`).
 //!
 //! * [`submit`] checks the request (name, description, the source as the caller sees it, ISO
 //!   and whole-server images refused, the keys involved usable by the caller's project) and
@@ -21,9 +21,8 @@ pub mod submit;
 #[cfg(test)]
 mod tests;
 
-use chrono::{DateTime, Utc};
+use glimpse_types::ims::ImsStatus;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::jobs::{JobRecord, JobState};
 
@@ -33,7 +32,7 @@ pub use submit::{CopyRequest, submit};
 /// The job kind of an in-region copy.
 pub const KIND: &str = "ims_copy";
 /// Huawei's `job_type` of an in-region copy.
-pub const JOB_TYPE: &str = "imsCopyImageInRegionJob";
+pub const JOB_TYPE: &str = glimpse_types::ims::COPY_JOB_TYPE;
 
 /// Huawei's encryption properties (B.4): "1" encrypted; the key id.
 pub const PROP_ENCRYPTED: &str = "__system__encrypted";
@@ -70,49 +69,11 @@ pub struct Params {
 }
 
 /// IMS's status word: `INIT` (never started), `RUNNING`, `SUCCESS`, `FAIL`.
-pub fn status(job: &JobRecord) -> &'static str {
+pub fn status(job: &JobRecord) -> ImsStatus {
     match job.state {
-        JobState::Queued if job.attempts == 0 => "INIT",
-        JobState::Queued | JobState::Running | JobState::Canceling => "RUNNING",
-        JobState::Succeeded => "SUCCESS",
-        JobState::Failed | JobState::Canceled => "FAIL",
+        JobState::Queued if job.attempts == 0 => ImsStatus::Init,
+        JobState::Queued | JobState::Running | JobState::Canceling => ImsStatus::Running,
+        JobState::Succeeded => ImsStatus::Success,
+        JobState::Failed | JobState::Canceled => ImsStatus::Fail,
     }
-}
-
-fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// A copy job as IMS shows it (B.3).
-pub fn view(job: &JobRecord) -> Value {
-    let p = job.params_as::<CopyHandler>().ok();
-    let status = status(job);
-    let failed = status == "FAIL";
-    let mut entities = serde_json::Map::new();
-    if let Some(p) = &p {
-        entities.insert("image_id".into(), json!(p.image_id));
-        entities.insert("image_name".into(), json!(p.name));
-    }
-    entities.insert(
-        "process_percent".into(),
-        json!(if status == "SUCCESS" {
-            100.0
-        } else {
-            f64::from(job.progress.min(99))
-        }),
-    );
-    json!({
-        "status": status,
-        "entities": entities,
-        "job_id": job.id,
-        "job_type": JOB_TYPE,
-        "begin_time": time(job.created_at),
-        "end_time": job.finished_at.map(time).unwrap_or_default(),
-        "error_code": if failed { Some(codes::JOB_FAILED) } else { None },
-        "fail_reason": if failed {
-            Some(job.error.clone().unwrap_or_else(|| "the job was canceled".into()))
-        } else {
-            None
-        },
-    })
 }

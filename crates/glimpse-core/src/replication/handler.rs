@@ -31,12 +31,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::remote::{Fault, Glance};
+use glimpse_client::{Fault, Glance, Upload};
+use glimpse_types::glance::{Image, ImageCreate};
+use glimpse_types::replicator::AdoptRequest;
+use glimpse_types::{ImageStatus, Visibility};
+
 use super::{KIND, PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
-use crate::images::adopt::Content;
 use crate::jobs::{Job, JobContext, JobError, JobRecord};
 use crate::region::Region;
 
@@ -86,8 +89,8 @@ impl ReplicateHandler {
         &self,
         ctx: &JobContext,
         p: &Params,
-        src: &Glance<'_>,
-        dst: &Glance<'_>,
+        src: &Glance,
+        dst: &Glance,
     ) -> Result<Value, JobError> {
         let source = match src.image(&p.source_image_id).await {
             Ok(v) => v,
@@ -99,13 +102,13 @@ impl ReplicateHandler {
             }
             Err(f) => return Err(self.classify(f).await),
         };
-        if source["status"] != "active" {
+        if source.status != ImageStatus::Active {
             return Err(JobError::Permanent(format!(
                 "the source image is no longer active (its status is {})",
-                source["status"].as_str().unwrap_or("unknown")
+                source.status.as_str()
             )));
         }
-        if !same_data(&source, p.checksum.as_deref(), p.os_hash_value.as_deref()) {
+        if !source.has_data(p.checksum.as_deref(), p.os_hash_value.as_deref()) {
             return Err(JobError::Permanent(
                 "the source image's data changed after the request".into(),
             ));
@@ -124,9 +127,11 @@ impl ReplicateHandler {
         made["destination_image_id"] = json!(id);
         ctx.checkpoint(made.clone(), Some(made.clone())).await?;
 
-        match image["status"].as_str().unwrap_or("") {
-            "active" => tracing::info!(job = %ctx.job.id, image = id, "destination already active"),
-            "queued" => {
+        match image.status {
+            ImageStatus::Active => {
+                tracing::info!(job = %ctx.job.id, image = id, "destination already active")
+            }
+            ImageStatus::Queued => {
                 if !self.adopt(ctx, p, dst).await? {
                     let asked = self.resume_point(ctx, p, dst).await;
                     // Where the copy that published the image started (not an earlier
@@ -140,14 +145,16 @@ impl ReplicateHandler {
                     ctx.checkpoint(made.clone(), Some(made.clone())).await?;
                 }
             }
-            s @ ("saving" | "uploading" | "importing") => {
+            s @ (ImageStatus::Saving | ImageStatus::Uploading | ImageStatus::Importing) => {
                 return Err(JobError::Retryable(format!(
-                    "the destination image is still {s} (an earlier attempt's upload)"
+                    "the destination image is still {} (an earlier attempt's upload)",
+                    s.as_str()
                 )));
             }
             other => {
                 return Err(JobError::Permanent(format!(
-                    "the destination image is {other}"
+                    "the destination image is {}",
+                    other.as_str()
                 )));
             }
         }
@@ -155,22 +162,18 @@ impl ReplicateHandler {
         ctx.progress(99, "verifying").await?;
         // A long copy may outlive the token it started with.
         let fresh = self.region.service.token().await?;
-        let dst = Glance {
-            http: dst.http,
-            base: dst.base.clone(),
-            token: &fresh.token,
-        };
+        let dst = dst.with_token(&fresh.token);
         let after = match dst.image(id).await {
             Ok(v) => v,
             Err(f) => return Err(self.classify(f).await),
         };
-        if after["status"] != "active"
-            || !same_data(&after, p.checksum.as_deref(), p.os_hash_value.as_deref())
+        if after.status != ImageStatus::Active
+            || !after.has_data(p.checksum.as_deref(), p.os_hash_value.as_deref())
         {
             // `cleanup` (called for this final failure) deletes the bad copy.
             return Err(JobError::Permanent(format!(
-                "the destination image does not match the source (checksum {}, os_hash_value {})",
-                after["checksum"], after["os_hash_value"]
+                "the destination image does not match the source (checksum {:?}, os_hash_value {:?})",
+                after.checksum, after.os_hash_value
             )));
         }
         tracing::info!(job = %ctx.job.id, image = id, "replicated");
@@ -182,9 +185,9 @@ impl ReplicateHandler {
         &self,
         ctx: &JobContext,
         p: &Params,
-        source: &Value,
-        dst: &Glance<'_>,
-    ) -> Result<Value, JobError> {
+        source: &Image,
+        dst: &Glance,
+    ) -> Result<Image, JobError> {
         let id = p.destination_image_id.as_str();
         match dst.image(id).await {
             Ok(img) => return ours(img, p, &ctx.job),
@@ -208,25 +211,21 @@ impl ReplicateHandler {
     /// Asks the destination to publish the image from content it already holds (no byte
     /// moves); `Ok(false)`: stream it. A failed request is not fatal: the image is re-read,
     /// and only an `active` one (adopted, the answer lost) skips the copy.
-    async fn adopt(
-        &self,
-        ctx: &JobContext,
-        p: &Params,
-        dst: &Glance<'_>,
-    ) -> Result<bool, JobError> {
+    async fn adopt(&self, ctx: &JobContext, p: &Params, dst: &Glance) -> Result<bool, JobError> {
         let (Some(checksum), Some(os_hash_value)) = (&p.checksum, &p.os_hash_value) else {
             return Ok(false);
         };
         if p.os_hash_algo.as_deref().is_some_and(|a| a != "sha512") {
             return Ok(false);
         }
-        let content = Content {
+        let id = p.destination_image_id.as_str();
+        let content = AdoptRequest {
+            image_id: id.to_string(),
             size: p.size,
             checksum: checksum.clone(),
             os_hash_value: os_hash_value.clone(),
         };
-        let id = p.destination_image_id.as_str();
-        match dst.adopt(id, &content).await {
+        match dst.replicator().adopt(&content).await {
             Ok(adopted) => {
                 if adopted {
                     tracing::info!(job = %ctx.job.id, image = id, "the destination adopted content it holds; no bytes moved");
@@ -236,7 +235,7 @@ impl ReplicateHandler {
             Err(f) => {
                 tracing::warn!(job = %ctx.job.id, image = id, error = %f, "adoption not possible; streaming");
                 match dst.image(id).await {
-                    Ok(img) => Ok(img["status"] == "active"),
+                    Ok(img) => Ok(img.status == ImageStatus::Active),
                     Err(f) => Err(self.classify(f).await),
                 }
             }
@@ -246,14 +245,18 @@ impl ReplicateHandler {
     /// The byte to continue the copy at: how much of a cut earlier upload of this content the
     /// destination holds (0 when it holds none, cannot say, or the digests to name the content
     /// are unknown). Never fatal: at worst the copy starts from zero.
-    async fn resume_point(&self, ctx: &JobContext, p: &Params, dst: &Glance<'_>) -> u64 {
+    async fn resume_point(&self, ctx: &JobContext, p: &Params, dst: &Glance) -> u64 {
         let (Some(_), Some(sha512)) = (&p.checksum, &p.os_hash_value) else {
             return 0;
         };
         if p.os_hash_algo.as_deref().is_some_and(|a| a != "sha512") {
             return 0;
         }
-        match dst.upload_offset(&p.destination_image_id, sha512).await {
+        match dst
+            .replicator()
+            .upload_offset(&p.destination_image_id, sha512)
+            .await
+        {
             Ok(n) if n > 0 && n <= p.size => {
                 tracing::info!(job = %ctx.job.id, image = %p.destination_image_id, from = n,
                     size = p.size, "the destination holds part of an earlier upload; resuming");
@@ -278,8 +281,8 @@ impl ReplicateHandler {
         ctx: &JobContext,
         p: &Params,
         from: u64,
-        src: &Glance<'_>,
-        dst: &Glance<'_>,
+        src: &Glance,
+        dst: &Glance,
     ) -> Result<u64, JobError> {
         let refused_resume = |f: &Fault| {
             JobError::Retryable(format!(
@@ -292,13 +295,7 @@ impl ReplicateHandler {
             ctx.progress(percent(from, p.size), "copying").await?;
             let empty = reqwest::Body::from(Vec::new());
             return match dst
-                .upload(
-                    &p.destination_image_id,
-                    empty,
-                    (from, 0),
-                    p.checksum.as_deref(),
-                    p.os_hash_value.as_deref(),
-                )
+                .upload(&p.destination_image_id, empty, &upload(p, from, 0))
                 .await
             {
                 Ok(()) => Ok(from),
@@ -360,12 +357,11 @@ impl ReplicateHandler {
                 Ok::<_, BoxError>(chunk)
             }
         });
+        let up = upload(p, from, len);
         let upload = dst.upload(
             &p.destination_image_id,
             reqwest::Body::wrap_stream(stream),
-            (from, len),
-            p.checksum.as_deref(),
-            p.os_hash_value.as_deref(),
+            &up,
         );
         tokio::pin!(upload);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -417,16 +413,8 @@ impl Job for ReplicateHandler {
     async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {
         let (token, src_base, dst_base) = self.endpoints(&p).await?;
         let http = &self.region.service.http;
-        let src = Glance {
-            http,
-            base: src_base,
-            token: &token,
-        };
-        let dst = Glance {
-            http,
-            base: dst_base,
-            token: &token,
-        };
+        let src = Glance::new(http.clone(), &src_base, &token);
+        let dst = Glance::new(http.clone(), &dst_base, &token);
         self.replicate(ctx, &p, &src, &dst).await
     }
 
@@ -458,16 +446,12 @@ impl Job for ReplicateHandler {
 impl ReplicateHandler {
     async fn remove_destination(&self, ctx: &JobContext, p: &Params) -> Result<(), String> {
         let (token, _, dst_base) = self.endpoints(p).await.map_err(error_text)?;
-        let dst = Glance {
-            http: &self.region.service.http,
-            base: dst_base,
-            token: &token,
-        };
+        let dst = Glance::new(self.region.service.http.clone(), &dst_base, &token);
         let id = p.destination_image_id.as_str();
         match dst.image(id).await {
             Err(f) if f.status() == Some(404) => return Ok(()),
             Err(f) => return Err(error_text(self.classify(f).await)),
-            Ok(img) if img[PROP_JOB] != ctx.job.id.as_str() => {
+            Ok(img) if img.property(PROP_JOB) != Some(ctx.job.id.as_str()) => {
                 tracing::warn!(job = %ctx.job.id, image = id, "the destination image is not this job's; kept");
                 return Ok(());
             }
@@ -479,6 +463,15 @@ impl ReplicateHandler {
     }
 }
 
+impl From<Fault> for JobError {
+    fn from(f: Fault) -> JobError {
+        match f {
+            Fault::Down(m) => JobError::Retryable(m),
+            Fault::Refused { message, .. } => JobError::Permanent(message),
+        }
+    }
+}
+
 fn error_text(e: JobError) -> String {
     match e {
         JobError::Retryable(m) | JobError::Permanent(m) => m,
@@ -487,8 +480,10 @@ fn error_text(e: JobError) -> String {
 }
 
 /// An existing destination image is usable only if this job made it for this tenant.
-fn ours(img: Value, p: &Params, job: &JobRecord) -> Result<Value, JobError> {
-    if img[PROP_JOB] == job.id.as_str() && img["owner"] == p.destination_tenant_id.as_str() {
+fn ours(img: Image, p: &Params, job: &JobRecord) -> Result<Image, JobError> {
+    if img.property(PROP_JOB) == Some(job.id.as_str())
+        && img.owner.as_deref() == Some(p.destination_tenant_id.as_str())
+    {
         Ok(img)
     } else {
         Err(JobError::Permanent(format!(
@@ -498,11 +493,14 @@ fn ours(img: Value, p: &Params, job: &JobRecord) -> Result<Value, JobError> {
     }
 }
 
-/// Whether an image's hashes are the expected ones (an unknown expectation matches anything).
-pub fn same_data(image: &Value, checksum: Option<&str>, os_hash_value: Option<&str>) -> bool {
-    let ok =
-        |field: &str, want: Option<&str>| want.is_none_or(|w| image[field].as_str() == Some(w));
-    ok("checksum", checksum) && ok("os_hash_value", os_hash_value)
+/// The upload of the content from byte `from` on, `len` bytes, verified by the destination.
+fn upload(p: &Params, from: u64, len: u64) -> Upload<'_> {
+    Upload {
+        from,
+        len,
+        checksum: p.checksum.as_deref(),
+        os_hash_value: p.os_hash_value.as_deref(),
+    }
 }
 
 /// 0–99 while copying (100 is for the verified end).
@@ -513,72 +511,36 @@ pub fn percent(sent: u64, total: u64) -> u8 {
     (u128::from(sent.min(total)) * 100 / u128::from(total)).min(99) as u8
 }
 
-/// Fields of a Glance image document that are not custom properties.
-const GLANCE_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "status",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "owner",
-    "size",
-    "virtual_size",
-    "container_format",
-    "disk_format",
-    "created_at",
-    "updated_at",
-    "min_disk",
-    "min_ram",
-    "tags",
-    "self",
-    "file",
-    "schema",
-    "locations",
-    "location",
-    "direct_url",
-    "stores",
-    "deleted",
-    "deleted_at",
-];
-
-/// Whether `key` of a source image document is a custom property to copy.
+/// Whether `key` of a source image is a custom property to copy (not a Glance field, not
+/// Glance's reserved `os_glance_*`, not one of the replica's own origin properties).
 pub fn is_custom_property(key: &str) -> bool {
-    !GLANCE_FIELDS.contains(&key)
+    !glimpse_types::glance::BASE_FIELDS.contains(&key)
         && !key.starts_with("os_glance")
         && ![PROP_FROM_REGION, PROP_FROM_IMAGE, PROP_JOB].contains(&key)
 }
 
-/// The `POST /v2/images` body of the destination image.
-pub fn destination_body(source: &Value, p: &Params, job_id: &str) -> Value {
-    let mut body = Map::new();
-    if let Some(obj) = source.as_object() {
-        for (k, v) in obj {
-            if is_custom_property(k) && v.is_string() {
-                body.insert(k.clone(), v.clone());
-            }
-        }
-        for k in [
-            "name",
-            "disk_format",
-            "container_format",
-            "min_disk",
-            "min_ram",
-            "tags",
-        ] {
-            if let Some(v) = obj.get(k).filter(|v| !v.is_null()) {
-                body.insert(k.into(), v.clone());
-            }
-        }
+/// The `POST /v2/images` body of the destination image: the source's name, formats,
+/// minimums, tags and custom properties, owned by the destination tenant, private, with the
+/// replica's origin properties.
+pub fn destination_body(source: &Image, p: &Params, job_id: &str) -> ImageCreate {
+    let mut properties: std::collections::BTreeMap<String, String> = source
+        .properties()
+        .filter(|(k, _)| is_custom_property(k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    properties.insert(PROP_FROM_REGION.into(), p.source_region_id.clone());
+    properties.insert(PROP_FROM_IMAGE.into(), p.source_image_id.clone());
+    properties.insert(PROP_JOB.into(), job_id.into());
+    ImageCreate {
+        id: Some(p.destination_image_id.clone()),
+        name: source.name.clone(),
+        owner: Some(p.destination_tenant_id.clone()),
+        visibility: Some(Visibility::Private),
+        disk_format: source.disk_format.clone(),
+        container_format: source.container_format.clone(),
+        min_disk: source.min_disk,
+        min_ram: source.min_ram,
+        tags: Some(source.tags.clone()),
+        properties,
     }
-    body.insert("id".into(), json!(p.destination_image_id));
-    body.insert("owner".into(), json!(p.destination_tenant_id));
-    body.insert("visibility".into(), json!("private"));
-    body.insert(PROP_FROM_REGION.into(), json!(p.source_region_id));
-    body.insert(PROP_FROM_IMAGE.into(), json!(p.source_image_id));
-    body.insert(PROP_JOB.into(), json!(job_id));
-    Value::Object(body)
 }

@@ -11,25 +11,30 @@
 //!   md5 and sha512, done. Cancel and final failure delete the half-made destination image.
 //! * [`crate::images::adopt`] is the destination side of "content the region already holds moves no bytes":
 //!   the job asks before streaming, the destination shares an existing blob.
-//! * [`JobView`] is the seed's job object; [`status`] maps the generic job states to the
-//!   seed's words.
+//! * [`view`] is the seed's job object (`glimpse_types::replicator::ReplicationJob`);
+//!   [`status`] maps the generic job states to the seed's words.
 //!
 //! Regions share nothing but HTTP: everything here talks to the public Glance v2 API of the
 //! source region (this one) and of the destination region (from the service token's catalog),
-//! and to identity, over HTTP ([`remote`]), even when both regions run in this process.
+//! and to identity, over HTTP (with `glimpse_client`, the client the CLI and the tests use),
+//! even when both regions run in this process.
 //!
 //! Crash behaviour: the job row is the only state. A killed worker's job is taken over when
 //! its lease expires; the handler finds the destination image by its pre-chosen id and either
-//! skips the copy (already active with the right hashes) or uploads again from byte zero
-//! (the destination reverts an interrupted upload to `queued`; Glance has no byte-level resume).
+//! skips the copy (already active with the right hashes) or continues the upload: the
+//! destination reverts an interrupted upload to `queued` and keeps the bytes that arrived
+//! (filesystem store), so the copy goes on from the last byte it holds (`resumed_from` in the
+//! job's result, `X-Glimpse-Job-Resumed-From` in its view); from byte zero when it holds none
+//! (an S3 store keeps no partial upload).
 
 pub mod handler;
 pub mod pause;
-pub mod remote;
 pub mod submit;
 #[cfg(test)]
 mod tests;
 
+pub use glimpse_types::replicator::Capabilities;
+use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ReplicationConfig;
@@ -45,12 +50,6 @@ pub const KIND: &str = "replicate";
 pub const PROP_FROM_REGION: &str = "replicated_from_region";
 pub const PROP_FROM_IMAGE: &str = "replicated_from_image";
 pub const PROP_JOB: &str = "replication_job_id";
-
-/// Headers asking the destination to verify the upload before the image becomes `active`.
-pub const HEADER_EXPECTED_CHECKSUM: &str = "x-glimpse-expected-checksum";
-pub const HEADER_EXPECTED_OS_HASH: &str = "x-glimpse-expected-os-hash-value";
-/// Header of a replication upload that continues a cut one: the byte its body starts at.
-pub const HEADER_UPLOAD_OFFSET: &str = "x-glimpse-upload-offset";
 
 /// Everything a replication job needs, fixed at submission (the job's `params`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,15 +71,6 @@ pub struct Params {
     pub requested_by: String,
 }
 
-/// What a region accepts as the destination of a replication, as its
-/// `GET /v2/extension/image_replicator/capabilities` tells other regions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    pub accept_replicas: bool,
-    pub license_switch_types: Vec<String>,
-    pub official_template_types: Vec<String>,
-}
-
 impl From<&ReplicationConfig> for Capabilities {
     fn from(c: &ReplicationConfig) -> Capabilities {
         Capabilities {
@@ -94,59 +84,39 @@ impl From<&ReplicationConfig> for Capabilities {
 /// The seed's status word for a job: `replicate_requested` (queued, never started),
 /// `replicating` (running, or waiting for a retry), `replicated`, `cancel_requested`,
 /// `canceling`, `canceled`, `error`.
-pub fn status(job: &JobRecord) -> &'static str {
+pub fn status(job: &JobRecord) -> ReplicationStatus {
+    use ReplicationStatus as S;
     match job.state {
-        JobState::Queued | JobState::Running if job.cancel_requested => "cancel_requested",
-        JobState::Queued if job.attempts == 0 => "replicate_requested",
-        JobState::Queued | JobState::Running => "replicating",
-        JobState::Canceling => "canceling",
-        JobState::Succeeded => "replicated",
-        JobState::Failed => "error",
-        JobState::Canceled => "canceled",
+        JobState::Queued | JobState::Running if job.cancel_requested => S::CancelRequested,
+        JobState::Queued if job.attempts == 0 => S::ReplicateRequested,
+        JobState::Queued | JobState::Running => S::Replicating,
+        JobState::Canceling => S::Canceling,
+        JobState::Succeeded => S::Replicated,
+        JobState::Failed => S::Error,
+        JobState::Canceled => S::Canceled,
     }
 }
 
-/// Whether a job in this status may still be canceled (`DELETE` answers 409 otherwise).
-pub fn cancelable(status: &str) -> bool {
-    matches!(status, "replicate_requested" | "replicating")
-}
-
-/// One job as seed 001 shows it: exactly these fields, in this order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JobView {
-    pub copy_progress: u8,
-    pub destination_image_id: Option<String>,
-    pub destination_region_id: String,
-    pub destination_tenant_id: String,
-    pub job_id: String,
-    pub source_image_id: String,
-    pub source_image_name: Option<String>,
-    pub source_region_id: String,
-    pub source_tenant_id: String,
-    pub status: &'static str,
-}
-
-impl JobView {
-    /// The view of a replication job (`None` if its params are not a replication's).
-    pub fn of(job: &JobRecord) -> Option<JobView> {
-        let p = job.params_as::<ReplicateHandler>().ok()?;
-        let destination_image_id = job
-            .result
-            .as_ref()
-            .and_then(|r| r.get("destination_image_id"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        Some(JobView {
-            copy_progress: job.progress.min(100),
-            destination_image_id,
-            destination_region_id: p.destination_region_id,
-            destination_tenant_id: p.destination_tenant_id,
-            job_id: job.id.clone(),
-            source_image_id: p.source_image_id,
-            source_image_name: p.source_image_name,
-            source_region_id: p.source_region_id,
-            source_tenant_id: p.source_tenant_id,
-            status: status(job),
-        })
-    }
+/// The view of a replication job as seed 001 shows it (`None` if its params are not a
+/// replication's).
+pub fn view(job: &JobRecord) -> Option<ReplicationJob> {
+    let p = job.params_as::<ReplicateHandler>().ok()?;
+    let destination_image_id = job
+        .result
+        .as_ref()
+        .and_then(|r| r.get("destination_image_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Some(ReplicationJob {
+        copy_progress: job.progress.min(100),
+        destination_image_id,
+        destination_region_id: p.destination_region_id,
+        destination_tenant_id: p.destination_tenant_id,
+        job_id: job.id.clone(),
+        source_image_id: p.source_image_id,
+        source_image_name: p.source_image_name,
+        source_region_id: p.source_region_id,
+        source_tenant_id: p.source_tenant_id,
+        status: status(job),
+    })
 }

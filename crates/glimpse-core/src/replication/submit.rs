@@ -18,9 +18,10 @@
 //! 001's example shows. Nothing here writes anything but the job row, so a crash mid-check
 //! leaves nothing behind.
 
-use serde_json::Value;
+use glimpse_client::{Fault, Glance};
+use glimpse_types::ImageStatus;
+use glimpse_types::glance::Image;
 
-use super::remote::{Fault, Glance, Keystone};
 use super::{Capabilities, Params, ReplicateHandler};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
@@ -56,7 +57,7 @@ pub async fn submit(
     }
 
     let source = source_image(region, caller_token, &req.image_id).await?;
-    if source[crate::ims::PROP_ENCRYPTED] == "1" {
+    if source.property(crate::ims::PROP_ENCRYPTED) == Some("1") {
         // Regions share nothing: no other region (nor another project) may use this region's
         // customer keys, so an encrypted image cannot be replicated (docs/ims.md).
         return Err(Error::conflict(format!(
@@ -77,17 +78,13 @@ pub async fn submit(
         Error::unavailable("The replicator cannot reach the identity service; try again later.")
     })?;
     let http = &region.service.http;
-    let keystone = Keystone {
-        http,
-        base: region.service.identity_url.clone(),
-        token: &svc.token,
-    };
+    let keystone = region.service.keystone().with_token(&svc.token);
     let tenant = &req.tenant_id_dst;
     let project_doc = match keystone.project(tenant).await {
         Ok(p) => p,
         Err(f) => return Err(identity_fault(region, f, tenant).await),
     };
-    if project_doc["enabled"] == Value::Bool(false) || project_doc["id"].as_str() != Some(tenant) {
+    if !project_doc.enabled || project_doc.id != *tenant {
         return Err(tenant_not_found(tenant));
     }
     let roles = match keystone.roles_on(&caller.user_id, tenant).await {
@@ -100,23 +97,18 @@ pub async fn submit(
         )));
     }
 
-    let dst_region = project_doc["home_region"]
-        .as_str()
+    let dst_region = project_doc
+        .home_region
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::conflict(format!("Tenant {tenant} has no home region.")))?
-        .to_string();
+        .ok_or_else(|| Error::conflict(format!("Tenant {tenant} has no home region.")))?;
     let down = || {
         Error::conflict(format!(
             "Glance of the specified region ({dst_region}) is down."
         ))
     };
     let dst_url = svc.endpoint("image", &dst_region).ok_or_else(down)?;
-    let glance = Glance {
-        http,
-        base: dst_url,
-        token: &svc.token,
-    };
-    let caps = match glance.capabilities().await {
+    let glance = Glance::new(http.clone(), &dst_url, &svc.token);
+    let caps = match glance.replicator().capabilities().await {
         Ok(c) => c,
         Err(Fault::Down(m)) => {
             tracing::warn!(region = %dst_region, error = %m, "replication: destination is down");
@@ -131,19 +123,18 @@ pub async fn submit(
     };
     check_capabilities(&caps, &source, &dst_region)?;
 
-    let s = |k: &str| source[k].as_str().map(str::to_string);
     let params = Params {
         source_image_id: req.image_id.clone(),
-        source_image_name: s("name"),
+        source_image_name: source.name.clone(),
         source_region_id: region.name.clone(),
         source_tenant_id: project.clone(),
         destination_region_id: dst_region,
         destination_tenant_id: tenant.clone(),
         destination_image_id: glimpse_types::uuid_id(),
-        checksum: s("checksum"),
-        os_hash_algo: s("os_hash_algo"),
-        os_hash_value: s("os_hash_value"),
-        size: source["size"].as_u64().unwrap_or(0),
+        checksum: source.checksum.clone(),
+        os_hash_algo: source.os_hash_algo.clone(),
+        os_hash_value: source.os_hash_value.clone(),
+        size: source.size.unwrap_or(0),
         requested_by: caller.user_id.clone(),
     };
     let new = NewJob {
@@ -180,12 +171,12 @@ fn same_request(job: JobRecord, req: &Submission, key: &str) -> Result<JobRecord
 }
 
 /// The source image as the caller sees it, which must be `active`.
-async fn source_image(region: &Region, caller_token: &str, id: &str) -> Result<Value> {
-    let glance = Glance {
-        http: &region.service.http,
-        base: region.image_url(),
-        token: caller_token,
-    };
+async fn source_image(region: &Region, caller_token: &str, id: &str) -> Result<Image> {
+    let glance = Glance::new(
+        region.service.http.clone(),
+        &region.image_url(),
+        caller_token,
+    );
     let image = glance.image(id).await.map_err(|f| match f.status() {
         Some(404) | Some(403) => Error::not_found(format!("No image found with ID {id}")),
         Some(401) => Error::unauthorized("Authentication required."),
@@ -198,13 +189,14 @@ async fn source_image(region: &Region, caller_token: &str, id: &str) -> Result<V
         }
     })?;
     // Glance v2 hides deleted images; a `deleted` status would only show to special callers.
-    match image["status"].as_str() {
-        Some("active") => Ok(image),
-        Some("deleted") | Some("pending_delete") | None => {
+    match image.status {
+        ImageStatus::Active => Ok(image),
+        ImageStatus::Deleted | ImageStatus::PendingDelete => {
             Err(Error::not_found(format!("No image found with ID {id}")))
         }
-        Some(other) => Err(Error::conflict(format!(
-            "Image {id} is not active (its status is {other})."
+        other => Err(Error::conflict(format!(
+            "Image {id} is not active (its status is {}).",
+            other.as_str()
         ))),
     }
 }
@@ -239,22 +231,22 @@ pub fn may_write(roles: &[String]) -> bool {
 }
 
 /// The destination's allow-lists against the source image's properties.
-pub fn check_capabilities(caps: &Capabilities, image: &Value, region: &str) -> Result<()> {
-    let id = image["id"].as_str().unwrap_or("");
+pub fn check_capabilities(caps: &Capabilities, image: &Image, region: &str) -> Result<()> {
+    let id = image.id.as_str();
     if !caps.accept_replicas {
         return Err(Error::conflict(format!(
             "The destination region {region} does not support the image {id}."
         )));
     }
-    if let Some(t) = image["license_switch"].as_str().filter(|t| !t.is_empty())
+    if let Some(t) = image.property("license_switch").filter(|t| !t.is_empty())
         && !caps.license_switch_types.iter().any(|x| x == t)
     {
         return Err(Error::not_found(format!(
             "The license switch type {t} of image {id} is not supported at the destination region {region}."
         )));
     }
-    if let Some(t) = image["official_template_type"]
-        .as_str()
+    if let Some(t) = image
+        .property("official_template_type")
         .filter(|t| !t.is_empty())
         && !caps.official_template_types.iter().any(|x| x == t)
     {

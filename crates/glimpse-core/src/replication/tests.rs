@@ -4,7 +4,10 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::handler::{destination_body, is_custom_property, percent, same_data};
+use glimpse_types::glance::Image;
+use glimpse_types::replicator::ReplicationStatus;
+
+use super::handler::{destination_body, is_custom_property, percent};
 use super::submit::{check_capabilities, may_write};
 use super::*;
 use crate::Kind;
@@ -50,6 +53,11 @@ fn job(state: JobState, cancel_requested: bool, attempts: i64) -> JobRecord {
     }
 }
 
+/// A Glance image document as the client reads it.
+fn image(v: serde_json::Value) -> Image {
+    serde_json::from_value(v).unwrap()
+}
+
 #[test]
 fn status_words_follow_the_seed() {
     use JobState::*;
@@ -71,14 +79,15 @@ fn status_words_follow_the_seed() {
             "{state:?} {cancel}"
         );
     }
-    assert!(cancelable("replicate_requested") && cancelable("replicating"));
-    assert!(!cancelable("cancel_requested") && !cancelable("replicated"));
+    use ReplicationStatus as S;
+    assert!(S::ReplicateRequested.cancelable() && S::Replicating.cancelable());
+    assert!(!S::CancelRequested.cancelable() && !S::Replicated.cancelable());
 }
 
 #[test]
 fn view_has_exactly_the_seed_fields_in_order() {
     let mut j = job(JobState::Queued, false, 0);
-    let v = serde_json::to_string(&JobView::of(&j).unwrap()).unwrap();
+    let v = serde_json::to_string(&view(&j).unwrap()).unwrap();
     assert_eq!(
         v,
         r#"{"copy_progress":0,"destination_image_id":null,"destination_region_id":"region-two","destination_tenant_id":"91b5c7c09cbd45caa3c146fd67ae471e","job_id":"0fa2817d-4e54-455d-a676-c78e863297e9","source_image_id":"11111111-1111-4111-8111-111111111111","source_image_name":"Test-image-Ubuntu","source_region_id":"region-one","source_tenant_id":"236ae314ef6944f4ab98fa7519e54325","status":"replicate_requested"}"#
@@ -86,16 +95,16 @@ fn view_has_exactly_the_seed_fields_in_order() {
     j.result = Some(json!({"destination_image_id": "d"}));
     j.progress = 42;
     j.state = JobState::Running;
-    let v = JobView::of(&j).unwrap();
+    let v = view(&j).unwrap();
     assert_eq!(v.destination_image_id.as_deref(), Some("d"));
-    assert_eq!((v.copy_progress, v.status), (42, "replicating"));
+    assert_eq!((v.copy_progress, v.status.as_str()), (42, "replicating"));
     j.params = json!({"other": "kind"});
-    assert!(JobView::of(&j).is_none());
+    assert!(view(&j).is_none());
 }
 
 #[test]
 fn destination_body_keeps_metadata_and_records_the_origin() {
-    let source = json!({
+    let source = image(json!({
         "os_distro": "ubuntu", "license_switch": "X", "os_glance_import_task": "t",
         "replication_job_id": "old", "name": "img", "disk_format": "qcow2",
         "container_format": "bare", "visibility": "public", "size": 10, "virtual_size": null,
@@ -104,8 +113,8 @@ fn destination_body_keeps_metadata_and_records_the_origin() {
         "id": "11111111-1111-4111-8111-111111111111", "created_at": "x", "updated_at": "y",
         "tags": ["a"], "self": "/v2/images/1", "file": "/v2/images/1/file",
         "schema": "/v2/schemas/image"
-    });
-    let b = destination_body(&source, &params(), "job-1");
+    }));
+    let b = serde_json::to_value(destination_body(&source, &params(), "job-1")).unwrap();
     assert_eq!(
         b,
         json!({
@@ -130,11 +139,11 @@ fn destination_allow_lists_and_acceptance() {
         official_template_types: vec!["T".into()],
     };
     let img = |props: serde_json::Value| {
-        let mut v = json!({"id": "i"});
+        let mut v = json!({"id": "i", "status": "active"});
         v.as_object_mut()
             .unwrap()
             .extend(props.as_object().unwrap().clone());
-        v
+        image(v)
     };
     assert!(check_capabilities(&caps, &img(json!({})), "r").is_ok());
     assert!(
@@ -178,11 +187,11 @@ fn progress_and_hashes() {
     assert_eq!(percent(100, 100), 99);
     assert_eq!(percent(5, 0), 0);
     assert_eq!(percent(u64::MAX, u64::MAX), 99);
-    let img = json!({"checksum": "c", "os_hash_value": "h"});
-    assert!(same_data(&img, Some("c"), Some("h")));
-    assert!(same_data(&img, None, None));
-    assert!(!same_data(&img, Some("c"), Some("x")));
-    assert!(!same_data(&json!({}), Some("c"), None));
+    let img = image(json!({"id": "i", "status": "active", "checksum": "c", "os_hash_value": "h"}));
+    assert!(img.has_data(Some("c"), Some("h")));
+    assert!(img.has_data(None, None));
+    assert!(!img.has_data(Some("c"), Some("x")));
+    assert!(!image(json!({"id": "i", "status": "queued"})).has_data(Some("c"), None));
 }
 
 #[test]

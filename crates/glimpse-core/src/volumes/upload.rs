@@ -422,4 +422,3 @@ fn uploading_this(v: &Volume, image_id: &str) -> bool {
     v.status == VolumeStatus::Uploading
         && v.upload_image_id.as_deref().is_none_or(|i| i == image_id)
 }
-

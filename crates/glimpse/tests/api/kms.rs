@@ -233,7 +233,12 @@ async fn the_glimpse_kms_command_drives_the_key_manager_over_http() {
     let e = run(KmsCommand::Show { key_id: unknown }).await.unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
     assert!(
-        kms_cli::keys_table(&[json!({"key_id": "a", "key_alias": "b", "key_state": "2"})])
-            .contains("2 (enabled)")
+        kms_cli::keys_table(&[glimpse_types::kms::KeyDetails {
+            key_id: "a".into(),
+            key_alias: "b".into(),
+            key_state: "2".into(),
+            ..Default::default()
+        }])
+        .contains("2 (enabled)")
     );
 }
