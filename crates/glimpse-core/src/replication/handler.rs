@@ -7,8 +7,8 @@
 //!    properties plus `replicated_from_region`, `replicated_from_image` and
 //!    `replication_job_id`. Checkpoint its id (the job list shows it from now on).
 //! 3. Unless it is already `active` (an earlier attempt finished the upload), ask the
-//!    destination to adopt content it already holds ([`super::adopt`]: no byte moves), else
-//!    ask how many bytes of a cut earlier upload it holds (N, usually 0) and stream
+//!    destination to adopt content it already holds ([`crate::images::adopt`]: no byte
+//!    moves), else ask how many bytes of a cut earlier upload it holds (N, usually 0) and stream
 //!    `GET {src}/file` (`Range: bytes=N-`) into `PUT {dst}/file` (`X-Glimpse-Upload-Offset: N`)
 //!    with `Content-Length` and the expected md5 and sha512 in headers, counting bytes for
 //!    `copy_progress` (persisted when the percentage grows, at most once a second). Never
