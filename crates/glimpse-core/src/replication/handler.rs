@@ -307,25 +307,7 @@ impl ReplicateHandler {
             Ok(r) => r,
             Err(f) => return Err(self.classify(f).await),
         };
-        // A source that ignored the range sends everything: then so do we. A partial answer
-        // must start where it was asked to.
-        let from = if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
-            let starts = resp
-                .headers()
-                .get(reqwest::header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("bytes "))
-                .and_then(|v| v.split('-').next())
-                .and_then(|v| v.parse::<u64>().ok());
-            if starts != Some(from) {
-                return Err(JobError::Retryable(format!(
-                    "the source answered a range that does not start at byte {from}"
-                )));
-            }
-            from
-        } else {
-            0
-        };
+        let from = answered_from(&resp, from)?;
         ctx.progress(percent(from, p.size), "copying").await?;
         let len = resp.content_length().unwrap_or(p.size - from);
         if from + len != p.size {
@@ -491,6 +473,27 @@ fn ours(img: Image, p: &Params, job: &JobRecord) -> Result<Image, JobError> {
             p.destination_image_id
         )))
     }
+}
+
+/// The byte a download answer starts at: a source that ignored the range sends everything
+/// (then so do we: 0); a partial answer must start where it was asked to.
+fn answered_from(resp: &reqwest::Response, from: u64) -> Result<u64, JobError> {
+    if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Ok(0);
+    }
+    let starts = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    if starts != Some(from) {
+        return Err(JobError::Retryable(format!(
+            "the source answered a range that does not start at byte {from}"
+        )));
+    }
+    Ok(from)
 }
 
 /// The upload of the content from byte `from` on, `len` bytes, verified by the destination.
