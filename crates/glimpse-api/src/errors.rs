@@ -149,6 +149,10 @@ pub fn render(shape: Shape, error: Error) -> Response {
             HeaderValue::from_static("Keystone uri=\"/identity/v3\""),
         );
     }
+    if let Some(seconds) = error.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     resp
 }
 

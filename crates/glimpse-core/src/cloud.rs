@@ -46,6 +46,12 @@ impl Cloud {
                     },
                     exempt_user: Some(config.identity.service_user.clone()),
                 },
+                passwords: crate::identity::password::Settings {
+                    memory_kib: config.identity.password_hash_memory_kib,
+                    passes: config.identity.password_hash_passes,
+                    slots: config.identity.password_checks,
+                    queue_wait: Duration::from_secs(config.identity.password_queue_seconds),
+                },
             };
             Some(Arc::new(Identity::open(db, settings).await?))
         } else {

@@ -50,6 +50,14 @@ pub struct IdentityConfig {
     /// comes: locked for good). 0 attempts: no lockout. The service account is exempt.
     pub lockout_failure_attempts: u32,
     pub lockout_duration_seconds: u64,
+    /// argon2id memory (KiB) and passes of new password hashes; stored hashes keep their own.
+    pub password_hash_memory_kib: u32,
+    pub password_hash_passes: u32,
+    /// Password hashes and checks at once (each holds `password_hash_memory_kib`); 0 = one per
+    /// core, at most four. A login that finds them all busy waits up to
+    /// `password_queue_seconds`, then gets 503 with `Retry-After`.
+    pub password_checks: usize,
+    pub password_queue_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +241,10 @@ impl Default for IdentityConfig {
             service_project: "service".into(),
             lockout_failure_attempts: 10,
             lockout_duration_seconds: 300,
+            password_hash_memory_kib: 7 * 1024,
+            password_hash_passes: 5,
+            password_checks: 0,
+            password_queue_seconds: 10,
         }
     }
 }

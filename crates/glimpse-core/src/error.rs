@@ -45,6 +45,8 @@ pub struct Error {
     pub message: String,
     /// Dialect-specific detail, e.g. an IMS error code (`IMG.0001`).
     pub code: Option<&'static str>,
+    /// Seconds after which a retry may succeed (`Retry-After` on a 503).
+    pub retry_after: Option<u64>,
 }
 
 impl Error {
@@ -53,10 +55,15 @@ impl Error {
             kind,
             message: message.into(),
             code: None,
+            retry_after: None,
         }
     }
     pub fn with_code(mut self, code: &'static str) -> Error {
         self.code = Some(code);
+        self
+    }
+    pub fn retry_after(mut self, seconds: u64) -> Error {
+        self.retry_after = Some(seconds);
         self
     }
     pub fn bad_request(m: impl Into<String>) -> Error {

@@ -265,6 +265,7 @@ mod tests {
             regions: vec![],
             validation_cache: std::time::Duration::ZERO,
             lockout: Default::default(),
+            passwords: Default::default(),
         };
         Arc::new(Identity::open(db, settings).await.unwrap())
     }

@@ -58,6 +58,8 @@ pub struct IdentitySettings {
     /// identity processes on one database; in-process changes invalidate at once). Zero: off.
     pub validation_cache: Duration,
     pub lockout: Lockout,
+    /// argon2 parameters and how many password checks run at once.
+    pub passwords: password::Settings,
 }
 
 /// Keystone's account lockout (`[security_compliance] lockout_failure_attempts` and
@@ -77,6 +79,7 @@ pub struct Identity {
     pub db: Db,
     pub settings: IdentitySettings,
     cache: cache::ValidationCache,
+    passwords: password::Passwords,
     /// Unix seconds of the last prune of expired tokens.
     last_prune: AtomicI64,
 }
@@ -86,6 +89,7 @@ impl Identity {
         Ok(Identity {
             db,
             cache: cache::ValidationCache::new(settings.validation_cache),
+            passwords: password::Passwords::new(&settings.passwords)?,
             settings,
             last_prune: AtomicI64::new(0),
         })

@@ -1,13 +1,19 @@
-//! Password hashing (argon2id, random salt, PHC string) on the blocking
-//! pool so a hash never stalls the async workers, and generation of random passwords and
+//! Password hashing (argon2id, random salt, PHC string) and generation of random passwords and
 //! token secrets. Passwords are never stored or logged in the clear. Stateless: nothing to
 //! recover on a crash.
+//!
+//! Every hash and every check runs in [`Passwords`]: a fixed number of slots (as Keystone bounds
+//! its password checks with a fixed worker pool), each with argon2's working memory allocated
+//! once and reused, on the blocking pool so a hash never stalls the async workers. A login storm
+//! therefore holds `slots × memory` and no more; a caller that waits longer than the queue
+//! allows gets 503 with `Retry-After` instead of a slot.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
@@ -15,66 +21,207 @@ use crate::error::{Error, Result};
 /// hashing megabytes on request would be a cheap denial of service).
 pub const MAX_PASSWORD_LEN: usize = 4096;
 
-/// Hashes `password` to a PHC string (`$argon2id$v=19$…`).
-pub async fn hash(password: &str) -> Result<String> {
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(Error::bad_request(format!(
-            "Invalid input for field 'password': at most {MAX_PASSWORD_LEN} characters."
-        )));
-    }
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(Error::internal)?
+/// Largest argon2 memory a stored hash may ask a check to spend (1 GiB); a hash beyond it
+/// never matches.
+const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+
+/// How passwords are hashed and how many checks run at once (`[identity] password_*`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// argon2id memory per hash, KiB. 7 MiB and 5 passes is one of OWASP's equivalent
+    /// parameter sets (as strong as the crate default of 19 MiB and 2 passes), chosen because
+    /// every check in flight holds that memory and the service aims to stay small.
+    pub memory_kib: u32,
+    pub passes: u32,
+    /// Hashes and checks at once; 0: one per core, at most four.
+    pub slots: usize,
+    /// How long a check may wait for a slot before the caller gets 503.
+    pub queue_wait: Duration,
 }
 
-/// argon2id with 7 MiB of memory and 5 passes: one of OWASP's equivalent parameter sets
-/// (as strong as the crate default of 19 MiB and 2 passes), chosen because every concurrent
-/// login holds that memory and the service aims to stay small. Verification reads the
-/// parameters from the stored hash, so older hashes keep working.
-fn hasher() -> Argon2<'static> {
-    let params = argon2::Params::new(7 * 1024, 5, 1, None).unwrap_or_default();
-    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-}
-
-fn hash_blocking(password: &str) -> Result<String> {
-    hasher()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| Error::internal(format!("argon2: {e}")))
-}
-
-/// True when `password` matches the stored PHC string. With no stored hash (unknown user or a
-/// user without password) it still spends one hash's time, so timing does not reveal which.
-pub async fn verify(password: &str, stored: Option<&str>) -> bool {
-    if password.len() > MAX_PASSWORD_LEN {
-        return false;
-    }
-    let password = password.to_string();
-    let stored = stored.map(str::to_string);
-    tokio::task::spawn_blocking(move || match stored {
-        Some(s) => verify_blocking(&password, &s),
-        None => {
-            let _ = verify_blocking(&password, dummy_hash());
-            false
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            memory_kib: 7 * 1024,
+            passes: 5,
+            slots: 0,
+            queue_wait: Duration::from_secs(10),
         }
-    })
-    .await
-    .unwrap_or(false)
-}
-
-fn verify_blocking(password: &str, stored: &str) -> bool {
-    match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
     }
 }
 
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_blocking("no such user").unwrap_or_default())
+/// The bounded password hasher and checker (one per identity service).
+pub struct Passwords {
+    slots: Semaphore,
+    queue_wait: Duration,
+    work: Arc<Work>,
+}
+
+/// What a blocking hash needs: the parameters for new hashes, the reusable working memory of
+/// idle slots, and the stand-in hash checked for unknown users.
+struct Work {
+    params: Params,
+    memory: Mutex<Vec<Vec<Block>>>,
+    dummy: OnceLock<String>,
+}
+
+impl Passwords {
+    pub fn new(settings: &Settings) -> Result<Passwords> {
+        let params = Params::new(settings.memory_kib, settings.passes, 1, None)
+            .map_err(|e| Error::bad_request(format!("argon2 parameters: {e}")))?;
+        let slots = match settings.slots {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        };
+        Ok(Passwords {
+            slots: Semaphore::new(slots),
+            queue_wait: settings.queue_wait,
+            work: Arc::new(Work {
+                params,
+                memory: Mutex::new(Vec::new()),
+                dummy: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Hashes `password` to a PHC string (`$argon2id$v=19$…`).
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        if password.len() > MAX_PASSWORD_LEN {
+            return Err(Error::bad_request(format!(
+                "Invalid input for field 'password': at most {MAX_PASSWORD_LEN} characters."
+            )));
+        }
+        let password = password.to_string();
+        self.in_slot(move |work, memory| work.hash(&password, memory))
+            .await?
+    }
+
+    /// True when `password` matches the stored PHC string. With no stored hash (unknown user
+    /// or a user without password) it still spends one hash's time, so timing does not reveal
+    /// which. Err only when no slot came free in time (503).
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool> {
+        if password.len() > MAX_PASSWORD_LEN {
+            return Ok(false);
+        }
+        let password = password.to_string();
+        let stored = stored.map(str::to_string);
+        self.in_slot(move |work, memory| match &stored {
+            Some(s) => work.matches(&password, s, memory),
+            None => {
+                let dummy = work
+                    .dummy
+                    .get_or_init(|| work.hash(&generate(), memory).unwrap_or_default());
+                let _ = work.matches(&password, dummy, memory);
+                false
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` on the blocking pool in a free slot with that slot's working memory.
+    async fn in_slot<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Work, &mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let _slot = match tokio::time::timeout(self.queue_wait, self.slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                tracing::debug!("password check refused: every slot busy for the whole queue wait");
+                return Err(Error::unavailable(
+                    "Too many authentications are in progress; try again shortly.",
+                )
+                .retry_after(self.queue_wait.as_secs().max(1)));
+            }
+        };
+        let work = self.work.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut memory = work.take_memory();
+            let out = f(&work, &mut memory);
+            work.put_memory(memory);
+            out
+        })
+        .await
+        .map_err(Error::internal)
+    }
+}
+
+impl Work {
+    fn take_memory(&self) -> Vec<Block> {
+        self.memory
+            .lock()
+            .map(|mut idle| idle.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn put_memory(&self, memory: Vec<Block>) {
+        if let Ok(mut idle) = self.memory.lock() {
+            idle.push(memory);
+        }
+    }
+
+    fn hash(&self, password: &str, memory: &mut Vec<Block>) -> Result<String> {
+        let salt = Salt::new(uuid::Uuid::new_v4().as_bytes()).map_err(Error::internal)?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        argon
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                &salt,
+                &mut out,
+                sized(memory, &self.params),
+            )
+            .map_err(|e| Error::internal(format!("argon2: {e}")))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(Error::internal)?,
+            salt: Some(salt),
+            hash: Some(Output::new(&out).map_err(Error::internal)?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Recomputes the stored hash's function (its own algorithm and parameters, so older
+    /// hashes keep working) over `password` and compares in constant time.
+    fn matches(&self, password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+        let Ok(phc) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+            return false;
+        };
+        let algorithm = Algorithm::try_from(phc.algorithm.as_str());
+        let version = phc
+            .version
+            .map_or(Ok(Version::default()), Version::try_from);
+        let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(&phc))
+        else {
+            return false;
+        };
+        if params.m_cost() > MAX_MEMORY_KIB {
+            return false;
+        }
+        let mut out = vec![0u8; expected.len()];
+        let computed = Argon2::new(algorithm, version, params.clone())
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                salt,
+                &mut out,
+                sized(memory, &params),
+            );
+        computed.is_ok() && Output::new(&out).is_ok_and(|o| &o == expected)
+    }
+}
+
+/// The first `block_count` blocks of a slot's memory, growing it when a hash asks for more.
+fn sized<'m>(memory: &'m mut Vec<Block>, params: &Params) -> &'m mut [Block] {
+    let need = params.block_count();
+    if memory.len() < need {
+        memory.resize(need, Block::default());
+    }
+    &mut memory[..need]
 }
 
 /// A random password for generated accounts: 32 hex characters (128 bits).
@@ -146,11 +293,48 @@ mod tests {
 
     #[tokio::test]
     async fn hash_and_verify() {
-        let h = hash("s3cret").await.unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify("s3cret", Some(&h)).await);
-        assert!(!verify("wrong", Some(&h)).await);
-        assert!(!verify("s3cret", None).await);
-        assert!(!verify("s3cret", Some("garbage")).await);
+        let p = Passwords::new(&Settings::default()).unwrap();
+        let h = p.hash("s3cret").await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{h}");
+        assert!(p.verify("s3cret", Some(&h)).await.unwrap());
+        assert!(!p.verify("wrong", Some(&h)).await.unwrap());
+        assert!(!p.verify("s3cret", None).await.unwrap());
+        assert!(!p.verify("s3cret", Some("garbage")).await.unwrap());
+    }
+
+    /// Hashes made by the argon2 crate's own hasher (other parameters, as stored before the
+    /// parameters became configurable) still verify.
+    #[tokio::test]
+    async fn verifies_hashes_of_other_parameters() {
+        use argon2::password_hash::PasswordHasher;
+        let older = Argon2::default().hash_password(b"old").unwrap().to_string();
+        assert!(older.contains("m=19456"), "{older}");
+        let p = Passwords::new(&Settings {
+            memory_kib: 64,
+            passes: 1,
+            ..Settings::default()
+        })
+        .unwrap();
+        assert!(p.verify("old", Some(&older)).await.unwrap());
+        assert!(!p.verify("new", Some(&older)).await.unwrap());
+        let h = p.hash("new").await.unwrap();
+        assert!(h.contains("m=64,t=1,p=1"), "{h}");
+        assert!(p.verify("new", Some(&h)).await.unwrap());
+    }
+
+    /// With every slot taken for longer than the queue wait, a check is refused with 503 and a
+    /// Retry-After, instead of piling up another hash's memory.
+    #[tokio::test]
+    async fn a_full_queue_answers_unavailable() {
+        let p = Passwords::new(&Settings {
+            slots: 1,
+            queue_wait: Duration::from_millis(1),
+            ..Settings::default()
+        })
+        .unwrap();
+        let _held = p.slots.acquire().await.unwrap();
+        let e = p.verify("x", None).await.unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Unavailable);
+        assert_eq!(e.retry_after, Some(1));
     }
 }

@@ -270,7 +270,7 @@ impl Identity {
         };
         let Some(found) = found else {
             // Same work as for a real user, so timing does not tell who exists.
-            password::verify(password, None).await;
+            self.passwords.verify(password, None).await?;
             return Err(unauthorized());
         };
         if self.locked(&found).await? {
@@ -280,7 +280,10 @@ impl Identity {
                 found.user.id
             )));
         }
-        let ok = password::verify(password, found.hash.as_deref()).await;
+        let ok = self
+            .passwords
+            .verify(password, found.hash.as_deref())
+            .await?;
         if !ok {
             if self.settings.lockout.attempts > 0 {
                 self.record_failed_auth(&found.user.id).await?;

@@ -8,12 +8,12 @@
 use crate::db::{delete_cascade, row_where, unique_or};
 use sqlx::Row;
 
+use super::Identity;
 use super::model::{
     DEFAULT_DOMAIN_ID, ListFilter, USER_COLUMNS, User, UserFields, bind_filter, check_name,
     user_from_row,
 };
 use super::projects::check_domain;
-use super::{Identity, password};
 use crate::db::flag;
 use crate::error::{Error, Result};
 
@@ -52,7 +52,7 @@ impl Identity {
             return Err(duplicate(&name));
         }
         let hash = match &f.password {
-            Some(p) => Some(password::hash(p).await?),
+            Some(p) => Some(self.passwords.hash(p).await?),
             None => None,
         };
         let user = User {
@@ -144,7 +144,7 @@ impl Identity {
             }
         }
         let hash = match &f.password {
-            Some(p) => Some(password::hash(p).await?),
+            Some(p) => Some(self.passwords.hash(p).await?),
             None => None,
         };
         let mut tx = self.db.pool.begin().await?;
@@ -200,7 +200,7 @@ impl Identity {
             ),
             None => (None, false),
         };
-        if !password::verify(original, hash.as_deref()).await || !enabled {
+        if !self.passwords.verify(original, hash.as_deref()).await? || !enabled {
             return Err(super::tokens::unauthorized());
         }
         self.set_password(id, new).await
@@ -238,7 +238,7 @@ impl Identity {
             Some(r) => r.try_get("password_hash")?,
             None => None,
         };
-        Ok(password::verify(password, hash.as_deref()).await)
+        self.passwords.verify(password, hash.as_deref()).await
     }
 
     /// One more failed password authentication of user `id` (for the lockout).

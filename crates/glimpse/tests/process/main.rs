@@ -10,6 +10,7 @@ mod compute_crash;
 mod image_crash;
 mod ims_crash;
 mod kms_rotation;
+mod login_storm;
 mod regions_split;
 mod replication_crash;
 mod serve;
