@@ -21,13 +21,7 @@ async fn versions_and_microversions() {
     let root = common::http::get_public(&tc.http, format!("{}/region-one/compute/", tc.base)).await;
     assert_eq!(root.status(), 200);
     let v: Value = root.json().await.unwrap();
-    let v21 = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "v2.1")
-        .unwrap()
-        .clone();
+    let v21 = common::http::find(&v["versions"], "id", "v2.1");
     assert_eq!(v21["min_version"], "2.1");
     assert_eq!(v21["version"], "2.47");
 
@@ -342,14 +336,7 @@ async fn image_proxy_list_and_metadata() {
     let (st, _) = common::glance::upload(&tc.http, &url, &token, &b, pattern(4096)).await;
     assert_eq!(st, 204);
     let nova = Nova::new(&tc, "region-one", &token);
-    let ids = |r: &common::nova::Reply| -> Vec<String> {
-        r.body["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |r: &common::nova::Reply| common::http::owned_strings(&r.body["images"], "id");
     let r = nova.get("/images").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r).len(), 2);

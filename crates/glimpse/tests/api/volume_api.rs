@@ -29,13 +29,7 @@ async fn versions_and_microversions() {
     let r = common::http::get_public(&tc.http, format!("{root}/")).await;
     assert_eq!(r.status(), 300);
     let v: Value = r.json().await.unwrap();
-    let v3 = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "v3.0")
-        .expect("v3.0")
-        .clone();
+    let v3 = common::http::find(&v["versions"], "id", "v3.0");
     assert_eq!(v3["status"], "CURRENT");
     assert_eq!(v3["version"], "3.1");
     assert_eq!(v3["min_version"], "3.0");
@@ -202,16 +196,9 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     )
     .await;
     assert_eq!(s, 204);
-    let (s, v) = c
-        .call(
-            Method::POST,
-            "/volumes",
-            Some(json!({"volume": {"size": 1, "imageRef": img}})),
-            &[],
-        )
+    let id = c
+        .post_volume(json!({"volume": {"size": 1, "imageRef": img}}))
         .await;
-    assert_eq!(s, 202, "{v}");
-    let id = v["volume"]["id"].as_str().unwrap().to_string();
     let vol = c.wait(&id, "available").await;
     assert_eq!(vol["bootable"], "true");
     assert_eq!(vol["volume_image_metadata"]["image_id"], img.as_str());
@@ -387,14 +374,7 @@ async fn list_filters_sort_and_pages() {
         c.wait(&id, "available").await;
         ids.push(id);
     }
-    let names = |v: &Value| -> Vec<String> {
-        v["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["name"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let names = |v: &Value| common::http::owned_strings(&v["volumes"], "name");
     let (_, v) = c.call(Method::GET, "/volumes/detail", None, &[]).await;
     assert_eq!(names(&v), ["l2", "l1", "l0"], "newest first");
     let (_, v) = c

@@ -101,15 +101,7 @@ async fn upload_makes_an_equal_image_in_each_format() {
         assert_eq!(code, 0, "{info}");
         let info: Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["format"], qname);
-        let (same, why) = qemu_img(&[
-            "compare",
-            "-f",
-            "raw",
-            "-F",
-            qname,
-            file.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+        let (same, why) = common::cinder::compare_to_raw(&file, qname, &out);
         assert_eq!(same, 0, "{format}: {why}");
     }
 }

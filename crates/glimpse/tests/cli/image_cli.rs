@@ -32,14 +32,7 @@ async fn openstack_image_commands_work() {
     );
 
     let listed = osc.json_as(DEMO, &["image", "list"]).await;
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["ID"] == id.as_str()),
-        "{listed}"
-    );
+    assert!(common::http::any(&listed, "ID", &id), "{listed}");
 
     let saved = dir.0.join("saved.qcow2");
     osc.run_as(
@@ -75,11 +68,7 @@ async fn openstack_image_commands_work() {
     osc.run_as(DEMO, &["image", "delete", &id]).await;
     let listed = osc.json_as(DEMO, &["image", "list"]).await;
     assert!(
-        !listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["ID"] == id.as_str()),
+        !common::http::any(&listed, "ID", &id),
         "deleted image still listed: {listed}"
     );
 }

@@ -13,18 +13,12 @@ use serde_json::Value;
 
 /// Polls `openstack <what> show <name>` until `status` is `want` (bounded).
 async fn wait(osc: &Osc, what: &str, name: &str, want: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let v = osc.json_as(DEMO, &[what, "show", name]).await;
-        if v["status"] == want {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} {name} never {want}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let every = Duration::from_millis(200);
+    let subject = format!("{what} {name}");
+    common::cinder::wait_status(&subject, want, Duration::from_secs(120), every, || async {
+        osc.json_as(DEMO, &[what, "show", name]).await
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,15 +98,7 @@ async fn openstack_volume_to_image_commands_work() {
         let info: Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["format"], format);
         assert_eq!(info["virtual-size"], 1u64 << 30);
-        let (same, why) = qemu_img(&[
-            "compare",
-            "-f",
-            "raw",
-            "-F",
-            format,
-            file.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+        let (same, why) = common::cinder::compare_to_raw(&file, format, &out);
         assert_eq!(same, 0, "{format}: {why}");
     }
 
