@@ -4,14 +4,13 @@
 
 use crate::common;
 
-use common::osc::{DEMO, cloud_and_cli};
+use common::osc::DEMO;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_image_commands_work() {
-    let Some((_tc, osc)) = cloud_and_cli().await else {
+    let Some((_tc, osc, dir)) = common::cli_and_scratch().await else {
         return;
     };
-    let dir = common::TempDir::new();
     let file = dir.0.join("disk.qcow2");
     let made = std::process::Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])

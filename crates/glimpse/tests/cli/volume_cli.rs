@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::nova::qemu_img;
-use common::osc::{DEMO, Osc, cloud_and_cli};
+use common::osc::{DEMO, Osc};
 use serde_json::Value;
 
 /// Polls `openstack <what> show <name>` until `status` is `want` (bounded).
@@ -23,10 +23,9 @@ async fn wait(osc: &Osc, what: &str, name: &str, want: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_volume_to_image_commands_work() {
-    let Some((tc, osc)) = cloud_and_cli().await else {
+    let Some((tc, osc, dir)) = common::cli_and_scratch().await else {
         return;
     };
-    let dir = common::TempDir::new();
     let base = dir.0.join("base.raw");
     std::fs::write(&base, vec![0x5au8; 1 << 20]).unwrap();
     osc.create_image(&base, "raw", "base").await;

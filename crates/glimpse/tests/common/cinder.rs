@@ -117,6 +117,9 @@ impl Cinder {
     }
 }
 
+/// How often [`wait_status`] asks, by default.
+const STEP: Duration = Duration::from_millis(50);
+
 /// Polls an image until its status is `status` (bounded: 120 s).
 pub async fn wait_image(
     http: &reqwest::Client,
@@ -131,9 +134,6 @@ pub async fn wait_image(
     })
     .await
 }
-
-/// How often [`wait_status`] asks, by default.
-const STEP: Duration = Duration::from_millis(50);
 
 /// Asks `fetch` every `every` until the answer's `status` is `want` (bounded: `limit`);
 /// returns that answer.

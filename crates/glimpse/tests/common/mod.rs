@@ -44,6 +44,12 @@ impl TempDir {
     }
 }
 
+/// [`osc::cloud_and_cli`] and a scratch directory; `None` (the test skips) without a CLI.
+pub async fn cli_and_scratch() -> Option<(TestCloud, osc::Osc, TempDir)> {
+    let (tc, osc) = osc::cloud_and_cli().await?;
+    Some((tc, osc, TempDir::new()))
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
