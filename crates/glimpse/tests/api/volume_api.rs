@@ -79,9 +79,7 @@ async fn create_show_list_update_delete() {
         json!({"volume": {}}),
         json!({"size": 1}),
     ] {
-        let (s, v) = c
-            .call(Method::POST, "/volumes", Some(bad.clone()), &[])
-            .await;
+        let (s, v) = c.post("/volumes", bad.clone()).await;
         fault(s, &v, 400, "badRequest");
     }
     // No such type, snapshot or source volume: 404, as Cinder.
@@ -91,11 +89,11 @@ async fn create_show_list_update_delete() {
         json!({"volume": {"size": 1, "snapshot_id": missing}}),
         json!({"volume": {"size": 1, "source_volid": missing}}),
     ] {
-        let (s, v) = c.call(Method::POST, "/volumes", Some(body), &[]).await;
+        let (s, v) = c.post("/volumes", body).await;
         fault(s, &v, 404, "itemNotFound");
     }
     let (s, v) = c
-        .call(Method::POST, "/volumes", Some(json!({"volume": {"size": "2", "name": "v", "description": "d", "metadata": {"k": "v"}}})), &[])
+        .post("/volumes", json!({"volume": {"size": "2", "name": "v", "description": "d", "metadata": {"k": "v"}}}))
         .await;
     assert_eq!(s, 202, "{v}");
     let created = &v["volume"];
@@ -115,25 +113,19 @@ async fn create_show_list_update_delete() {
         2 << 30
     );
 
-    let (s, v) = c.call(Method::GET, "/volumes", None, &[]).await;
+    let (s, v) = c.get("/volumes").await;
     assert_eq!(s, 200);
     assert_eq!(v["volumes"][0]["id"], id.as_str());
     assert_eq!(v["volumes"][0].as_object().unwrap().len(), 3);
-    let (_, v) = c
-        .call(Method::GET, "/volumes/detail?name=v", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes/detail?name=v").await;
     assert_eq!(v["volumes"][0]["description"], "d");
-    let (_, v) = c
-        .call(Method::GET, "/volumes/detail?name=none", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes/detail?name=none").await;
     assert_eq!(v["volumes"], json!([]));
 
     let (s, v) = c
-        .call(
-            Method::PUT,
+        .put(
             &format!("/volumes/{id}"),
-            Some(json!({"volume": {"name": "renamed"}})),
-            &[],
+            json!({"volume": {"name": "renamed"}}),
         )
         .await;
     assert_eq!(s, 200, "{v}");
@@ -147,14 +139,10 @@ async fn create_show_list_update_delete() {
         404,
         "itemNotFound",
     );
-    let (s, v) = other
-        .call(Method::DELETE, &format!("/volumes/{id}"), None, &[])
-        .await;
+    let (s, v) = other.delete(&format!("/volumes/{id}")).await;
     fault(s, &v, 404, "itemNotFound");
 
-    let (s, _) = c
-        .call(Method::DELETE, &format!("/volumes/{id}"), None, &[])
-        .await;
+    let (s, _) = c.delete(&format!("/volumes/{id}")).await;
     assert_eq!(s, 202);
     let (s, v) = c.show(&id).await;
     fault(s, &v, 404, "itemNotFound");
@@ -224,11 +212,9 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     );
     // An image larger than the volume is refused.
     let (s, v) = c
-        .call(
-            Method::POST,
+        .post(
             "/volumes",
-            Some(json!({"volume": {"size": 1, "imageRef": uuid::Uuid::new_v4().to_string()}})),
-            &[],
+            json!({"volume": {"size": 1, "imageRef": uuid::Uuid::new_v4().to_string()}}),
         )
         .await;
     fault(s, &v, 400, "badRequest");
@@ -273,9 +259,7 @@ async fn nova_volume_attachments() {
     let r = nova.post(&att, attach("x")).await;
     fault(r.status, &r.body, 400, "badRequest");
     // An attached volume cannot be deleted.
-    let (s, v) = c
-        .call(Method::DELETE, &format!("/volumes/{vol}"), None, &[])
-        .await;
+    let (s, v) = c.delete(&format!("/volumes/{vol}")).await;
     fault(s, &v, 400, "badRequest");
 
     assert_eq!(nova.delete(&format!("{att}/{vol}")).await.status, 202);
@@ -318,9 +302,7 @@ async fn restart_repairs_volumes_left_without_jobs() {
     let c = Cinder::new(&tc, REGION, &project, &token);
     assert_eq!(c.show(&stuck).await.1["volume"]["status"], "available");
     assert_eq!(c.show(&orphan).await.1["volume"]["status"], "error");
-    let (s, _) = c
-        .call(Method::DELETE, &format!("/volumes/{orphan}"), None, &[])
-        .await;
+    let (s, _) = c.delete(&format!("/volumes/{orphan}")).await;
     assert_eq!(s, 202);
 }
 
@@ -362,12 +344,7 @@ async fn list_filters_sort_and_pages() {
     let mut ids = Vec::new();
     for (i, kind) in ["work", "home", "work"].iter().enumerate() {
         let (s, v) = c
-            .call(
-                Method::POST,
-                "/volumes",
-                Some(json!({"volume": {"size": i + 1, "name": format!("l{i}"), "metadata": {"Type": kind}}})),
-                &[],
-            )
+            .post("/volumes", json!({"volume": {"size": i + 1, "name": format!("l{i}"), "metadata": {"Type": kind}}}))
             .await;
         assert_eq!(s, 202, "{v}");
         let id = v["volume"]["id"].as_str().unwrap().to_string();
@@ -375,48 +352,25 @@ async fn list_filters_sort_and_pages() {
         ids.push(id);
     }
     let names = |v: &Value| common::http::owned_strings(&v["volumes"], "name");
-    let (_, v) = c.call(Method::GET, "/volumes/detail", None, &[]).await;
+    let (_, v) = c.get("/volumes/detail").await;
     assert_eq!(names(&v), ["l2", "l1", "l0"], "newest first");
-    let (_, v) = c
-        .call(Method::GET, "/volumes/detail?sort=size:asc", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes/detail?sort=size:asc").await;
     assert_eq!(names(&v), ["l0", "l1", "l2"]);
-    let (_, v) = c
-        .call(
-            Method::GET,
-            "/volumes?sort_key=name&sort_dir=desc",
-            None,
-            &[],
-        )
-        .await;
+    let (_, v) = c.get("/volumes?sort_key=name&sort_dir=desc").await;
     assert_eq!(names(&v), ["l2", "l1", "l0"]);
     // Tempest passes metadata as a Python dict.
     let (_, v) = c
-        .call(
-            Method::GET,
-            "/volumes/detail?metadata=%7B%27Type%27%3A+%27work%27%7D",
-            None,
-            &[],
-        )
+        .get("/volumes/detail?metadata=%7B%27Type%27%3A+%27work%27%7D")
         .await;
     assert_eq!(names(&v), ["l2", "l0"]);
     let (_, v) = c
-        .call(
-            Method::GET,
-            "/volumes?bootable=false&availability_zone=nova",
-            None,
-            &[],
-        )
+        .get("/volumes?bootable=false&availability_zone=nova")
         .await;
     assert_eq!(v["volumes"].as_array().unwrap().len(), 3);
-    let (_, v) = c
-        .call(Method::GET, "/volumes?bootable=true", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes?bootable=true").await;
     assert_eq!(v["volumes"], json!([]));
     // Pages: limit, then marker; a next link while a page is full.
-    let (_, v) = c
-        .call(Method::GET, "/volumes?sort=name:asc&limit=2", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes?sort=name:asc&limit=2").await;
     assert_eq!(names(&v), ["l0", "l1"]);
     assert!(
         v["volumes_links"][0]["href"]
@@ -425,17 +379,10 @@ async fn list_filters_sort_and_pages() {
             .contains("marker=")
     );
     let (_, v) = c
-        .call(
-            Method::GET,
-            &format!("/volumes?sort=name:asc&marker={}", ids[1]),
-            None,
-            &[],
-        )
+        .get(&format!("/volumes?sort=name:asc&marker={}", ids[1]))
         .await;
     assert_eq!(names(&v), ["l2"]);
-    let (s, v) = c
-        .call(Method::GET, "/volumes?sort=colour:asc", None, &[])
-        .await;
+    let (s, v) = c.get("/volumes?sort=colour:asc").await;
     fault(s, &v, 400, "badRequest");
 }
 
@@ -478,75 +425,37 @@ async fn metadata_resource_and_set_bootable() {
     let id = c.create(1, "meta").await;
     let path = format!("/volumes/{id}/metadata");
     let (s, v) = c
-        .call(
-            Method::POST,
-            &path,
-            Some(json!({"metadata": {"a": "1", "b": "2"}})),
-            &[],
-        )
+        .post(&path, json!({"metadata": {"a": "1", "b": "2"}}))
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v, json!({"metadata": {"a": "1", "b": "2"}}));
-    let (s, v) = c
-        .call(
-            Method::POST,
-            &path,
-            Some(json!({"metadata": {"c": "3"}})),
-            &[],
-        )
-        .await;
+    let (s, v) = c.post(&path, json!({"metadata": {"c": "3"}})).await;
     assert_eq!(s, 200);
     assert_eq!(v["metadata"].as_object().unwrap().len(), 3, "POST merges");
-    let (s, v) = c
-        .call(
-            Method::PUT,
-            &path,
-            Some(json!({"metadata": {"z": "9"}})),
-            &[],
-        )
-        .await;
+    let (s, v) = c.put(&path, json!({"metadata": {"z": "9"}})).await;
     assert_eq!(s, 200);
     assert_eq!(v, json!({"metadata": {"z": "9"}}), "PUT replaces");
     let (s, v) = c
-        .call(
-            Method::PUT,
-            &format!("{path}/k"),
-            Some(json!({"meta": {"k": "v"}})),
-            &[],
-        )
+        .put(&format!("{path}/k"), json!({"meta": {"k": "v"}}))
         .await;
     assert_eq!((s, v), (200, json!({"meta": {"k": "v"}})));
     let (s, v) = c
-        .call(
-            Method::PUT,
-            &format!("{path}/k"),
-            Some(json!({"meta": {"other": "v"}})),
-            &[],
-        )
+        .put(&format!("{path}/k"), json!({"meta": {"other": "v"}}))
         .await;
     fault(s, &v, 400, "badRequest");
-    let (s, v) = c.call(Method::GET, &format!("{path}/k"), None, &[]).await;
+    let (s, v) = c.get(&format!("{path}/k")).await;
     assert_eq!((s, v), (200, json!({"meta": {"k": "v"}})));
-    let (s, _) = c
-        .call(Method::DELETE, &format!("{path}/k"), None, &[])
-        .await;
+    let (s, _) = c.delete(&format!("{path}/k")).await;
     assert_eq!(s, 200);
-    let (s, v) = c.call(Method::GET, &format!("{path}/k"), None, &[]).await;
+    let (s, v) = c.get(&format!("{path}/k")).await;
     fault(s, &v, 404, "itemNotFound");
     let (_, v) = c.show(&id).await;
     assert_eq!(v["volume"]["metadata"], json!({"z": "9"}));
     // A reader reads but does not write.
     let mut reader = c.clone();
     reader.token = common::nova::reader_of(&tc, &c.project).await;
-    assert_eq!(reader.call(Method::GET, &path, None, &[]).await.0, 200);
-    let (s, v) = reader
-        .call(
-            Method::POST,
-            &path,
-            Some(json!({"metadata": {"x": "y"}})),
-            &[],
-        )
-        .await;
+    assert_eq!(reader.get(&path).await.0, 200);
+    let (s, v) = reader.post(&path, json!({"metadata": {"x": "y"}})).await;
     fault(s, &v, 403, "forbidden");
 
     let (s, v) = c

@@ -77,6 +77,27 @@ impl Cinder {
         v["volume"]["id"].as_str().unwrap().to_string()
     }
 
+    /// `GET path` (no extra headers).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    /// `POST path` of `body` (no extra headers).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body), &[])
+            .await
+    }
+
+    /// `PUT path` of `body` (no extra headers).
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body), &[]).await
+    }
+
+    /// `DELETE path` (no extra headers).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None, &[]).await
+    }
+
     pub async fn show(&self, id: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, &format!("/volumes/{id}"), None, &[])
             .await
