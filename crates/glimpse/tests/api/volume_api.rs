@@ -5,17 +5,12 @@
 use crate::common;
 
 use common::TestCloud;
-use common::cinder::{Cinder, volume_file, wait_image};
+use common::cinder::{Cinder, cloud_and_volume, member, volume_file, wait_image};
 use common::nova::{Nova, raw_image};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const REGION: &str = "region-one";
-
-async fn member(tc: &TestCloud) -> (Cinder, String) {
-    let (pid, token) = tc.user_in_new_project("member", REGION).await;
-    (Cinder::new(tc, REGION, &pid, &token), token)
-}
 
 fn fault(status: u16, body: &Value, code: u16, name: &str) {
     assert_eq!(status, code, "{body}");
@@ -36,7 +31,7 @@ async fn versions_and_microversions() {
     let r = common::http::get_public(&tc.http, format!("{root}/v3/")).await;
     assert_eq!(r.status(), 200);
 
-    let (c, _) = member(&tc).await;
+    let (c, _) = member(&tc, REGION).await;
     for (asked, answered) in [
         (None, "volume 3.0"),
         (Some("volume 3.1"), "volume 3.1"),
@@ -72,7 +67,7 @@ async fn versions_and_microversions() {
 #[tokio::test]
 async fn create_show_list_update_delete() {
     let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
+    let (c, _) = member(&tc, REGION).await;
     for bad in [
         json!({"volume": {"size": 0}}),
         json!({"volume": {"size": "one"}}),
@@ -132,7 +127,7 @@ async fn create_show_list_update_delete() {
     assert_eq!(v["volume"]["name"], "renamed");
 
     // Another project sees nothing; a reader may read but not write.
-    let (other, _) = member(&tc).await;
+    let (other, _) = member(&tc, REGION).await;
     fault(
         other.show(&id).await.0,
         &other.show(&id).await.1,
@@ -152,7 +147,7 @@ async fn create_show_list_update_delete() {
 #[tokio::test]
 async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
+    let (c, token) = member(&tc, REGION).await;
     let image_url = tc.image(REGION);
     // A qcow2 image with a custom property.
     let dir = common::TempDir::new();
@@ -196,13 +191,12 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     assert_eq!(head.len(), 1 << 30);
     assert_eq!(&head[..11], b"hello world");
     // Uploading it back: Cinder's image metadata rules (custom properties, no core fields).
-    let (s, v) = c
-        .action(
+    let v = c
+        .act(
             &id,
             json!({"os-volume_upload_image": {"image_name": "back", "disk_format": "qcow2"}}),
         )
         .await;
-    assert_eq!(s, 202, "{v}");
     let back = common::cinder::upload_image_id(&v);
     let shown = wait_image(&tc.http, &image_url, &token, &back, "active").await;
     assert_eq!(shown["os_distro"], "debian");
@@ -223,7 +217,7 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
 #[tokio::test]
 async fn nova_volume_attachments() {
     let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
+    let (c, token) = member(&tc, REGION).await;
     let img = raw_image(&tc, REGION, &token, "base", vec![1u8; 1 << 20]).await;
     let nova = Nova::new(&tc, REGION, &token);
     let vm = nova.active_server("vm", &img).await;
@@ -283,7 +277,7 @@ async fn restart_repairs_volumes_left_without_jobs() {
     let dir = common::TempDir::new();
     let (project, token, stuck, orphan) = {
         let tc = TestCloud::start_in(dir.0.clone(), |_| {}).await;
-        let (c, token) = member(&tc).await;
+        let (c, token) = member(&tc, REGION).await;
         let stuck = c.create(1, "stuck").await;
         let orphan = c.create(1, "orphan").await;
         // As a crash between the status change and the job's enqueue would leave them.
@@ -340,7 +334,7 @@ async fn identity_down_is_401() {
 #[tokio::test]
 async fn list_filters_sort_and_pages() {
     let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
+    let (c, _) = member(&tc, REGION).await;
     let mut ids = Vec::new();
     for (i, kind) in ["work", "home", "work"].iter().enumerate() {
         let (s, v) = c
@@ -388,9 +382,7 @@ async fn list_filters_sort_and_pages() {
 
 #[tokio::test]
 async fn extend_grows_the_file() {
-    let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
-    let id = c.create(1, "grow").await;
+    let (tc, c, _, id) = cloud_and_volume("grow").await;
     for bad in [
         json!({"os-extend": {"new_size": 1}}),
         json!({"os-extend": {"new_size": "x"}}),
@@ -406,8 +398,7 @@ async fn extend_grows_the_file() {
         )
         .await;
     fault(s, &v, 404, "itemNotFound");
-    let (s, v) = c.action(&id, json!({"os-extend": {"new_size": "3"}})).await;
-    assert_eq!(s, 202, "{v}");
+    c.act(&id, json!({"os-extend": {"new_size": "3"}})).await;
     let shown = c.wait(&id, "available").await;
     assert_eq!(shown["size"], 3);
     assert_eq!(
@@ -420,9 +411,7 @@ async fn extend_grows_the_file() {
 
 #[tokio::test]
 async fn metadata_resource_and_set_bootable() {
-    let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
-    let id = c.create(1, "meta").await;
+    let (tc, c, _, id) = cloud_and_volume("meta").await;
     let path = format!("/volumes/{id}/metadata");
     let (s, v) = c
         .post(&path, json!({"metadata": {"a": "1", "b": "2"}}))

@@ -114,6 +114,13 @@ impl Cinder {
         .await
     }
 
+    /// Posts an action that must be accepted (202); the answer.
+    pub async fn act(&self, id: &str, body: Value) -> Value {
+        let (s, v) = self.action(id, body).await;
+        assert_eq!(s, 202, "{v}");
+        v
+    }
+
     /// Posts an action at a microversion.
     pub async fn action_at(&self, id: &str, body: Value, version: &str) -> (u16, Value) {
         let header = format!("volume {version}");
@@ -140,6 +147,21 @@ impl Cinder {
 
 /// How often [`wait_status`] asks, by default.
 const STEP: Duration = Duration::from_millis(50);
+
+/// A member of a new project in `region`: its view of the volume API, and its token.
+pub async fn member(tc: &TestCloud, region: &str) -> (Cinder, String) {
+    let (pid, token) = tc.user_in_new_project("member", region).await;
+    (Cinder::new(tc, region, &pid, &token), token)
+}
+
+/// A new cloud, a [`member`] in `region-one`, and a blank 1 GiB volume of theirs named `name`:
+/// (cloud, their volume API, their token, the volume id).
+pub async fn cloud_and_volume(name: &str) -> (TestCloud, Cinder, String, String) {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc, "region-one").await;
+    let id = c.create(1, name).await;
+    (tc, c, token, id)
+}
 
 /// Polls an image until its status is `status` (bounded: 120 s).
 pub async fn wait_image(
