@@ -192,58 +192,29 @@ async fn token_body_is_what_tempest_reads() {
     assert_eq!(roles, ["admin", "member", "reader"]);
 
     // GET /v3/auth/tokens returns the same body and echoes the subject token; HEAD is 200.
-    let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", &token)
-        .send()
-        .await
-        .unwrap();
+    let r = tc.auth_tokens(Method::GET, "", &token, &token).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-subject-token"], token.as_str());
     let again: Value = r.json().await.unwrap();
     assert_eq!(again, v);
-    let r = tc
-        .http
-        .head(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", &token)
-        .send()
-        .await
-        .unwrap();
+    let r = tc.auth_tokens(Method::HEAD, "", &token, &token).await;
     assert_eq!(r.status(), 200);
     // nocatalog
     let r = tc
-        .http
-        .get(format!("{}/auth/tokens?nocatalog", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", &token)
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::GET, "?nocatalog", &token, &token)
+        .await;
     let v: Value = r.json().await.unwrap();
     assert!(v["token"].get("catalog").is_none());
     // Unknown subject: 404 (GET and HEAD).
     let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", "0".repeat(64))
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::GET, "", &token, &"0".repeat(64))
+        .await;
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], 404);
     let r = tc
-        .http
-        .head(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", "0".repeat(64))
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::HEAD, "", &token, &"0".repeat(64))
+        .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -496,13 +467,8 @@ async fn revoked_token_is_401_in_identity_and_regions() {
         .status();
 
     let r = tc
-        .http
-        .delete(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &admin)
-        .header("x-subject-token", &user_token)
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::DELETE, "", &admin, &user_token)
+        .await;
     assert_eq!(r.status(), 204);
 
     assert_eq!(validate(&tc, &user_token, &user_token).await, 401);
@@ -515,13 +481,8 @@ async fn revoked_token_is_401_in_identity_and_regions() {
     assert_eq!(r.status(), 401, "image list with a revoked token");
     // Revoking again: the token is gone (404); the admin token still works.
     let r = tc
-        .http
-        .delete(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &admin)
-        .header("x-subject-token", &user_token)
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::DELETE, "", &admin, &user_token)
+        .await;
     assert_eq!(r.status(), 404);
     assert_eq!(validate(&tc, &admin, &admin).await, 200);
 }

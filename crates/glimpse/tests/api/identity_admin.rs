@@ -17,14 +17,7 @@ async fn readers_and_members_cannot_use_the_admin_api() {
     let admin = tc.admin_token().await;
     let (pid, reader) = tc.user_in_new_project("reader", "region-one").await;
     let (other_pid, member) = tc.user_in_new_project("member", "region-two").await;
-    let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &reader)
-        .header("x-subject-token", &reader)
-        .send()
-        .await
-        .unwrap();
+    let r = tc.auth_tokens(Method::GET, "", &reader, &reader).await;
     let info: Value = r.json().await.unwrap();
     let my_id = info["token"]["user"]["id"].as_str().unwrap().to_string();
     assert_eq!(info["token"]["roles"].as_array().unwrap().len(), 1);

@@ -112,6 +112,20 @@ impl TestCloud {
         format!("{}/identity/v3", self.base)
     }
 
+    /// `METHOD /auth/tokens<query>` at identity as `auth` about the token `subject` (validate,
+    /// check, revoke).
+    pub async fn auth_tokens(
+        &self,
+        method: reqwest::Method,
+        query: &str,
+        auth: &str,
+        subject: &str,
+    ) -> reqwest::Response {
+        let url = format!("{}/auth/tokens{query}", self.identity());
+        let rb = self.http.request(method, url).header("x-auth-token", auth);
+        rb.header("x-subject-token", subject).send().await.unwrap()
+    }
+
     pub fn image(&self, region: &str) -> String {
         format!("{}/{region}/image", self.base)
     }
