@@ -5,7 +5,8 @@
 use crate::common;
 
 use common::TestCloud;
-use common::nova::{Nova, pattern, qemu_img, qemu_present, raw_image, reader_of};
+use common::compute::start;
+use common::nova::{Nova, pattern, qemu_img, reader_of};
 use serde_json::{Value, json};
 
 const MIB: usize = 1 << 20;
@@ -63,13 +64,9 @@ async fn versions_and_microversions() {
 
 #[tokio::test]
 async fn server_lifecycle_power_rules_and_views() {
-    if !qemu_present() {
+    let Some((tc, project, token, image, nova)) = start(pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = member(&tc).await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let r = nova
         .post(
             "/servers",

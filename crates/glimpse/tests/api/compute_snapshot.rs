@@ -7,9 +7,9 @@
 use crate::common;
 
 use common::TestCloud;
-use common::nova::{
-    Nova, assert_snapshot, location_id, pattern, qemu_present, raw_image, reader_of,
-};
+use common::compute::{start, start_with};
+use common::nova::{Nova, assert_snapshot, location_id, pattern, raw_image, reader_of};
+use glimpse_core::config::Config;
 use serde_json::{Map, Value, json};
 
 const MIB: usize = 1 << 20;
@@ -28,14 +28,10 @@ async fn download(tc: &TestCloud, token: &str, id: &str, path: &std::path::Path)
 
 #[tokio::test]
 async fn snapshot_holds_exactly_the_written_bytes() {
-    if !qemu_present() {
-        return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = tc.user_in_new_project("member", "region-one").await;
     let source = pattern(2 * MIB);
-    let image = raw_image(&tc, "region-one", &token, "base", source.clone()).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    let Some((tc, project, token, image, nova)) = start(source.clone()).await else {
+        return;
+    };
     let id = nova.active_server("s1", &image).await;
 
     let writes: [(u64, &[u8]); 2] = [
@@ -106,13 +102,9 @@ async fn snapshot_holds_exactly_the_written_bytes() {
 
 #[tokio::test]
 async fn microversion_245_answers_image_id_and_stopped_servers_snapshot() {
-    if !qemu_present() {
+    let Some((tc, _, token, image, nova)) = start(pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start().await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let id = nova.active_server("s", &image).await;
     assert_eq!(nova.action(&id, json!({"os-stop": null})).await.status, 202);
     nova.wait_server(&id, "SHUTOFF").await;
@@ -143,12 +135,9 @@ async fn microversion_245_answers_image_id_and_stopped_servers_snapshot() {
 /// Every row of the seed's error table, through the seed's own `/v2/{project_id}` path.
 #[tokio::test]
 async fn seed_004_error_table() {
-    if !qemu_present() {
+    let Some((tc, project, token, image, _)) = start(pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
+    };
     let nova = Nova::v2(&tc, "region-one", &project, &token);
     let id = nova.active_server("s", &image).await;
     let act = |body: Value| {
@@ -298,16 +287,12 @@ async fn seed_004_error_table() {
 /// are switched off.
 #[tokio::test]
 async fn conflicts_and_disabled_snapshots() {
-    if !qemu_present() {
+    let no_snapshots_in_two = |c: &mut Config| c.regions[1].compute.snapshots = false;
+    let Some((tc, _, token, image, nova)) =
+        start_with(no_snapshots_in_two, "base", pattern(MIB)).await
+    else {
         return;
-    }
-    let tc = TestCloud::start_with(|c| {
-        c.regions[1].compute.snapshots = false;
-    })
-    .await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let id = nova.active_server("s", &image).await;
 
     // Two snapshots at once: the conditional claim of the server's task lets exactly one in.
@@ -389,16 +374,10 @@ async fn conflicts_and_disabled_snapshots() {
 /// server ACTIVE with no task, ready for the next snapshot.
 #[tokio::test]
 async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
-    if !qemu_present() {
+    let one_attempt = |c: &mut Config| c.regions[0].jobs.max_attempts = 1;
+    let Some((tc, _, _, image, nova)) = start_with(one_attempt, "base", pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start_with(|c| {
-        c.regions[0].jobs.max_attempts = 1;
-    })
-    .await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let id = nova.active_server("s", &image).await;
     let cache = tc.data_dir.join("region-one/disks/images");
     let base = std::fs::read_dir(&cache)
@@ -443,16 +422,12 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
 /// sequence and the image through Glance's, ending with no task and an active image.
 #[tokio::test]
 async fn task_and_image_states_move_forward() {
-    if !qemu_present() {
-        return;
-    }
-    let tc = TestCloud::start().await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
     let data: Vec<u8> = (0..32u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let image = raw_image(&tc, "region-one", &token, "big", data).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    let Some((tc, _, token, image, nova)) = start_with(|_| {}, "big", data).await else {
+        return;
+    };
     let id = nova.active_server("s", &image).await;
     let r = nova
         .action(&id, json!({"createImage": {"name": "watched"}}))
@@ -506,18 +481,14 @@ async fn task_and_image_states_move_forward() {
 /// image but may not use its key (the admin's) cannot boot from it: 403, nothing is built.
 #[tokio::test]
 async fn encrypted_images_boot_only_where_their_key_may_be_used() {
-    if !qemu_present() {
-        return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = tc.user_in_new_project("member", "region-one").await;
     let source = pattern(2 * MIB);
-    let plain = raw_image(&tc, "region-one", &token, "base", source.clone()).await;
+    let Some((tc, project, token, plain, nova)) = start(source.clone()).await else {
+        return;
+    };
     let ims = common::ims::Ims::new(&tc, "region-one", &token, &project);
     let key = ims.kms().create_key().await;
     let sealed = ims.sealed_copy(&plain, "sealed", &key).await;
 
-    let nova = Nova::new(&tc, "region-one", &token);
     let id = nova.active_server("enc", &sealed).await;
     let writes: [(u64, &[u8]); 1] = [(512, b"written over a sealed base")];
     assert_eq!(

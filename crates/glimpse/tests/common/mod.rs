@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cinder;
+pub mod compute;
 pub mod glance;
 pub mod http;
 pub mod identity;
