@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::TestCloud;
-use common::compute::start;
+use common::compute::{message, start};
 use common::nova::{Nova, pattern, qemu_img, reader_of};
 use serde_json::{Value, json};
 
@@ -160,12 +160,7 @@ async fn server_lifecycle_power_rules_and_views() {
     let wrong = Nova::v2(&tc, "region-one", &other, &token);
     let r = wrong.get(&format!("/servers/{id}")).await;
     assert_eq!(r.status, 400);
-    assert!(
-        r.body["badRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Malformed request URL")
-    );
+    assert!(message(&r.body, "badRequest").starts_with("Malformed request URL"));
     let stranger = Nova::new(&tc, "region-one", &other_token);
     assert_eq!(stranger.get(&format!("/servers/{id}")).await.status, 404);
     assert_eq!(stranger.delete(&format!("/servers/{id}")).await.status, 404);

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::TestCloud;
-use common::compute::{start, start_with};
+use common::compute::{create_image, message, start, start_with};
 use common::nova::{Nova, assert_snapshot, location_id, pattern, raw_image, reader_of};
 use glimpse_core::config::Config;
 use serde_json::{Map, Value, json};
@@ -110,9 +110,7 @@ async fn microversion_245_answers_image_id_and_stopped_servers_snapshot() {
     nova.wait_server(&id, "SHUTOFF").await;
 
     let at45 = Nova::new(&tc, "region-one", &token).at("2.45");
-    let r = at45
-        .action(&id, json!({"createImage": {"name": "from-stopped"}}))
-        .await;
+    let r = create_image(&at45, &id, "from-stopped").await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert!(r.headers.get("location").is_none());
     assert_eq!(r.headers["openstack-api-version"], "compute 2.45");
@@ -180,12 +178,7 @@ async fn seed_004_error_table() {
     ] {
         let r = act(body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
-        assert!(
-            r.body["badRequest"]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("Invalid input")
-        );
+        assert!(message(&r.body, "badRequest").starts_with("Invalid input"));
     }
     // A 255-character name is fine (checked with the 2.45 form below).
     // 400: a blank metadata key.
@@ -197,9 +190,7 @@ async fn seed_004_error_table() {
     // seed's "invalid project_id" 400 and "not found a specified project" 404).
     let (other, other_token) = tc.user_in_new_project("member", "region-one").await;
     let wrong = Nova::v2(&tc, "region-one", &other, &token);
-    let r = wrong
-        .action(&id, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&wrong, &id, "x").await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.body["badRequest"]["message"],
@@ -209,12 +200,7 @@ async fn seed_004_error_table() {
     );
     // 401.
     let anon = Nova::v2(&tc, "region-one", &project, "bogus");
-    assert_eq!(
-        anon.action(&id, json!({"createImage": {"name": "x"}}))
-            .await
-            .status,
-        401
-    );
+    assert_eq!(create_image(&anon, &id, "x").await.status, 401);
     // 403: more metadata items than the quota (128) before 2.39.
     let many: Map<String, Value> = (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
     let r = act(json!({"createImage": {"name": "x", "metadata": many}})).await;
@@ -242,19 +228,11 @@ async fn seed_004_error_table() {
         "Instance 3f1b6a5e-0000-4000-8000-000000000000 could not be found."
     );
     let theirs = Nova::v2(&tc, "region-one", &other, &other_token);
-    assert_eq!(
-        theirs
-            .action(&id, json!({"createImage": {"name": "x"}}))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(create_image(&theirs, &id, "x").await.status, 404);
     // A reader of the project may not snapshot (Nova's policy: 403).
     let reader = reader_of(&tc, &project).await;
     let as_reader = Nova::v2(&tc, "region-one", &project, &reader);
-    let r = as_reader
-        .action(&id, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&as_reader, &id, "x").await;
     assert_eq!(r.status, 403, "{}", r.text);
     // 128 metadata items pass Nova's quota, but with the snapshot's own properties they
     // exceed Glance's (128): 400, and no image.
@@ -304,12 +282,9 @@ async fn conflicts_and_disabled_snapshots() {
     assert_eq!(statuses, [202, 409], "{} / {}", a.text, b.text);
     let loser = if a.status == 409 { &a } else { &b };
     assert!(
-        loser.body["conflictingRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!(
-                "Cannot 'createImage' instance {id} while it is in task_state image_"
-            )),
+        message(&loser.body, "conflictingRequest").starts_with(&format!(
+            "Cannot 'createImage' instance {id} while it is in task_state image_"
+        )),
         "{}",
         loser.text
     );
@@ -338,15 +313,10 @@ async fn conflicts_and_disabled_snapshots() {
     let s = nova.wait_server(&broken, "ERROR").await;
     assert_eq!(s["OS-EXT-STS:vm_state"], "error");
     assert!(
-        s["fault"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be used as a disk"),
+        message(&s, "fault").contains("cannot be used as a disk"),
         "{s}"
     );
-    let r = nova
-        .action(&broken, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&nova, &broken, "x").await;
     assert_eq!(r.status, 409);
     assert_eq!(
         r.body["conflictingRequest"]["message"],
@@ -358,16 +328,9 @@ async fn conflicts_and_disabled_snapshots() {
     let image2 = raw_image(&tc, "region-two", &token2, "base", pattern(MIB)).await;
     let nova2 = Nova::new(&tc, "region-two", &token2);
     let id2 = nova2.active_server("s", &image2).await;
-    let r = nova2
-        .action(&id2, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&nova2, &id2, "x").await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(
-        r.body["badRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("disabled")
-    );
+    assert!(message(&r.body, "badRequest").contains("disabled"));
 }
 
 /// A snapshot that fails (its server's base copy is gone) deletes its image and leaves the
@@ -389,9 +352,7 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
     let hidden = base.with_extension("hidden");
     std::fs::rename(&base, &hidden).unwrap();
 
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "doomed"}}))
-        .await;
+    let r = create_image(&nova, &id, "doomed").await;
     assert_eq!(r.status, 202);
     let snap = location_id(&r);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -411,9 +372,7 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
     assert!(s["OS-EXT-STS:task_state"].is_null());
 
     std::fs::rename(&hidden, &base).unwrap();
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "fine"}}))
-        .await;
+    let r = create_image(&nova, &id, "fine").await;
     assert_eq!(r.status, 202);
     nova.wait_image(&location_id(&r), "ACTIVE").await;
 }
@@ -429,9 +388,7 @@ async fn task_and_image_states_move_forward() {
         return;
     };
     let id = nova.active_server("s", &image).await;
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "watched"}}))
-        .await;
+    let r = create_image(&nova, &id, "watched").await;
     assert_eq!(r.status, 202);
     let snap = location_id(&r);
     let tasks = [
@@ -495,9 +452,7 @@ async fn encrypted_images_boot_only_where_their_key_may_be_used() {
         nova.write_disk(&id, writes[0].0, writes[0].1).await.status,
         202
     );
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "enc-snap"}}))
-        .await;
+    let r = create_image(&nova, &id, "enc-snap").await;
     assert_eq!(r.status, 202, "{}", r.text);
     let snap = location_id(&r);
     nova.wait_image(&snap, "ACTIVE").await;
@@ -514,12 +469,5 @@ async fn encrypted_images_boot_only_where_their_key_may_be_used() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text);
-    assert!(
-        r.body["forbidden"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&key),
-        "{}",
-        r.text
-    );
+    assert!(message(&r.body, "forbidden").contains(&key), "{}", r.text);
 }

@@ -4,8 +4,10 @@
 
 use glimpse_core::config::Config;
 
+use serde_json::Value;
+
 use super::TestCloud;
-use super::nova::{Nova, qemu_present, raw_image};
+use super::nova::{Nova, Reply, qemu_present, raw_image};
 
 /// (cloud, the member's project id, their token, the raw image, their compute API in
 /// region-one without a microversion).
@@ -30,4 +32,15 @@ pub async fn start_with(
     let image = raw_image(&tc, "region-one", &token, name, data).await;
     let nova = Nova::new(&tc, "region-one", &token);
     Some((tc, project, token, image, nova))
+}
+
+/// The `message` of the fault named `fault` in a Nova error body.
+pub fn message<'a>(body: &'a Value, fault: &str) -> &'a str {
+    body[fault]["message"].as_str().unwrap()
+}
+
+/// `createImage` of the server `id`, with a name only: the reply.
+pub async fn create_image(nova: &Nova, id: &str, name: &str) -> Reply {
+    let body = serde_json::json!({"createImage": {"name": name}});
+    nova.action(id, body).await
 }
