@@ -44,3 +44,15 @@ pub async fn create_image(nova: &Nova, id: &str, name: &str) -> Reply {
     let body = serde_json::json!({"createImage": {"name": name}});
     nova.action(id, body).await
 }
+
+/// `PUT path` of `body` with the compute API `nova`: the reply.
+pub async fn put(nova: &Nova, path: &str, body: Value) -> Reply {
+    nova.call(reqwest::Method::PUT, path, Some(body)).await
+}
+
+/// `POST /servers` of a server named `name` from `image` with `flavor`: the reply.
+pub async fn post_server(nova: &Nova, name: &str, image: &str, flavor: &str) -> Reply {
+    let body =
+        serde_json::json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor}});
+    nova.post("/servers", body).await
+}
