@@ -5,7 +5,8 @@
 use crate::common;
 
 use common::TestCloud;
-use common::nova::{Nova, pattern, qemu_img, qemu_present, raw_image, reader_of};
+use common::compute::{message, post_server, put, start};
+use common::nova::{Nova, pattern, qemu_img, reader_of};
 use serde_json::{Value, json};
 
 const MIB: usize = 1 << 20;
@@ -21,13 +22,7 @@ async fn versions_and_microversions() {
     let root = common::http::get_public(&tc.http, format!("{}/region-one/compute/", tc.base)).await;
     assert_eq!(root.status(), 200);
     let v: Value = root.json().await.unwrap();
-    let v21 = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "v2.1")
-        .unwrap()
-        .clone();
+    let v21 = common::http::find(&v["versions"], "id", "v2.1");
     assert_eq!(v21["min_version"], "2.1");
     assert_eq!(v21["version"], "2.47");
 
@@ -69,19 +64,10 @@ async fn versions_and_microversions() {
 
 #[tokio::test]
 async fn server_lifecycle_power_rules_and_views() {
-    if !qemu_present() {
+    let Some((tc, project, token, image, nova)) = start(pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = member(&tc).await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
-    let r = nova
-        .post(
-            "/servers",
-            json!({"server": {"name": "s1", "imageRef": image, "flavorRef": "1"}}),
-        )
-        .await;
+    };
+    let r = post_server(&nova, "s1", &image, "1").await;
     assert_eq!(r.status, 202, "{}", r.text);
     let keys: Vec<&String> = r.body["server"].as_object().unwrap().keys().collect();
     for k in &keys {
@@ -98,6 +84,7 @@ async fn server_lifecycle_power_rules_and_views() {
         );
     }
     let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    let server = format!("/servers/{id}");
     let s = nova.wait_server(&id, "ACTIVE").await;
     assert_eq!(s["tenant_id"], project.as_str());
     assert_eq!(s["OS-EXT-STS:vm_state"], "active");
@@ -164,67 +151,44 @@ async fn server_lifecycle_power_rules_and_views() {
     let r = nova.get("/servers/detail").await;
     assert_eq!(r.body["servers"][0]["status"], "ACTIVE");
     let v2 = Nova::v2(&tc, "region-one", &project, &token);
-    assert_eq!(v2.get(&format!("/servers/{id}")).await.status, 200);
+    assert_eq!(v2.get(&server).await.status, 200);
     let (other, other_token) = member(&tc).await;
     let wrong = Nova::v2(&tc, "region-one", &other, &token);
-    let r = wrong.get(&format!("/servers/{id}")).await;
+    let r = wrong.get(&server).await;
     assert_eq!(r.status, 400);
-    assert!(
-        r.body["badRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Malformed request URL")
-    );
+    assert!(message(&r.body, "badRequest").starts_with("Malformed request URL"));
     let stranger = Nova::new(&tc, "region-one", &other_token);
-    assert_eq!(stranger.get(&format!("/servers/{id}")).await.status, 404);
-    assert_eq!(stranger.delete(&format!("/servers/{id}")).await.status, 404);
+    assert_eq!(stranger.get(&server).await.status, 404);
+    assert_eq!(stranger.delete(&server).await.status, 404);
     assert_eq!(
         stranger.action(&id, json!({"os-stop": null})).await.status,
         404
     );
 
     // PUT: name and access addresses; Nova's basic view back; bad addresses are 400.
-    let r = nova
-        .call(
-            reqwest::Method::PUT,
-            &format!("/servers/{id}"),
-            Some(json!({"server": {"name": "renamed", "accessIPv4": "1.1.1.1", "accessIPv6": "::babe:202:202"}})),
-        )
-        .await;
+    let r = put(&nova, &server, json!({"server": {"name": "renamed", "accessIPv4": "1.1.1.1", "accessIPv6": "::babe:202:202"}})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["server"]["name"], "renamed");
     assert_eq!(r.body["server"]["accessIPv4"], "1.1.1.1");
     assert!(r.body["server"].get("OS-EXT-STS:vm_state").is_none());
     let s = nova.wait_server(&id, "ACTIVE").await;
     assert_eq!(s["accessIPv6"], "::babe:202:202");
-    let r = nova
-        .call(
-            reqwest::Method::PUT,
-            &format!("/servers/{id}"),
-            Some(json!({"server": {"accessIPv4": "::1"}})),
-        )
-        .await;
+    let r = put(&nova, &server, json!({"server": {"accessIPv4": "::1"}})).await;
     assert_eq!(r.status, 400, "{}", r.text);
-    let r = stranger
-        .call(
-            reqwest::Method::PUT,
-            &format!("/servers/{id}"),
-            Some(json!({"server": {"name": "mine"}})),
-        )
-        .await;
+    let r = put(&stranger, &server, json!({"server": {"name": "mine"}})).await;
     assert_eq!(r.status, 404);
 
     // Microversioned views.
     let r = Nova::new(&tc, "region-one", &token)
         .at("2.47")
-        .get(&format!("/servers/{id}"))
+        .get(&server)
         .await;
     assert_eq!(r.body["server"]["flavor"]["original_name"], "m1.tiny");
     assert_eq!(r.body["server"]["locked"], false);
 
     // Delete removes the server and its disk.
-    assert_eq!(nova.delete(&format!("/servers/{id}")).await.status, 204);
-    assert_eq!(nova.get(&format!("/servers/{id}")).await.status, 404);
+    assert_eq!(nova.delete(&server).await.status, 204);
+    assert_eq!(nova.get(&server).await.status, 404);
     assert!(!disk.exists());
 }
 
@@ -233,12 +197,7 @@ async fn create_refusals() {
     let tc = TestCloud::start().await;
     let (_p, token) = member(&tc).await;
     let nova = Nova::new(&tc, "region-one", &token);
-    let r = nova
-        .post(
-            "/servers",
-            json!({"server": {"name": "s", "imageRef": "00000000-0000-0000-0000-000000000000", "flavorRef": "1"}}),
-        )
-        .await;
+    let r = post_server(&nova, "s", "00000000-0000-0000-0000-000000000000", "1").await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.body["badRequest"]["message"],
@@ -246,23 +205,13 @@ async fn create_refusals() {
     );
     let queued =
         common::glance::create_bare(&tc.http, &tc.image("region-one"), &token, "q", "raw").await;
-    let r = nova
-        .post(
-            "/servers",
-            json!({"server": {"name": "s", "imageRef": queued, "flavorRef": "1"}}),
-        )
-        .await;
+    let r = post_server(&nova, "s", &queued, "1").await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.body["badRequest"]["message"],
         format!("Image {queued} is not active.")
     );
-    let r = nova
-        .post(
-            "/servers",
-            json!({"server": {"name": "s", "imageRef": queued, "flavorRef": "99"}}),
-        )
-        .await;
+    let r = post_server(&nova, "s", &queued, "99").await;
     assert_eq!(
         r.body["badRequest"]["message"],
         "Flavor 99 could not be found."
@@ -283,12 +232,7 @@ async fn create_refusals() {
     assert_eq!(r.status, 400);
     // From 2.37 `networks` is required; "auto", "none" and [] are accepted (no Neutron).
     let at37 = Nova::new(&tc, "region-one", &token).at("2.37");
-    let r = at37
-        .post(
-            "/servers",
-            json!({"server": {"name": "s", "imageRef": queued, "flavorRef": "1"}}),
-        )
-        .await;
+    let r = post_server(&at37, "s", &queued, "1").await;
     assert_eq!(r.status, 400);
     assert!(r.text.contains("networks"));
     let r = at37
@@ -312,12 +256,7 @@ async fn create_refusals() {
     let (project, _) = member(&tc).await;
     let reader = Nova::new(&tc, "region-one", &reader_of(&tc, &project).await);
     assert_eq!(reader.get("/servers").await.body["servers"], json!([]));
-    let r = reader
-        .post(
-            "/servers",
-            json!({"server": {"name": "s", "imageRef": queued, "flavorRef": "1"}}),
-        )
-        .await;
+    let r = post_server(&reader, "s", &queued, "1").await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(
         r.body["forbidden"]["message"],
@@ -339,17 +278,12 @@ async fn image_proxy_list_and_metadata() {
     )
     .await;
     let b = common::glance::create_bare(&tc.http, &url, &token, "beta", "raw").await;
+    let meta = format!("/images/{a}/metadata");
+    let only = format!("{meta}/only");
     let (st, _) = common::glance::upload(&tc.http, &url, &token, &b, pattern(4096)).await;
     assert_eq!(st, 204);
     let nova = Nova::new(&tc, "region-one", &token);
-    let ids = |r: &common::nova::Reply| -> Vec<String> {
-        r.body["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |r: &common::nova::Reply| common::http::owned_strings(&r.body["images"], "id");
     let r = nova.get("/images").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r).len(), 2);
@@ -375,73 +309,31 @@ async fn image_proxy_list_and_metadata() {
     assert_eq!(r.body["images"][0]["status"], "ACTIVE");
 
     // Metadata.
-    let r = nova.get(&format!("/images/{a}/metadata")).await;
+    let r = nova.get(&meta).await;
     assert_eq!(r.body["metadata"]["image_type"], "snapshot");
     let r = nova
-        .post(
-            &format!("/images/{a}/metadata"),
-            json!({"metadata": {"os_version": "1"}}),
-        )
+        .post(&meta, json!({"metadata": {"os_version": "1"}}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["metadata"]["os_version"], "1");
     assert_eq!(r.body["metadata"]["image_type"], "snapshot");
-    let r = nova
-        .call(
-            reqwest::Method::PUT,
-            &format!("/images/{a}/metadata"),
-            Some(json!({"metadata": {"only": "this"}})),
-        )
-        .await;
+    let r = put(&nova, &meta, json!({"metadata": {"only": "this"}})).await;
     assert_eq!(r.body["metadata"], json!({"only": "this"}));
-    let r = nova
-        .call(
-            reqwest::Method::PUT,
-            &format!("/images/{a}/metadata/only"),
-            Some(json!({"meta": {"only": "that"}})),
-        )
-        .await;
+    let r = put(&nova, &only, json!({"meta": {"only": "that"}})).await;
     assert_eq!(r.body, json!({"meta": {"only": "that"}}));
-    let r = nova
-        .call(
-            reqwest::Method::PUT,
-            &format!("/images/{a}/metadata/only"),
-            Some(json!({"meta": {"other": "x"}})),
-        )
-        .await;
+    let r = put(&nova, &only, json!({"meta": {"other": "x"}})).await;
     assert_eq!(r.status, 400);
-    assert_eq!(
-        nova.get(&format!("/images/{a}/metadata/only")).await.body["meta"]["only"],
-        "that"
-    );
-    assert_eq!(
-        nova.delete(&format!("/images/{a}/metadata/only"))
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        nova.get(&format!("/images/{a}/metadata/only")).await.status,
-        404
-    );
-    assert_eq!(
-        nova.delete(&format!("/images/{a}/metadata/only"))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(nova.get(&only).await.body["meta"]["only"], "that");
+    assert_eq!(nova.delete(&only).await.status, 204);
+    assert_eq!(nova.get(&only).await.status, 404);
+    assert_eq!(nova.delete(&only).await.status, 404);
     let many: serde_json::Map<String, Value> =
         (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let r = nova
-        .post(&format!("/images/{a}/metadata"), json!({"metadata": many}))
-        .await;
+    let r = nova.post(&meta, json!({"metadata": many})).await;
     assert_eq!(r.status, 403, "{}", r.text);
     // Another project sees none of it.
     let (_q, other) = member(&tc).await;
     let stranger = Nova::new(&tc, "region-one", &other);
-    assert_eq!(
-        stranger.get(&format!("/images/{a}/metadata")).await.status,
-        404
-    );
+    assert_eq!(stranger.get(&meta).await.status, 404);
     assert!(ids(&stranger.get("/images").await).is_empty());
 }

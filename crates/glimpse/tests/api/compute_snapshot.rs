@@ -7,9 +7,9 @@
 use crate::common;
 
 use common::TestCloud;
-use common::nova::{
-    Nova, assert_snapshot, location_id, pattern, qemu_present, raw_image, reader_of,
-};
+use common::compute::{create_image, message, start, start_with};
+use common::nova::{Nova, assert_snapshot, location_id, pattern, raw_image, reader_of};
+use glimpse_core::config::Config;
 use serde_json::{Map, Value, json};
 
 const MIB: usize = 1 << 20;
@@ -28,14 +28,10 @@ async fn download(tc: &TestCloud, token: &str, id: &str, path: &std::path::Path)
 
 #[tokio::test]
 async fn snapshot_holds_exactly_the_written_bytes() {
-    if !qemu_present() {
-        return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = tc.user_in_new_project("member", "region-one").await;
     let source = pattern(2 * MIB);
-    let image = raw_image(&tc, "region-one", &token, "base", source.clone()).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    let Some((tc, project, token, image, nova)) = start(source.clone()).await else {
+        return;
+    };
     let id = nova.active_server("s1", &image).await;
 
     let writes: [(u64, &[u8]); 2] = [
@@ -106,21 +102,15 @@ async fn snapshot_holds_exactly_the_written_bytes() {
 
 #[tokio::test]
 async fn microversion_245_answers_image_id_and_stopped_servers_snapshot() {
-    if !qemu_present() {
+    let Some((tc, _, token, image, nova)) = start(pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start().await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let id = nova.active_server("s", &image).await;
     assert_eq!(nova.action(&id, json!({"os-stop": null})).await.status, 202);
     nova.wait_server(&id, "SHUTOFF").await;
 
     let at45 = Nova::new(&tc, "region-one", &token).at("2.45");
-    let r = at45
-        .action(&id, json!({"createImage": {"name": "from-stopped"}}))
-        .await;
+    let r = create_image(&at45, &id, "from-stopped").await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert!(r.headers.get("location").is_none());
     assert_eq!(r.headers["openstack-api-version"], "compute 2.45");
@@ -143,12 +133,9 @@ async fn microversion_245_answers_image_id_and_stopped_servers_snapshot() {
 /// Every row of the seed's error table, through the seed's own `/v2/{project_id}` path.
 #[tokio::test]
 async fn seed_004_error_table() {
-    if !qemu_present() {
+    let Some((tc, project, token, image, _)) = start(pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
+    };
     let nova = Nova::v2(&tc, "region-one", &project, &token);
     let id = nova.active_server("s", &image).await;
     let act = |body: Value| {
@@ -191,12 +178,7 @@ async fn seed_004_error_table() {
     ] {
         let r = act(body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
-        assert!(
-            r.body["badRequest"]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("Invalid input")
-        );
+        assert!(message(&r.body, "badRequest").starts_with("Invalid input"));
     }
     // A 255-character name is fine (checked with the 2.45 form below).
     // 400: a blank metadata key.
@@ -208,9 +190,7 @@ async fn seed_004_error_table() {
     // seed's "invalid project_id" 400 and "not found a specified project" 404).
     let (other, other_token) = tc.user_in_new_project("member", "region-one").await;
     let wrong = Nova::v2(&tc, "region-one", &other, &token);
-    let r = wrong
-        .action(&id, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&wrong, &id, "x").await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.body["badRequest"]["message"],
@@ -220,12 +200,7 @@ async fn seed_004_error_table() {
     );
     // 401.
     let anon = Nova::v2(&tc, "region-one", &project, "bogus");
-    assert_eq!(
-        anon.action(&id, json!({"createImage": {"name": "x"}}))
-            .await
-            .status,
-        401
-    );
+    assert_eq!(create_image(&anon, &id, "x").await.status, 401);
     // 403: more metadata items than the quota (128) before 2.39.
     let many: Map<String, Value> = (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
     let r = act(json!({"createImage": {"name": "x", "metadata": many}})).await;
@@ -253,19 +228,11 @@ async fn seed_004_error_table() {
         "Instance 3f1b6a5e-0000-4000-8000-000000000000 could not be found."
     );
     let theirs = Nova::v2(&tc, "region-one", &other, &other_token);
-    assert_eq!(
-        theirs
-            .action(&id, json!({"createImage": {"name": "x"}}))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(create_image(&theirs, &id, "x").await.status, 404);
     // A reader of the project may not snapshot (Nova's policy: 403).
     let reader = reader_of(&tc, &project).await;
     let as_reader = Nova::v2(&tc, "region-one", &project, &reader);
-    let r = as_reader
-        .action(&id, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&as_reader, &id, "x").await;
     assert_eq!(r.status, 403, "{}", r.text);
     // 128 metadata items pass Nova's quota, but with the snapshot's own properties they
     // exceed Glance's (128): 400, and no image.
@@ -298,16 +265,12 @@ async fn seed_004_error_table() {
 /// are switched off.
 #[tokio::test]
 async fn conflicts_and_disabled_snapshots() {
-    if !qemu_present() {
+    let no_snapshots_in_two = |c: &mut Config| c.regions[1].compute.snapshots = false;
+    let Some((tc, _, token, image, nova)) =
+        start_with(no_snapshots_in_two, "base", pattern(MIB)).await
+    else {
         return;
-    }
-    let tc = TestCloud::start_with(|c| {
-        c.regions[1].compute.snapshots = false;
-    })
-    .await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let id = nova.active_server("s", &image).await;
 
     // Two snapshots at once: the conditional claim of the server's task lets exactly one in.
@@ -319,12 +282,9 @@ async fn conflicts_and_disabled_snapshots() {
     assert_eq!(statuses, [202, 409], "{} / {}", a.text, b.text);
     let loser = if a.status == 409 { &a } else { &b };
     assert!(
-        loser.body["conflictingRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!(
-                "Cannot 'createImage' instance {id} while it is in task_state image_"
-            )),
+        message(&loser.body, "conflictingRequest").starts_with(&format!(
+            "Cannot 'createImage' instance {id} while it is in task_state image_"
+        )),
         "{}",
         loser.text
     );
@@ -353,15 +313,10 @@ async fn conflicts_and_disabled_snapshots() {
     let s = nova.wait_server(&broken, "ERROR").await;
     assert_eq!(s["OS-EXT-STS:vm_state"], "error");
     assert!(
-        s["fault"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be used as a disk"),
+        message(&s, "fault").contains("cannot be used as a disk"),
         "{s}"
     );
-    let r = nova
-        .action(&broken, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&nova, &broken, "x").await;
     assert_eq!(r.status, 409);
     assert_eq!(
         r.body["conflictingRequest"]["message"],
@@ -373,32 +328,19 @@ async fn conflicts_and_disabled_snapshots() {
     let image2 = raw_image(&tc, "region-two", &token2, "base", pattern(MIB)).await;
     let nova2 = Nova::new(&tc, "region-two", &token2);
     let id2 = nova2.active_server("s", &image2).await;
-    let r = nova2
-        .action(&id2, json!({"createImage": {"name": "x"}}))
-        .await;
+    let r = create_image(&nova2, &id2, "x").await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(
-        r.body["badRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("disabled")
-    );
+    assert!(message(&r.body, "badRequest").contains("disabled"));
 }
 
 /// A snapshot that fails (its server's base copy is gone) deletes its image and leaves the
 /// server ACTIVE with no task, ready for the next snapshot.
 #[tokio::test]
 async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
-    if !qemu_present() {
+    let one_attempt = |c: &mut Config| c.regions[0].jobs.max_attempts = 1;
+    let Some((tc, _, _, image, nova)) = start_with(one_attempt, "base", pattern(MIB)).await else {
         return;
-    }
-    let tc = TestCloud::start_with(|c| {
-        c.regions[0].jobs.max_attempts = 1;
-    })
-    .await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
-    let image = raw_image(&tc, "region-one", &token, "base", pattern(MIB)).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    };
     let id = nova.active_server("s", &image).await;
     let cache = tc.data_dir.join("region-one/disks/images");
     let base = std::fs::read_dir(&cache)
@@ -410,9 +352,7 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
     let hidden = base.with_extension("hidden");
     std::fs::rename(&base, &hidden).unwrap();
 
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "doomed"}}))
-        .await;
+    let r = create_image(&nova, &id, "doomed").await;
     assert_eq!(r.status, 202);
     let snap = location_id(&r);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -432,9 +372,7 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
     assert!(s["OS-EXT-STS:task_state"].is_null());
 
     std::fs::rename(&hidden, &base).unwrap();
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "fine"}}))
-        .await;
+    let r = create_image(&nova, &id, "fine").await;
     assert_eq!(r.status, 202);
     nova.wait_image(&location_id(&r), "ACTIVE").await;
 }
@@ -443,20 +381,14 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
 /// sequence and the image through Glance's, ending with no task and an active image.
 #[tokio::test]
 async fn task_and_image_states_move_forward() {
-    if !qemu_present() {
-        return;
-    }
-    let tc = TestCloud::start().await;
-    let (_p, token) = tc.user_in_new_project("member", "region-one").await;
     let data: Vec<u8> = (0..32u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let image = raw_image(&tc, "region-one", &token, "big", data).await;
-    let nova = Nova::new(&tc, "region-one", &token);
+    let Some((tc, _, token, image, nova)) = start_with(|_| {}, "big", data).await else {
+        return;
+    };
     let id = nova.active_server("s", &image).await;
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "watched"}}))
-        .await;
+    let r = create_image(&nova, &id, "watched").await;
     assert_eq!(r.status, 202);
     let snap = location_id(&r);
     let tasks = [
@@ -506,27 +438,21 @@ async fn task_and_image_states_move_forward() {
 /// image but may not use its key (the admin's) cannot boot from it: 403, nothing is built.
 #[tokio::test]
 async fn encrypted_images_boot_only_where_their_key_may_be_used() {
-    if !qemu_present() {
-        return;
-    }
-    let tc = TestCloud::start().await;
-    let (project, token) = tc.user_in_new_project("member", "region-one").await;
     let source = pattern(2 * MIB);
-    let plain = raw_image(&tc, "region-one", &token, "base", source.clone()).await;
+    let Some((tc, project, token, plain, nova)) = start(source.clone()).await else {
+        return;
+    };
     let ims = common::ims::Ims::new(&tc, "region-one", &token, &project);
     let key = ims.kms().create_key().await;
     let sealed = ims.sealed_copy(&plain, "sealed", &key).await;
 
-    let nova = Nova::new(&tc, "region-one", &token);
     let id = nova.active_server("enc", &sealed).await;
     let writes: [(u64, &[u8]); 1] = [(512, b"written over a sealed base")];
     assert_eq!(
         nova.write_disk(&id, writes[0].0, writes[0].1).await.status,
         202
     );
-    let r = nova
-        .action(&id, json!({"createImage": {"name": "enc-snap"}}))
-        .await;
+    let r = create_image(&nova, &id, "enc-snap").await;
     assert_eq!(r.status, 202, "{}", r.text);
     let snap = location_id(&r);
     nova.wait_image(&snap, "ACTIVE").await;
@@ -543,12 +469,5 @@ async fn encrypted_images_boot_only_where_their_key_may_be_used() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text);
-    assert!(
-        r.body["forbidden"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&key),
-        "{}",
-        r.text
-    );
+    assert!(message(&r.body, "forbidden").contains(&key), "{}", r.text);
 }

@@ -10,6 +10,12 @@ use common::identity::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// The password body of the admin, scoped to the admin project (by names).
+fn admin_scoped_body(tc: &TestCloud) -> Value {
+    let scope = json!({"project": by_name("admin")});
+    password_body(by_name("admin"), &tc.admin_password(), Some(scope))
+}
+
 #[tokio::test]
 async fn version_discovery() {
     let tc = TestCloud::start().await;
@@ -130,11 +136,7 @@ async fn token_by_name_by_id_unscoped_and_rescoped() {
 #[tokio::test]
 async fn token_body_is_what_tempest_reads() {
     let tc = TestCloud::start().await;
-    let body = password_body(
-        by_name("admin"),
-        &tc.admin_password(),
-        Some(json!({"project": by_name("admin")})),
-    );
+    let body = admin_scoped_body(&tc);
     let r = post_token(&tc, &body).await;
     assert_eq!(r.status(), 201);
     assert!(
@@ -192,69 +194,36 @@ async fn token_body_is_what_tempest_reads() {
     assert_eq!(roles, ["admin", "member", "reader"]);
 
     // GET /v3/auth/tokens returns the same body and echoes the subject token; HEAD is 200.
-    let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", &token)
-        .send()
-        .await
-        .unwrap();
+    let r = tc.auth_tokens(Method::GET, "", &token, &token).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-subject-token"], token.as_str());
     let again: Value = r.json().await.unwrap();
     assert_eq!(again, v);
-    let r = tc
-        .http
-        .head(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", &token)
-        .send()
-        .await
-        .unwrap();
+    let r = tc.auth_tokens(Method::HEAD, "", &token, &token).await;
     assert_eq!(r.status(), 200);
     // nocatalog
     let r = tc
-        .http
-        .get(format!("{}/auth/tokens?nocatalog", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", &token)
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::GET, "?nocatalog", &token, &token)
+        .await;
     let v: Value = r.json().await.unwrap();
     assert!(v["token"].get("catalog").is_none());
     // Unknown subject: 404 (GET and HEAD).
     let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", "0".repeat(64))
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::GET, "", &token, &"0".repeat(64))
+        .await;
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], 404);
     let r = tc
-        .http
-        .head(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &token)
-        .header("x-subject-token", "0".repeat(64))
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::HEAD, "", &token, &"0".repeat(64))
+        .await;
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn catalog_lists_every_service_in_both_regions() {
     let tc = TestCloud::start().await;
-    let body = password_body(
-        by_name("admin"),
-        &tc.admin_password(),
-        Some(json!({"project": by_name("admin")})),
-    );
+    let body = admin_scoped_body(&tc);
     let (token, v) = issue(&tc, &body).await;
     let pid = v["token"]["project"]["id"].as_str().unwrap().to_string();
     let catalog = v["token"]["catalog"].as_array().unwrap().clone();
@@ -466,11 +435,7 @@ async fn malformed_token_requests_are_400() {
 #[tokio::test]
 async fn tokens_born_expired_are_401() {
     let tc = TestCloud::start_with(|c| c.identity.token_ttl_seconds = 0).await;
-    let body = password_body(
-        by_name("admin"),
-        &tc.admin_password(),
-        Some(json!({"project": by_name("admin")})),
-    );
+    let body = admin_scoped_body(&tc);
     let (token, v) = issue(&tc, &body).await;
     assert_eq!(v["token"]["expires_at"], v["token"]["issued_at"]);
     assert_eq!(validate(&tc, &token, &token).await, 401);
@@ -496,13 +461,8 @@ async fn revoked_token_is_401_in_identity_and_regions() {
         .status();
 
     let r = tc
-        .http
-        .delete(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &admin)
-        .header("x-subject-token", &user_token)
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::DELETE, "", &admin, &user_token)
+        .await;
     assert_eq!(r.status(), 204);
 
     assert_eq!(validate(&tc, &user_token, &user_token).await, 401);
@@ -515,13 +475,8 @@ async fn revoked_token_is_401_in_identity_and_regions() {
     assert_eq!(r.status(), 401, "image list with a revoked token");
     // Revoking again: the token is gone (404); the admin token still works.
     let r = tc
-        .http
-        .delete(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &admin)
-        .header("x-subject-token", &user_token)
-        .send()
-        .await
-        .unwrap();
+        .auth_tokens(Method::DELETE, "", &admin, &user_token)
+        .await;
     assert_eq!(r.status(), 404);
     assert_eq!(validate(&tc, &admin, &admin).await, 200);
 }
@@ -538,6 +493,7 @@ async fn changes_invalidate_cached_tokens_at_once() {
     let pid = p["id"].as_str().unwrap().to_string();
     let uid = create_user(&tc, &admin, "inv-u", "pw1").await;
     let grant = format!("/projects/{pid}/users/{uid}/roles/{member}");
+    let (project, user) = (format!("/projects/{pid}"), format!("/users/{uid}"));
     assert_eq!(ks(&tc, &admin).put(&grant).await.0, 204);
     let t = tc.token("inv-u", "pw1", "inv-p").await;
     let caller = region.auth.validate(&t).await.unwrap(); // now cached
@@ -550,54 +506,29 @@ async fn changes_invalidate_cached_tokens_at_once() {
     assert_eq!(ks(&tc, &admin).put(&grant).await.0, 204);
     let t = tc.token("inv-u", "pw1", "inv-p").await;
     assert!(region.auth.validate(&t).await.is_ok());
-    let (s, _) = ks(&tc, &admin)
-        .patch_json(
-            &format!("/users/{uid}"),
-            json!({"user": {"password": "pw2"}}),
-        )
-        .await;
+    let pw2 = json!({"user": {"password": "pw2"}});
+    let (s, _) = ks(&tc, &admin).patch_json(&user, pw2).await;
     assert_eq!(s, 200);
     assert!(region.auth.validate(&t).await.is_err(), "password change");
     let r = post_token(&tc, &password_body(by_name("inv-u"), "pw1", None)).await;
     assert_eq!(r.status(), 401);
 
     // Self-service password change needs the original password.
-    let (s, _) = call(
-        &tc,
-        Method::POST,
-        &format!("/users/{uid}/password"),
-        None,
-        Some(json!({"user": {"password": "pw3", "original_password": "wrong"}})),
-    )
-    .await;
-    assert_eq!(s, 401);
-    let (s, _) = call(
-        &tc,
-        Method::POST,
-        &format!("/users/{uid}/password"),
-        None,
-        Some(json!({"user": {"password": "pw3", "original_password": "pw2"}})),
-    )
-    .await;
-    assert_eq!(s, 204);
+    for (original, want) in [("wrong", 401), ("pw2", 204)] {
+        let body = json!({"user": {"password": "pw3", "original_password": original}});
+        let path = format!("{user}/password");
+        let (s, _) = call(&tc, Method::POST, &path, None, Some(body)).await;
+        assert_eq!(s, want);
+    }
 
     // Project disable, then delete.
+    let enabled = |on: bool| json!({"project": {"enabled": on}});
     let t = tc.token("inv-u", "pw3", "inv-p").await;
     assert!(region.auth.validate(&t).await.is_ok());
-    let (s, _) = ks(&tc, &admin)
-        .patch_json(
-            &format!("/projects/{pid}"),
-            json!({"project": {"enabled": false}}),
-        )
-        .await;
+    let (s, _) = ks(&tc, &admin).patch_json(&project, enabled(false)).await;
     assert_eq!(s, 200);
     assert!(region.auth.validate(&t).await.is_err(), "project disabled");
-    let (s, _) = ks(&tc, &admin)
-        .patch_json(
-            &format!("/projects/{pid}"),
-            json!({"project": {"enabled": true}}),
-        )
-        .await;
+    let (s, _) = ks(&tc, &admin).patch_json(&project, enabled(true)).await;
     assert_eq!(s, 200);
     assert!(
         region.auth.validate(&t).await.is_err(),
@@ -605,10 +536,7 @@ async fn changes_invalidate_cached_tokens_at_once() {
     );
     let t = tc.token("inv-u", "pw3", "inv-p").await;
     assert!(region.auth.validate(&t).await.is_ok());
-    assert_eq!(
-        ks(&tc, &admin).delete(&format!("/projects/{pid}")).await.0,
-        204
-    );
+    assert_eq!(ks(&tc, &admin).delete(&project).await.0, 204);
     assert!(region.auth.validate(&t).await.is_err(), "project deleted");
 
     // User deletion.
@@ -620,10 +548,7 @@ async fn changes_invalidate_cached_tokens_at_once() {
     assert_eq!(ks(&tc, &admin).put(&grant2).await.0, 204);
     let t = tc.token("inv-u", "pw3", "inv-p2").await;
     assert!(region.auth.validate(&t).await.is_ok());
-    assert_eq!(
-        ks(&tc, &admin).delete(&format!("/users/{uid}")).await.0,
-        204
-    );
+    assert_eq!(ks(&tc, &admin).delete(&user).await.0, 204);
     assert!(region.auth.validate(&t).await.is_err(), "user deleted");
 }
 

@@ -17,101 +17,61 @@ async fn readers_and_members_cannot_use_the_admin_api() {
     let admin = tc.admin_token().await;
     let (pid, reader) = tc.user_in_new_project("reader", "region-one").await;
     let (other_pid, member) = tc.user_in_new_project("member", "region-two").await;
-    let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &reader)
-        .header("x-subject-token", &reader)
-        .send()
-        .await
-        .unwrap();
+    let r = tc.auth_tokens(Method::GET, "", &reader, &reader).await;
     let info: Value = r.json().await.unwrap();
     let my_id = info["token"]["user"]["id"].as_str().unwrap().to_string();
     assert_eq!(info["token"]["roles"].as_array().unwrap().len(), 1);
 
+    let project = format!("/projects/{pid}");
+    let my_roles = format!("{project}/users/{my_id}/roles");
+    let other_role = format!("/projects/{other_pid}/users/{my_id}/roles/x");
+    let evil = |kind: &str| Some(json!({ kind: {"name": "evil"} }));
     for token in [&reader, &member] {
         for (method, path, body) in [
-            (Method::GET, "/projects".to_string(), None),
-            (
-                Method::POST,
-                "/projects".to_string(),
-                Some(json!({"project": {"name": "evil"}})),
-            ),
-            (Method::GET, "/users".to_string(), None),
-            (
-                Method::POST,
-                "/users".to_string(),
-                Some(json!({"user": {"name": "evil"}})),
-            ),
-            (Method::GET, "/roles".to_string(), None),
-            (
-                Method::POST,
-                "/roles".to_string(),
-                Some(json!({"role": {"name": "evil"}})),
-            ),
-            (Method::GET, "/role_assignments".to_string(), None),
+            (Method::GET, "/projects", None),
+            (Method::POST, "/projects", evil("project")),
+            (Method::GET, "/users", None),
+            (Method::POST, "/users", evil("user")),
+            (Method::GET, "/roles", None),
+            (Method::POST, "/roles", evil("role")),
+            (Method::GET, "/role_assignments", None),
             (
                 Method::PATCH,
-                format!("/projects/{pid}"),
+                project.as_str(),
                 Some(json!({"project": {"name": "x"}})),
             ),
-            (Method::DELETE, format!("/projects/{pid}"), None),
-            (
-                Method::GET,
-                format!("/projects/{pid}/users/{my_id}/roles"),
-                None,
-            ),
-            (
-                Method::PUT,
-                format!("/projects/{other_pid}/users/{my_id}/roles/x"),
-                None,
-            ),
+            (Method::DELETE, project.as_str(), None),
+            (Method::GET, my_roles.as_str(), None),
+            (Method::PUT, other_role.as_str(), None),
             (
                 Method::POST,
-                "/regions".to_string(),
+                "/regions",
                 Some(json!({"region": {"id": "evil"}})),
             ),
-            (Method::DELETE, "/regions/region-one".to_string(), None),
-            (Method::GET, "/services".to_string(), None),
-            (Method::GET, "/endpoints".to_string(), None),
+            (Method::DELETE, "/regions/region-one", None),
+            (Method::GET, "/services", None),
+            (Method::GET, "/endpoints", None),
         ] {
-            let (s, v) = call(&tc, method.clone(), &path, Some(token), body).await;
+            let (s, v) = call(&tc, method.clone(), path, Some(token), body).await;
             assert_error(s, &v, 403, "Forbidden");
         }
     }
     // A user may read itself, its projects, the project it is scoped to, regions, the domain.
-    assert_eq!(
-        ks(&tc, &reader).get(&format!("/users/{my_id}")).await.0,
-        200
-    );
-    let (s, v) = ks(&tc, &reader)
-        .get(&format!("/users/{my_id}/projects"))
-        .await;
+    let as_reader = ks(&tc, &reader);
+    assert_eq!(as_reader.get(&format!("/users/{my_id}")).await.0, 200);
+    let (s, v) = as_reader.get(&format!("/users/{my_id}/projects")).await;
     assert_eq!(s, 200);
     assert_eq!(v["projects"][0]["id"], pid);
-    let (s, v) = ks(&tc, &reader).get("/auth/projects").await;
+    let (s, v) = as_reader.get("/auth/projects").await;
     assert_eq!(s, 200);
     assert_eq!(v["projects"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        ks(&tc, &reader).get(&format!("/projects/{pid}")).await.0,
-        200
-    );
-    let (s, v) = ks(&tc, &reader)
-        .get(&format!("/projects/{other_pid}"))
-        .await;
+    assert_eq!(as_reader.get(&project).await.0, 200);
+    let (s, v) = as_reader.get(&format!("/projects/{other_pid}")).await;
     assert_error(s, &v, 403, "Forbidden");
-    assert_eq!(ks(&tc, &reader).get("/regions").await.0, 200);
-    assert_eq!(ks(&tc, &reader).get("/domains/default").await.0, 200);
+    assert_eq!(as_reader.get("/regions").await.0, 200);
+    assert_eq!(as_reader.get("/domains/default").await.0, 200);
     // Another user's token cannot be inspected or revoked by a non-admin.
-    let r = tc
-        .http
-        .get(format!("{}/auth/tokens", tc.identity()))
-        .header("x-auth-token", &reader)
-        .header("x-subject-token", &member)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(validate(&tc, &reader, &member).await, 403);
     // The admin still can.
     assert_eq!(validate(&tc, &admin, &member).await, 200);
 }
@@ -526,16 +486,22 @@ async fn real_openstack_cli() {
     let osc = Osc::new(cli, &tc);
     let demo = ["--os-cloud", "glimpse-demo-one"];
     let admin = ["--os-cloud", "glimpse-admin"];
-    let with = |base: &[&'static str], rest: &[&'static str]| -> Vec<&'static str> {
-        base.iter().chain(rest).copied().collect()
+    // `base` then the words of the command line `line`.
+    let with = |base: &[&'static str], line: &'static str| -> Vec<&'static str> {
+        base.iter()
+            .copied()
+            .chain(line.split_whitespace())
+            .collect()
     };
+    let admin_json = async |line: &'static str| osc.json(&with(&admin, line)).await;
+    let admin_run = async |line: &'static str| osc.run(&with(&admin, line)).await;
 
-    let t = osc.json(&with(&demo, &["token", "issue"])).await;
+    let t = osc.json(&with(&demo, "token issue")).await;
     assert_eq!(t["id"].as_str().unwrap().len(), 64, "{t}");
     assert_eq!(t["project_id"].as_str().unwrap().len(), 32, "{t}");
     assert!(t["expires"].is_string(), "{t}");
 
-    let cat = osc.json(&with(&admin, &["catalog", "list"])).await;
+    let cat = admin_json("catalog list").await;
     let cat = cat.as_array().unwrap();
     for ty in [
         "identity",
@@ -557,63 +523,13 @@ async fn real_openstack_cli() {
         );
     }
 
-    let p = osc
-        .json(&with(
-            &admin,
-            &[
-                "project",
-                "create",
-                "--property",
-                "home_region=region-two",
-                "cli-p1",
-            ],
-        ))
-        .await;
+    let p = admin_json("project create --property home_region=region-two cli-p1").await;
     assert_eq!(p["name"], "cli-p1", "{p}");
     assert_eq!(p["home_region"], "region-two", "{p}");
-    let u = osc
-        .json(&with(
-            &admin,
-            &[
-                "user",
-                "create",
-                "--password",
-                "x",
-                "--email",
-                "u1@example.com",
-                "cli-u1",
-            ],
-        ))
-        .await;
+    let u = admin_json("user create --password x --email u1@example.com cli-u1").await;
     assert_eq!(u["name"], "cli-u1", "{u}");
-    osc.run(&with(
-        &admin,
-        &[
-            "role",
-            "add",
-            "--user",
-            "cli-u1",
-            "--project",
-            "cli-p1",
-            "member",
-        ],
-    ))
-    .await;
-    let ra = osc
-        .json(&with(
-            &admin,
-            &[
-                "role",
-                "assignment",
-                "list",
-                "--user",
-                "cli-u1",
-                "--project",
-                "cli-p1",
-                "--names",
-            ],
-        ))
-        .await;
+    admin_run("role add --user cli-u1 --project cli-p1 member").await;
+    let ra = admin_json("role assignment list --user cli-u1 --project cli-p1 --names").await;
     assert_eq!(ra[0]["Role"], "member", "{ra}");
     assert_eq!(ra[0]["User"], "cli-u1@Default", "{ra}");
     assert_eq!(ra[0]["Project"], "cli-p1@Default", "{ra}");
@@ -650,103 +566,45 @@ async fn real_openstack_cli() {
     assert_eq!(t1["user_id"], u["id"], "{t1}");
 
     // Listings and lookups by name the CLI does.
-    let projects = osc.json(&with(&admin, &["project", "list"])).await;
-    assert!(
-        projects
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["Name"] == "cli-p1"),
-        "{projects}"
-    );
-    let users = osc.json(&with(&admin, &["user", "list"])).await;
-    assert!(
-        users
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["Name"] == "cli-u1"),
-        "{users}"
-    );
-    let roles = osc.json(&with(&admin, &["role", "list"])).await;
-    assert!(
-        roles
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["Name"] == "reader"),
-        "{roles}"
-    );
-    let shown = osc
-        .json(&with(&admin, &["project", "show", "cli-p1"]))
-        .await;
+    let projects = admin_json("project list").await;
+    assert!(common::http::any(&projects, "Name", "cli-p1"), "{projects}");
+    let users = admin_json("user list").await;
+    assert!(common::http::any(&users, "Name", "cli-u1"), "{users}");
+    let roles = admin_json("role list").await;
+    assert!(common::http::any(&roles, "Name", "reader"), "{roles}");
+    let shown = admin_json("project show cli-p1").await;
     assert_eq!(shown["home_region"], "region-two", "{shown}");
-    let shown = osc.json(&with(&admin, &["user", "show", "cli-u1"])).await;
+    let shown = admin_json("user show cli-u1").await;
     assert_eq!(shown["email"], "u1@example.com", "{shown}");
-    let regions = osc.json(&with(&admin, &["region", "list"])).await;
+    let regions = admin_json("region list").await;
     assert_eq!(regions.as_array().unwrap().len(), 2, "{regions}");
-    osc.run(&with(
-        &admin,
-        &["region", "create", "--description", "extra", "cli-r"],
-    ))
-    .await;
-    let r = osc.json(&with(&admin, &["region", "show", "cli-r"])).await;
+    admin_run("region create --description extra cli-r").await;
+    let r = admin_json("region show cli-r").await;
     assert_eq!(r["description"], "extra", "{r}");
-    osc.run(&with(&admin, &["region", "delete", "cli-r"])).await;
-    let eps = osc
-        .json(&with(
-            &admin,
-            &["endpoint", "list", "--interface", "public"],
-        ))
-        .await;
+    admin_run("region delete cli-r").await;
+    let eps = admin_json("endpoint list --interface public").await;
     assert_eq!(eps.as_array().unwrap().len(), 14, "{eps}");
-    let svcs = osc.json(&with(&admin, &["service", "list"])).await;
+    let svcs = admin_json("service list").await;
     assert_eq!(svcs.as_array().unwrap().len(), 7, "{svcs}");
-    osc.run(&with(&admin, &["role", "create", "cli-role"]))
-        .await;
-    osc.run(&with(&admin, &["role", "delete", "cli-role"]))
-        .await;
-    osc.run(&with(
-        &admin,
-        &["project", "set", "--description", "changed", "cli-p1"],
-    ))
-    .await;
-    osc.run(&with(&admin, &["user", "set", "--password", "y", "cli-u1"]))
-        .await;
+    admin_run("role create cli-role").await;
+    admin_run("role delete cli-role").await;
+    admin_run("project set --description changed cli-p1").await;
+    admin_run("user set --password y cli-u1").await;
 
     // Token revocation through the CLI.
-    let t = osc.json(&with(&admin, &["token", "issue"])).await;
+    let t = admin_json("token issue").await;
     let tid = t["id"].as_str().unwrap().to_string();
     assert_eq!(validate(&tc, &tid, &tid).await, 200);
-    let revoke: Vec<&str> = with(&admin, &["token", "revoke"])
+    let revoke: Vec<&str> = with(&admin, "token revoke")
         .into_iter()
         .chain([tid.as_str()])
         .collect();
     osc.run(&revoke).await;
     assert_eq!(validate(&tc, &tid, &tid).await, 401);
 
-    osc.run(&with(
-        &admin,
-        &[
-            "role",
-            "remove",
-            "--user",
-            "cli-u1",
-            "--project",
-            "cli-p1",
-            "member",
-        ],
-    ))
-    .await;
-    osc.run(&with(&admin, &["user", "delete", "cli-u1"])).await;
-    osc.run(&with(&admin, &["project", "delete", "cli-p1"]))
-        .await;
-    let projects = osc.json(&with(&admin, &["project", "list"])).await;
-    assert!(
-        !projects
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["Name"] == "cli-p1")
-    );
+    admin_run("role remove --user cli-u1 --project cli-p1 member").await;
+    admin_run("user delete cli-u1").await;
+    admin_run("project delete cli-p1").await;
+    let projects = admin_json("project list").await;
+    assert!(!common::http::any(&projects, "Name", "cli-p1"));
 }

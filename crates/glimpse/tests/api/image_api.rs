@@ -958,14 +958,7 @@ async fn members_share_accept_and_revoke() {
             .status,
         200
     );
-    let ids = |v: Value| -> Vec<String> {
-        v["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |v: Value| common::http::owned_strings(&v["images"], "id");
     assert!(!ids(call(&tc, "GET", "/v2/images", &alt, None).await.json()).contains(&id));
     let r = call(
         &tc,
@@ -1206,14 +1199,7 @@ async fn tenant_isolation() {
     let (s, _, body) = get_bytes(&tc, &b, public["id"].as_str().unwrap(), None).await;
     assert_eq!((s, body.len()), (200, 1000));
     // Community images are listed only for their owner unless asked for.
-    let ids = |v: Value| -> Vec<String> {
-        v["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |v: Value| common::http::owned_strings(&v["images"], "id");
     let cid = community["id"].as_str().unwrap().to_string();
     assert!(!ids(call(&tc, "GET", "/v2/images", &b, None).await.json()).contains(&cid));
     assert!(ids(call(&tc, "GET", "/v2/images", &a, None).await.json()).contains(&cid));

@@ -97,12 +97,7 @@ async fn namespaces_crud_as_admin() {
 
     let r = admin.get("/v2/metadefs/resource_types").await;
     expect(&r, 200, "resource types");
-    let types: Vec<String> = r.json()["resource_types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
+    let types = common::http::owned_strings(&r.json()["resource_types"], "name");
     for t in [
         "OS::Glance::Image",
         "OS::Cinder::Volume",
@@ -475,12 +470,7 @@ async fn members_read_what_they_see_and_write_nothing() {
     expect(&r, 200, "member lists resource types");
     let r = member.get(NS).await;
     expect(&r, 200, "member lists namespaces");
-    let mut seen: Vec<String> = r.json()["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["namespace"].as_str().unwrap().to_string())
-        .collect();
+    let mut seen = common::http::owned_strings(&r.json()["namespaces"], "namespace");
     seen.sort();
     assert_eq!(seen, vec!["pub".to_string(), "theirs".to_string()]);
 
@@ -567,14 +557,7 @@ async fn namespace_lists_page_and_filter() {
         .await;
     expect(&r, 201, "associate");
 
-    let names = |v: &Value| -> Vec<String> {
-        v["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["namespace"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let names = |v: &Value| common::http::owned_strings(&v["namespaces"], "namespace");
     let r = admin
         .get(&format!("{NS}?sort_key=namespace&sort_dir=asc&limit=2"))
         .await;

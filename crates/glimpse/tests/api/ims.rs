@@ -23,6 +23,13 @@ async fn setup(tc: &TestCloud, n: usize) -> (Ims, String, Vec<u8>) {
     (Ims::new(tc, "region-one", &tok, &pid), id, data)
 }
 
+/// A new cloud and [`setup`] in it.
+async fn cloud_and_source(n: usize) -> (TestCloud, Ims, String, Vec<u8>) {
+    let tc = TestCloud::start().await;
+    let (ims, src, data) = setup(&tc, n).await;
+    (tc, ims, src, data)
+}
+
 /// The stored blob file of an image (filesystem store only).
 async fn blob_path(tc: &TestCloud, image: &str) -> Option<std::path::PathBuf> {
     let region = tc.cloud.regions.iter().find(|r| r.name == "region-one")?;
@@ -59,8 +66,7 @@ async fn patch_image(tc: &TestCloud, tok: &str, id: &str, patch: &str) -> u16 {
 
 #[tokio::test]
 async fn plain_copy_shares_the_bytes_and_survives_either_delete() {
-    let tc = TestCloud::start().await;
-    let (ims, src, data) = setup(&tc, 3 << 20).await;
+    let (tc, ims, src, data) = cloud_and_source(3 << 20).await;
     let tok = &ims.token;
     let img = tc.image("region-one");
     let done = ims
@@ -133,8 +139,7 @@ async fn plain_copy_shares_the_bytes_and_survives_either_delete() {
 
 #[tokio::test]
 async fn encrypted_copy_round_trips_and_stores_no_plaintext() {
-    let tc = TestCloud::start().await;
-    let (ims, src, data) = setup(&tc, (2 << 20) + 12345).await;
+    let (tc, ims, src, data) = cloud_and_source((2 << 20) + 12345).await;
     let (tok, kms) = (&ims.token, ims.kms());
     let img = tc.image("region-one");
     let key = kms.create_key().await;
@@ -273,10 +278,17 @@ async fn tampered_or_truncated_blobs_never_return_wrong_bytes() {
     assert_eq!(fetch(&tc).await.1.unwrap(), data);
 }
 
+/// A copy body named "ok" with one more field.
+fn ok_with(field: &str, value: Value) -> Value {
+    json!({"name": "ok", field: value})
+}
+
+/// A well-formed key id that no key has.
+const UNKNOWN_KEY: &str = "bd66288c-9081-460a-8227-4cbd0c814cb4";
+
 #[tokio::test]
 async fn every_validation_error_of_the_seed() {
-    let tc = TestCloud::start().await;
-    let (ims, src, _) = setup(&tc, 4096).await;
+    let (tc, ims, src, _) = cloud_and_source(4096).await;
     let tok = &ims.token;
     let img = tc.image("region-one");
     let cases: Vec<(Value, u16, &str)> = vec![
@@ -286,30 +298,14 @@ async fn every_validation_error_of_the_seed() {
         (json!({"name": "x".repeat(129)}), 400, "IMG.0002"),
         (json!({"name": "bad/name"}), 400, "IMG.0002"),
         (
-            json!({"name": "ok", "description": "d".repeat(1025)}),
+            ok_with("description", json!("d".repeat(1025))),
             400,
             "IMG.0004",
         ),
-        (
-            json!({"name": "ok", "description": "a\rb"}),
-            400,
-            "IMG.0004",
-        ),
-        (
-            json!({"name": "ok", "description": "<script>"}),
-            400,
-            "IMG.0004",
-        ),
-        (
-            json!({"name": "ok", "cmk_id": "not-a-key"}),
-            400,
-            "IMG.0001",
-        ),
-        (
-            json!({"name": "ok", "cmk_id": "bd66288c-9081-460a-8227-4cbd0c814cb4"}),
-            404,
-            "IMG.0064",
-        ),
+        (ok_with("description", json!("a\rb")), 400, "IMG.0004"),
+        (ok_with("description", json!("<script>")), 400, "IMG.0004"),
+        (ok_with("cmk_id", json!("not-a-key")), 400, "IMG.0001"),
+        (ok_with("cmk_id", json!(UNKNOWN_KEY)), 404, "IMG.0064"),
     ];
     for (body, status, code) in cases {
         let (s, v) = ims.copy(&src, body.clone()).await;
@@ -371,8 +367,7 @@ async fn every_validation_error_of_the_seed() {
 
 #[tokio::test]
 async fn projects_are_isolated() {
-    let tc = TestCloud::start().await;
-    let (a, src_a, _) = setup(&tc, 8192).await;
+    let (tc, a, src_a, _) = cloud_and_source(8192).await;
     let (b, src_b, _) = setup(&tc, 8192).await;
     let img = tc.image("region-one");
     let key_a = a.kms().create_key().await;
@@ -425,8 +420,7 @@ async fn projects_are_isolated() {
 
 #[tokio::test]
 async fn encrypted_images_are_not_replicated() {
-    let tc = TestCloud::start().await;
-    let (ims, src, _) = setup(&tc, 4096).await;
+    let (tc, ims, src, _) = cloud_and_source(4096).await;
     let key = ims.kms().create_key().await;
     let enc = ims.sealed_copy(&src, "enc", &key).await;
     let r = tc
@@ -526,8 +520,7 @@ async fn a_source_deleted_before_the_copy_runs_fails_the_job_cleanly() {
 
 #[tokio::test]
 async fn the_encryption_marks_are_the_service_s_alone() {
-    let tc = TestCloud::start().await;
-    let (ims, src, data) = setup(&tc, 4096).await;
+    let (tc, ims, src, data) = cloud_and_source(4096).await;
     let tok = &ims.token;
     let img = tc.image("region-one");
     let r = tc
@@ -557,8 +550,7 @@ async fn a_volume_of_an_encrypted_copy_uploads_as_a_plain_image() {
     if !common::nova::qemu_present() {
         return;
     }
-    let tc = TestCloud::start().await;
-    let (ims, src, data) = setup(&tc, 1 << 20).await;
+    let (tc, ims, src, data) = cloud_and_source(1 << 20).await;
     let tok = &ims.token;
     let key = ims.kms().create_key().await;
     let enc = ims.sealed_copy(&src, "enc", &key).await;

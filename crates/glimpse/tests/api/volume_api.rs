@@ -5,17 +5,12 @@
 use crate::common;
 
 use common::TestCloud;
-use common::cinder::{Cinder, volume_file, wait_image};
+use common::cinder::{Cinder, cloud_and_volume, member, volume_file, wait_image};
 use common::nova::{Nova, raw_image};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const REGION: &str = "region-one";
-
-async fn member(tc: &TestCloud) -> (Cinder, String) {
-    let (pid, token) = tc.user_in_new_project("member", REGION).await;
-    (Cinder::new(tc, REGION, &pid, &token), token)
-}
 
 fn fault(status: u16, body: &Value, code: u16, name: &str) {
     assert_eq!(status, code, "{body}");
@@ -29,20 +24,14 @@ async fn versions_and_microversions() {
     let r = common::http::get_public(&tc.http, format!("{root}/")).await;
     assert_eq!(r.status(), 300);
     let v: Value = r.json().await.unwrap();
-    let v3 = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "v3.0")
-        .expect("v3.0")
-        .clone();
+    let v3 = common::http::find(&v["versions"], "id", "v3.0");
     assert_eq!(v3["status"], "CURRENT");
     assert_eq!(v3["version"], "3.1");
     assert_eq!(v3["min_version"], "3.0");
     let r = common::http::get_public(&tc.http, format!("{root}/v3/")).await;
     assert_eq!(r.status(), 200);
 
-    let (c, _) = member(&tc).await;
+    let (c, _) = member(&tc, REGION).await;
     for (asked, answered) in [
         (None, "volume 3.0"),
         (Some("volume 3.1"), "volume 3.1"),
@@ -78,16 +67,14 @@ async fn versions_and_microversions() {
 #[tokio::test]
 async fn create_show_list_update_delete() {
     let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
+    let (c, _) = member(&tc, REGION).await;
     for bad in [
         json!({"volume": {"size": 0}}),
         json!({"volume": {"size": "one"}}),
         json!({"volume": {}}),
         json!({"size": 1}),
     ] {
-        let (s, v) = c
-            .call(Method::POST, "/volumes", Some(bad.clone()), &[])
-            .await;
+        let (s, v) = c.post("/volumes", bad.clone()).await;
         fault(s, &v, 400, "badRequest");
     }
     // No such type, snapshot or source volume: 404, as Cinder.
@@ -97,11 +84,11 @@ async fn create_show_list_update_delete() {
         json!({"volume": {"size": 1, "snapshot_id": missing}}),
         json!({"volume": {"size": 1, "source_volid": missing}}),
     ] {
-        let (s, v) = c.call(Method::POST, "/volumes", Some(body), &[]).await;
+        let (s, v) = c.post("/volumes", body).await;
         fault(s, &v, 404, "itemNotFound");
     }
     let (s, v) = c
-        .call(Method::POST, "/volumes", Some(json!({"volume": {"size": "2", "name": "v", "description": "d", "metadata": {"k": "v"}}})), &[])
+        .post("/volumes", json!({"volume": {"size": "2", "name": "v", "description": "d", "metadata": {"k": "v"}}}))
         .await;
     assert_eq!(s, 202, "{v}");
     let created = &v["volume"];
@@ -121,46 +108,36 @@ async fn create_show_list_update_delete() {
         2 << 30
     );
 
-    let (s, v) = c.call(Method::GET, "/volumes", None, &[]).await;
+    let (s, v) = c.get("/volumes").await;
     assert_eq!(s, 200);
     assert_eq!(v["volumes"][0]["id"], id.as_str());
     assert_eq!(v["volumes"][0].as_object().unwrap().len(), 3);
-    let (_, v) = c
-        .call(Method::GET, "/volumes/detail?name=v", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes/detail?name=v").await;
     assert_eq!(v["volumes"][0]["description"], "d");
-    let (_, v) = c
-        .call(Method::GET, "/volumes/detail?name=none", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes/detail?name=none").await;
     assert_eq!(v["volumes"], json!([]));
 
     let (s, v) = c
-        .call(
-            Method::PUT,
+        .put(
             &format!("/volumes/{id}"),
-            Some(json!({"volume": {"name": "renamed"}})),
-            &[],
+            json!({"volume": {"name": "renamed"}}),
         )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["volume"]["name"], "renamed");
 
     // Another project sees nothing; a reader may read but not write.
-    let (other, _) = member(&tc).await;
+    let (other, _) = member(&tc, REGION).await;
     fault(
         other.show(&id).await.0,
         &other.show(&id).await.1,
         404,
         "itemNotFound",
     );
-    let (s, v) = other
-        .call(Method::DELETE, &format!("/volumes/{id}"), None, &[])
-        .await;
+    let (s, v) = other.delete(&format!("/volumes/{id}")).await;
     fault(s, &v, 404, "itemNotFound");
 
-    let (s, _) = c
-        .call(Method::DELETE, &format!("/volumes/{id}"), None, &[])
-        .await;
+    let (s, _) = c.delete(&format!("/volumes/{id}")).await;
     assert_eq!(s, 202);
     let (s, v) = c.show(&id).await;
     fault(s, &v, 404, "itemNotFound");
@@ -170,7 +147,7 @@ async fn create_show_list_update_delete() {
 #[tokio::test]
 async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
+    let (c, token) = member(&tc, REGION).await;
     let image_url = tc.image(REGION);
     // A qcow2 image with a custom property.
     let dir = common::TempDir::new();
@@ -202,16 +179,9 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     )
     .await;
     assert_eq!(s, 204);
-    let (s, v) = c
-        .call(
-            Method::POST,
-            "/volumes",
-            Some(json!({"volume": {"size": 1, "imageRef": img}})),
-            &[],
-        )
+    let id = c
+        .post_volume(json!({"volume": {"size": 1, "imageRef": img}}))
         .await;
-    assert_eq!(s, 202, "{v}");
-    let id = v["volume"]["id"].as_str().unwrap().to_string();
     let vol = c.wait(&id, "available").await;
     assert_eq!(vol["bootable"], "true");
     assert_eq!(vol["volume_image_metadata"]["image_id"], img.as_str());
@@ -221,13 +191,12 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     assert_eq!(head.len(), 1 << 30);
     assert_eq!(&head[..11], b"hello world");
     // Uploading it back: Cinder's image metadata rules (custom properties, no core fields).
-    let (s, v) = c
-        .action(
+    let v = c
+        .act(
             &id,
             json!({"os-volume_upload_image": {"image_name": "back", "disk_format": "qcow2"}}),
         )
         .await;
-    assert_eq!(s, 202, "{v}");
     let back = common::cinder::upload_image_id(&v);
     let shown = wait_image(&tc.http, &image_url, &token, &back, "active").await;
     assert_eq!(shown["os_distro"], "debian");
@@ -237,11 +206,9 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
     );
     // An image larger than the volume is refused.
     let (s, v) = c
-        .call(
-            Method::POST,
+        .post(
             "/volumes",
-            Some(json!({"volume": {"size": 1, "imageRef": uuid::Uuid::new_v4().to_string()}})),
-            &[],
+            json!({"volume": {"size": 1, "imageRef": uuid::Uuid::new_v4().to_string()}}),
         )
         .await;
     fault(s, &v, 400, "badRequest");
@@ -250,7 +217,7 @@ async fn volume_from_image_keeps_its_metadata_and_uploads_back() {
 #[tokio::test]
 async fn nova_volume_attachments() {
     let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
+    let (c, token) = member(&tc, REGION).await;
     let img = raw_image(&tc, REGION, &token, "base", vec![1u8; 1 << 20]).await;
     let nova = Nova::new(&tc, REGION, &token);
     let vm = nova.active_server("vm", &img).await;
@@ -286,9 +253,7 @@ async fn nova_volume_attachments() {
     let r = nova.post(&att, attach("x")).await;
     fault(r.status, &r.body, 400, "badRequest");
     // An attached volume cannot be deleted.
-    let (s, v) = c
-        .call(Method::DELETE, &format!("/volumes/{vol}"), None, &[])
-        .await;
+    let (s, v) = c.delete(&format!("/volumes/{vol}")).await;
     fault(s, &v, 400, "badRequest");
 
     assert_eq!(nova.delete(&format!("{att}/{vol}")).await.status, 202);
@@ -312,7 +277,7 @@ async fn restart_repairs_volumes_left_without_jobs() {
     let dir = common::TempDir::new();
     let (project, token, stuck, orphan) = {
         let tc = TestCloud::start_in(dir.0.clone(), |_| {}).await;
-        let (c, token) = member(&tc).await;
+        let (c, token) = member(&tc, REGION).await;
         let stuck = c.create(1, "stuck").await;
         let orphan = c.create(1, "orphan").await;
         // As a crash between the status change and the job's enqueue would leave them.
@@ -331,9 +296,7 @@ async fn restart_repairs_volumes_left_without_jobs() {
     let c = Cinder::new(&tc, REGION, &project, &token);
     assert_eq!(c.show(&stuck).await.1["volume"]["status"], "available");
     assert_eq!(c.show(&orphan).await.1["volume"]["status"], "error");
-    let (s, _) = c
-        .call(Method::DELETE, &format!("/volumes/{orphan}"), None, &[])
-        .await;
+    let (s, _) = c.delete(&format!("/volumes/{orphan}")).await;
     assert_eq!(s, 202);
 }
 
@@ -371,72 +334,37 @@ async fn identity_down_is_401() {
 #[tokio::test]
 async fn list_filters_sort_and_pages() {
     let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
+    let (c, _) = member(&tc, REGION).await;
     let mut ids = Vec::new();
     for (i, kind) in ["work", "home", "work"].iter().enumerate() {
         let (s, v) = c
-            .call(
-                Method::POST,
-                "/volumes",
-                Some(json!({"volume": {"size": i + 1, "name": format!("l{i}"), "metadata": {"Type": kind}}})),
-                &[],
-            )
+            .post("/volumes", json!({"volume": {"size": i + 1, "name": format!("l{i}"), "metadata": {"Type": kind}}}))
             .await;
         assert_eq!(s, 202, "{v}");
         let id = v["volume"]["id"].as_str().unwrap().to_string();
         c.wait(&id, "available").await;
         ids.push(id);
     }
-    let names = |v: &Value| -> Vec<String> {
-        v["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["name"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let (_, v) = c.call(Method::GET, "/volumes/detail", None, &[]).await;
+    let names = |v: &Value| common::http::owned_strings(&v["volumes"], "name");
+    let (_, v) = c.get("/volumes/detail").await;
     assert_eq!(names(&v), ["l2", "l1", "l0"], "newest first");
-    let (_, v) = c
-        .call(Method::GET, "/volumes/detail?sort=size:asc", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes/detail?sort=size:asc").await;
     assert_eq!(names(&v), ["l0", "l1", "l2"]);
-    let (_, v) = c
-        .call(
-            Method::GET,
-            "/volumes?sort_key=name&sort_dir=desc",
-            None,
-            &[],
-        )
-        .await;
+    let (_, v) = c.get("/volumes?sort_key=name&sort_dir=desc").await;
     assert_eq!(names(&v), ["l2", "l1", "l0"]);
     // Tempest passes metadata as a Python dict.
     let (_, v) = c
-        .call(
-            Method::GET,
-            "/volumes/detail?metadata=%7B%27Type%27%3A+%27work%27%7D",
-            None,
-            &[],
-        )
+        .get("/volumes/detail?metadata=%7B%27Type%27%3A+%27work%27%7D")
         .await;
     assert_eq!(names(&v), ["l2", "l0"]);
     let (_, v) = c
-        .call(
-            Method::GET,
-            "/volumes?bootable=false&availability_zone=nova",
-            None,
-            &[],
-        )
+        .get("/volumes?bootable=false&availability_zone=nova")
         .await;
     assert_eq!(v["volumes"].as_array().unwrap().len(), 3);
-    let (_, v) = c
-        .call(Method::GET, "/volumes?bootable=true", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes?bootable=true").await;
     assert_eq!(v["volumes"], json!([]));
     // Pages: limit, then marker; a next link while a page is full.
-    let (_, v) = c
-        .call(Method::GET, "/volumes?sort=name:asc&limit=2", None, &[])
-        .await;
+    let (_, v) = c.get("/volumes?sort=name:asc&limit=2").await;
     assert_eq!(names(&v), ["l0", "l1"]);
     assert!(
         v["volumes_links"][0]["href"]
@@ -445,25 +373,16 @@ async fn list_filters_sort_and_pages() {
             .contains("marker=")
     );
     let (_, v) = c
-        .call(
-            Method::GET,
-            &format!("/volumes?sort=name:asc&marker={}", ids[1]),
-            None,
-            &[],
-        )
+        .get(&format!("/volumes?sort=name:asc&marker={}", ids[1]))
         .await;
     assert_eq!(names(&v), ["l2"]);
-    let (s, v) = c
-        .call(Method::GET, "/volumes?sort=colour:asc", None, &[])
-        .await;
+    let (s, v) = c.get("/volumes?sort=colour:asc").await;
     fault(s, &v, 400, "badRequest");
 }
 
 #[tokio::test]
 async fn extend_grows_the_file() {
-    let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
-    let id = c.create(1, "grow").await;
+    let (tc, c, _, id) = cloud_and_volume("grow").await;
     for bad in [
         json!({"os-extend": {"new_size": 1}}),
         json!({"os-extend": {"new_size": "x"}}),
@@ -479,8 +398,7 @@ async fn extend_grows_the_file() {
         )
         .await;
     fault(s, &v, 404, "itemNotFound");
-    let (s, v) = c.action(&id, json!({"os-extend": {"new_size": "3"}})).await;
-    assert_eq!(s, 202, "{v}");
+    c.act(&id, json!({"os-extend": {"new_size": "3"}})).await;
     let shown = c.wait(&id, "available").await;
     assert_eq!(shown["size"], 3);
     assert_eq!(
@@ -493,80 +411,40 @@ async fn extend_grows_the_file() {
 
 #[tokio::test]
 async fn metadata_resource_and_set_bootable() {
-    let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
-    let id = c.create(1, "meta").await;
+    let (tc, c, _, id) = cloud_and_volume("meta").await;
     let path = format!("/volumes/{id}/metadata");
     let (s, v) = c
-        .call(
-            Method::POST,
-            &path,
-            Some(json!({"metadata": {"a": "1", "b": "2"}})),
-            &[],
-        )
+        .post(&path, json!({"metadata": {"a": "1", "b": "2"}}))
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v, json!({"metadata": {"a": "1", "b": "2"}}));
-    let (s, v) = c
-        .call(
-            Method::POST,
-            &path,
-            Some(json!({"metadata": {"c": "3"}})),
-            &[],
-        )
-        .await;
+    let (s, v) = c.post(&path, json!({"metadata": {"c": "3"}})).await;
     assert_eq!(s, 200);
     assert_eq!(v["metadata"].as_object().unwrap().len(), 3, "POST merges");
-    let (s, v) = c
-        .call(
-            Method::PUT,
-            &path,
-            Some(json!({"metadata": {"z": "9"}})),
-            &[],
-        )
-        .await;
+    let (s, v) = c.put(&path, json!({"metadata": {"z": "9"}})).await;
     assert_eq!(s, 200);
     assert_eq!(v, json!({"metadata": {"z": "9"}}), "PUT replaces");
     let (s, v) = c
-        .call(
-            Method::PUT,
-            &format!("{path}/k"),
-            Some(json!({"meta": {"k": "v"}})),
-            &[],
-        )
+        .put(&format!("{path}/k"), json!({"meta": {"k": "v"}}))
         .await;
     assert_eq!((s, v), (200, json!({"meta": {"k": "v"}})));
     let (s, v) = c
-        .call(
-            Method::PUT,
-            &format!("{path}/k"),
-            Some(json!({"meta": {"other": "v"}})),
-            &[],
-        )
+        .put(&format!("{path}/k"), json!({"meta": {"other": "v"}}))
         .await;
     fault(s, &v, 400, "badRequest");
-    let (s, v) = c.call(Method::GET, &format!("{path}/k"), None, &[]).await;
+    let (s, v) = c.get(&format!("{path}/k")).await;
     assert_eq!((s, v), (200, json!({"meta": {"k": "v"}})));
-    let (s, _) = c
-        .call(Method::DELETE, &format!("{path}/k"), None, &[])
-        .await;
+    let (s, _) = c.delete(&format!("{path}/k")).await;
     assert_eq!(s, 200);
-    let (s, v) = c.call(Method::GET, &format!("{path}/k"), None, &[]).await;
+    let (s, v) = c.get(&format!("{path}/k")).await;
     fault(s, &v, 404, "itemNotFound");
     let (_, v) = c.show(&id).await;
     assert_eq!(v["volume"]["metadata"], json!({"z": "9"}));
     // A reader reads but does not write.
     let mut reader = c.clone();
     reader.token = common::nova::reader_of(&tc, &c.project).await;
-    assert_eq!(reader.call(Method::GET, &path, None, &[]).await.0, 200);
-    let (s, v) = reader
-        .call(
-            Method::POST,
-            &path,
-            Some(json!({"metadata": {"x": "y"}})),
-            &[],
-        )
-        .await;
+    assert_eq!(reader.get(&path).await.0, 200);
+    let (s, v) = reader.post(&path, json!({"metadata": {"x": "y"}})).await;
     fault(s, &v, 403, "forbidden");
 
     let (s, v) = c

@@ -4,16 +4,11 @@
 use crate::common;
 
 use common::TestCloud;
-use common::cinder::{Cinder, save_image, volume_file, wait_image};
+use common::cinder::{Cinder, cloud_and_volume, member, save_image, volume_file, wait_image};
 use common::nova::{Nova, qemu_img, raw_image, reader_of};
 use serde_json::{Value, json};
 
 const REGION: &str = "region-one";
-
-async fn member(tc: &TestCloud) -> (Cinder, String) {
-    let (pid, token) = tc.user_in_new_project("member", REGION).await;
-    (Cinder::new(tc, REGION, &pid, &token), token)
-}
 
 fn upload(name: &str, format: &str) -> Value {
     json!({"os-volume_upload_image": {"container_format": "bare", "force": false,
@@ -45,9 +40,7 @@ fn is_cinder_time(s: &str) -> bool {
 
 #[tokio::test]
 async fn upload_makes_an_equal_image_in_each_format() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v1").await;
+    let (tc, c, token, id) = cloud_and_volume("v1").await;
     let file = volume_file(&tc, REGION, &id);
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 1 << 30);
     scribble(&file);
@@ -101,15 +94,7 @@ async fn upload_makes_an_equal_image_in_each_format() {
         assert_eq!(code, 0, "{info}");
         let info: Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["format"], qname);
-        let (same, why) = qemu_img(&[
-            "compare",
-            "-f",
-            "raw",
-            "-F",
-            qname,
-            file.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+        let (same, why) = common::cinder::compare_to_raw(&file, qname, &out);
         assert_eq!(same, 0, "{format}: {why}");
     }
 }
@@ -128,9 +113,7 @@ async fn images_named(tc: &TestCloud, token: &str, name: &str) -> usize {
 
 #[tokio::test]
 async fn refused_bodies_are_400_and_make_nothing() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (tc, c, token, id) = cloud_and_volume("v").await;
     let long = "n".repeat(256);
     let bodies = [
         // No os-volume_upload_image element.
@@ -177,14 +160,18 @@ async fn refused_bodies_are_400_and_make_nothing() {
     assert_eq!(c.wait(&id, "available").await["status"], "available");
     // 255 characters are fine.
     let ok = "n".repeat(255);
-    let (s, v) = c
-        .action(
-            &id,
-            json!({"os-volume_upload_image": {"image_name": ok, "disk_format": "qcow2"}}),
-        )
-        .await;
-    assert_eq!(s, 202, "{v}");
+    c.act(
+        &id,
+        json!({"os-volume_upload_image": {"image_name": ok, "disk_format": "qcow2"}}),
+    )
+    .await;
     c.wait(&id, "available").await;
+}
+
+/// `POST url` of the JSON `body` with `token`, past [`Cinder::call`]: the raw answer.
+async fn post_raw(tc: &TestCloud, url: String, token: &str, body: &Value) -> reqwest::Response {
+    let rb = tc.http.post(url).header("x-auth-token", token).json(body);
+    rb.send().await.unwrap()
 }
 
 fn uuid() -> String {
@@ -193,9 +180,7 @@ fn uuid() -> String {
 
 #[tokio::test]
 async fn force_takes_cinders_boolean_spellings() {
-    let tc = TestCloud::start().await;
-    let (c, _) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (_tc, c, _, id) = cloud_and_volume("v").await;
     for (i, f) in [
         json!(true),
         json!("yes"),
@@ -216,29 +201,23 @@ async fn force_takes_cinders_boolean_spellings() {
 
 #[tokio::test]
 async fn status_gate_in_use_needs_force_and_busy_volumes_are_refused() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (tc, c, token, id) = cloud_and_volume("v").await;
     // attaching (reserved): neither available nor in-use.
-    let (s, _) = c.action(&id, json!({"os-reserve": null})).await;
-    assert_eq!(s, 202);
+    c.act(&id, json!({"os-reserve": null})).await;
     let (s, v) = c.action(&id, upload("busy", "raw")).await;
     assert_fault(s, &v, 400, "badRequest");
     assert_eq!(
         v["badRequest"]["message"],
         format!("Invalid volume: Volume {id} status must be available")
     );
-    let (s, _) = c.action(&id, json!({"os-unreserve": {}})).await;
-    assert_eq!(s, 202);
+    c.act(&id, json!({"os-unreserve": {}})).await;
     // in-use: 400 without force, 202 with it, and back to in-use afterwards.
     let vm = server(&tc, &token).await;
-    let (s, v) = c
-        .action(
-            &id,
-            json!({"os-attach": {"instance_uuid": vm, "mountpoint": "/dev/vdb"}}),
-        )
-        .await;
-    assert_eq!(s, 202, "{v}");
+    c.act(
+        &id,
+        json!({"os-attach": {"instance_uuid": vm, "mountpoint": "/dev/vdb"}}),
+    )
+    .await;
     let vol = c.wait(&id, "in-use").await;
     assert_eq!(vol["attachments"][0]["server_id"], vm.as_str());
     let (s, v) = c.action(&id, upload("inuse", "qcow2")).await;
@@ -259,34 +238,28 @@ async fn status_gate_in_use_needs_force_and_busy_volumes_are_refused() {
     wait_image(&tc.http, &tc.image(REGION), &token, &image, "active").await;
     c.wait(&id, "in-use").await;
     // Detach: available again.
-    let (s, _) = c.action(&id, json!({"os-begin_detaching": {}})).await;
-    assert_eq!(s, 202);
+    c.act(&id, json!({"os-begin_detaching": {}})).await;
     c.wait(&id, "detaching").await;
-    let (s, _) = c.action(&id, json!({"os-roll_detaching": {}})).await;
-    assert_eq!(s, 202);
+    c.act(&id, json!({"os-roll_detaching": {}})).await;
     c.wait(&id, "in-use").await;
-    let (s, _) = c.action(&id, json!({"os-detach": {}})).await;
-    assert_eq!(s, 202);
+    c.act(&id, json!({"os-detach": {}})).await;
     c.wait(&id, "available").await;
 }
 
 #[tokio::test]
 async fn auth_project_and_visibility_rows() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (tc, c, token, id) = cloud_and_volume("v").await;
     // 400: a tenant id in the URL that is not the token's (the seed's own example).
     let mut wrong = c.clone();
     wrong.project = "cb8aa2a2c7244af5aab1fa7881ba7f4".into();
     // Byte for byte the seed's error example (Content-Length 65, charset=UTF-8).
-    let r = tc
-        .http
-        .post(wrong.url(&format!("/volumes/{id}/action")))
-        .header("x-auth-token", &token)
-        .json(&upload("x", "raw"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(
+        &tc,
+        wrong.url(&format!("/volumes/{id}/action")),
+        &token,
+        &upload("x", "raw"),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(
         r.headers()["content-type"],
@@ -297,14 +270,13 @@ async fn auth_project_and_visibility_rows() {
         r#"{"badRequest": {"message": "Malformed request url", "code": 400}}"#
     );
     // 404: an empty tenant id.
-    let r = tc
-        .http
-        .post(format!("{}/v2//volumes/{id}/action", c.root))
-        .header("x-auth-token", &token)
-        .json(&upload("x", "raw"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(
+        &tc,
+        format!("{}/v2//volumes/{id}/action", c.root),
+        &token,
+        &upload("x", "raw"),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     // 401: no token, a bad token.
     for t in ["", "not-a-token"] {
@@ -317,7 +289,7 @@ async fn auth_project_and_visibility_rows() {
     // 404: no such volume; another project's volume.
     let (s, v) = c.action(&uuid(), upload("x", "raw")).await;
     assert_fault(s, &v, 404, "itemNotFound");
-    let (other, _) = member(&tc).await;
+    let (other, _) = member(&tc, REGION).await;
     let theirs = other.create(1, "theirs").await;
     let (s, v) = c.action(&theirs, upload("x", "raw")).await;
     assert_fault(s, &v, 404, "itemNotFound");
@@ -362,9 +334,7 @@ async fn auth_project_and_visibility_rows() {
 
 #[tokio::test]
 async fn iso_is_accepted_and_makes_no_image() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (tc, c, token, id) = cloud_and_volume("v").await;
     let (s, v) = c.action(&id, upload("iso-image", "iso")).await;
     assert_eq!(s, 202, "{v}");
     let b = &v["os-volume_upload_image"];
@@ -374,14 +344,13 @@ async fn iso_is_accepted_and_makes_no_image() {
     assert_eq!(images_named(&tc, &token, "iso-image").await, 0);
     assert_eq!(c.show(&id).await.1["volume"]["status"], "available");
     // Python's json.dumps escapes non-ASCII (ensure_ascii), as Cinder's answers do.
-    let r = tc
-        .http
-        .post(c.url(&format!("/volumes/{id}/action")))
-        .header("x-auth-token", &token)
-        .json(&json!({"os-volume_upload_image": {"image_name": "disque-é", "disk_format": "iso"}}))
-        .send()
-        .await
-        .unwrap();
+    let r = post_raw(
+        &tc,
+        c.url(&format!("/volumes/{id}/action")),
+        &token,
+        &json!({"os-volume_upload_image": {"image_name": "disque-é", "disk_format": "iso"}}),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     let text = r.text().await.unwrap();
     assert!(text.contains(r#""image_name": "disque-\u00e9""#), "{text}");
@@ -393,9 +362,7 @@ async fn iso_is_accepted_and_makes_no_image() {
 #[tokio::test]
 async fn image_service_failure_is_500_and_puts_the_volume_back() {
     use sqlx::Executor;
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (tc, c, token, id) = cloud_and_volume("v").await;
     let db = &tc.cloud.regions[0].db;
     let postgres = db.backend == glimpse_core::db::Backend::Postgres;
     if postgres {
@@ -444,9 +411,7 @@ async fn image_service_failure_is_500_and_puts_the_volume_back() {
 /// back and leaves no image, whatever the target format.
 #[tokio::test]
 async fn failed_upload_puts_the_volume_back_and_leaves_no_image() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "v").await;
+    let (tc, c, token, id) = cloud_and_volume("v").await;
     let dir = common::TempDir::new();
     let q = dir.0.join("inner.qcow2");
     let (code, why) = qemu_img(&["create", "-q", "-f", "qcow2", q.to_str().unwrap(), "16M"]);
@@ -488,7 +453,7 @@ async fn failed_upload_puts_the_volume_back_and_leaves_no_image() {
 #[tokio::test]
 async fn seed_example_on_the_v2_path() {
     let tc = TestCloud::start().await;
-    let (mut c, token) = member(&tc).await;
+    let (mut c, token) = member(&tc, REGION).await;
     c.api = "v2".into();
     let id = c.create(1, "seed").await;
     let r = tc
@@ -533,7 +498,7 @@ async fn an_admin_uploads_a_public_image() {
     let img = wait_image(&tc.http, &tc.image(REGION), &admin, &image, "active").await;
     assert_eq!(img["visibility"], "public");
     // Another project sees it.
-    let (_, other) = member(&tc).await;
+    let (_, other) = member(&tc, REGION).await;
     let seen = common::glance::show(&tc.http, &tc.image(REGION), &other, &image).await;
     assert_eq!(seen["name"], "for-everyone");
 }
@@ -542,9 +507,7 @@ async fn an_admin_uploads_a_public_image() {
 /// request wins (202) and the others are 400; exactly one image is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_uploads_make_one_image() {
-    let tc = TestCloud::start().await;
-    let (c, token) = member(&tc).await;
-    let id = c.create(1, "race").await;
+    let (tc, c, token, id) = cloud_and_volume("race").await;
     let calls: Vec<_> = (0..6)
         .map(|_| {
             let (c, id) = (c.clone(), id.clone());

@@ -7,17 +7,16 @@
 use crate::common;
 
 use common::nova::{Nova, assert_snapshot, pattern, qemu_present};
-use common::osc::{DEMO, cloud_and_cli};
+use common::osc::DEMO;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_server_create_snapshot_and_save() {
     if !qemu_present() {
         return;
     }
-    let Some((tc, osc)) = cloud_and_cli().await else {
+    let Some((tc, osc, dir)) = common::cli_and_scratch().await else {
         return;
     };
-    let dir = common::TempDir::new();
     let source = pattern(3 << 20);
     let src = dir.0.join("source.raw");
     std::fs::write(&src, &source).unwrap();

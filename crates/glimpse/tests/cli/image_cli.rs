@@ -4,14 +4,13 @@
 
 use crate::common;
 
-use common::osc::{DEMO, cloud_and_cli};
+use common::osc::DEMO;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_image_commands_work() {
-    let Some((_tc, osc)) = cloud_and_cli().await else {
+    let Some((_tc, osc, dir)) = common::cli_and_scratch().await else {
         return;
     };
-    let dir = common::TempDir::new();
     let file = dir.0.join("disk.qcow2");
     let made = std::process::Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
@@ -32,14 +31,7 @@ async fn openstack_image_commands_work() {
     );
 
     let listed = osc.json_as(DEMO, &["image", "list"]).await;
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["ID"] == id.as_str()),
-        "{listed}"
-    );
+    assert!(common::http::any(&listed, "ID", &id), "{listed}");
 
     let saved = dir.0.join("saved.qcow2");
     osc.run_as(
@@ -75,11 +67,7 @@ async fn openstack_image_commands_work() {
     osc.run_as(DEMO, &["image", "delete", &id]).await;
     let listed = osc.json_as(DEMO, &["image", "list"]).await;
     assert!(
-        !listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["ID"] == id.as_str()),
+        !common::http::any(&listed, "ID", &id),
         "deleted image still listed: {listed}"
     );
 }

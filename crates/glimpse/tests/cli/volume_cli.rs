@@ -8,31 +8,24 @@ use crate::common;
 use std::time::Duration;
 
 use common::nova::qemu_img;
-use common::osc::{DEMO, Osc, cloud_and_cli};
+use common::osc::{DEMO, Osc};
 use serde_json::Value;
 
 /// Polls `openstack <what> show <name>` until `status` is `want` (bounded).
 async fn wait(osc: &Osc, what: &str, name: &str, want: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let v = osc.json_as(DEMO, &[what, "show", name]).await;
-        if v["status"] == want {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} {name} never {want}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let every = Duration::from_millis(200);
+    let subject = format!("{what} {name}");
+    common::cinder::wait_status(&subject, want, Duration::from_secs(120), every, || async {
+        osc.json_as(DEMO, &[what, "show", name]).await
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_volume_to_image_commands_work() {
-    let Some((tc, osc)) = cloud_and_cli().await else {
+    let Some((tc, osc, dir)) = common::cli_and_scratch().await else {
         return;
     };
-    let dir = common::TempDir::new();
     let base = dir.0.join("base.raw");
     std::fs::write(&base, vec![0x5au8; 1 << 20]).unwrap();
     osc.create_image(&base, "raw", "base").await;
@@ -104,15 +97,7 @@ async fn openstack_volume_to_image_commands_work() {
         let info: Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["format"], format);
         assert_eq!(info["virtual-size"], 1u64 << 30);
-        let (same, why) = qemu_img(&[
-            "compare",
-            "-f",
-            "raw",
-            "-F",
-            format,
-            file.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+        let (same, why) = common::cinder::compare_to_raw(&file, format, &out);
         assert_eq!(same, 0, "{format}: {why}");
     }
 

@@ -61,18 +61,41 @@ impl Cinder {
 
     /// Creates a blank volume and waits until it is `available`; returns its id.
     pub async fn create(&self, size: u64, name: &str) -> String {
-        let (s, v) = self
-            .call(
-                reqwest::Method::POST,
-                "/volumes",
-                Some(json!({"volume": {"size": size, "name": name}})),
-                &[],
-            )
+        let id = self
+            .post_volume(json!({"volume": {"size": size, "name": name}}))
             .await;
-        assert_eq!(s, 202, "create volume: {v}");
-        let id = v["volume"]["id"].as_str().unwrap().to_string();
         self.wait(&id, "available").await;
         id
+    }
+
+    /// `POST /volumes` of `body`: asserts 202; returns the new volume's id.
+    pub async fn post_volume(&self, body: Value) -> String {
+        let (s, v) = self
+            .call(reqwest::Method::POST, "/volumes", Some(body), &[])
+            .await;
+        assert_eq!(s, 202, "create volume: {v}");
+        v["volume"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// `GET path` (no extra headers).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    /// `POST path` of `body` (no extra headers).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body), &[])
+            .await
+    }
+
+    /// `PUT path` of `body` (no extra headers).
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body), &[]).await
+    }
+
+    /// `DELETE path` (no extra headers).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None, &[]).await
     }
 
     pub async fn show(&self, id: &str) -> (u16, Value) {
@@ -91,6 +114,13 @@ impl Cinder {
         .await
     }
 
+    /// Posts an action that must be accepted (202); the answer.
+    pub async fn act(&self, id: &str, body: Value) -> Value {
+        let (s, v) = self.action(id, body).await;
+        assert_eq!(s, 202, "{v}");
+        v
+    }
+
     /// Posts an action at a microversion.
     pub async fn action_at(&self, id: &str, body: Value, version: &str) -> (u16, Value) {
         let header = format!("volume {version}");
@@ -105,20 +135,32 @@ impl Cinder {
 
     /// Polls until the volume has `status` (bounded: 60 s); returns the volume.
     pub async fn wait(&self, id: &str, status: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("volume {id}");
+        wait_status(&what, status, Duration::from_secs(60), STEP, || async {
             let (s, v) = self.show(id).await;
             assert_eq!(s, 200, "show volume: {v}");
-            if v["volume"]["status"] == status {
-                return v["volume"].clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "volume {id} never became {status}: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            v["volume"].clone()
+        })
+        .await
     }
+}
+
+/// How often [`wait_status`] asks, by default.
+const STEP: Duration = Duration::from_millis(50);
+
+/// A member of a new project in `region`: its view of the volume API, and its token.
+pub async fn member(tc: &TestCloud, region: &str) -> (Cinder, String) {
+    let (pid, token) = tc.user_in_new_project("member", region).await;
+    (Cinder::new(tc, region, &pid, &token), token)
+}
+
+/// A new cloud, a [`member`] in `region-one`, and a blank 1 GiB volume of theirs named `name`:
+/// (cloud, their volume API, their token, the volume id).
+pub async fn cloud_and_volume(name: &str) -> (TestCloud, Cinder, String, String) {
+    let tc = TestCloud::start().await;
+    let (c, token) = member(&tc, "region-one").await;
+    let id = c.create(1, name).await;
+    (tc, c, token, id)
 }
 
 /// Polls an image until its status is `status` (bounded: 120 s).
@@ -129,17 +171,33 @@ pub async fn wait_image(
     id: &str,
     status: &str,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let what = format!("image {id}");
+    wait_status(&what, status, Duration::from_secs(120), STEP, || {
+        super::glance::show(http, image_url, token, id)
+    })
+    .await
+}
+
+/// Asks `fetch` every `every` until the answer's `status` is `want` (bounded: `limit`);
+/// returns that answer.
+pub async fn wait_status<F: std::future::Future<Output = Value>>(
+    what: &str,
+    want: &str,
+    limit: Duration,
+    every: Duration,
+    mut fetch: impl FnMut() -> F,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let v = super::glance::show(http, image_url, token, id).await;
-        if v["status"] == status {
+        let v = fetch().await;
+        if v["status"] == want {
             return v;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "image {id} never became {status}: {v}"
+            "{what} never became {want}: {v}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -163,6 +221,16 @@ pub fn upload_image_id(answer: &Value) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// `qemu-img compare` of the raw file `raw` with `other` in `format`: the exit code and output.
+pub fn compare_to_raw(
+    raw: &std::path::Path,
+    format: &str,
+    other: &std::path::Path,
+) -> (i32, String) {
+    let (raw, other) = (raw.to_str().unwrap(), other.to_str().unwrap());
+    super::nova::qemu_img(&["compare", "-f", "raw", "-F", format, raw, other])
 }
 
 /// Streams an image's data into `path` (a raw volume's image is a whole GiB: never in memory).

@@ -70,3 +70,19 @@ pub fn strings<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
         .map(|x| x[field].as_str().unwrap())
         .collect()
 }
+
+/// [`strings`], owned.
+pub fn owned_strings(list: &Value, field: &str) -> Vec<String> {
+    strings(list, field).into_iter().map(String::from).collect()
+}
+
+/// The first object in the JSON array `list` whose `field` is `value`.
+pub fn find<'a>(list: &'a Value, field: &str, value: &str) -> &'a Value {
+    let found = list.as_array().unwrap().iter().find(|x| x[field] == value);
+    found.unwrap_or_else(|| panic!("no {field} {value} in {list}"))
+}
+
+/// Whether an object in the JSON array `list` has `field` equal to `value`.
+pub fn any(list: &Value, field: &str, value: &str) -> bool {
+    list.as_array().unwrap().iter().any(|x| x[field] == value)
+}

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cinder;
+pub mod compute;
 pub mod glance;
 pub mod http;
 pub mod identity;
@@ -44,6 +45,12 @@ impl TempDir {
     }
 }
 
+/// [`osc::cloud_and_cli`] and a scratch directory; `None` (the test skips) without a CLI.
+pub async fn cli_and_scratch() -> Option<(TestCloud, osc::Osc, TempDir)> {
+    let (tc, osc) = osc::cloud_and_cli().await?;
+    Some((tc, osc, TempDir::new()))
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -58,27 +65,10 @@ impl TestCloud {
     /// Starts with a config adjusted by `tweak` (after backend selection).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestCloud {
         let tmp = TempDir::new();
-        let mut config = Config {
-            data_dir: tmp.0.clone(),
-            listen: "127.0.0.1:0".into(),
-            ..Config::default()
-        };
+        let mut config = local_config(tmp.0.clone());
         backends::apply(&mut config).await;
         tweak(&mut config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let running = glimpse::start(config, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("glimpse starts");
-        TestCloud {
-            base: format!("http://{}", running.addr),
-            data_dir: running.cloud.config.data_dir.clone(),
-            cloud: running.cloud,
-            http: reqwest::Client::new(),
-            _tmp: Some(tmp),
-            stop: Some(tx),
-        }
+        Self::launch(config, Some(tmp)).await
     }
 
     /// Starts on an existing data directory, which is kept on drop, so a test can start a
@@ -91,17 +81,18 @@ impl TestCloud {
         let mut config = match std::fs::read(&saved) {
             Ok(bytes) => serde_json::from_slice::<Config>(&bytes).expect("saved test config"),
             Err(_) => {
-                let mut c = Config {
-                    data_dir: dir.clone(),
-                    listen: "127.0.0.1:0".into(),
-                    ..Config::default()
-                };
+                let mut c = local_config(dir.clone());
                 backends::apply(&mut c).await;
                 std::fs::write(&saved, serde_json::to_vec(&c).unwrap()).unwrap();
                 c
             }
         };
         tweak(&mut config);
+        Self::launch(config, None).await
+    }
+
+    /// Starts Glimpse on `config`; `tmp` (if any) is removed when the cloud is dropped.
+    async fn launch(config: Config, tmp: Option<TempDir>) -> TestCloud {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = glimpse::start(config, async {
             let _ = rx.await;
@@ -113,13 +104,27 @@ impl TestCloud {
             data_dir: running.cloud.config.data_dir.clone(),
             cloud: running.cloud,
             http: reqwest::Client::new(),
-            _tmp: None,
+            _tmp: tmp,
             stop: Some(tx),
         }
     }
 
     pub fn identity(&self) -> String {
         format!("{}/identity/v3", self.base)
+    }
+
+    /// `METHOD /auth/tokens<query>` at identity as `auth` about the token `subject` (validate,
+    /// check, revoke).
+    pub async fn auth_tokens(
+        &self,
+        method: reqwest::Method,
+        query: &str,
+        auth: &str,
+        subject: &str,
+    ) -> reqwest::Response {
+        let url = format!("{}/auth/tokens{query}", self.identity());
+        let rb = self.http.request(method, url).header("x-auth-token", auth);
+        rb.header("x-subject-token", subject).send().await.unwrap()
     }
 
     pub fn image(&self, region: &str) -> String {
@@ -209,6 +214,15 @@ impl TestCloud {
         let uid = u["user"]["id"].as_str().expect("user id");
         replication::grant(self, admin, pid, uid, role).await;
         self.token(&uname, "secret", project_name).await
+    }
+}
+
+/// The default config with its data in `data_dir`, listening on a free local port.
+fn local_config(data_dir: PathBuf) -> Config {
+    Config {
+        data_dir,
+        listen: "127.0.0.1:0".into(),
+        ..Config::default()
     }
 }
 
