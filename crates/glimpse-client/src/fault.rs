@@ -126,7 +126,12 @@ pub async fn send(rb: RequestBuilder, what: &str) -> Result<Response, Fault> {
 
 /// A metadata call whose answer is the JSON body `T`.
 pub async fn json<T: DeserializeOwned>(rb: RequestBuilder, what: &str) -> Result<T, Fault> {
-    let resp = send(rb.timeout(META_TIMEOUT), what).await?;
+    read_json(send(rb.timeout(META_TIMEOUT), what).await?, what).await
+}
+
+/// Reads an answer's body as the JSON `T`; a body that does not come, or is not `T`, is
+/// [`Fault::Down`] naming `what`.
+pub async fn read_json<T: DeserializeOwned>(resp: Response, what: &str) -> Result<T, Fault> {
     let bytes = resp
         .bytes()
         .await

@@ -6,7 +6,7 @@ use glimpse_types::replicator::{JobCreated, ReplicateRequest, ReplicationJob};
 use reqwest::{Method, RequestBuilder};
 
 use crate::Glance;
-use crate::fault::{Fault, empty, json, send};
+use crate::fault::{Fault, empty, json, read_json, send};
 
 /// The replicator of one region, reached through its image endpoint.
 pub struct Replicator<'a> {
@@ -61,12 +61,7 @@ impl<'a> Replicator<'a> {
         };
         let (phase, error) = (header(headers::JOB_PHASE), header(headers::JOB_ERROR));
         let resumed_from = header(headers::JOB_RESUMED_FROM).and_then(|n| n.parse().ok());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Fault::Down(format!("{what}: {}", crate::describe(&e))))?;
-        let job = serde_json::from_slice(&bytes)
-            .map_err(|e| Fault::Down(format!("{what}: unreadable answer: {e}")))?;
+        let job = read_json(resp, what).await?;
         Ok(Shown {
             job,
             phase,
