@@ -44,9 +44,17 @@ impl Fault {
     }
 }
 
+/// The message, and a refusal's error code after it: "<message> (<code>)".
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
+        match self {
+            Fault::Refused {
+                message,
+                code: Some(code),
+                ..
+            } => write!(f, "{message} ({code})"),
+            _ => f.write_str(self.message()),
+        }
     }
 }
 

@@ -4,9 +4,8 @@
 //! the cloud's region in the token's catalog and calls `…/v1.0/{project}/kms/<action>`.
 //! Stateless: nothing is written locally.
 
-use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use glimpse_client::{Fault, Kms};
+use glimpse_client::Kms;
 use glimpse_types::kms::{KeyDetails, state_word};
 
 pub use crate::os_cli::CloudArgs;
@@ -61,16 +60,6 @@ pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Kms>
     Ok(Kms::new(l.http.clone(), &url, l.project_id(), l.token()))
 }
 
-/// A refusal with the API's message and error code.
-fn refused(f: Fault) -> anyhow::Error {
-    match &f {
-        Fault::Refused {
-            code: Some(code), ..
-        } => anyhow!("{f} ({code})"),
-        _ => anyhow!("{f}"),
-    }
-}
-
 /// The key table of `list`.
 pub fn keys_table(details: &[KeyDetails]) -> String {
     let rows: Vec<Vec<String>> = details
@@ -112,11 +101,11 @@ pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
     let s = connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
     match args.command {
         KmsCommand::Create { alias, description } => {
-            let key = s.create(&alias, &description).await.map_err(refused)?;
+            let key = s.create(&alias, &description).await?;
             println!("{}", key.key_id);
         }
         KmsCommand::List { state, json } => {
-            let list = s.list(state.as_deref()).await.map_err(refused)?;
+            let list = s.list(state.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -124,23 +113,23 @@ pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
             }
         }
         KmsCommand::Show { key_id } => {
-            let key = s.describe(&key_id).await.map_err(refused)?;
+            let key = s.describe(&key_id).await?;
             print!("{}", key_table(&key)?);
         }
         KmsCommand::Enable { key_id } => {
-            s.set_enabled(&key_id, true).await.map_err(refused)?;
+            s.set_enabled(&key_id, true).await?;
             println!("Key {key_id} enabled.");
         }
         KmsCommand::Disable { key_id } => {
-            s.set_enabled(&key_id, false).await.map_err(refused)?;
+            s.set_enabled(&key_id, false).await?;
             println!("Key {key_id} disabled.");
         }
         KmsCommand::ScheduleDeletion { key_id, days } => {
-            s.schedule_deletion(&key_id, days).await.map_err(refused)?;
+            s.schedule_deletion(&key_id, days).await?;
             println!("Key {key_id} will be deleted in {days} days.");
         }
         KmsCommand::CancelDeletion { key_id } => {
-            s.cancel_deletion(&key_id).await.map_err(refused)?;
+            s.cancel_deletion(&key_id).await?;
             println!("Deletion of key {key_id} canceled; the key is disabled.");
         }
     }
