@@ -75,24 +75,49 @@ pub fn keys_table(details: &[KeyDetails]) -> String {
     table(&["ID", "Alias", "State"], &rows)
 }
 
-/// The field table of `show`.
-fn key_table(k: &KeyDetails) -> anyhow::Result<String> {
-    let v = serde_json::to_value(k)?;
-    let rows: Vec<Vec<String>> = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(f, v)| {
-            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            let text = if f == "key_state" {
-                state_word(&text)
-            } else {
-                text
-            };
-            vec![f.clone(), text]
-        })
-        .collect();
-    Ok(table(&["Field", "Value"], &rows))
+/// The field table of `show`, in the API's (alphabetical) field order.
+fn key_table(k: &KeyDetails) -> String {
+    let KeyDetails {
+        creation_date,
+        default_key_flag,
+        domain_id,
+        expiration_time,
+        key_alias,
+        key_description,
+        key_id,
+        key_rotation_enabled,
+        key_spec,
+        key_state,
+        key_type,
+        key_usage,
+        origin,
+        realm,
+        scheduled_deletion_date,
+        sys_enterprise_project_id,
+    } = k;
+    let key_state = state_word(key_state);
+    let rows: Vec<Vec<String>> = [
+        ("creation_date", creation_date),
+        ("default_key_flag", default_key_flag),
+        ("domain_id", domain_id),
+        ("expiration_time", expiration_time),
+        ("key_alias", key_alias),
+        ("key_description", key_description),
+        ("key_id", key_id),
+        ("key_rotation_enabled", key_rotation_enabled),
+        ("key_spec", key_spec),
+        ("key_state", &key_state),
+        ("key_type", key_type),
+        ("key_usage", key_usage),
+        ("origin", origin),
+        ("realm", realm),
+        ("scheduled_deletion_date", scheduled_deletion_date),
+        ("sys_enterprise_project_id", sys_enterprise_project_id),
+    ]
+    .into_iter()
+    .map(|(f, v)| vec![f.to_string(), v.clone()])
+    .collect();
+    table(&["Field", "Value"], &rows)
 }
 
 /// Runs one `glimpse kms` command.
@@ -114,7 +139,7 @@ pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
         }
         KmsCommand::Show { key_id } => {
             let key = s.describe(&key_id).await?;
-            print!("{}", key_table(&key)?);
+            print!("{}", key_table(&key));
         }
         KmsCommand::Enable { key_id } => {
             s.set_enabled(&key_id, true).await?;
