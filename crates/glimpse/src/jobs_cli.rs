@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use glimpse_client::Glance;
+use glimpse_client::{Glance, Replicator};
 pub use glimpse_client::Shown;
 use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 
@@ -54,7 +54,8 @@ pub enum JobsCommand {
 /// Runs one `glimpse jobs` command.
 pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
     let cloud = args.cloud.cloud()?;
-    let session = Session::connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
+    let glance = connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
+    let session = glance.replicator();
     match args.command {
         JobsCommand::List { json } => {
             let jobs = session.jobs().await?;
@@ -93,32 +94,14 @@ fn reason(s: &Shown) -> String {
         .unwrap_or_default()
 }
 
-/// A logged-in client of one region's replicator.
-pub struct Session {
-    glance: Glance,
-}
-
-impl Session {
-    pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Session> {
-        let glance = login(cloud).await?.glance(cloud, region)?;
-        Ok(Session { glance })
-    }
-
-    pub async fn jobs(&self) -> anyhow::Result<Vec<Job>> {
-        Ok(self.glance.replicator().jobs().await?)
-    }
-
-    pub async fn job(&self, id: &str) -> anyhow::Result<Shown> {
-        Ok(self.glance.replicator().job(id).await?)
-    }
-
-    pub async fn cancel(&self, id: &str) -> anyhow::Result<()> {
-        Ok(self.glance.replicator().cancel(id).await?)
-    }
+/// The image API of the cloud's region (its replicator is [`Glance::replicator`]), logged in
+/// with the cloud's password.
+pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Glance> {
+    login(cloud).await?.glance(cloud, region)
 }
 
 /// Follows a job until it ends, with a progress bar on a terminal (status lines otherwise).
-pub async fn watch(session: &Session, id: &str, every: Duration) -> anyhow::Result<Shown> {
+pub async fn watch(session: &Replicator<'_>, id: &str, every: Duration) -> anyhow::Result<Shown> {
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         indicatif::ProgressBar::new(100)
