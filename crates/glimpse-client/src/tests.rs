@@ -52,7 +52,8 @@ async fn validate(h: HeaderMap) -> (StatusCode, &'static str) {
         let body = r#"{"token": {"expires_at": "2030-01-01T00:00:00Z", "user": {"id": "u1"}}}"#;
         (StatusCode::OK, body)
     } else {
-        let body = r#"{"error": {"code": 404, "title": "Not Found", "message": "Could not find token."}}"#;
+        let body =
+            r#"{"error": {"code": 404, "title": "Not Found", "message": "Could not find token."}}"#;
         (StatusCode::NOT_FOUND, body)
     }
 }

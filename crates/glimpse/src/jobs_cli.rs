@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use glimpse_client::{Glance, Replicator};
 pub use glimpse_client::Shown;
+use glimpse_client::{Glance, Replicator};
 use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 
 pub use crate::os_cli::{Cloud, CloudArgs};
