@@ -19,7 +19,7 @@ use glimpse_client::{Glance, Replicator};
 use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 
 pub use crate::os_cli::{Cloud, CloudArgs};
-use crate::os_cli::{login, table};
+use crate::os_cli::{field_table, list_table, login};
 
 /// `glimpse jobs …`.
 #[derive(Args, Debug, Clone)]
@@ -154,34 +154,28 @@ pub async fn watch(session: &Replicator<'_>, id: &str, every: Duration) -> anyho
 }
 
 pub fn jobs_table(jobs: &[Job]) -> String {
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|j| {
-            vec![
-                j.job_id.clone(),
-                j.status.to_string(),
-                format!("{}%", j.copy_progress),
-                j.source_image_name
-                    .clone()
-                    .unwrap_or_else(|| j.source_image_id.clone()),
-                format!("{} → {}", j.source_region_id, j.destination_region_id),
-                j.destination_tenant_id.clone(),
-                j.destination_image_id.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "Job ID",
-            "Status",
-            "Progress",
-            "Source image",
-            "Regions",
-            "Destination tenant",
-            "Destination image",
-        ],
-        &rows,
-    )
+    let headers = [
+        "Job ID",
+        "Status",
+        "Progress",
+        "Source image",
+        "Regions",
+        "Destination tenant",
+        "Destination image",
+    ];
+    list_table(&headers, jobs, |j| {
+        vec![
+            j.job_id.clone(),
+            j.status.to_string(),
+            format!("{}%", j.copy_progress),
+            j.source_image_name
+                .clone()
+                .unwrap_or_else(|| j.source_image_id.clone()),
+            format!("{} → {}", j.source_region_id, j.destination_region_id),
+            j.destination_tenant_id.clone(),
+            j.destination_image_id.clone().unwrap_or_default(),
+        ]
+    })
 }
 
 pub fn job_table(s: &Shown) -> String {
@@ -213,9 +207,5 @@ pub fn job_table(s: &Shown) -> String {
     if let Some(n) = &s.resumed_from {
         rows.push(("resumed_from_byte", n.to_string()));
     }
-    let rows: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|(k, v)| vec![k.to_string(), v])
-        .collect();
-    table(&["Field", "Value"], &rows)
+    field_table(rows)
 }

@@ -9,7 +9,7 @@ use glimpse_client::Kms;
 use glimpse_types::kms::{KeyDetails, state_word};
 
 pub use crate::os_cli::CloudArgs;
-use crate::os_cli::{Cloud, login, table};
+use crate::os_cli::{Cloud, field_table, list_table, login};
 
 /// `glimpse kms …`.
 #[derive(Args, Debug, Clone)]
@@ -62,17 +62,13 @@ pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Kms>
 
 /// The key table of `list`.
 pub fn keys_table(details: &[KeyDetails]) -> String {
-    let rows: Vec<Vec<String>> = details
-        .iter()
-        .map(|k| {
-            vec![
-                k.key_id.clone(),
-                k.key_alias.clone(),
-                state_word(&k.key_state),
-            ]
-        })
-        .collect();
-    table(&["ID", "Alias", "State"], &rows)
+    list_table(&["ID", "Alias", "State"], details, |k| {
+        vec![
+            k.key_id.clone(),
+            k.key_alias.clone(),
+            state_word(&k.key_state),
+        ]
+    })
 }
 
 /// The field table of `show`, in the API's (alphabetical) field order.
@@ -96,7 +92,7 @@ fn key_table(k: &KeyDetails) -> String {
         sys_enterprise_project_id,
     } = k;
     let key_state = state_word(key_state);
-    let rows: Vec<Vec<String>> = [
+    field_table([
         ("creation_date", creation_date),
         ("default_key_flag", default_key_flag),
         ("domain_id", domain_id),
@@ -113,11 +109,7 @@ fn key_table(k: &KeyDetails) -> String {
         ("realm", realm),
         ("scheduled_deletion_date", scheduled_deletion_date),
         ("sys_enterprise_project_id", sys_enterprise_project_id),
-    ]
-    .into_iter()
-    .map(|(f, v)| vec![f.to_string(), v.clone()])
-    .collect();
-    table(&["Field", "Value"], &rows)
+    ])
 }
 
 /// Runs one `glimpse kms` command.
