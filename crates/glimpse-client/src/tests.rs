@@ -58,18 +58,36 @@ async fn validate(h: HeaderMap) -> (StatusCode, &'static str) {
     }
 }
 
-/// [`app`] on 127.0.0.1 (a free port) for the rest of the test: its URL.
-async fn serve() -> String {
+/// The refusal the client should make of a 4xx (or a 204 download).
+fn refused(status: u16, message: &str, code: Option<&str>) -> Fault {
+    Fault::Refused {
+        status,
+        message: message.into(),
+        code: code.map(str::to_string),
+    }
+}
+
+/// [`app`] on 127.0.0.1 (a free port) for the rest of the test: its URL, and its Glance.
+async fn serve() -> (String, Glance) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
-    format!("http://{addr}")
+    let url = format!("http://{addr}");
+    let glance = Glance::new(Client::new(), &format!("{url}/image"), "t");
+    (url, glance)
+}
+
+/// `f` is a [`Fault::Down`] whose message starts with `prefix`.
+fn assert_down(f: &Fault, prefix: &str) {
+    assert!(
+        matches!(f, Fault::Down(m) if m.starts_with(prefix)),
+        "{f:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_5xx_is_down_and_no_answer_too() {
-    let url = serve().await;
-    let glance = Glance::new(Client::new(), &format!("{url}/image"), "t");
+    let (_, glance) = serve().await;
     assert_eq!(
         glance.image("busy").await.unwrap_err(),
         Fault::Down("reading image: 503 The server is busy.".into())
@@ -82,23 +100,15 @@ async fn a_5xx_is_down_and_no_answer_too() {
         .image("any")
         .await
         .unwrap_err();
-    assert!(
-        matches!(&f, Fault::Down(m) if m.starts_with("reading image: ")),
-        "{f:?}"
-    );
+    assert_down(&f, "reading image: ");
 }
 
 #[tokio::test]
 async fn a_4xx_is_refused_with_the_servers_message_and_code() {
-    let url = serve().await;
-    let glance = Glance::new(Client::new(), &format!("{url}/image"), "t");
+    let (url, glance) = serve().await;
     assert_eq!(
         glance.image("gone").await.unwrap_err(),
-        Fault::Refused {
-            status: 404,
-            message: "reading image: 404 No image found with ID gone".into(),
-            code: None,
-        }
+        refused(404, "reading image: 404 No image found with ID gone", None)
     );
     let f = Kms::new(Client::new(), &format!("{url}/kms"), "p1", "t")
         .describe("k1")
@@ -106,11 +116,11 @@ async fn a_4xx_is_refused_with_the_servers_message_and_code() {
         .unwrap_err();
     assert_eq!(
         f,
-        Fault::Refused {
-            status: 404,
-            message: "describe-key: 404 The key does not exist.".into(),
-            code: Some("KMS.0205".into()),
-        }
+        refused(
+            404,
+            "describe-key: 404 The key does not exist.",
+            Some("KMS.0205")
+        )
     );
     assert_eq!(
         f.to_string(),
@@ -120,22 +130,16 @@ async fn a_4xx_is_refused_with_the_servers_message_and_code() {
 
 #[tokio::test]
 async fn a_download_without_data_is_refused() {
-    let url = serve().await;
-    let glance = Glance::new(Client::new(), &format!("{url}/image"), "t");
+    let (_, glance) = serve().await;
     assert_eq!(
         glance.download("i1", 0).await.unwrap_err(),
-        Fault::Refused {
-            status: 204,
-            message: "the source image has no data".into(),
-            code: None,
-        }
+        refused(204, "the source image has no data", None)
     );
 }
 
 #[tokio::test]
 async fn an_unreadable_answer_is_down() {
-    let url = serve().await;
-    let glance = Glance::new(Client::new(), &format!("{url}/image"), "t");
+    let (url, glance) = serve().await;
     let keystone = Keystone::new(Client::new(), &format!("{url}/identity/v3"));
     let auth = PasswordAuth::new(
         Named {
@@ -157,11 +161,7 @@ async fn an_unreadable_answer_is_down() {
         ("logging in", keystone.login(&auth).await.unwrap_err()),
     ];
     for (what, f) in faults {
-        let unreadable = format!("{what}: unreadable answer: ");
-        assert!(
-            matches!(&f, Fault::Down(m) if m.starts_with(&unreadable)),
-            "{f:?}"
-        );
+        assert_down(&f, &format!("{what}: unreadable answer: "));
     }
 }
 
@@ -169,7 +169,7 @@ async fn an_unreadable_answer_is_down() {
 /// refusal keeps its status (401, 403 and 404 mean the token is not good).
 #[tokio::test]
 async fn validates_a_token_with_itself() {
-    let url = serve().await;
+    let (url, _) = serve().await;
     let keystone = Keystone::new(Client::new(), &format!("{url}/identity/v3/"));
     let token = keystone.validate("good", "good").await.unwrap();
     assert_eq!(
@@ -178,10 +178,6 @@ async fn validates_a_token_with_itself() {
     );
     assert_eq!(
         keystone.validate("bad", "bad").await.unwrap_err(),
-        Fault::Refused {
-            status: 404,
-            message: "validating a token: 404 Could not find token.".into(),
-            code: None,
-        }
+        refused(404, "validating a token: 404 Could not find token.", None)
     );
 }
