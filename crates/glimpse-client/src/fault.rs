@@ -44,9 +44,17 @@ impl Fault {
     }
 }
 
+/// The message, and a refusal's error code after it: "<message> (<code>)".
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
+        match self {
+            Fault::Refused {
+                message,
+                code: Some(code),
+                ..
+            } => write!(f, "{message} ({code})"),
+            _ => f.write_str(self.message()),
+        }
     }
 }
 
@@ -126,7 +134,12 @@ pub async fn send(rb: RequestBuilder, what: &str) -> Result<Response, Fault> {
 
 /// A metadata call whose answer is the JSON body `T`.
 pub async fn json<T: DeserializeOwned>(rb: RequestBuilder, what: &str) -> Result<T, Fault> {
-    let resp = send(rb.timeout(META_TIMEOUT), what).await?;
+    read_json(send(rb.timeout(META_TIMEOUT), what).await?, what).await
+}
+
+/// Reads an answer's body as the JSON `T`; a body that does not come, or is not `T`, is
+/// [`Fault::Down`] naming `what`.
+pub async fn read_json<T: DeserializeOwned>(resp: Response, what: &str) -> Result<T, Fault> {
     let bytes = resp
         .bytes()
         .await

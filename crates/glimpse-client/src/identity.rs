@@ -6,7 +6,7 @@ use glimpse_types::keystone::{
 };
 use reqwest::Client;
 
-use crate::fault::{Fault, json, send};
+use crate::fault::{Fault, json, read_json, send};
 
 /// The identity API at one `/v3` URL.
 #[derive(Clone, Debug)]
@@ -64,12 +64,7 @@ impl Keystone {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| Fault::Down(format!("{what}: identity answered without a token")))?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Fault::Down(format!("{what}: {}", crate::describe(&e))))?;
-        let body: TokenBody = serde_json::from_slice(&bytes)
-            .map_err(|e| Fault::Down(format!("{what}: unreadable answer: {e}")))?;
+        let body: TokenBody = read_json(resp, what).await?;
         Ok(Login {
             token,
             body: body.token,

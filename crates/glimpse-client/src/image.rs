@@ -143,11 +143,8 @@ impl Replicator<'_> {
     /// `POST …/adopt`: asks the region to publish the queued image from content it already
     /// holds; `Ok(true)` when it did.
     pub async fn adopt(&self, req: &AdoptRequest) -> Result<bool, Fault> {
-        let a: Adopted = json(
-            self.req(Method::POST, "/adopt").json(req),
-            "asking the destination to adopt existing content",
-        )
-        .await?;
+        let what = "asking the destination to adopt existing content";
+        let a: Adopted = self.post("/adopt", req, what).await?;
         Ok(a.adopted)
     }
 

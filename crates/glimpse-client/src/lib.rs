@@ -12,6 +12,8 @@ mod image;
 mod ims;
 mod kms;
 mod replicator;
+#[cfg(test)]
+mod tests;
 
 pub use fault::{Fault, META_TIMEOUT, describe, error_message};
 pub use identity::{Keystone, Login, WithToken};

@@ -4,9 +4,11 @@
 use glimpse_types::headers;
 use glimpse_types::replicator::{JobCreated, ReplicateRequest, ReplicationJob};
 use reqwest::{Method, RequestBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::Glance;
-use crate::fault::{Fault, empty, json, send};
+use crate::fault::{Fault, empty, json, read_json, send};
 
 /// The replicator of one region, reached through its image endpoint.
 pub struct Replicator<'a> {
@@ -34,13 +36,19 @@ impl<'a> Replicator<'a> {
             .req(method, &format!("/v2/extension/image_replicator{path}"))
     }
 
+    /// `POST …{path}` with the JSON `body`: the JSON answer.
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<T, Fault> {
+        json(self.req(Method::POST, path).json(body), what).await
+    }
+
     /// `POST …/jobs`: the new (or, for a repeated idempotency key, the earlier) job's id.
     pub async fn submit(&self, req: &ReplicateRequest) -> Result<String, Fault> {
-        let created: JobCreated = json(
-            self.req(Method::POST, "/jobs").json(req),
-            "requesting a replication",
-        )
-        .await?;
+        let created: JobCreated = self.post("/jobs", req, "requesting a replication").await?;
         Ok(created.job_id)
     }
 
@@ -61,12 +69,7 @@ impl<'a> Replicator<'a> {
         };
         let (phase, error) = (header(headers::JOB_PHASE), header(headers::JOB_ERROR));
         let resumed_from = header(headers::JOB_RESUMED_FROM).and_then(|n| n.parse().ok());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Fault::Down(format!("{what}: {}", crate::describe(&e))))?;
-        let job = serde_json::from_slice(&bytes)
-            .map_err(|e| Fault::Down(format!("{what}: unreadable answer: {e}")))?;
+        let job = read_json(resp, what).await?;
         Ok(Shown {
             job,
             phase,

@@ -14,6 +14,7 @@ pub mod kms;
 pub mod replicator;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::{Deserialize, Serialize};
 
 /// The current time, truncated to microseconds (what the databases keep).
@@ -89,6 +90,11 @@ impl Role {
     }
 }
 
+/// The variant of a field-less enum whose serde name (its `as_str`) is `s`.
+fn by_name<T: DeserializeOwned>(s: &str) -> Option<T> {
+    T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(s)).ok()
+}
+
 /// Glance image status (`doc/source/user/statuses.rst`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,20 +126,7 @@ impl ImageStatus {
     }
 
     pub fn parse(s: &str) -> Option<ImageStatus> {
-        use ImageStatus::*;
-        [
-            Queued,
-            Saving,
-            Uploading,
-            Importing,
-            Active,
-            Deactivated,
-            Killed,
-            Deleted,
-            PendingDelete,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        by_name(s)
     }
 }
 
@@ -158,14 +151,7 @@ impl Visibility {
     }
 
     pub fn parse(s: &str) -> Option<Visibility> {
-        [
-            Visibility::Public,
-            Visibility::Community,
-            Visibility::Shared,
-            Visibility::Private,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        by_name(s)
     }
 }
 
@@ -189,6 +175,23 @@ pub const DISK_FORMATS: [&str; 11] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_and_visibilities_parse_from_their_names_only() {
+        let statuses = "queued saving uploading importing active deactivated killed deleted";
+        for name in statuses.split(' ').chain(["pending_delete"]) {
+            assert_eq!(
+                ImageStatus::parse(name).map(ImageStatus::as_str),
+                Some(name)
+            );
+        }
+        for name in ["public", "community", "shared", "private"] {
+            assert_eq!(Visibility::parse(name).map(Visibility::as_str), Some(name));
+        }
+        assert_eq!(ImageStatus::parse("Active"), None);
+        assert_eq!(ImageStatus::parse(""), None);
+        assert_eq!(Visibility::parse("hidden"), None);
+    }
 
     #[test]
     fn keystone_time_has_six_fraction_digits_and_z() {

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use glimpse_client::Glance;
 pub use glimpse_client::Shown;
+use glimpse_client::{Glance, Replicator};
 use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 
 pub use crate::os_cli::{Cloud, CloudArgs};
-use crate::os_cli::{login, table};
+use crate::os_cli::{field_table, list_table, login};
 
 /// `glimpse jobs …`.
 #[derive(Args, Debug, Clone)]
@@ -54,7 +54,8 @@ pub enum JobsCommand {
 /// Runs one `glimpse jobs` command.
 pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
     let cloud = args.cloud.cloud()?;
-    let session = Session::connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
+    let glance = connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
+    let session = glance.replicator();
     match args.command {
         JobsCommand::List { json } => {
             let jobs = session.jobs().await?;
@@ -93,32 +94,14 @@ fn reason(s: &Shown) -> String {
         .unwrap_or_default()
 }
 
-/// A logged-in client of one region's replicator.
-pub struct Session {
-    glance: Glance,
-}
-
-impl Session {
-    pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Session> {
-        let glance = login(cloud).await?.glance(cloud, region)?;
-        Ok(Session { glance })
-    }
-
-    pub async fn jobs(&self) -> anyhow::Result<Vec<Job>> {
-        Ok(self.glance.replicator().jobs().await?)
-    }
-
-    pub async fn job(&self, id: &str) -> anyhow::Result<Shown> {
-        Ok(self.glance.replicator().job(id).await?)
-    }
-
-    pub async fn cancel(&self, id: &str) -> anyhow::Result<()> {
-        Ok(self.glance.replicator().cancel(id).await?)
-    }
+/// The image API of the cloud's region (its replicator is [`Glance::replicator`]), logged in
+/// with the cloud's password.
+pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Glance> {
+    login(cloud).await?.glance(cloud, region)
 }
 
 /// Follows a job until it ends, with a progress bar on a terminal (status lines otherwise).
-pub async fn watch(session: &Session, id: &str, every: Duration) -> anyhow::Result<Shown> {
+pub async fn watch(session: &Replicator<'_>, id: &str, every: Duration) -> anyhow::Result<Shown> {
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         indicatif::ProgressBar::new(100)
@@ -171,34 +154,28 @@ pub async fn watch(session: &Session, id: &str, every: Duration) -> anyhow::Resu
 }
 
 pub fn jobs_table(jobs: &[Job]) -> String {
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|j| {
-            vec![
-                j.job_id.clone(),
-                j.status.to_string(),
-                format!("{}%", j.copy_progress),
-                j.source_image_name
-                    .clone()
-                    .unwrap_or_else(|| j.source_image_id.clone()),
-                format!("{} → {}", j.source_region_id, j.destination_region_id),
-                j.destination_tenant_id.clone(),
-                j.destination_image_id.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "Job ID",
-            "Status",
-            "Progress",
-            "Source image",
-            "Regions",
-            "Destination tenant",
-            "Destination image",
-        ],
-        &rows,
-    )
+    let headers = [
+        "Job ID",
+        "Status",
+        "Progress",
+        "Source image",
+        "Regions",
+        "Destination tenant",
+        "Destination image",
+    ];
+    list_table(&headers, jobs, |j| {
+        vec![
+            j.job_id.clone(),
+            j.status.to_string(),
+            format!("{}%", j.copy_progress),
+            j.source_image_name
+                .clone()
+                .unwrap_or_else(|| j.source_image_id.clone()),
+            format!("{} → {}", j.source_region_id, j.destination_region_id),
+            j.destination_tenant_id.clone(),
+            j.destination_image_id.clone().unwrap_or_default(),
+        ]
+    })
 }
 
 pub fn job_table(s: &Shown) -> String {
@@ -230,9 +207,5 @@ pub fn job_table(s: &Shown) -> String {
     if let Some(n) = &s.resumed_from {
         rows.push(("resumed_from_byte", n.to_string()));
     }
-    let rows: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|(k, v)| vec![k.to_string(), v])
-        .collect();
-    table(&["Field", "Value"], &rows)
+    field_table(rows)
 }

@@ -4,13 +4,12 @@
 //! the cloud's region in the token's catalog and calls `…/v1.0/{project}/kms/<action>`.
 //! Stateless: nothing is written locally.
 
-use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use glimpse_client::{Fault, Kms};
+use glimpse_client::Kms;
 use glimpse_types::kms::{KeyDetails, state_word};
 
 pub use crate::os_cli::CloudArgs;
-use crate::os_cli::{Cloud, login, table};
+use crate::os_cli::{Cloud, field_table, list_table, login};
 
 /// `glimpse kms …`.
 #[derive(Args, Debug, Clone)]
@@ -61,49 +60,56 @@ pub async fn connect(cloud: &Cloud, region: Option<&str>) -> anyhow::Result<Kms>
     Ok(Kms::new(l.http.clone(), &url, l.project_id(), l.token()))
 }
 
-/// A refusal with the API's message and error code.
-fn refused(f: Fault) -> anyhow::Error {
-    match &f {
-        Fault::Refused {
-            code: Some(code), ..
-        } => anyhow!("{f} ({code})"),
-        _ => anyhow!("{f}"),
-    }
-}
-
 /// The key table of `list`.
 pub fn keys_table(details: &[KeyDetails]) -> String {
-    let rows: Vec<Vec<String>> = details
-        .iter()
-        .map(|k| {
-            vec![
-                k.key_id.clone(),
-                k.key_alias.clone(),
-                state_word(&k.key_state),
-            ]
-        })
-        .collect();
-    table(&["ID", "Alias", "State"], &rows)
+    list_table(&["ID", "Alias", "State"], details, |k| {
+        vec![
+            k.key_id.clone(),
+            k.key_alias.clone(),
+            state_word(&k.key_state),
+        ]
+    })
 }
 
-/// The field table of `show`.
-fn key_table(k: &KeyDetails) -> anyhow::Result<String> {
-    let v = serde_json::to_value(k)?;
-    let rows: Vec<Vec<String>> = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(f, v)| {
-            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            let text = if f == "key_state" {
-                state_word(&text)
-            } else {
-                text
-            };
-            vec![f.clone(), text]
-        })
-        .collect();
-    Ok(table(&["Field", "Value"], &rows))
+/// The field table of `show`, in the API's (alphabetical) field order.
+fn key_table(k: &KeyDetails) -> String {
+    let KeyDetails {
+        creation_date,
+        default_key_flag,
+        domain_id,
+        expiration_time,
+        key_alias,
+        key_description,
+        key_id,
+        key_rotation_enabled,
+        key_spec,
+        key_state,
+        key_type,
+        key_usage,
+        origin,
+        realm,
+        scheduled_deletion_date,
+        sys_enterprise_project_id,
+    } = k;
+    let key_state = state_word(key_state);
+    field_table([
+        ("creation_date", creation_date),
+        ("default_key_flag", default_key_flag),
+        ("domain_id", domain_id),
+        ("expiration_time", expiration_time),
+        ("key_alias", key_alias),
+        ("key_description", key_description),
+        ("key_id", key_id),
+        ("key_rotation_enabled", key_rotation_enabled),
+        ("key_spec", key_spec),
+        ("key_state", &key_state),
+        ("key_type", key_type),
+        ("key_usage", key_usage),
+        ("origin", origin),
+        ("realm", realm),
+        ("scheduled_deletion_date", scheduled_deletion_date),
+        ("sys_enterprise_project_id", sys_enterprise_project_id),
+    ])
 }
 
 /// Runs one `glimpse kms` command.
@@ -112,11 +118,11 @@ pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
     let s = connect(&cloud, args.cloud.os_region_name.as_deref()).await?;
     match args.command {
         KmsCommand::Create { alias, description } => {
-            let key = s.create(&alias, &description).await.map_err(refused)?;
+            let key = s.create(&alias, &description).await?;
             println!("{}", key.key_id);
         }
         KmsCommand::List { state, json } => {
-            let list = s.list(state.as_deref()).await.map_err(refused)?;
+            let list = s.list(state.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -124,23 +130,23 @@ pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
             }
         }
         KmsCommand::Show { key_id } => {
-            let key = s.describe(&key_id).await.map_err(refused)?;
-            print!("{}", key_table(&key)?);
+            let key = s.describe(&key_id).await?;
+            print!("{}", key_table(&key));
         }
         KmsCommand::Enable { key_id } => {
-            s.set_enabled(&key_id, true).await.map_err(refused)?;
+            s.set_enabled(&key_id, true).await?;
             println!("Key {key_id} enabled.");
         }
         KmsCommand::Disable { key_id } => {
-            s.set_enabled(&key_id, false).await.map_err(refused)?;
+            s.set_enabled(&key_id, false).await?;
             println!("Key {key_id} disabled.");
         }
         KmsCommand::ScheduleDeletion { key_id, days } => {
-            s.schedule_deletion(&key_id, days).await.map_err(refused)?;
+            s.schedule_deletion(&key_id, days).await?;
             println!("Key {key_id} will be deleted in {days} days.");
         }
         KmsCommand::CancelDeletion { key_id } => {
-            s.cancel_deletion(&key_id).await.map_err(refused)?;
+            s.cancel_deletion(&key_id).await?;
             println!("Deletion of key {key_id} canceled; the key is disabled.");
         }
     }

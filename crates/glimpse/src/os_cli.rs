@@ -210,6 +210,21 @@ pub async fn login(cloud: &Cloud) -> anyhow::Result<Login> {
     Ok(Login { http, login })
 }
 
+/// A table of `items`, one row each.
+pub fn list_table<T>(headers: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) -> String {
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(headers, &rows)
+}
+
+/// The "Field | Value" table of one object.
+pub fn field_table<'a, V: Into<String>>(fields: impl IntoIterator<Item = (&'a str, V)>) -> String {
+    let rows: Vec<Vec<String>> = fields
+        .into_iter()
+        .map(|(f, v)| vec![f.to_string(), v.into()])
+        .collect();
+    table(&["Field", "Value"], &rows)
+}
+
 /// A table in the openstack client's style.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();

@@ -25,9 +25,6 @@ use crate::error::Kind;
 use crate::jobs::{Job, JobContext, JobError};
 use crate::region::Region;
 
-/// The job kind of a server build.
-pub const KIND: &str = "server_build";
-
 /// A build job's parameters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Params {
@@ -89,7 +86,7 @@ impl BuildHandler {
 
 #[async_trait]
 impl Job for BuildHandler {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "server_build";
     type Params = Params;
 
     async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {

@@ -45,9 +45,6 @@ use crate::images::{Expected, Image};
 use crate::jobs::{Job, JobContext, JobError, NewJob};
 use crate::region::Region;
 
-/// The job kind of a server snapshot.
-pub const KIND: &str = "server_snapshot";
-
 /// Longest snapshot name and metadata key (Nova's schema).
 pub const MAX_NAME: usize = 255;
 /// Longest metadata value: the seed's `text (2^16 - 1 bytes)` (today's Nova schema says 255
@@ -427,7 +424,7 @@ pub(crate) async fn abandon(region: &Region, server_id: &str, image_id: &str, ow
 
 #[async_trait]
 impl Job for SnapshotHandler {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "server_snapshot";
     type Params = Params;
 
     async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {

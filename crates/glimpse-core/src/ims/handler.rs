@@ -28,7 +28,7 @@ use glimpse_store::WriteError;
 use glimpse_types::ImageStatus;
 use serde_json::{Value, json};
 
-use super::{KIND, PROP_CMK, PROP_DESCRIPTION, PROP_ENCRYPTED, Params};
+use super::{PROP_CMK, PROP_DESCRIPTION, PROP_ENCRYPTED, Params};
 use crate::db::Db;
 use crate::error::Result;
 use crate::images::Sealing;
@@ -169,7 +169,7 @@ impl CopyHandler {
 
 #[async_trait]
 impl Job for CopyHandler {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "ims_copy";
     type Params = Params;
 
     async fn run(&self, ctx: &JobContext, p: Params) -> std::result::Result<Value, JobError> {

@@ -24,13 +24,13 @@ mod tests;
 use glimpse_types::ims::ImsStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::{JobRecord, JobState};
+use crate::jobs::{Job, JobRecord, JobState};
 
 pub use handler::CopyHandler;
 pub use submit::{CopyRequest, submit};
 
-/// The job kind of an in-region copy.
-pub const KIND: &str = "ims_copy";
+/// The job kind of an in-region copy (named by its [`Job`] impl).
+pub const KIND: &str = <CopyHandler as Job>::KIND;
 /// Huawei's `job_type` of an in-region copy.
 pub const JOB_TYPE: &str = glimpse_types::ims::COPY_JOB_TYPE;
 

@@ -39,7 +39,7 @@ use glimpse_types::glance::{Image, ImageCreate};
 use glimpse_types::replicator::AdoptRequest;
 use glimpse_types::{ImageStatus, Visibility};
 
-use super::{KIND, PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
+use super::{PROP_FROM_IMAGE, PROP_FROM_REGION, PROP_JOB, Params, pause};
 use crate::jobs::{Job, JobContext, JobError, JobRecord};
 use crate::region::Region;
 
@@ -389,7 +389,7 @@ impl ReplicateHandler {
 
 #[async_trait]
 impl Job for ReplicateHandler {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "replicate";
     type Params = Params;
 
     async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {

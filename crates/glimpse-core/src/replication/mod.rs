@@ -38,13 +38,13 @@ use glimpse_types::replicator::{ReplicationJob, ReplicationStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ReplicationConfig;
-use crate::jobs::{JobRecord, JobState};
+use crate::jobs::{Job, JobRecord, JobState};
 
 pub use handler::ReplicateHandler;
 pub use submit::{Submission, submit};
 
-/// The job kind of a replication.
-pub const KIND: &str = "replicate";
+/// The job kind of a replication (named by its [`Job`] impl).
+pub const KIND: &str = <ReplicateHandler as Job>::KIND;
 
 /// Custom properties every replica carries (where it came from, which job made it).
 pub const PROP_FROM_REGION: &str = "replicated_from_region";

@@ -24,9 +24,6 @@ use crate::auth::Caller;
 use crate::jobs::{Job, JobContext, JobError};
 use crate::region::Region;
 
-/// The job kind.
-pub const KIND: &str = "volume_create";
-
 /// Everything the job needs, fixed at the request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Params {
@@ -126,7 +123,7 @@ impl CreateHandler {
 
 #[async_trait]
 impl Job for CreateHandler {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "volume_create";
     type Params = Params;
 
     async fn run(&self, ctx: &JobContext, p: Params) -> Result<Value, JobError> {

@@ -8,9 +8,9 @@
 //!   `os-detach`, …) and Nova's `os-volume_attachments`, which both end in the one attachment
 //!   row a volume may have (no multiattach).
 //! * [`upload`]: `os-volume_upload_image` (seed 002): checks, the Glance record, and the
-//!   durable job of kind [`upload::KIND`] that converts the volume with `qemu-img` and
+//!   durable job ([`upload::UploadHandler`]) that converts the volume with `qemu-img` and
 //!   publishes it through the image upload pipeline.
-//! * [`create`]: the durable job of kind [`create::KIND`] that makes a volume's file
+//! * [`create`]: the durable job ([`create::CreateHandler`]) that makes a volume's file
 //!   (blank, or converted from an image) and moves it `creating → available`.
 //!
 //! Crash behaviour: every state change is one conditional UPDATE. Creations and uploads are
@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::jobs::Job;
 use crate::region::Region;
 
 pub use records::{NewVolume, create, delete, get, list, update};
@@ -155,7 +156,12 @@ pub async fn recover(region: &Region) -> Result<u64> {
         files::remove(region, id).await?;
         repo::delete_row(&region.db, id).await?;
     }
-    let orphans = repo::without_job(&region.db, VolumeStatus::Creating, create::KIND).await?;
+    let orphans = repo::without_job(
+        &region.db,
+        VolumeStatus::Creating,
+        <create::CreateHandler as Job>::KIND,
+    )
+    .await?;
     for id in &orphans {
         repo::step(&region.db, id, VolumeStatus::Creating, VolumeStatus::Error).await?;
     }
@@ -163,7 +169,12 @@ pub async fn recover(region: &Region) -> Result<u64> {
     // before the job's enqueue committed (or a job's cleanup could not restore the volume).
     // The image the volume names, if its record was made and is still `queued`, would never
     // be filled: it goes, then the volume goes back.
-    let stuck = repo::without_job(&region.db, VolumeStatus::Uploading, upload::KIND).await?;
+    let stuck = repo::without_job(
+        &region.db,
+        VolumeStatus::Uploading,
+        <upload::UploadHandler as Job>::KIND,
+    )
+    .await?;
     let mut strays = 0;
     for id in &stuck {
         if let Some(v) = repo::load(&region.db, id).await?

@@ -5,7 +5,7 @@
 //! policy, 400 unless `available`, or `in-use` with `force`), moves it to `uploading`
 //! (remembering where it was, and recording the id chosen for the image in the same UPDATE),
 //! creates the `queued` image of that id (500 if the image service fails, the volume put
-//! back) and enqueues the job of kind [`KIND`] keyed by the image id.
+//! back) and enqueues its job ([`UploadHandler`]) keyed by the image id.
 //!
 //! The job ([`UploadHandler`]) converts the volume file with `qemu-img convert -f raw -O
 //! <disk_format>` (raw is published as it is, as Cinder streams it) and streams the result
@@ -41,9 +41,6 @@ use crate::error::{Error, Result};
 use crate::images::{Expected, NewImage};
 use crate::jobs::{Job, JobContext, JobError, NewJob};
 use crate::region::Region;
-
-/// The job kind.
-pub const KIND: &str = "volume_upload";
 
 /// Glance fields Cinder never copies from a volume's image metadata
 /// (`[DEFAULT]glance_core_properties`).
@@ -347,7 +344,7 @@ impl UploadHandler {
 
 #[async_trait]
 impl Job for UploadHandler {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "volume_upload";
     type Params = Params;
 
     async fn run(&self, ctx: &JobContext, p: Params) -> std::result::Result<Value, JobError> {

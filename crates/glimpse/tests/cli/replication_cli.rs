@@ -6,7 +6,7 @@ use crate::common;
 
 use common::TestCloud;
 use common::replication::{self as rep, ONE, active_image, world};
-use glimpse::jobs_cli::{self, Cloud, CloudArgs, JobsArgs, JobsCommand, Session};
+use glimpse::jobs_cli::{self, Cloud, CloudArgs, JobsArgs, JobsCommand};
 use serde_json::json;
 
 fn args(clouds: &std::path::Path, command: JobsCommand) -> JobsArgs {
@@ -59,9 +59,10 @@ async fn lists_watches_and_cancels_jobs_over_http() {
     .await
     .unwrap();
 
-    let session = Session::connect(&Cloud::load(&clouds, Some("replicator")).unwrap(), None)
+    let glance = jobs_cli::connect(&Cloud::load(&clouds, Some("replicator")).unwrap(), None)
         .await
         .unwrap();
+    let session = glance.replicator();
     let jobs = session.jobs().await.unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(
