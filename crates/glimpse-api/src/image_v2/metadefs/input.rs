@@ -10,6 +10,7 @@ use glimpse_core::images::metadefs::items::ItemQuery;
 use glimpse_core::images::metadefs::{
     AssociationInput, NamespaceInput, NamespaceQuery, ObjectInput, PropertyDoc, SortKey,
 };
+use glimpse_core::db::caps;
 use glimpse_core::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -518,12 +519,13 @@ pub fn namespace_query(pairs: &[(String, String)]) -> Result<NamespaceQuery> {
                 }
             }
             "resource_types" => {
-                q.resource_types = Some(
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                )
+                let types: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                caps::at_most(types.len(), caps::VALUES, "resource types")?;
+                q.resource_types = Some(types)
             }
             _ => {}
         }
