@@ -108,7 +108,8 @@ pub async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);
-            let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+            let conn =
+                builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
             let mut conn = pin!(conn);
             let mut idle = pin!(activity.idle_for(limits.header_timeout));
             loop {

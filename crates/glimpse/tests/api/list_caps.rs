@@ -24,7 +24,10 @@ async fn get(tc: &TestCloud, token: &str, url: &str) -> (u16, Value) {
         .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test]
@@ -88,6 +91,10 @@ async fn thousands_of_sort_keys_and_filters_are_400_on_every_list_api() {
     ];
     for url in &may_ignore {
         let (status, body) = get(&tc, &token, url).await;
-        assert!(status < 500, "{status} {}…: {body}", &url[..url.len().min(120)]);
+        assert!(
+            status < 500,
+            "{status} {}…: {body}",
+            &url[..url.len().min(120)]
+        );
     }
 }

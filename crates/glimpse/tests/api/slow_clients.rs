@@ -123,7 +123,10 @@ async fn connections_past_the_cap_wait_for_a_slot() {
     let health = format!("{}/healthcheck", cloud.base);
     let client = reqwest::Client::new();
     let early = tokio::time::timeout(Duration::from_millis(300), client.get(&health).send()).await;
-    assert!(early.is_err(), "a ninth connection was served past the cap of 8");
+    assert!(
+        early.is_err(),
+        "a ninth connection was served past the cap of 8"
+    );
     let later = tokio::time::timeout(GIVE_UP, client.get(&health).send())
         .await
         .expect("the ninth connection was never served")

@@ -6,11 +6,11 @@
 //! only the attributes Glance's `PropertyType` model keeps. Pure functions; nothing to recover
 //! after a crash.
 
+use glimpse_core::db::caps;
 use glimpse_core::images::metadefs::items::ItemQuery;
 use glimpse_core::images::metadefs::{
     AssociationInput, NamespaceInput, NamespaceQuery, ObjectInput, PropertyDoc, SortKey,
 };
-use glimpse_core::db::caps;
 use glimpse_core::{Error, Result};
 use serde_json::{Map, Value};
 
