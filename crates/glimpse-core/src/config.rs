@@ -19,8 +19,38 @@ pub struct Config {
     pub public_url: String,
     /// Largest JSON request body, bytes (Nova's default is 114688).
     pub max_json_body: usize,
+    /// Limits on clients of the HTTP listener.
+    pub http: HttpConfig,
     pub identity: IdentityConfig,
     pub regions: Vec<RegionConfig>,
+}
+
+/// What a client of the listener may hold (`[http]`): slow or flooding clients are cut off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Time to receive a request's whole head (request line and headers) on HTTP/1.
+    pub header_timeout_seconds: u64,
+    /// A request body that sends nothing for this long ends with an error (an upload goes
+    /// back to `queued`). Each byte received buys `1 / body_min_rate` seconds more, never
+    /// more than this from now, so a body trickled a byte at a time ends about this long
+    /// after it started (Apache's `RequestReadTimeout body=…,MinRate=…`).
+    pub body_idle_seconds: u64,
+    /// Bytes per second a body must keep up (0: only the idle limit).
+    pub body_min_rate: u64,
+    /// Open connections at most; past it the listener stops accepting until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            header_timeout_seconds: 30,
+            body_idle_seconds: 30,
+            body_min_rate: 500,
+            max_connections: 512,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +248,7 @@ impl Default for Config {
             listen: "127.0.0.1:5000".into(),
             public_url: String::new(),
             max_json_body: 114_688,
+            http: HttpConfig::default(),
             identity: IdentityConfig::default(),
             regions: vec![
                 RegionConfig::named("region-one"),

@@ -211,6 +211,15 @@ impl BlobStore {
         }
     }
 
+    /// Removes staging files whose writer is gone (filesystem stores; an object store has
+    /// none): run at start, so a killed upload's leftover does not wait for the cleaner.
+    pub async fn clear_abandoned_staging(&self) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.clear_abandoned_staging().await,
+            Backend::Object(_) => Ok(0),
+        }
+    }
+
     /// Removes the held bytes of every resumable write whose name starts with `prefix`.
     pub async fn drop_partials(&self, prefix: &str) -> Result<usize, StoreError> {
         match &self.backend {

@@ -68,7 +68,14 @@ impl LocalStore {
             .join(".staging")
             .join(uuid::Uuid::new_v4().simple().to_string());
         let path = staging.clone();
-        Ok(spawn_writer(move || File::create(&path), staging, target))
+        // Locked while it is written, so that start-up can tell a dead writer's file (lock
+        // free) from a live one's, in this process or another on the same directory.
+        let open = move || {
+            let file = File::create(&path)?;
+            file.lock()?;
+            Ok(file)
+        };
+        Ok(spawn_writer(open, staging, target))
     }
 
     /// Where the resumable partial `name` lives (see the module documentation).
@@ -193,6 +200,30 @@ impl LocalStore {
         .map_err(std::io::Error::other)?
     }
 
+    /// Removes every staging file whose writer is gone (its lock is free): what a killed
+    /// upload or copy left, at once rather than after the cleaner's grace. Resumable partials
+    /// stay: they are what a resumed replication continues from. Returns how many went.
+    pub async fn clear_abandoned_staging(&self) -> Result<usize, StoreError> {
+        let dir = self.root.join(".staging");
+        tokio::task::spawn_blocking(move || {
+            let mut n = 0;
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if is_partial(&path) || in_use(&path) {
+                    continue;
+                }
+                match std::fs::remove_file(&path) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(n)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// Streams `start..end` of a blob ([`stream_file`]).
     pub async fn read(
         &self,
@@ -301,15 +332,15 @@ fn stream_file(file: File, start: u64, end: u64) -> BoxStream<'static, Result<By
     stream.boxed()
 }
 
-/// Whether `path` is a resumable partial a writer holds locked right now (the cleaner must
-/// not take it, however old its last write).
+fn is_partial(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("partial-"))
+}
+
+/// Whether a writer holds `path` locked right now (a staging file being written or a
+/// resumable partial being continued): the cleaner must not take it, however old its last
+/// write.
 fn in_use(path: &Path) -> bool {
-    let partial = path
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("partial-"));
-    if !partial {
-        return false;
-    }
     match File::open(path) {
         Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
         Err(_) => false,

@@ -371,3 +371,67 @@ async fn a_partial_in_use_is_not_listed_for_the_cleaner() {
         );
     }
 }
+
+/// At start a store removes the staging files of writers that died (a killed upload's
+/// leftover), but not one a live writer holds, nor a resumable partial (a resumed replication
+/// continues from it).
+#[tokio::test]
+async fn abandoned_staging_goes_live_writes_and_partials_stay() {
+    let dir = std::env::temp_dir().join(format!("glimpse-store-{}", uuid::Uuid::new_v4().simple()));
+    let _cleanup = TempDir(dir.clone());
+    let store =
+        BlobStore::open(&format!("file://{}", dir.display()), &S3Options::default()).unwrap();
+    let staging = dir.join(".staging");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&staging)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A partial left by a cut resumable write (its writer gone, lock free).
+    let cut = stream::iter(vec![
+        Ok::<_, std::io::Error>(Bytes::from(pattern(1000))),
+        Err(std::io::Error::other("cut")),
+    ]);
+    assert!(
+        store
+            .write_resumable("held-1", 0, cut, None, |_: &[u8]| Ok(()))
+            .await
+            .is_err()
+    );
+    // What a killed process left: a staging file nobody holds.
+    std::fs::write(staging.join("0123456789abcdef"), b"half an image").unwrap();
+    // A write in progress: its staging file is locked until it ends.
+    let (go, when) = tokio::sync::oneshot::channel::<()>();
+    let body = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(pattern(1 << 20)))]).chain(
+        stream::once(async move {
+            let _ = when.await;
+            Ok(Bytes::from(pattern(10)))
+        }),
+    );
+    let writer = store.clone();
+    let writing = tokio::spawn(async move { writer.write(body, |_: &[u8]| Ok(())).await });
+    let started = async {
+        while names().len() < 3 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), started)
+        .await
+        .expect("the write starts its staging file");
+
+    assert_eq!(store.clear_abandoned_staging().await.unwrap(), 1);
+    let left = names();
+    assert!(!left.contains(&"0123456789abcdef".to_string()), "{left:?}");
+    assert!(left.contains(&"partial-held-1".to_string()), "{left:?}");
+    assert_eq!(left.len(), 2, "the live write's file stays: {left:?}");
+    assert_eq!(store.partial_len("held-1").await.unwrap(), 1000);
+
+    let _ = go.send(());
+    let written = writing.await.unwrap().unwrap();
+    assert_eq!(written.size, (1 << 20) + 10);
+    assert_eq!(names(), vec!["partial-held-1".to_string()]);
+}

@@ -3,6 +3,7 @@
 
 pub mod jobs_cli;
 pub mod kms_cli;
+pub mod listener;
 pub mod os_cli;
 pub mod settings;
 
@@ -45,10 +46,9 @@ pub async fn start(
     let stop = tokio_util::sync::CancellationToken::new();
     cloud.start_workers(stop.clone());
     let app = glimpse_api::router(cloud.clone());
+    let limits = listener::Limits::from(&cloud.config.http);
     let server = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = listener::serve(listener, app, limits, shutdown).await;
         stop.cancel();
         result
     });

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use glimpse_core::Error;
+use glimpse_core::db::caps;
 use glimpse_core::volumes::records::{ListQuery, VolumeUpdate};
 use glimpse_core::volumes::{self, NewVolume};
 use serde_json::{Map, Value, json};
@@ -231,6 +232,21 @@ fn list_query(q: &BTreeMap<String, String>) -> Result<ListQuery> {
             )))
         })?),
     };
+    let metadata = match q.get("metadata") {
+        Some(m) => metadata_filter(m)?,
+        None => BTreeMap::new(),
+    };
+    let sort = sort_keys(q)?;
+    let capped = |count, cap, what| {
+        caps::at_most(count, cap, what).map_err(|e| {
+            cinder(Error::bad_request(format!(
+                "Invalid input received: {}",
+                e.message
+            )))
+        })
+    };
+    capped(sort.len(), caps::SORT_KEYS, "sort keys")?;
+    capped(metadata.len(), caps::VALUES, "metadata pairs")?;
     Ok(ListQuery {
         all_tenants: q
             .get("all_tenants")
@@ -239,11 +255,8 @@ fn list_query(q: &BTreeMap<String, String>) -> Result<ListQuery> {
         status: q.get("status").cloned(),
         bootable: q.get("bootable").map(|b| lenient_bool(b)),
         availability_zone: q.get("availability_zone").cloned(),
-        metadata: match q.get("metadata") {
-            Some(m) => metadata_filter(m)?,
-            None => BTreeMap::new(),
-        },
-        sort: sort_keys(q)?,
+        metadata,
+        sort,
         limit,
         marker: q.get("marker").cloned(),
     })

@@ -7,8 +7,10 @@
 //! Migrations are embedded in the binary and run on open, per schema and backend.
 //!
 //! Shared by every repo: [`rows`] (reading timestamps, JSON, enums and booleans out of a row)
-//! and [`guarded`] (the one guarded state change, `UPDATE … WHERE status IN (…)`).
+//! and [`guarded`] (the one guarded state change, `UPDATE … WHERE status IN (…)`); [`caps`] bounds
+//! what a list query may turn into SQL.
 
+pub mod caps;
 pub mod guarded;
 pub mod rows;
 

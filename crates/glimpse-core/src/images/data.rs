@@ -549,6 +549,13 @@ pub async fn recover(region: &Region) -> Result<u64> {
     if n > 0 {
         tracing::warn!(region = %region.name, images = n, "interrupted uploads put back to queued");
     }
+    match region.store.clear_abandoned_staging().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(region = %region.name, files = n,
+            "staging files of writers that died removed"),
+        Err(e) => tracing::warn!(region = %region.name, error = %e,
+            "clearing abandoned staging files failed"),
+    }
     let (db, store, name) = (region.db.clone(), region.store.clone(), region.name.clone());
     tokio::spawn(async move {
         match clean_store(&db, &store, ORPHAN_GRACE).await {

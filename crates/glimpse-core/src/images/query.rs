@@ -8,6 +8,7 @@
 use glimpse_types::{Visibility, db_time, parse_time};
 
 use super::model::{Image, MemberStatus};
+use crate::db::caps;
 use crate::error::{Error, Result};
 
 /// Default page size (Glance's `limit_param_default`).
@@ -291,7 +292,11 @@ fn filter(filters: &mut Vec<Filter>, k: &str, v: &str) -> Result<()> {
                 _ => "i.disk_format",
             };
             match split_op(v) {
-                ("in", list) => filters.push(Filter::TextIn(col, split_in(list))),
+                ("in", list) => {
+                    let values = split_in(list);
+                    caps::at_most(values.len(), caps::VALUES, "values in an 'in:' filter")?;
+                    filters.push(Filter::TextIn(col, values))
+                }
                 ("eq", val) => filters.push(Filter::TextEq(col, val.to_string())),
                 (op, _) => {
                     return Err(Error::bad_request(format!(
@@ -397,6 +402,9 @@ impl ListQuery {
                 _ => filter(&mut q.filters, k, v)?,
             }
         }
+        caps::at_most(keys.len(), caps::SORT_KEYS, "sort keys")?;
+        caps::at_most(dirs.len(), caps::SORT_KEYS, "sort directions")?;
+        caps::at_most(q.filters.len(), caps::FILTERS, "filters")?;
         if dirs.len() > 1 && dirs.len() != keys.len() {
             return Err(Error::bad_request(
                 "Number of sort dirs does not match the number of sort keys",

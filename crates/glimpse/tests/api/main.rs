@@ -19,5 +19,7 @@ mod image_metadefs;
 mod image_verify;
 mod ims;
 mod kms;
+mod list_caps;
+mod slow_clients;
 mod volume_api;
 mod volume_upload;

@@ -6,6 +6,7 @@
 //! only the attributes Glance's `PropertyType` model keeps. Pure functions; nothing to recover
 //! after a crash.
 
+use glimpse_core::db::caps;
 use glimpse_core::images::metadefs::items::ItemQuery;
 use glimpse_core::images::metadefs::{
     AssociationInput, NamespaceInput, NamespaceQuery, ObjectInput, PropertyDoc, SortKey,
@@ -518,12 +519,13 @@ pub fn namespace_query(pairs: &[(String, String)]) -> Result<NamespaceQuery> {
                 }
             }
             "resource_types" => {
-                q.resource_types = Some(
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                )
+                let types: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                caps::at_most(types.len(), caps::VALUES, "resource types")?;
+                q.resource_types = Some(types)
             }
             _ => {}
         }
