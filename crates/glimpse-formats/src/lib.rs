@@ -25,6 +25,7 @@ pub mod overlay;
 mod qcow2;
 pub mod qemu;
 mod report;
+pub mod sandbox;
 mod simple;
 mod vdi;
 mod vhd;

@@ -17,8 +17,10 @@
 use std::path::Path;
 
 use crate::qemu::{
-    QemuError, QemuLimits, absolute, inspect, lossy, qemu_name, raw_info, run_program,
+    QemuError, QemuLimits, absolute, create_new, inspect, lossy, qemu_name, raw_info,
+    raw_info_with, run_program,
 };
+use crate::sandbox::Access;
 use crate::{DiskFormat, Limits};
 
 /// The `json:` node of a trusted base: its driver, its file, and never a backing of its own.
@@ -93,16 +95,18 @@ pub async fn create(
     }
     let virtual_size = size.unwrap_or(0).max(base_size);
     let size_arg = virtual_size.to_string();
+    create_new(Path::new(&overlay_s)).await?;
     let result = async {
         run_program(
             "qemu-img",
             &[
                 "create", "-q", "-f", "qcow2", "-F", fmt, "-b", &base_s, &overlay_s, &size_arg,
             ],
+            &Access::reads(&[Path::new(&base_s)]).writes(Path::new(&overlay_s)),
             limits,
         )
         .await?;
-        let info = raw_info(overlay, DiskFormat::Qcow2, limits).await?;
+        let info = raw_info_with(overlay, DiskFormat::Qcow2, &[base], limits).await?;
         if info.format != "qcow2" || info.data_file.is_some() {
             return Err(QemuError::InfoRejected(format!(
                 "the new overlay reads as {} (data file {:?})",
@@ -145,6 +149,7 @@ pub async fn write(
     let (stdout, stderr) = run_program(
         "qemu-io",
         &["-f", "qcow2", &spec, "-c", &command, "-c", "flush"],
+        &Access::reads(&[base, data]).writes(&absolute(overlay)?),
         limits,
     )
     .await?;
@@ -179,12 +184,14 @@ pub async fn flatten(
     }
     let spec = chain(&utf8(overlay)?, &utf8(base)?, fmt);
     let result = async {
-        let size = raw_info(overlay, DiskFormat::Qcow2, limits)
+        let size = raw_info_with(overlay, DiskFormat::Qcow2, &[base], limits)
             .await?
             .virtual_size;
+        create_new(Path::new(&out_s)).await?;
         run_program(
             "qemu-img",
             &["convert", "-f", "qcow2", "-O", dst, &spec, &out_s],
+            &Access::reads(&[&absolute(overlay)?, &absolute(base)?]).writes(Path::new(&out_s)),
             limits,
         )
         .await?;

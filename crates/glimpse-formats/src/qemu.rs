@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 
+use crate::sandbox::{self, Access};
 use crate::{DiskFormat, Limits, Rejection, Report, inspect_file};
 
 /// Resource limits for one qemu-img child.
@@ -126,6 +126,23 @@ pub fn qemu_name(format: DiskFormat) -> Option<&'static str> {
     }
 }
 
+/// Creates `path` empty (it must not exist), so that the sandbox can bind it as the one
+/// writable file before qemu-img writes it.
+pub(crate) async fn create_new(path: &Path) -> Result<(), QemuError> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                QemuError::BadPath(path.to_path_buf(), "output already exists")
+            }
+            _ => QemuError::Io(e),
+        })
+}
+
 pub(crate) fn absolute(path: &Path) -> Result<PathBuf, QemuError> {
     let abs = std::path::absolute(path).map_err(QemuError::Io)?;
     if abs.to_str().is_none() {
@@ -155,24 +172,21 @@ pub(crate) async fn inspect(
     Ok(report)
 }
 
-/// Runs `qemu-img ARGS` under prlimit; returns stdout (and stderr) on success.
-async fn run(args: &[&str], limits: &QemuLimits) -> Result<(Vec<u8>, Vec<u8>), QemuError> {
-    run_program("qemu-img", args, limits).await
-}
-
-/// Runs `program ARGS` (`qemu-img` or `qemu-io`) under prlimit, with the same environment,
-/// timeout and output caps; returns stdout (and stderr) on success.
+/// Runs `program ARGS` (`qemu-img` or `qemu-io`) in the [`sandbox`] (touching only what
+/// `access` names) under prlimit, with a cleared environment, a timeout and output caps;
+/// returns stdout (and stderr) on success.
 pub(crate) async fn run_program(
     program: &str,
     args: &[&str],
+    access: &Access,
     limits: &QemuLimits,
 ) -> Result<(Vec<u8>, Vec<u8>), QemuError> {
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--as={}", limits.address_space_bytes))
-        .arg(format!("--cpu={}", limits.cpu_seconds))
-        .arg("--")
-        .arg(program)
-        .args(args)
+    let prlimits = [
+        format!("--as={}", limits.address_space_bytes),
+        format!("--cpu={}", limits.cpu_seconds),
+    ];
+    let mut cmd = sandbox::command(program, &prlimits, access);
+    cmd.args(args)
         .env_clear()
         .env("LC_ALL", "C")
         .env("LANG", "C")
@@ -253,11 +267,27 @@ pub(crate) async fn raw_info(
     format: DiskFormat,
     limits: &QemuLimits,
 ) -> Result<QemuInfo, QemuError> {
+    raw_info_with(path, format, &[], limits).await
+}
+
+/// [`raw_info`] of an image that may also read `backing` (an overlay's base).
+pub(crate) async fn raw_info_with(
+    path: &Path,
+    format: DiskFormat,
+    backing: &[&Path],
+    limits: &QemuLimits,
+) -> Result<QemuInfo, QemuError> {
     let name = qemu_name(format).ok_or(QemuError::UnsupportedFormat(format))?;
     let path = absolute(path)?;
     let p = path.to_str().unwrap_or_default();
-    let (stdout, stderr) = run(
+    let mut access = Access::reads(&[&path]);
+    for b in backing {
+        access.read.push(absolute(b)?);
+    }
+    let (stdout, stderr) = run_program(
+        "qemu-img",
         &["info", "--output=json", "--force-share", "-f", name, p],
+        &access,
         limits,
     )
     .await?;
@@ -355,7 +385,14 @@ pub async fn convert_with_limits(
             in_str.to_string()
         };
         let out_str = output.to_str().unwrap_or_default();
-        run(&["convert", "-f", src, "-O", dst, &source, out_str], limits).await?;
+        create_new(&output).await?;
+        run_program(
+            "qemu-img",
+            &["convert", "-f", src, "-O", dst, &source, out_str],
+            &Access::reads(&[&input]).writes(&output),
+            limits,
+        )
+        .await?;
         // Allow the target format's size rounding, nothing more.
         let slack = in_size / 16 + (4 << 20);
         let out_limits = Limits {
