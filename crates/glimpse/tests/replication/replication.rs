@@ -8,7 +8,8 @@ use crate::common;
 
 use common::replication::{self as rep, ONE, Resp, TWO, active_image, world};
 use common::{TestCloud, glance};
-use glimpse_core::replication::pause;
+use glimpse_core::jobs::NewJob;
+use glimpse_core::replication::{ReplicateHandler, pause};
 use serde_json::{Value, json};
 
 const FIELDS: [&str; 10] = [
@@ -53,14 +54,7 @@ async fn replicates_to_another_region_with_the_seed_fields() {
     )
     .await;
 
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &w.b).await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.header("content-type"), "application/json; charset=UTF-8");
     let job = r.json()["job_id"].as_str().unwrap().to_string();
@@ -243,41 +237,13 @@ async fn every_error_of_the_seed_tables() {
 
     // 404: unknown image, deleted image, unknown tenant.
     let unknown = uuid::Uuid::new_v4().to_string();
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": unknown, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &unknown, &w.b).await;
     assert_text_error(&r, 404, &unknown);
     let gone = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 4)).await;
-    let d = tc
-        .http
-        .delete(format!("{}/v2/images/{gone}", tc.image(ONE)))
-        .header("x-auth-token", &w.tok_a)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(d.status(), 204);
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": gone, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    assert_eq!(rep::delete_image(&tc, ONE, &w.tok_a, &gone).await, 204);
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &gone, &w.b).await;
     assert_text_error(&r, 404, &gone);
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": "0123456789abcdef0123456789abcdef"}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, "0123456789abcdef0123456789abcdef").await;
     assert_text_error(
         &r,
         404,
@@ -285,48 +251,20 @@ async fn every_error_of_the_seed_tables() {
     );
     // Another tenant's private image is as unknown as a missing one.
     let (_, other_tok) = tc.user_in_new_project("member", ONE).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &other_tok,
-        json!({"image_id": src, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &other_tok, &src, &w.b).await;
     assert_text_error(&r, 404, &src);
 
     // 401: a destination tenant where the caller holds no role, or only reader.
     let (d_id, _) = rep::project(&tc, &w.admin, TWO).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": d_id}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &d_id).await;
     assert_text_error(&r, 401, "not authorized to copy images into tenant");
     rep::grant(&tc, &w.admin, &d_id, &w.user_id, "reader").await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": d_id}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &d_id).await;
     assert_text_error(&r, 401, "not authorized to copy images into tenant");
 
     // 409: a source image that is not active.
     let queued = glance::create_bare(&tc.http, &tc.image(ONE), &w.tok_a, "q", "raw").await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": queued, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &queued, &w.b).await;
     assert_text_error(&r, 409, "is not active");
 
     // 404: a license switch type or official template type the destination does not list
@@ -339,14 +277,7 @@ async fn every_error_of_the_seed_tables() {
         rep::data(10, 5),
     )
     .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": lic, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &lic, &w.b).await;
     assert_text_error(&r, 404, "license switch type Unknown_License");
     let ok_lic = active_image(
         &tc,
@@ -356,14 +287,7 @@ async fn every_error_of_the_seed_tables() {
         rep::data(10, 6),
     )
     .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": ok_lic, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &ok_lic, &w.b).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let tpl = active_image(
         &tc,
@@ -373,14 +297,7 @@ async fn every_error_of_the_seed_tables() {
         rep::data(10, 7),
     )
     .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": tpl, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &tpl, &w.b).await;
     assert_text_error(&r, 404, "official template type ubuntu");
 
     // Jobs: unknown → 404; wrong method → 405; unknown path → 404.
@@ -440,14 +357,7 @@ async fn destination_allow_lists_come_from_the_destination() {
     let (c, _) = rep::project(&tc, &w.admin, ONE).await;
     rep::grant(&tc, &w.admin, &c, &w.user_id, "member").await;
     let plain = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 8)).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": plain, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &plain, &w.b).await;
     assert_text_error(&r, 409, "does not support the image");
     let tpl = active_image(
         &tc,
@@ -457,14 +367,7 @@ async fn destination_allow_lists_come_from_the_destination() {
         rep::data(10, 9),
     )
     .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": tpl, "tenant_id_dst": c}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &tpl, &c).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let lic = active_image(
         &tc,
@@ -474,14 +377,7 @@ async fn destination_allow_lists_come_from_the_destination() {
         rep::data(10, 10),
     )
     .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": lic, "tenant_id_dst": c}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &lic, &c).await;
     assert_text_error(&r, 404, "license switch type");
     let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
     let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
@@ -506,14 +402,7 @@ async fn destination_down_at_submission_is_409() {
     .await;
     let w = world(&tc).await;
     let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 11)).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &w.b).await;
     assert_text_error(
         &r,
         409,
@@ -693,13 +582,10 @@ async fn a_resumed_job_reuses_its_destination_image() {
             size: bytes.len() as u64,
             requested_by: w.user_id.clone(),
         };
-        let new = glimpse_core::jobs::NewJob {
+        let new = NewJob {
             id: Some(job.clone()),
-            kind: glimpse_core::replication::KIND.into(),
-            project_id: w.a.clone(),
             phase: "requested".into(),
-            params: serde_json::to_value(&params).unwrap(),
-            idempotency_key: None,
+            ..NewJob::of::<ReplicateHandler>(w.a.clone(), &params).unwrap()
         };
         region.jobs.enqueue(&new).await.unwrap();
         if case == "queued" {

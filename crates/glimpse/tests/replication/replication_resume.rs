@@ -272,14 +272,7 @@ async fn deleting_the_image_drops_its_held_bytes() {
     let id = glance::create_bare(&tc.http, &tc.image(TWO), &w.tok_b, "resume", "raw").await;
     cut_upload(&tc, &svc, &w.tok_b, &id, &data, &data[..1024 * 1024]).await;
     assert_eq!(partials(&tc).await.len(), 1);
-    let r = tc
-        .http
-        .delete(format!("{}/v2/images/{id}", tc.image(TWO)))
-        .header("x-auth-token", &w.tok_b)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(rep::delete_image(&tc, TWO, &w.tok_b, &id).await, 204);
     assert!(partials(&tc).await.is_empty());
 }
 
