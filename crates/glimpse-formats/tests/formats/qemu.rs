@@ -40,6 +40,13 @@ impl Scratch {
     fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+
+    /// File `name` holding [`pattern`].
+    fn pattern_file(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, pattern()).unwrap();
+        path
+    }
 }
 
 impl Drop for Scratch {
@@ -166,9 +173,9 @@ async fn limits_kill_and_clean_up() {
     let Some(s) = Scratch::with_tools("limits") else {
         return;
     };
-    let a = s.path("a.raw");
-    std::fs::write(&a, pattern()).unwrap();
+    let a = s.pattern_file("a.raw");
     let out = s.path("out.qcow2");
+    let limits = QemuLimits::default();
 
     let tight = QemuLimits {
         wall: Duration::from_millis(1),
@@ -191,14 +198,7 @@ async fn limits_kill_and_clean_up() {
 
     // qemu-img succeeds but the output is not exactly the target format
     // (plain bytes are not a GPT disk): refused, and the output is removed.
-    let err = convert_err(
-        &a,
-        DiskFormat::Raw,
-        &out,
-        DiskFormat::Gpt,
-        &QemuLimits::default(),
-    )
-    .await;
+    let err = convert_err(&a, DiskFormat::Raw, &out, DiskFormat::Gpt, &limits).await;
     assert!(
         matches!(err, QemuError::OutputRejected(Rejection::Mismatch { .. })),
         "{err}"
@@ -207,14 +207,7 @@ async fn limits_kill_and_clean_up() {
 
     // An existing output is never overwritten.
     std::fs::write(&out, b"keep").unwrap();
-    let err = convert_err(
-        &a,
-        DiskFormat::Raw,
-        &out,
-        DiskFormat::Qcow2,
-        &QemuLimits::default(),
-    )
-    .await;
+    let err = convert_err(&a, DiskFormat::Raw, &out, DiskFormat::Qcow2, &limits).await;
     assert!(matches!(err, QemuError::BadPath(..)), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
 }
@@ -226,8 +219,7 @@ async fn qemu_written_images_are_accepted() {
     let Some(s) = Scratch::with_tools("written") else {
         return;
     };
-    let src = s.path("src.raw");
-    std::fs::write(&src, pattern()).unwrap();
+    let src = s.pattern_file("src.raw");
     let src = src.to_str().unwrap();
     let cases: [(&str, &str, &[&str], DiskFormat); 8] = [
         ("a.qcow2", "qcow2", &[], DiskFormat::Qcow2),
