@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::replication::{self as rep, ONE, Resp, TWO, active_image, world};
+use common::replication::{self as rep, ONE, Resp, TWO, World, active_image, world};
 use common::{TestCloud, glance};
 use glimpse_core::jobs::NewJob;
 use glimpse_core::replication::{ReplicateHandler, pause};
@@ -38,6 +38,30 @@ fn assert_text_error(r: &Resp, status: u16, message: &str) {
     };
     assert!(r.text.starts_with(&format!("{line}\n\n")), "{:?}", r.text);
     assert!(r.text.contains(message), "{:?} lacks {message:?}", r.text);
+}
+
+/// A license switch type the seed lists.
+const WINDOWS_LICENSE: &str = "WindowsServer_2012R2_Standard_64bit_ComLicense";
+
+/// Submits a copy into `tenant` of a new 10-byte active image (region-one, `w.tok_a`) with
+/// the properties `props` and the bytes of `seed`.
+async fn submit_small(
+    tc: &TestCloud,
+    w: &World,
+    props: &[(&str, &str)],
+    seed: u64,
+    tenant: &str,
+) -> Resp {
+    let props = props.iter().map(|(k, v)| (k.to_string(), json!(v)));
+    let props = Value::Object(props.collect());
+    let id = active_image(tc, ONE, &w.tok_a, props, rep::data(10, seed)).await;
+    rep::submit_copy(tc, ONE, &w.tok_a, &id, tenant).await
+}
+
+/// `GET` of `path` under region-one's replicator extension, read whole.
+async fn get_ext(tc: &TestCloud, token: &str, path: &str) -> Resp {
+    let url = format!("{}{path}", rep::ext(tc, ONE));
+    rep::read(common::http::get(&tc.http, url, token).await).await
 }
 
 #[tokio::test]
@@ -269,35 +293,11 @@ async fn every_error_of_the_seed_tables() {
 
     // 404: a license switch type or official template type the destination does not list
     // (defaults: the seed's license types, no template types).
-    let lic = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"license_switch": "Unknown_License"}),
-        rep::data(10, 5),
-    )
-    .await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &lic, &w.b).await;
+    let r = submit_small(&tc, &w, &[("license_switch", "Unknown_License")], 5, &w.b).await;
     assert_text_error(&r, 404, "license switch type Unknown_License");
-    let ok_lic = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"license_switch": "WindowsServer_2012R2_Standard_64bit_ComLicense"}),
-        rep::data(10, 6),
-    )
-    .await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &ok_lic, &w.b).await;
+    let r = submit_small(&tc, &w, &[("license_switch", WINDOWS_LICENSE)], 6, &w.b).await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let tpl = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"official_template_type": "ubuntu"}),
-        rep::data(10, 7),
-    )
-    .await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &tpl, &w.b).await;
+    let r = submit_small(&tc, &w, &[("official_template_type", "ubuntu")], 7, &w.b).await;
     assert_text_error(&r, 404, "official template type ubuntu");
 
     // Jobs: unknown → 404; wrong method → 405; unknown path → 404.
@@ -315,20 +315,11 @@ async fn every_error_of_the_seed_tables() {
     )
     .await;
     assert_text_error(&r, 405, "PUT");
-    let r = rep::read(
-        common::http::get(
-            &tc.http,
-            format!("{}/nothing", rep::ext(&tc, ONE)),
-            &w.tok_a,
-        )
-        .await,
-    )
-    .await;
+    let r = get_ext(&tc, &w.tok_a, "/nothing").await;
     assert_text_error(&r, 404, "could not be found");
 
     // The license switch types of the region.
-    let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
-    let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
+    let r = get_ext(&tc, &w.tok_a, "/license_switch/types").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), "application/json; charset=UTF-8");
     let types = r.json()["license_switch_types"].as_array().unwrap().clone();
@@ -336,6 +327,7 @@ async fn every_error_of_the_seed_tables() {
         types.contains(&json!("Red_Hat_Enterprise_Linux_6_64bit_BYOL")),
         "{types:?}"
     );
+    let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
     let r = rep::read(common::http::get_public(&tc.http, &url).await).await;
     assert_eq!(r.text, "401 Unauthorized\n\nAuthentication required.");
 }
@@ -356,31 +348,20 @@ async fn destination_allow_lists_come_from_the_destination() {
     let w = world(&tc).await;
     let (c, _) = rep::project(&tc, &w.admin, ONE).await;
     rep::grant(&tc, &w.admin, &c, &w.user_id, "member").await;
-    let plain = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 8)).await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &plain, &w.b).await;
+    let r = submit_small(&tc, &w, &[], 8, &w.b).await;
     assert_text_error(&r, 409, "does not support the image");
-    let tpl = active_image(
+    let r = submit_small(
         &tc,
-        ONE,
-        &w.tok_a,
-        json!({"official_template_type": "ubuntu-official"}),
-        rep::data(10, 9),
+        &w,
+        &[("official_template_type", "ubuntu-official")],
+        9,
+        &c,
     )
     .await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &tpl, &c).await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let lic = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"license_switch": "WindowsServer_2012R2_Standard_64bit_ComLicense"}),
-        rep::data(10, 10),
-    )
-    .await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &lic, &c).await;
+    let r = submit_small(&tc, &w, &[("license_switch", WINDOWS_LICENSE)], 10, &c).await;
     assert_text_error(&r, 404, "license switch type");
-    let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
-    let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
+    let r = get_ext(&tc, &w.tok_a, "/license_switch/types").await;
     assert_eq!(r.text, "{\"license_switch_types\": []}");
 }
 
@@ -401,8 +382,7 @@ async fn destination_down_at_submission_is_409() {
     })
     .await;
     let w = world(&tc).await;
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 11)).await;
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &w.b).await;
+    let r = submit_small(&tc, &w, &[], 11, &w.b).await;
     assert_text_error(
         &r,
         409,
