@@ -335,3 +335,17 @@ pub async fn active_image(
     assert_eq!(status, 204, "upload: {text}");
     id
 }
+
+/// A started cloud, its [`World`], and an active image of `w.tok_a` in region-one with the
+/// properties `props` and `len` bytes of [`data`]`(len, seed)`: (cloud, world, bytes, image id).
+pub async fn cloud_with_image(
+    props: Value,
+    len: usize,
+    seed: u64,
+) -> (TestCloud, World, Vec<u8>, String) {
+    let tc = TestCloud::start().await;
+    let w = world(&tc).await;
+    let bytes = data(len, seed);
+    let src = active_image(&tc, ONE, &w.tok_a, props, bytes.clone()).await;
+    (tc, w, bytes, src)
+}

@@ -66,17 +66,8 @@ async fn get_ext(tc: &TestCloud, token: &str, path: &str) -> Resp {
 
 #[tokio::test]
 async fn replicates_to_another_region_with_the_seed_fields() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(3 * 1024 * 1024 + 17, 1);
-    let src = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"os_distro": "ubuntu"}),
-        bytes.clone(),
-    )
-    .await;
+    let (tc, w, bytes, src) =
+        rep::cloud_with_image(json!({"os_distro": "ubuntu"}), 3 * 1024 * 1024 + 17, 1).await;
 
     let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &w.b).await;
     assert_eq!(r.status, 202, "{}", r.text);
@@ -173,9 +164,7 @@ async fn copies_between_tenants_of_one_region() {
 
 #[tokio::test]
 async fn every_error_of_the_seed_tables() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(4096, 3)).await;
+    let (tc, w, _, src) = rep::cloud_with_image(json!({}), 4096, 3).await;
     let jobs_url = format!("{}/image_replicator/jobs", rep::ext(&tc, ONE));
     let body = json!({"image_id": src, "tenant_id_dst": w.b}).to_string();
 
@@ -394,16 +383,7 @@ async fn destination_down_at_submission_is_409() {
 
 #[tokio::test]
 async fn cancel_mid_copy_leaves_no_destination_image() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let src = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({}),
-        rep::data(4 * 1024 * 1024, 12),
-    )
-    .await;
+    let (tc, w, _, src) = rep::cloud_with_image(json!({}), 4 * 1024 * 1024, 12).await;
     // Hold the copy once 1 MiB went out: deterministic "mid-copy", no sleeps.
     let point = pause::pause_copy(&src, 1024 * 1024);
     let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
@@ -457,10 +437,7 @@ async fn record(tc: &TestCloud, job: &str) -> glimpse_core::jobs::JobRecord {
 
 #[tokio::test]
 async fn a_connection_lost_mid_copy_is_retried_then_replicated() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(2 * 1024 * 1024 + 5, 14);
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let (tc, w, bytes, src) = rep::cloud_with_image(json!({}), 2 * 1024 * 1024 + 5, 14).await;
     // The first two attempts lose their connection after 256 KiB.
     let point = pause::fail_copy(&src, 256 * 1024, 2);
     let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
@@ -518,17 +495,8 @@ async fn a_copy_that_keeps_failing_ends_in_error_with_a_reason_and_no_image() {
 /// `queued` → the bytes go into that image, and no second image is made.
 #[tokio::test]
 async fn a_resumed_job_reuses_its_destination_image() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(600_000, 16);
-    let src = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"os_distro": "ubuntu"}),
-        bytes.clone(),
-    )
-    .await;
+    let (tc, w, bytes, src) =
+        rep::cloud_with_image(json!({"os_distro": "ubuntu"}), 600_000, 16).await;
     let source = glance::show(&tc.http, &tc.image(ONE), &w.tok_a, &src).await;
     // Any copy attempt would break: proves whether bytes moved.
     let point = pause::fail_copy(&src, 0, 100);
@@ -595,9 +563,7 @@ async fn a_resumed_job_reuses_its_destination_image() {
 
 #[tokio::test]
 async fn idempotency_keys_and_tenant_isolation() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(1000, 13)).await;
+    let (tc, w, _, src) = rep::cloud_with_image(json!({}), 1000, 13).await;
     let body = json!({"image_id": src, "tenant_id_dst": w.b});
     let r1 = rep::submit(
         &tc,

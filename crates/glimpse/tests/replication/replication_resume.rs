@@ -280,10 +280,7 @@ async fn deleting_the_image_drops_its_held_bytes() {
 /// destination what it holds and sends only the rest. The job shows where it resumed.
 #[tokio::test]
 async fn a_job_whose_copy_is_cut_resumes_from_the_held_bytes() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(6 * 1024 * 1024 + 7, 75);
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let (tc, w, bytes, src) = rep::cloud_with_image(json!({}), 6 * 1024 * 1024 + 7, 75).await;
     let point = pause::fail_copy(&src, 4 * 1024 * 1024, 1);
     let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
     let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
