@@ -64,6 +64,17 @@ async fn get_ext(tc: &TestCloud, token: &str, path: &str) -> Resp {
     rep::read(common::http::get(&tc.http, url, token).await).await
 }
 
+/// `POST` of a raw `body` to region-one's jobs with `token` and, if given, that
+/// Content-Type; read whole.
+async fn post_raw(tc: &TestCloud, token: &str, content_type: Option<&str>, body: String) -> Resp {
+    let url = format!("{}/image_replicator/jobs", rep::ext(tc, ONE));
+    let mut rb = tc.http.post(url).header("x-auth-token", token).body(body);
+    if let Some(t) = content_type {
+        rb = rb.header("content-type", t);
+    }
+    rep::read(rb.send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn replicates_to_another_region_with_the_seed_fields() {
     let (tc, w, bytes, src) =
@@ -169,32 +180,13 @@ async fn every_error_of_the_seed_tables() {
     let body = json!({"image_id": src, "tenant_id_dst": w.b}).to_string();
 
     // 400 without Content-Type: application/json, exactly the seed's body.
-    let r = rep::read(
-        tc.http
-            .post(&jobs_url)
-            .header("x-auth-token", &w.tok_a)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = post_raw(&tc, &w.tok_a, None, body.clone()).await;
     assert_text_error(&r, 400, "");
     assert_eq!(
         r.text,
         "400 Bad Request\n\nThere is no such action: Content-Type in header"
     );
-    let r = rep::read(
-        tc.http
-            .post(&jobs_url)
-            .header("x-auth-token", &w.tok_a)
-            .header("content-type", "text/plain")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = post_raw(&tc, &w.tok_a, Some("text/plain"), body.clone()).await;
     assert_text_error(&r, 400, "There is no such action: Content-Type in header");
 
     // 401 without a token or with a bad one, exactly the seed's body.
@@ -235,17 +227,8 @@ async fn every_error_of_the_seed_tables() {
         let r = rep::submit(&tc, ONE, &w.tok_a, bad, &[]).await;
         assert_text_error(&r, 400, why);
     }
-    let r = rep::read(
-        tc.http
-            .post(&jobs_url)
-            .header("x-auth-token", &w.tok_a)
-            .header("content-type", "application/json")
-            .body("{\"image_id\":")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let malformed = "{\"image_id\":".to_string();
+    let r = post_raw(&tc, &w.tok_a, Some("application/json"), malformed).await;
     assert_text_error(&r, 400, "Malformed JSON");
 
     // 404: unknown image, deleted image, unknown tenant.
@@ -565,24 +548,13 @@ async fn a_resumed_job_reuses_its_destination_image() {
 async fn idempotency_keys_and_tenant_isolation() {
     let (tc, w, _, src) = rep::cloud_with_image(json!({}), 1000, 13).await;
     let body = json!({"image_id": src, "tenant_id_dst": w.b});
-    let r1 = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        body.clone(),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    // A submission with idempotency key `retry-1`.
+    let keyed =
+        |body: Value| rep::submit(&tc, ONE, &w.tok_a, body, &[("idempotency-key", "retry-1")]);
+    let r1 = keyed(body.clone()).await;
     assert_eq!(r1.status, 202, "{}", r1.text);
     let job = r1.json()["job_id"].as_str().unwrap().to_string();
-    let r2 = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        body.clone(),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    let r2 = keyed(body.clone()).await;
     assert_eq!(
         (r2.status, r2.json()["job_id"].as_str().unwrap()),
         (202, job.as_str())
@@ -595,25 +567,11 @@ async fn idempotency_keys_and_tenant_isolation() {
         (202, job.as_str())
     );
     // The same key for a different copy is refused.
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": w.a}),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    let r = keyed(json!({"image_id": src, "tenant_id_dst": w.a})).await;
     assert_text_error(&r, 409, "already used for a different request");
     rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
     // After the job ended the key still answers with it, and no second copy was made.
-    let r4 = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        body.clone(),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    let r4 = keyed(body.clone()).await;
     assert_eq!(r4.json()["job_id"].as_str().unwrap(), job);
     assert_eq!(
         rep::list(&tc, ONE, &w.tok_a)
