@@ -596,62 +596,26 @@ async fn list_filters_sorting_and_paging() {
         vec!["d", "b", "a", "c"],
         "newest first, hidden excluded"
     );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("os_hidden", "true")]))
-                .await
-                .unwrap()
+    let filtered: [(&[(&str, &str)], Vec<&str>); 8] = [
+        (&[("os_hidden", "true")], vec!["e"]),
+        (&[("sort", "name:asc")], vec!["a", "b", "c", "d"]),
+        (
+            &[("sort_key", "size"), ("sort_dir", "desc")],
+            vec!["d", "b", "a", "c"],
         ),
-        vec!["e"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("sort", "name:asc")]))
-                .await
-                .unwrap()
-        ),
-        vec!["a", "b", "c", "d"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("sort_key", "size"), ("sort_dir", "desc")]))
-                .await
-                .unwrap()
-        ),
-        vec!["d", "b", "a", "c"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("tag", "t1"), ("tag", "all")]))
-                .await
-                .unwrap()
-        ),
-        vec!["b", "a"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("parity", "0"), ("sort", "name:asc")]))
-                .await
-                .unwrap()
-        ),
-        vec!["c", "d"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("size_min", "200"), ("size_max", "400")]))
-                .await
-                .unwrap()
-        ),
-        vec!["b", "a"]
-    );
-    assert_eq!(
-        names(&list::list(r, &a, &q(&[("name", "in:a,b")])).await.unwrap()),
-        vec!["b", "a"]
-    );
-    assert_eq!(
-        names(&list::list(r, &a, &q(&[("size", "100")])).await.unwrap()),
-        vec!["c"]
-    );
+        (&[("tag", "t1"), ("tag", "all")], vec!["b", "a"]),
+        (&[("parity", "0"), ("sort", "name:asc")], vec!["c", "d"]),
+        (&[("size_min", "200"), ("size_max", "400")], vec!["b", "a"]),
+        (&[("name", "in:a,b")], vec!["b", "a"]),
+        (&[("size", "100")], vec!["c"]),
+    ];
+    for (query, want) in filtered {
+        assert_eq!(
+            names(&list::list(r, &a, &q(query)).await.unwrap()),
+            want,
+            "{query:?}"
+        );
+    }
     // Paging with a marker, sorted by name.
     let p1 = list::list(r, &a, &q(&[("sort", "name:asc"), ("limit", "2")]))
         .await
