@@ -596,18 +596,21 @@ async fn list_filters_sorting_and_paging() {
         vec!["d", "b", "a", "c"],
         "newest first, hidden excluded"
     );
-    let filtered: [(&[(&str, &str)], Vec<&str>); 8] = [
-        (&[("os_hidden", "true")], vec!["e"]),
-        (&[("sort", "name:asc")], vec!["a", "b", "c", "d"]),
+    let filtered = [
+        (&[("os_hidden", "true")][..], vec!["e"]),
+        (&[("sort", "name:asc")][..], vec!["a", "b", "c", "d"]),
         (
-            &[("sort_key", "size"), ("sort_dir", "desc")],
+            &[("sort_key", "size"), ("sort_dir", "desc")][..],
             vec!["d", "b", "a", "c"],
         ),
-        (&[("tag", "t1"), ("tag", "all")], vec!["b", "a"]),
-        (&[("parity", "0"), ("sort", "name:asc")], vec!["c", "d"]),
-        (&[("size_min", "200"), ("size_max", "400")], vec!["b", "a"]),
-        (&[("name", "in:a,b")], vec!["b", "a"]),
-        (&[("size", "100")], vec!["c"]),
+        (&[("tag", "t1"), ("tag", "all")][..], vec!["b", "a"]),
+        (&[("parity", "0"), ("sort", "name:asc")][..], vec!["c", "d"]),
+        (
+            &[("size_min", "200"), ("size_max", "400")][..],
+            vec!["b", "a"],
+        ),
+        (&[("name", "in:a,b")][..], vec!["b", "a"]),
+        (&[("size", "100")][..], vec!["c"]),
     ];
     for (query, want) in filtered {
         assert_eq!(
