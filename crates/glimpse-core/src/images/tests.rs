@@ -76,6 +76,17 @@ fn body(
     futures::stream::iter(chunks)
 }
 
+/// [`upload`] of `data` (in [`body`]'s chunks) with no expected digests.
+async fn put(
+    r: &Region,
+    c: &Caller,
+    id: &str,
+    data: Vec<u8>,
+    declared_len: Option<u64>,
+) -> crate::error::Result<Image> {
+    upload(r, c, id, body(data), declared_len, &Expected::default()).await
+}
+
 fn names(page: &list::Page) -> Vec<String> {
     page.images
         .iter()
@@ -216,16 +227,9 @@ async fn upload_publishes_verified_bytes() {
     let img = create(r, &a, raw_image("data")).await.unwrap();
     assert!(prepare_download(r, &a, &img.id).await.unwrap().is_none());
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let up = upload(
-        r,
-        &a,
-        &img.id,
-        body(data.clone()),
-        Some(data.len() as u64),
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    let up = put(r, &a, &img.id, data.clone(), Some(data.len() as u64))
+        .await
+        .unwrap();
     assert_eq!(up.status, ImageStatus::Active);
     assert_eq!(up.size, Some(100_000));
     assert_eq!(up.virtual_size, Some(100_000));
@@ -244,9 +248,7 @@ async fn upload_publishes_verified_bytes() {
         .unwrap();
     assert_eq!(bytes.concat(), data[10..20].to_vec());
     // A second upload is a conflict; readers may not download.
-    let e = upload(r, &a, &img.id, body(vec![1]), None, &Expected::default())
-        .await
-        .unwrap_err();
+    let e = put(r, &a, &img.id, vec![1], None).await.unwrap_err();
     assert_eq!(e.kind, Kind::Conflict);
     let reader = caller("a", &["reader"]);
     assert_eq!(
@@ -295,16 +297,9 @@ async fn rejected_uploads_leave_nothing() {
     let mut q = raw_image("fake-qcow2");
     q.disk_format = Some("qcow2".into());
     let img = create(r, &a, q).await.unwrap();
-    let e = upload(
-        r,
-        &a,
-        &img.id,
-        body(vec![0x5a; 4096]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &img.id, vec![0x5a; 4096], None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::UnsupportedMedia, "{e}");
     let after = get(r, &a, &img.id).await.unwrap();
     assert_eq!(after.status, ImageStatus::Queued);
@@ -312,27 +307,13 @@ async fn rejected_uploads_leave_nothing() {
     assert_eq!(after.checksum, None);
     // Over the cap, with and without a declared length.
     let big = create(r, &a, raw_image("big")).await.unwrap();
-    let e = upload(
-        r,
-        &a,
-        &big.id,
-        body(vec![0; 60_000]),
-        Some(60_000),
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &big.id, vec![0; 60_000], Some(60_000))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
-    let e = upload(
-        r,
-        &a,
-        &big.id,
-        body(vec![0; 60_000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &big.id, vec![0; 60_000], None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
     assert_eq!(
         get(r, &a, &big.id).await.unwrap().status,
@@ -356,16 +337,7 @@ async fn rejected_uploads_leave_nothing() {
     ami.disk_format = Some("qcow2".into());
     ami.container_format = Some("ova".into());
     let ami = create(r, &a, ami).await.unwrap();
-    let up = upload(
-        r,
-        &a,
-        &ami.id,
-        body(vec![1; 1000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    let up = put(r, &a, &ami.id, vec![1; 1000], None).await.unwrap();
     assert_eq!(up.virtual_size, None);
     assert_eq!(up.status, ImageStatus::Active);
     // Nothing unreferenced remains (the refused blobs are gone).
@@ -387,51 +359,15 @@ async fn project_quota() {
     let r = &t.region;
     let a = member("a");
     let one = create(r, &a, raw_image("one")).await.unwrap();
-    upload(
-        r,
-        &a,
-        &one.id,
-        body(vec![1; 8000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    put(r, &a, &one.id, vec![1; 8000], None).await.unwrap();
     let two = create(r, &a, raw_image("two")).await.unwrap();
-    let e = upload(
-        r,
-        &a,
-        &two.id,
-        body(vec![1; 3000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &two.id, vec![1; 3000], None).await.unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
-    upload(
-        r,
-        &a,
-        &two.id,
-        body(vec![1; 2000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    put(r, &a, &two.id, vec![1; 2000], None).await.unwrap();
     // Another project has its own quota.
     let b = member("b");
     let three = create(r, &b, raw_image("three")).await.unwrap();
-    upload(
-        r,
-        &b,
-        &three.id,
-        body(vec![1; 9000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    put(r, &b, &three.id, vec![1; 9000], None).await.unwrap();
 }
 
 #[tokio::test]
@@ -451,16 +387,7 @@ async fn recovery_and_cleaner() {
         ImageStatus::Queued
     );
     // An orphan blob goes; a referenced one stays.
-    let kept = upload(
-        r,
-        &a,
-        &img.id,
-        body(vec![3; 100]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    let kept = put(r, &a, &img.id, vec![3; 100], None).await.unwrap();
     let orphan = r
         .store
         .write(body(vec![9; 10]), |_: &[u8]| Ok(()))
@@ -571,16 +498,9 @@ async fn list_filters_sorting_and_paging() {
         n.visibility = Some(Visibility::Private);
         n.os_hidden = *name == "e";
         let img = create(r, &a, n).await.unwrap();
-        upload(
-            r,
-            &a,
-            &img.id,
-            body(vec![0; 100 * (i + 1)]),
-            None,
-            &Expected::default(),
-        )
-        .await
-        .unwrap();
+        put(r, &a, &img.id, vec![0; 100 * (i + 1)], None)
+            .await
+            .unwrap();
     }
     let q = |p: &[(&str, &str)]| {
         ListQuery::parse(
