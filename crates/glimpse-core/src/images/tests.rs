@@ -87,6 +87,16 @@ async fn put(
     upload(r, c, id, body(data), declared_len, &Expected::default()).await
 }
 
+/// [`update`] with the one change `change`.
+async fn update_one(
+    r: &Region,
+    c: &Caller,
+    id: &str,
+    change: Change,
+) -> crate::error::Result<Image> {
+    update(r, c, id, vec![change]).await
+}
+
 fn names(page: &list::Page) -> Vec<String> {
     page.images
         .iter()
@@ -131,45 +141,33 @@ async fn create_show_update_delete() {
     assert_eq!(up.property("b"), Some("3"));
     assert_eq!(up.properties.last().unwrap().0, "hw");
     assert_eq!(up.tags, vec!["x", "y"]);
-    let e = update(
-        r,
-        &a,
-        &img.id,
-        vec![Change::ReplaceProperty {
-            name: "nope".into(),
-            value: "1".into(),
-        }],
-    )
-    .await
-    .unwrap_err();
+    let nope = Change::ReplaceProperty {
+        name: "nope".into(),
+        value: "1".into(),
+    };
+    let e = update_one(r, &a, &img.id, nope).await.unwrap_err();
     assert_eq!(e.kind, Kind::Conflict);
-    let e = update(
-        r,
-        &a,
-        &img.id,
-        vec![Change::RemoveBase {
-            name: "name".into(),
-        }],
-    )
-    .await
-    .unwrap_err();
+    let name = Change::RemoveBase {
+        name: "name".into(),
+    };
+    let e = update_one(r, &a, &img.id, name).await.unwrap_err();
     assert_eq!(e.kind, Kind::Forbidden);
-    let e = update(
+    let e = update_one(
         r,
         &a,
         &img.id,
-        vec![Change::Set(Attr::Visibility(Visibility::Public))],
+        Change::Set(Attr::Visibility(Visibility::Public)),
     )
     .await
     .unwrap_err();
     assert_eq!(e.kind, Kind::Forbidden);
 
     // Other projects: private → 404; tags and protection.
-    update(
+    update_one(
         r,
         &a,
         &img.id,
-        vec![Change::Set(Attr::Visibility(Visibility::Private))],
+        Change::Set(Attr::Visibility(Visibility::Private)),
     )
     .await
     .unwrap();
@@ -187,14 +185,14 @@ async fn create_show_update_delete() {
         Kind::NotFound
     );
     remove_tag(r, &a, &img.id, "x").await.unwrap();
-    update(r, &a, &img.id, vec![Change::Set(Attr::Protected(true))])
+    update_one(r, &a, &img.id, Change::Set(Attr::Protected(true)))
         .await
         .unwrap();
     assert_eq!(
         delete(r, &a, &img.id).await.unwrap_err().kind,
         Kind::Forbidden
     );
-    update(r, &a, &img.id, vec![Change::Set(Attr::Protected(false))])
+    update_one(r, &a, &img.id, Change::Set(Attr::Protected(false)))
         .await
         .unwrap();
     delete(r, &a, &img.id).await.unwrap();
@@ -472,11 +470,11 @@ async fn members_share_images() {
     members::remove(r, &a, &img.id, "b").await.unwrap();
     assert_eq!(get(r, &b, &img.id).await.unwrap_err().kind, Kind::NotFound);
     // Only shared images have members.
-    update(
+    update_one(
         r,
         &a,
         &img.id,
-        vec![Change::Set(Attr::Visibility(Visibility::Private))],
+        Change::Set(Attr::Visibility(Visibility::Private)),
     )
     .await
     .unwrap();
