@@ -97,6 +97,12 @@ async fn update_one(
     update(r, c, id, vec![change]).await
 }
 
+/// The keys of every blob in the region's store.
+async fn blob_keys(r: &Region) -> Vec<String> {
+    let blobs = r.store.list().await.unwrap();
+    blobs.into_iter().map(|b| b.key).collect()
+}
+
 fn names(page: &list::Page) -> Vec<String> {
     page.images
         .iter()
@@ -274,14 +280,7 @@ async fn upload_publishes_verified_bytes() {
     assert!(prepare_download(r, &a, &img.id).await.unwrap().is_some());
     // Deleting removes the blob.
     delete(r, &a, &img.id).await.unwrap();
-    assert!(
-        r.store
-            .list()
-            .await
-            .unwrap()
-            .iter()
-            .all(|b| !b.key.starts_with("blobs/"))
-    );
+    assert!(blob_keys(r).await.iter().all(|k| !k.starts_with("blobs/")));
 }
 
 #[tokio::test]
@@ -340,14 +339,7 @@ async fn rejected_uploads_leave_nothing() {
     assert_eq!(up.status, ImageStatus::Active);
     // Nothing unreferenced remains (the refused blobs are gone).
     let referenced = up.blob_key.unwrap();
-    let left: Vec<String> = r
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let left = blob_keys(r).await;
     assert_eq!(left, vec![referenced]);
 }
 
@@ -396,14 +388,7 @@ async fn recovery_and_cleaner() {
         0
     );
     assert_eq!(clean_orphans(r, Duration::ZERO).await.unwrap(), 1);
-    let left: Vec<String> = r
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let left = blob_keys(r).await;
     assert_eq!(left, vec![kept.blob_key.unwrap()]);
     assert!(!left.contains(&orphan.key));
 }
