@@ -8,79 +8,8 @@
 use crate::common;
 
 use common::TestCloud;
-use common::replication::{Resp, read};
+use common::glance::{Api, REGION, expect};
 use serde_json::{Value, json};
-
-const REGION: &str = "region-one";
-
-/// One caller (a token, or none) of the region's image API.
-struct Api<'a> {
-    tc: &'a TestCloud,
-    token: Option<String>,
-}
-
-impl<'a> Api<'a> {
-    fn new(tc: &'a TestCloud, token: String) -> Api<'a> {
-        Api {
-            tc,
-            token: Some(token),
-        }
-    }
-
-    async fn admin(tc: &'a TestCloud) -> Api<'a> {
-        Api::new(tc, tc.admin_token().await)
-    }
-
-    /// `method path` with an optional JSON body and extra headers; the response read whole.
-    async fn call_with(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self
-            .tc
-            .http
-            .request(m, format!("{}{path}", self.tc.image(REGION)));
-        if let Some(t) = &self.token {
-            rb = rb.header("x-auth-token", t);
-        }
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        read(rb.send().await.unwrap()).await
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        self.call_with(method, path, body, &[]).await
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.call("GET", path, None).await
-    }
-
-    async fn delete(&self, path: &str) -> Resp {
-        self.call("DELETE", path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Resp {
-        self.call("POST", path, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> Resp {
-        self.call("PUT", path, Some(body)).await
-    }
-}
-
-/// Asserts the status, showing the body when it differs.
-fn expect(r: &Resp, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text);
-}
 
 const NS: &str = "/v2/metadefs/namespaces";
 
