@@ -8,7 +8,7 @@
 use crate::common;
 
 use common::TestCloud;
-use common::glance::{Api, REGION, expect};
+use common::glance::{Api, REGION, expect, expect_all};
 use serde_json::{Value, json};
 
 const NS: &str = "/v2/metadefs/namespaces";
@@ -130,12 +130,18 @@ async fn namespaces_crud_as_admin() {
     assert_eq!(u["visibility"], "private");
     assert_eq!(u["owner"], owner.as_str());
     assert!(u.get("display_name").is_none());
-    let r = admin.get(&format!("{NS}/Glimpse::Test")).await;
-    expect(&r, 404, "old name");
-    let r = admin
-        .get(&format!("{NS}/Glimpse::Renamed/objects/obj"))
-        .await;
-    expect(&r, 200, "contents follow the rename");
+    let (old, moved) = (
+        format!("{NS}/Glimpse::Test"),
+        format!("{NS}/Glimpse::Renamed/objects/obj"),
+    );
+    expect_all(
+        &admin,
+        [
+            ("GET", old, None, 404, "old name"),
+            ("GET", moved, None, 200, "contents follow the rename"),
+        ],
+    )
+    .await;
 
     // Renaming onto a taken name is 409.
     create_ns(&admin, json!({"namespace": "Other"})).await;
@@ -190,16 +196,18 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(o["name"], "o1");
     assert_eq!(o["schema"], "/v2/schemas/metadefs/object");
     assert_eq!(o["properties"]["x"]["minimum"], 1);
-    let r = admin.post(&p("/objects"), json!({"name": "o1"})).await;
-    expect(&r, 409, "duplicate object");
-    let r = admin.post(&p("/objects"), json!({"name": "o2"})).await;
-    expect(&r, 201, "second object");
-    let r = admin
-        .post(&p("/objects"), json!({"name": "o3", "self": "/x"}))
-        .await;
-    expect(&r, 403, "read-only attribute");
-    let r = admin.post(&p("/objects"), json!({"nom": "o3"})).await;
-    expect(&r, 400, "schema violation");
+    let o3_self = json!({"name": "o3", "self": "/x"});
+    let post = |body: Value, want, what| ("POST", p("/objects"), Some(body), want, what);
+    expect_all(
+        &admin,
+        [
+            post(json!({"name": "o1"}), 409, "duplicate object"),
+            post(json!({"name": "o2"}), 201, "second object"),
+            post(o3_self, 403, "read-only attribute"),
+            post(json!({"nom": "o3"}), 400, "schema violation"),
+        ],
+    )
+    .await;
     let r = admin.get(&p("/objects")).await;
     expect(&r, 200, "list objects");
     let names: Vec<Value> = r.json()["objects"]
@@ -215,23 +223,22 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(r.json()["objects"][0]["name"], "o1");
     let r = admin.put(&p("/objects/o1"), json!({"name": "o2"})).await;
     expect(&r, 409, "rename onto o2");
-    let r = admin
-        .put(
-            &p("/objects/o1"),
-            json!({"name": "renamed", "description": "new"}),
-        )
-        .await;
+    let rename = json!({"name": "renamed", "description": "new"});
+    let r = admin.put(&p("/objects/o1"), rename).await;
     expect(&r, 200, "rename object");
     assert_eq!(r.json()["description"], "new");
     assert!(r.json().get("properties").is_none());
-    let r = admin.get(&p("/objects/o1")).await;
-    expect(&r, 404, "old object name");
-    let r = admin.delete(&p("/objects/renamed")).await;
-    expect(&r, 204, "delete object");
-    let r = admin.delete(&p("/objects/renamed")).await;
-    expect(&r, 404, "delete object again");
-    let r = admin.delete(&p("/objects")).await;
-    expect(&r, 204, "delete all objects");
+    let renamed = || p("/objects/renamed");
+    expect_all(
+        &admin,
+        [
+            ("GET", p("/objects/o1"), None, 404, "old object name"),
+            ("DELETE", renamed(), None, 204, "delete object"),
+            ("DELETE", renamed(), None, 404, "delete object again"),
+            ("DELETE", p("/objects"), None, 204, "delete all objects"),
+        ],
+    )
+    .await;
     assert_eq!(admin.get(&p("/objects")).await.json()["objects"], json!([]));
     let r = admin
         .post(&format!("{NS}/nope/objects"), json!({"name": "o"}))
@@ -239,23 +246,23 @@ async fn objects_properties_tags_and_associations() {
     expect(&r, 404, "object in an unknown namespace");
 
     // Resource type associations (a new type joins the catalogue).
-    let r = admin
-        .post(
-            &p("/resource_types"),
-            json!({"name": "OS::Nova::Flavor", "prefix": "hw:"}),
-        )
-        .await;
+    let flavor = json!({"name": "OS::Nova::Flavor", "prefix": "hw:"});
+    let r = admin.post(&p("/resource_types"), flavor).await;
     expect(&r, 201, "associate");
     assert_eq!(r.json()["name"], "OS::Nova::Flavor");
     assert_eq!(r.json()["prefix"], "hw:");
-    let r = admin
-        .post(&p("/resource_types"), json!({"name": "OS::Nova::Flavor"}))
-        .await;
-    expect(&r, 409, "associate twice");
-    let r = admin
-        .post(&p("/resource_types"), json!({"name": "Vendor::Thing"}))
-        .await;
-    expect(&r, 201, "associate a new type");
+    let associate = |name: &str, want, what| {
+        let body = Some(json!({"name": name}));
+        ("POST", p("/resource_types"), body, want, what)
+    };
+    expect_all(
+        &admin,
+        [
+            associate("OS::Nova::Flavor", 409, "associate twice"),
+            associate("Vendor::Thing", 201, "associate a new type"),
+        ],
+    )
+    .await;
     let r = admin.get("/v2/metadefs/resource_types").await;
     assert!(r.text.contains("Vendor::Thing"));
     let r = admin.get(&p("/resource_types")).await;
@@ -274,15 +281,16 @@ async fn objects_properties_tags_and_associations() {
     let r = admin.post(&p("/properties"), prop.clone()).await;
     expect(&r, 201, "create property");
     assert_eq!(r.json()["title"], "Arch");
-    let r = admin.post(&p("/properties"), prop.clone()).await;
-    expect(&r, 409, "duplicate property");
-    let r = admin
-        .post(
-            &p("/properties"),
-            json!({"name": "bad", "title": "B", "type": "text"}),
-        )
-        .await;
-    expect(&r, 400, "bad property type");
+    let bad = json!({"name": "bad", "title": "B", "type": "text"});
+    let post = |body: Value, want, what| ("POST", p("/properties"), Some(body), want, what);
+    expect_all(
+        &admin,
+        [
+            post(prop.clone(), 409, "duplicate property"),
+            post(bad, 400, "bad property type"),
+        ],
+    )
+    .await;
     let r = admin.get(&p("/properties/cpu_arch")).await;
     expect(&r, 200, "show property");
     assert_eq!(r.json()["name"], "cpu_arch");
@@ -304,10 +312,15 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(r.json()["title"], "Architecture");
     let r = admin.get(&p("/properties")).await;
     assert_eq!(r.json()["properties"]["cpu_arch"]["title"], "Architecture");
-    let r = admin.delete(&p("/properties/cpu_arch")).await;
-    expect(&r, 204, "delete property");
-    let r = admin.get(&p("/properties/cpu_arch")).await;
-    expect(&r, 404, "deleted property");
+    let cpu_arch = || p("/properties/cpu_arch");
+    expect_all(
+        &admin,
+        [
+            ("DELETE", cpu_arch(), None, 204, "delete property"),
+            ("GET", cpu_arch(), None, 404, "deleted property"),
+        ],
+    )
+    .await;
     let r = admin.get(&p("/properties")).await;
     assert_eq!(r.json()["properties"], json!({}));
 
@@ -358,21 +371,29 @@ async fn objects_properties_tags_and_associations() {
         .await;
     expect(&r, 200, "rename tag");
     assert_eq!(r.json()["name"], "renamed");
-    let r = admin.get(&p("/tags/renamed")).await;
-    expect(&r, 200, "show tag");
-    let r = admin.delete(&p("/tags/renamed")).await;
-    expect(&r, 204, "delete tag");
-    let r = admin.get(&p("/tags/renamed")).await;
-    expect(&r, 404, "deleted tag");
-    let r = admin.delete(&p("/tags")).await;
-    expect(&r, 204, "delete all tags");
+    let renamed = || p("/tags/renamed");
+    expect_all(
+        &admin,
+        [
+            ("GET", renamed(), None, 200, "show tag"),
+            ("DELETE", renamed(), None, 204, "delete tag"),
+            ("GET", renamed(), None, 404, "deleted tag"),
+            ("DELETE", p("/tags"), None, 204, "delete all tags"),
+        ],
+    )
+    .await;
     assert_eq!(admin.get(&p("/tags")).await.json()["tags"], json!([]));
 
     // Dissociation.
-    let r = admin.delete(&p("/resource_types/OS::Nova::Flavor")).await;
-    expect(&r, 204, "dissociate");
-    let r = admin.delete(&p("/resource_types/OS::Nova::Flavor")).await;
-    expect(&r, 404, "dissociate again");
+    let flavor = || p("/resource_types/OS::Nova::Flavor");
+    expect_all(
+        &admin,
+        [
+            ("DELETE", flavor(), None, 204, "dissociate"),
+            ("DELETE", flavor(), None, 404, "dissociate again"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

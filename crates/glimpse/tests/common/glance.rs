@@ -79,6 +79,17 @@ impl<'a> Api<'a> {
     }
 }
 
+/// One row of [`expect_all`]: `method path`, the JSON body, the status expected, a label.
+pub type Check<'r> = (&'r str, String, Option<Value>, u16, &'r str);
+
+/// Sends the rows in order as `api`, asserting each one's status (the label shows on failure).
+pub async fn expect_all(api: &Api<'_>, rows: impl IntoIterator<Item = Check<'_>>) {
+    for (method, path, body, want, what) in rows {
+        let r = api.call(method, &path, body).await;
+        expect(&r, want, what);
+    }
+}
+
 /// Asserts the status, showing the body when it differs.
 pub fn expect(r: &Resp, status: u16, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.text);
