@@ -19,6 +19,19 @@ async fn create_ns(api: &Api<'_>, body: Value) -> Value {
     r.json()
 }
 
+/// `method` on each path under the namespace `ns` ("" for itself): every one answers `want`.
+async fn expect_under(api: &Api<'_>, method: &str, ns: &str, under: &[&str], want: u16) {
+    for sub in under {
+        let path = format!("{NS}/{ns}{sub}");
+        expect(&api.call(method, &path, None).await, want, &path);
+    }
+}
+
+/// The length of the list `field` in `GET path`.
+async fn count(api: &Api<'_>, path: String, field: &str) -> usize {
+    api.get(&path).await.json()[field].as_array().unwrap().len()
+}
+
 #[tokio::test]
 async fn namespaces_crud_as_admin() {
     let tc = TestCloud::start().await;
@@ -104,17 +117,15 @@ async fn namespaces_crud_as_admin() {
     assert!(listed.get("objects").is_none());
 
     // Protected: no delete of it or of anything in it.
-    for path in [
-        format!("{NS}/Glimpse::Test"),
-        format!("{NS}/Glimpse::Test/objects/obj"),
-        format!("{NS}/Glimpse::Test/properties/cpu"),
-        format!("{NS}/Glimpse::Test/tags/t1"),
-        format!("{NS}/Glimpse::Test/tags"),
-        format!("{NS}/Glimpse::Test/resource_types/OS::Glance::Image"),
-    ] {
-        let r = admin.delete(&path).await;
-        expect(&r, 403, &path);
-    }
+    let in_it = [
+        "",
+        "/objects/obj",
+        "/properties/cpu",
+        "/tags/t1",
+        "/tags",
+        "/resource_types/OS::Glance::Image",
+    ];
+    expect_under(&admin, "DELETE", "Glimpse::Test", &in_it, 403).await;
 
     // PUT replaces: absent `protected` is false, absent `visibility` private; renames.
     let r = admin
@@ -145,29 +156,23 @@ async fn namespaces_crud_as_admin() {
 
     // Renaming onto a taken name is 409.
     create_ns(&admin, json!({"namespace": "Other"})).await;
-    let r = admin
-        .put(
-            &format!("{NS}/Other"),
-            json!({"namespace": "Glimpse::Renamed"}),
-        )
-        .await;
+    let taken = json!({"namespace": "Glimpse::Renamed"});
+    let r = admin.put(&format!("{NS}/Other"), taken).await;
     expect(&r, 409, "rename onto a taken name");
 
     // Delete cascades; then everything is 404.
     let r = admin.delete(&format!("{NS}/Glimpse::Renamed")).await;
     expect(&r, 204, "delete");
     assert!(r.text.is_empty());
-    for path in [
-        format!("{NS}/Glimpse::Renamed"),
-        format!("{NS}/Glimpse::Renamed/objects"),
-        format!("{NS}/Glimpse::Renamed/objects/obj"),
-        format!("{NS}/Glimpse::Renamed/properties"),
-        format!("{NS}/Glimpse::Renamed/tags"),
-        format!("{NS}/Glimpse::Renamed/resource_types"),
-    ] {
-        let r = admin.get(&path).await;
-        expect(&r, 404, &path);
-    }
+    let all = [
+        "",
+        "/objects",
+        "/objects/obj",
+        "/properties",
+        "/tags",
+        "/resource_types",
+    ];
+    expect_under(&admin, "GET", "Glimpse::Renamed", &all, 404).await;
     let r = admin.delete(&format!("{NS}/Glimpse::Renamed")).await;
     expect(&r, 404, "delete again");
     // A namespace created again under the old name starts empty.
@@ -312,15 +317,9 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(r.json()["title"], "Architecture");
     let r = admin.get(&p("/properties")).await;
     assert_eq!(r.json()["properties"]["cpu_arch"]["title"], "Architecture");
-    let cpu_arch = || p("/properties/cpu_arch");
-    expect_all(
-        &admin,
-        [
-            ("DELETE", cpu_arch(), None, 204, "delete property"),
-            ("GET", cpu_arch(), None, 404, "deleted property"),
-        ],
-    )
-    .await;
+    let cpu_arch = p("/properties/cpu_arch");
+    expect(&admin.delete(&cpu_arch).await, 204, "delete property");
+    expect(&admin.get(&cpu_arch).await, 404, "deleted property");
     let r = admin.get(&p("/properties")).await;
     assert_eq!(r.json()["properties"], json!({}));
 
@@ -329,29 +328,16 @@ async fn objects_properties_tags_and_associations() {
     let r = admin.post(&p("/tags"), tags).await;
     expect(&r, 201, "bulk tags");
     assert_eq!(r.json()["tags"].as_array().unwrap().len(), 3);
-    let r = admin
-        .post(&p("/tags"), json!({"tags": [{"name": "x"}, {"name": "x"}]}))
-        .await;
+    let twice = json!({"tags": [{"name": "x"}, {"name": "x"}]});
+    let r = admin.post(&p("/tags"), twice).await;
     expect(&r, 409, "duplicate in a bulk");
-    assert_eq!(
-        admin.get(&p("/tags")).await.json()["tags"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3,
-        "a failed bulk changes nothing"
-    );
+    let tag_count = || count(&admin, p("/tags"), "tags");
+    assert_eq!(tag_count().await, 3, "a failed bulk changes nothing");
     let append = [("x-openstack-append", "true")];
     let d = json!({"tags": [{"name": "d"}]});
     let r = admin.call_with("POST", &p("/tags"), Some(d), &append).await;
     expect(&r, 201, "append");
-    assert_eq!(
-        admin.get(&p("/tags")).await.json()["tags"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(tag_count().await, 4);
     let r = admin
         .post(&p("/tags"), json!({"tags": [{"name": "only"}]}))
         .await;
@@ -385,15 +371,10 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(admin.get(&p("/tags")).await.json()["tags"], json!([]));
 
     // Dissociation.
-    let flavor = || p("/resource_types/OS::Nova::Flavor");
-    expect_all(
-        &admin,
-        [
-            ("DELETE", flavor(), None, 204, "dissociate"),
-            ("DELETE", flavor(), None, 404, "dissociate again"),
-        ],
-    )
-    .await;
+    let flavor = p("/resource_types/OS::Nova::Flavor");
+    for (want, what) in [(204, "dissociate"), (404, "dissociate again")] {
+        expect(&admin.delete(&flavor).await, want, what);
+    }
 }
 
 #[tokio::test]
@@ -424,18 +405,16 @@ async fn members_read_what_they_see_and_write_nothing() {
     seen.sort();
     assert_eq!(seen, vec!["pub".to_string(), "theirs".to_string()]);
 
+    let readable = [
+        "",
+        "/objects",
+        "/objects/o",
+        "/properties",
+        "/tags",
+        "/resource_types",
+    ];
     for ns in ["pub", "theirs"] {
-        for path in [
-            "",
-            "/objects",
-            "/objects/o",
-            "/properties",
-            "/tags",
-            "/resource_types",
-        ] {
-            let r = member.get(&format!("{NS}/{ns}{path}")).await;
-            expect(&r, 200, &format!("member reads {ns}{path}"));
-        }
+        expect_under(&member, "GET", ns, &readable, 200).await;
     }
     // Another project's private namespace does not exist for the member, whatever the call.
     for (m, path, body) in [
@@ -499,12 +478,8 @@ async fn namespace_lists_page_and_filter() {
     for (name, vis) in [("n1", "public"), ("n2", "private"), ("n3", "public")] {
         create_ns(&admin, json!({"namespace": name, "visibility": vis})).await;
     }
-    let r = admin
-        .post(
-            &format!("{NS}/n2/resource_types"),
-            json!({"name": "OS::Cinder::Volume"}),
-        )
-        .await;
+    let volume = json!({"name": "OS::Cinder::Volume"});
+    let r = admin.post(&format!("{NS}/n2/resource_types"), volume).await;
     expect(&r, 201, "associate");
 
     let names = |v: &Value| common::http::owned_strings(&v["namespaces"], "namespace");
