@@ -653,7 +653,7 @@ async fn tags() {
     expect_statuses([
         (&user, "DELETE", a.as_str(), None, 204),
         (&user, "DELETE", &a, None, 404),
-        (&user, "PUT", &unknown_tag, None, 404),
+        (&user, "PUT", unknown_tag, None, 404),
         (&user, "PUT", &format!("{tags}/{long}"), None, 400),
     ])
     .await;
