@@ -556,8 +556,7 @@ async fn format_enforcement() {
     let user = new_member(&tc).await;
     let new = |name: &str, disk: &str, container: &str| json!({"name": name, "disk_format": disk, "container_format": container});
     // Random bytes claimed as qcow2: 415, image still queued with no data.
-    let id = create_id(&user, new("fake", "qcow2", "bare")).await;
-    let id = id.as_str();
+    let id = &create_id(&user, new("fake", "qcow2", "bare")).await;
     let r = put_file_chunked(&user, id, pattern(200_000)).await;
     assert_eq!(r.status, 415, "{}", r.text);
     let v = image(&user, id).await;

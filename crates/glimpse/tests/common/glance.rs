@@ -1,4 +1,6 @@
-//! Minimal Glance v2 client calls for end-to-end tests (create, upload, show, download).
+//! Minimal Glance v2 client calls for end-to-end tests (create, upload, show, download), and
+//! [`Api`], one caller of the in-process cloud's image API, with status tables
+//! ([`expect_statuses`], [`expect_all`]) for the API suites.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
