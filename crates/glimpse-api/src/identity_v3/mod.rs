@@ -58,7 +58,7 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/v3/projects/{p}/users/{u}/roles", get(roles::grants))
         .route(
             "/v3/projects/{p}/users/{u}/roles/{r}",
-            put(roles::grant).get(roles::check).delete(roles::revoke),
+            put(roles::grant).get(roles::grant).delete(roles::grant),
         )
         .route("/v3/users", get(users::list).post(users::create))
         .route(
