@@ -242,6 +242,18 @@ pub(crate) fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<Option<bool>
     }
 }
 
+/// A list answer of records, each as `render` shows it, with the links of `path`.
+pub(crate) fn records<'a, T: 'a>(
+    identity: &Identity,
+    key: &str,
+    items: impl IntoIterator<Item = &'a T>,
+    render: fn(&Identity, &T) -> Value,
+    path: &str,
+) -> Reply {
+    let list: Vec<Value> = items.into_iter().map(|x| render(identity, x)).collect();
+    listing(key, json!(list), list_links(identity, path))
+}
+
 /// `{"self": <url>, "previous": null, "next": null}` for list responses.
 pub(crate) fn list_links(identity: &Identity, path: &str) -> Value {
     json!({"self": format!("{}{path}", identity.settings.identity_url),

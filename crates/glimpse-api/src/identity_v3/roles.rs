@@ -14,6 +14,7 @@ use glimpse_core::identity::{Assignment, AssignmentFilter, Identity, policy};
 use glimpse_types::Role;
 use serde_json::{Value, json};
 
+use super::records;
 use super::{
     Id, Reply, body_object, list_links, listing, no_content, one, opt_string, query, query_bool,
     render,
@@ -23,13 +24,8 @@ use crate::dialect::{Caller, Keystone};
 pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_roles")?;
     let q = query(q.as_deref());
-    let list: Vec<Value> = id
-        .list_roles(q.get("name").map(String::as_str))
-        .await?
-        .iter()
-        .map(|r| render::role(&id, r))
-        .collect();
-    listing("roles", json!(list), list_links(&id, "/roles"))
+    let roles = id.list_roles(q.get("name").map(String::as_str)).await?;
+    records(&id, "roles", &roles, render::role, "/roles")
 }
 
 pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
@@ -84,17 +80,9 @@ pub async fn grants(
     me: Caller<Keystone>,
 ) -> Reply {
     policy::admin(&me, "list_grants")?;
-    let list: Vec<Value> = id
-        .project_user_roles(&u, &p)
-        .await?
-        .iter()
-        .map(|r| render::role(&id, r))
-        .collect();
-    listing(
-        "roles",
-        json!(list),
-        list_links(&id, &format!("/projects/{p}/users/{u}/roles")),
-    )
+    let roles = id.project_user_roles(&u, &p).await?;
+    let path = format!("/projects/{p}/users/{u}/roles");
+    records(&id, "roles", &roles, render::role, &path)
 }
 
 /// One row of the listing: the assignment and, for implied roles, the role that implied it.
