@@ -38,12 +38,8 @@ pub fn router(region: Arc<Region>) -> Router {
         .with_state(region)
 }
 
-fn ims(e: Error) -> ApiError<Ims> {
-    ApiError::new(e)
-}
-
 fn bad(message: String) -> ApiError<Ims> {
-    ims(Error::bad_request(message).with_code(codes::BAD_REQUEST))
+    ApiError::new(Error::bad_request(message).with_code(codes::BAD_REQUEST))
 }
 
 /// Reads an optional string field; any other JSON type is a 400.
@@ -74,7 +70,7 @@ async fn copy(
     };
     let job = ims::submit(&region, &caller, &image_id, &req)
         .await
-        .map_err(|e| ims(not_found_as_image(e, &image_id)))?;
+        .map_err(|e| ApiError::new(not_found_as_image(e, &image_id)))?;
     Ok((StatusCode::OK, axum::Json(JobId { job_id: job.id })).into_response())
 }
 
@@ -94,7 +90,7 @@ async fn show(
 ) -> ApiResult<Ims> {
     let project = caller.project()?;
     let missing = || {
-        ims(Error::not_found(format!(
+        ApiError::new(Error::not_found(format!(
             "The job {job_id} does not exist."
         )))
     };
@@ -156,7 +152,7 @@ async fn project_job(
     Path((project_id, job_id)): Path<(String, String)>,
 ) -> ApiResult<Ims> {
     if caller.project()? != project_id {
-        return Err(ims(Error::not_found(format!(
+        return Err(ApiError::new(Error::not_found(format!(
             "The job {job_id} does not exist."
         ))));
     }
@@ -164,5 +160,5 @@ async fn project_job(
 }
 
 async fn fallback() -> ApiError<Ims> {
-    ims(Error::not_found("The requested resource was not found."))
+    ApiError::new(Error::not_found("The requested resource was not found."))
 }

@@ -38,12 +38,8 @@ pub fn router(region: Arc<Region>) -> Router {
         .with_state(region)
 }
 
-fn kms(e: Error) -> ApiError<Kms> {
-    ApiError::new(e)
-}
-
 fn bad(message: String) -> ApiError<Kms> {
-    kms(Error::bad_request(message).with_code(codes::BAD_REQUEST))
+    ApiError::new(Error::bad_request(message).with_code(codes::BAD_REQUEST))
 }
 
 fn time_ms(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -80,7 +76,7 @@ fn state(k: &KeyInfo) -> KeyState {
 }
 
 fn answer(v: impl serde::Serialize) -> Result<Value, ApiError<Kms>> {
-    serde_json::to_value(v).map_err(|e| kms(Error::internal(e)))
+    serde_json::to_value(v).map_err(|e| ApiError::new(Error::internal(e)))
 }
 
 fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError<Kms>> {
@@ -176,7 +172,7 @@ async fn action(
             let days = string(&doc, "pending_days")?
                 .and_then(|d| d.parse::<i64>().ok())
                 .ok_or_else(|| {
-                    kms(
+                    ApiError::new(
                         Error::bad_request("pending_days must be a number from 7 to 1096.")
                             .with_code(codes::BAD_PENDING_DAYS),
                     )
@@ -189,7 +185,7 @@ async fn action(
             answer(state(&key))?
         }
         _ => {
-            return Err(kms(Error::not_found(format!(
+            return Err(ApiError::new(Error::not_found(format!(
                 "There is no KMS action {action}."
             ))));
         }
@@ -198,5 +194,5 @@ async fn action(
 }
 
 async fn fallback() -> ApiError<Kms> {
-    kms(Error::not_found("The requested resource was not found."))
+    ApiError::new(Error::not_found("The requested resource was not found."))
 }

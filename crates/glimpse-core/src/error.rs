@@ -66,30 +66,6 @@ impl Error {
         self.retry_after = Some(seconds);
         self
     }
-    pub fn bad_request(m: impl Into<String>) -> Error {
-        Error::new(Kind::BadRequest, m)
-    }
-    pub fn unauthorized(m: impl Into<String>) -> Error {
-        Error::new(Kind::Unauthorized, m)
-    }
-    pub fn forbidden(m: impl Into<String>) -> Error {
-        Error::new(Kind::Forbidden, m)
-    }
-    pub fn not_found(m: impl Into<String>) -> Error {
-        Error::new(Kind::NotFound, m)
-    }
-    pub fn conflict(m: impl Into<String>) -> Error {
-        Error::new(Kind::Conflict, m)
-    }
-    pub fn too_large(m: impl Into<String>) -> Error {
-        Error::new(Kind::TooLarge, m)
-    }
-    pub fn unsupported_media(m: impl Into<String>) -> Error {
-        Error::new(Kind::UnsupportedMedia, m)
-    }
-    pub fn unavailable(m: impl Into<String>) -> Error {
-        Error::new(Kind::Unavailable, m)
-    }
     /// An unexpected failure: logged with its cause, shown to the caller without it.
     pub fn internal(cause: impl fmt::Display) -> Error {
         tracing::error!(error = %cause, "internal error");
@@ -98,6 +74,28 @@ impl Error {
             "The server has either erred or is incapable of performing the requested operation.",
         )
     }
+}
+
+/// `Error::bad_request(message)` and the like: one constructor per kind the domain raises.
+macro_rules! kind_constructors {
+    ($($name:ident => $kind:ident),* $(,)?) => {
+        impl Error {
+            $(pub fn $name(m: impl Into<String>) -> Error {
+                Error::new(Kind::$kind, m)
+            })*
+        }
+    };
+}
+
+kind_constructors! {
+    bad_request => BadRequest,
+    unauthorized => Unauthorized,
+    forbidden => Forbidden,
+    not_found => NotFound,
+    conflict => Conflict,
+    too_large => TooLarge,
+    unsupported_media => UnsupportedMedia,
+    unavailable => Unavailable,
 }
 
 impl fmt::Display for Error {

@@ -15,28 +15,22 @@ pub(crate) fn field<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     out
 }
 
-pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
-    u16::from_be_bytes(field(b, off))
+/// `be16(b, off)` … `le64(b, off)`: the integer at `off` of `b` in that byte order.
+macro_rules! int_readers {
+    ($($name:ident: $t:ty = $from:ident;)*) => {
+        $(pub(crate) fn $name(b: &[u8], off: usize) -> $t {
+            <$t>::$from(field(b, off))
+        })*
+    };
 }
 
-pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes(field(b, off))
-}
-
-pub(crate) fn be64(b: &[u8], off: usize) -> u64 {
-    u64::from_be_bytes(field(b, off))
-}
-
-pub(crate) fn le16(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes(field(b, off))
-}
-
-pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(field(b, off))
-}
-
-pub(crate) fn le64(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(field(b, off))
+int_readers! {
+    be16: u16 = from_be_bytes;
+    be32: u32 = from_be_bytes;
+    be64: u64 = from_be_bytes;
+    le16: u16 = from_le_bytes;
+    le32: u32 = from_le_bytes;
+    le64: u64 = from_le_bytes;
 }
 
 /// `true` when `b` at `off` starts with `magic` (and is long enough).

@@ -4,8 +4,47 @@
 //! These are the only places the inspector stores image bytes. Every window
 //! has a hard length cap chosen by its detector, never by a header field.
 
+use crate::bytes::has_at;
+
 /// Hard cap on any single capture window (the VMDK descriptor needs 1 MiB + header).
 pub(crate) const MAX_CAPTURE: usize = (1 << 20) + 512;
+
+/// The first `n` bytes of a stream that must start with `magic`: given up (and released) at
+/// the first byte that disagrees, so a detector that reads a header keeps nothing of
+/// streams of other formats.
+pub(crate) struct Head {
+    cap: Capture,
+    magic: &'static [u8],
+    dead: bool,
+}
+
+impl Head {
+    pub(crate) fn new(magic: &'static [u8], n: usize) -> Self {
+        Head {
+            cap: Capture::new(0, n),
+            magic,
+            dead: false,
+        }
+    }
+
+    pub(crate) fn feed(&mut self, pos: u64, chunk: &[u8]) {
+        if self.dead {
+            return;
+        }
+        self.cap.feed(pos, chunk);
+        let d = self.cap.data();
+        let n = d.len().min(self.magic.len());
+        if d[..n] != self.magic[..n] {
+            self.dead = true;
+            self.cap.release();
+        }
+    }
+
+    /// The captured head, if the stream started with the magic.
+    pub(crate) fn matched(&self) -> Option<&[u8]> {
+        (!self.dead && has_at(self.cap.data(), 0, self.magic)).then(|| self.cap.data())
+    }
+}
 
 /// A window of the stream collected as it passes. Feeding is position based
 /// and idempotent: presenting the same chunk twice does not duplicate bytes.

@@ -98,6 +98,16 @@ impl Inspector {
     }
 }
 
+/// The report on `img` fed in chunks of `chunk` bytes (tests of every detector).
+#[cfg(test)]
+pub(crate) fn report_in_chunks(img: &[u8], chunk: usize) -> Report {
+    let mut i = Inspector::new();
+    for c in img.chunks(chunk) {
+        i.feed(c);
+    }
+    i.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

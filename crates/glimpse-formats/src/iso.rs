@@ -60,7 +60,7 @@ impl Detector for Iso {
 
 #[cfg(test)]
 mod tests {
-    use crate::{DiskFormat, Inspector, Limits};
+    use crate::{DiskFormat, Limits};
 
     fn iso(id: &[u8], claimed_blocks: u32) -> Vec<u8> {
         let mut img = vec![0u8; 21 * 2048];
@@ -71,11 +71,7 @@ mod tests {
     }
 
     fn report(img: &[u8]) -> crate::Report {
-        let mut i = Inspector::new();
-        for c in img.chunks(1000) {
-            i.feed(c);
-        }
-        i.finish()
+        crate::inspector::report_in_chunks(img, 1000)
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! inside the file.
 
 use crate::DiskFormat;
-use crate::bytes::{be32, be64, div_ceil, has_at, printable};
-use crate::capture::Capture;
+use crate::bytes::{be32, be64, div_ceil, printable};
+use crate::capture::Head;
 use crate::inspector::{Detector, End};
 use crate::report::Detection;
 
@@ -37,39 +37,21 @@ const INCOMPAT_KNOWN_OK: u64 =
 
 const EXT_DATA_FILE: u32 = 0x4441_5441;
 
-pub(crate) struct Qcow2 {
-    head: Capture,
-    dead: bool,
-}
+pub(crate) struct Qcow2(Head);
 
 impl Qcow2 {
     pub(crate) fn new() -> Self {
-        Qcow2 {
-            head: Capture::new(0, HEAD_CAP),
-            dead: false,
-        }
+        Qcow2(Head::new(MAGIC, HEAD_CAP))
     }
 }
 
 impl Detector for Qcow2 {
     fn feed(&mut self, pos: u64, chunk: &[u8]) {
-        if self.dead {
-            return;
-        }
-        self.head.feed(pos, chunk);
-        let d = self.head.data();
-        let n = d.len().min(MAGIC.len());
-        if d[..n] != MAGIC[..n] {
-            self.dead = true;
-            self.head.release();
-        }
+        self.0.feed(pos, chunk);
     }
 
     fn finish(&self, end: &End<'_>) -> Option<Detection> {
-        let h = self.head.data();
-        if self.dead || !has_at(h, 0, MAGIC) {
-            return None;
-        }
+        let h = self.0.matched()?;
         Some(check(h, end.len))
     }
 }

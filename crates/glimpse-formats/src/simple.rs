@@ -2,44 +2,10 @@
 //! (`LUKS\xba\xbe`, encrypted payload; only version 1 is understood).
 
 use crate::DiskFormat;
-use crate::bytes::{be16, be32, has_at};
-use crate::capture::Capture;
+use crate::bytes::{be16, be32};
+use crate::capture::Head;
 use crate::inspector::{Detector, End};
 use crate::report::Detection;
-
-/// A detector that only needs the first `n` bytes and a magic at offset 0.
-struct Head {
-    cap: Capture,
-    magic: &'static [u8],
-    dead: bool,
-}
-
-impl Head {
-    fn new(magic: &'static [u8], n: usize) -> Self {
-        Head {
-            cap: Capture::new(0, n),
-            magic,
-            dead: false,
-        }
-    }
-
-    fn feed(&mut self, pos: u64, chunk: &[u8]) {
-        if self.dead {
-            return;
-        }
-        self.cap.feed(pos, chunk);
-        let d = self.cap.data();
-        let n = d.len().min(self.magic.len());
-        if d[..n] != self.magic[..n] {
-            self.dead = true;
-            self.cap.release();
-        }
-    }
-
-    fn matched(&self) -> Option<&[u8]> {
-        (!self.dead && has_at(self.cap.data(), 0, self.magic)).then(|| self.cap.data())
-    }
-}
 
 pub(crate) struct Qed(Head);
 
@@ -103,14 +69,10 @@ impl Detector for Luks {
 
 #[cfg(test)]
 mod tests {
-    use crate::{DiskFormat, Inspector, Limits, Rejection};
+    use crate::{DiskFormat, Limits, Rejection};
 
     fn report(img: &[u8]) -> crate::Report {
-        let mut i = Inspector::new();
-        for b in img.chunks(3) {
-            i.feed(b);
-        }
-        i.finish()
+        crate::inspector::report_in_chunks(img, 3)
     }
 
     #[test]

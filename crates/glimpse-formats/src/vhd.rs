@@ -5,7 +5,7 @@
 
 use crate::DiskFormat;
 use crate::bytes::{be32, be64, has_at};
-use crate::capture::Capture;
+use crate::capture::Head;
 use crate::inspector::{Detector, End};
 use crate::report::Detection;
 
@@ -15,39 +15,21 @@ const TYPE_FIXED: u32 = 2;
 const TYPE_DYNAMIC: u32 = 3;
 const TYPE_DIFFERENCING: u32 = 4;
 
-pub(crate) struct Vhd {
-    head: Capture,
-    dead: bool,
-}
+pub(crate) struct Vhd(Head);
 
 impl Vhd {
     pub(crate) fn new() -> Self {
-        Vhd {
-            head: Capture::new(0, FOOTER),
-            dead: false,
-        }
+        Vhd(Head::new(COOKIE, FOOTER))
     }
 }
 
 impl Detector for Vhd {
     fn feed(&mut self, pos: u64, chunk: &[u8]) {
-        if self.dead {
-            return;
-        }
-        self.head.feed(pos, chunk);
-        let d = self.head.data();
-        let n = d.len().min(COOKIE.len());
-        if d[..n] != COOKIE[..n] {
-            self.dead = true;
-            self.head.release();
-        }
+        self.0.feed(pos, chunk);
     }
 
     fn finish(&self, end: &End<'_>) -> Option<Detection> {
-        let h = self.head.data();
-        if self.dead || !has_at(h, 0, COOKIE) {
-            return None;
-        }
+        let h = self.0.matched()?;
         let mut d = Detection::new(DiskFormat::Vhd);
         if h.len() < FOOTER {
             d.malformed("footer truncated");

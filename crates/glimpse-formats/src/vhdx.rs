@@ -221,7 +221,7 @@ impl Detector for Vhdx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Inspector, Limits, Rejection};
+    use crate::{Limits, Rejection};
 
     fn image(parent: bool) -> Vec<u8> {
         let mut img = vec![0u8; 0x30_0000 + 0x2_0000];
@@ -248,13 +248,7 @@ mod tests {
         img
     }
 
-    fn report(img: &[u8], chunk: usize) -> crate::Report {
-        let mut i = Inspector::new();
-        for c in img.chunks(chunk) {
-            i.feed(c);
-        }
-        i.finish()
-    }
+    use crate::inspector::report_in_chunks as report;
 
     #[test]
     fn reads_virtual_size() {

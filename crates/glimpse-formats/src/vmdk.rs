@@ -347,11 +347,7 @@ mod tests {
     }
 
     fn inspect(img: &[u8]) -> Option<Detection> {
-        let mut i = Inspector::new();
-        for c in img.chunks(333) {
-            i.feed(c);
-        }
-        i.finish()
+        crate::inspector::report_in_chunks(img, 333)
             .detections()
             .iter()
             .find(|d| d.format == DiskFormat::Vmdk)

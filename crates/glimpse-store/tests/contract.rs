@@ -195,6 +195,14 @@ fn cut_after(
     ))]))
 }
 
+/// A resumable write of `data` into partial `name` from byte 0, cut after `data`: its error.
+async fn cut_write(store: &BlobStore, name: &str, data: &[u8]) -> WriteError {
+    store
+        .write_resumable(name, 0, cut_after(data), None, |_: &[u8]| Ok(()))
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn a_resumed_write_continues_where_the_cut_one_stopped() {
     let data = pattern(9 * 1024 * 1024 + 5);
@@ -202,11 +210,7 @@ async fn a_resumed_write_continues_where_the_cut_one_stopped() {
     for (which, b) in backends().await {
         // The first write is cut after 5 MiB + 3 bytes (not a chunk boundary).
         let cut = (5 << 20) + 3;
-        let err = b
-            .store
-            .write_resumable(name, 0, cut_after(&data[..cut]), None, |_: &[u8]| Ok(()))
-            .await
-            .unwrap_err();
+        let err = cut_write(&b.store, name, &data[..cut]).await;
         assert!(matches!(err, WriteError::Source(_)), "{which}: {err}");
         let held = b.store.partial_len(name).await.unwrap();
         if !b.store.resumable() {
@@ -277,17 +281,7 @@ async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
     let data = pattern(3 * 1024 * 1024);
     for (which, b) in backends().await {
         let before = b.store.list().await.unwrap().len();
-        let _ = b
-            .store
-            .write_resumable(
-                "img-2-x",
-                0,
-                cut_after(&data[..1 << 20]),
-                None,
-                |_: &[u8]| Ok(()),
-            )
-            .await
-            .unwrap_err();
+        let _ = cut_write(&b.store, "img-2-x", &data[..1 << 20]).await;
         // The observer refuses the resumed bytes: the partial goes.
         let held = b.store.partial_len("img-2-x").await.unwrap();
         let err = b
@@ -304,17 +298,7 @@ async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
         assert!(matches!(err, WriteError::Aborted(_)), "{which}: {err}");
         assert_eq!(b.store.partial_len("img-2-x").await.unwrap(), 0, "{which}");
         // Cut again, then dropped by name prefix (an image delete).
-        let _ = b
-            .store
-            .write_resumable(
-                "img-3-y",
-                0,
-                cut_after(&data[..1 << 20]),
-                None,
-                |_: &[u8]| Ok(()),
-            )
-            .await
-            .unwrap_err();
+        let _ = cut_write(&b.store, "img-3-y", &data[..1 << 20]).await;
         b.store.drop_partials("img-3-").await.unwrap();
         assert_eq!(b.store.partial_len("img-3-y").await.unwrap(), 0, "{which}");
         assert_eq!(

@@ -17,27 +17,9 @@ use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
-        .route("/flavors", get(list))
-        .route("/flavors/detail", get(detail))
+        .route("/flavors", get(flavors::<false>))
+        .route("/flavors/detail", get(flavors::<true>))
         .route("/flavors/{id}", get(show))
-}
-
-async fn list(
-    state: State<R>,
-    base: Extension<Base>,
-    _caller: Caller<Nova>,
-    query: RawQuery,
-) -> ApiResult<Nova> {
-    flavors(state, base, query, false).await
-}
-
-async fn detail(
-    state: State<R>,
-    base: Extension<Base>,
-    _caller: Caller<Nova>,
-    query: RawQuery,
-) -> ApiResult<Nova> {
-    flavors(state, base, query, true).await
 }
 
 /// The flavors a list query selects (see the module documentation), and whether the page
@@ -87,21 +69,21 @@ fn select(query: Option<&str>) -> Result<(Vec<Flavor>, bool), Error> {
     Ok((list, cut))
 }
 
-async fn flavors(
+async fn flavors<const DETAIL: bool>(
     State(region): State<R>,
     Extension(base): Extension<Base>,
+    _caller: Caller<Nova>,
     RawQuery(query): RawQuery,
-    detail: bool,
 ) -> ApiResult<Nova> {
     let (list, cut) = match select(query.as_deref()) {
         Ok(v) => v,
         Err(e) => return Err(nova(e)),
     };
     let mut body = json!({
-        "flavors": list.iter().map(|f| views::flavor(&region, &base, f, detail)).collect::<Vec<Value>>(),
+        "flavors": list.iter().map(|f| views::flavor(&region, &base, f, DETAIL)).collect::<Vec<Value>>(),
     });
     if cut && let Some(last) = list.last() {
-        let path = if detail { "flavors/detail" } else { "flavors" };
+        let path = if DETAIL { "flavors/detail" } else { "flavors" };
         let limit = list.len();
         body["flavors_links"] = json!([{
             "rel": "next",

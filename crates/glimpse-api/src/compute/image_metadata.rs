@@ -33,7 +33,7 @@ pub(super) fn routes() -> Router<R> {
     Router::new()
         .route(
             "/images/{id}/metadata",
-            get(list).post(add).put(replace_all),
+            get(list).post(set_all::<true>).put(set_all::<false>),
         )
         .route(
             "/images/{id}/metadata/{key}",
@@ -110,8 +110,9 @@ async fn list(
     Ok(reply(StatusCode::OK, json!({"metadata": as_map(&img)})))
 }
 
-/// `POST /metadata`: add or replace the given items.
-async fn add(
+/// `POST /metadata` (`MERGE`: add or replace the given items) and `PUT /metadata` (exactly
+/// the given items).
+async fn set_all<const MERGE: bool>(
     State(region): State<R>,
     ProxyCaller(caller): MetaCaller,
     Path(id): Path<String>,
@@ -119,32 +120,23 @@ async fn add(
 ) -> ApiResult<Nova> {
     let img = load(&region, &caller, &id).await?;
     let new = items(body, "metadata")?;
-    let added = new
-        .iter()
-        .filter(|(k, _)| img.property(k).is_none())
-        .count();
-    let total = img.properties.len() + added;
-    let out = apply(&region, &caller, &img, upserts(&new), total).await?;
-    Ok(reply(StatusCode::OK, json!({"metadata": as_map(&out)})))
-}
-
-/// `PUT /metadata`: exactly the given items.
-async fn replace_all(
-    State(region): State<R>,
-    ProxyCaller(caller): MetaCaller,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Nova> {
-    let img = load(&region, &caller, &id).await?;
-    let new = items(body, "metadata")?;
-    let mut changes: Vec<Change> = img
-        .properties
-        .iter()
-        .filter(|(k, _)| !new.iter().any(|(n, _)| n == k))
-        .map(|(k, _)| Change::RemoveProperty { name: k.clone() })
-        .collect();
-    changes.extend(upserts(&new));
-    let out = apply(&region, &caller, &img, changes, new.len()).await?;
+    let (changes, total) = if MERGE {
+        let added = new
+            .iter()
+            .filter(|(k, _)| img.property(k).is_none())
+            .count();
+        (upserts(&new), img.properties.len() + added)
+    } else {
+        let mut changes: Vec<Change> = img
+            .properties
+            .iter()
+            .filter(|(k, _)| !new.iter().any(|(n, _)| n == k))
+            .map(|(k, _)| Change::RemoveProperty { name: k.clone() })
+            .collect();
+        changes.extend(upserts(&new));
+        (changes, new.len())
+    };
+    let out = apply(&region, &caller, &img, changes, total).await?;
     Ok(reply(StatusCode::OK, json!({"metadata": as_map(&out)})))
 }
 

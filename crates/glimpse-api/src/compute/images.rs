@@ -22,27 +22,9 @@ use crate::dialect::{ApiResult, Caller, Nova, TokenSource, not_found};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
-        .route("/images", get(list))
-        .route("/images/detail", get(detail))
+        .route("/images", get(images::<false>))
+        .route("/images/detail", get(images::<true>))
         .route("/images/{id}", get(show).delete(remove))
-}
-
-async fn list(
-    state: State<R>,
-    base: Extension<Base>,
-    caller: ProxyCaller<36>,
-    query: RawQuery,
-) -> ApiResult<Nova> {
-    images(state, base, caller, query, false).await
-}
-
-async fn detail(
-    state: State<R>,
-    base: Extension<Base>,
-    caller: ProxyCaller<36>,
-    query: RawQuery,
-) -> ApiResult<Nova> {
-    images(state, base, caller, query, true).await
 }
 
 /// Nova's list parameters as a Glance list query (`nova/api/openstack/compute/images.py`
@@ -69,12 +51,11 @@ fn glance_query(query: Option<&str>) -> Result<ListQuery, Error> {
     ListQuery::parse(&pairs)
 }
 
-async fn images(
+async fn images<const DETAIL: bool>(
     State(region): State<R>,
     Extension(base): Extension<Base>,
     ProxyCaller(caller): ProxyCaller<36>,
     RawQuery(query): RawQuery,
-    detail: bool,
 ) -> ApiResult<Nova> {
     let q = glance_query(query.as_deref())?;
     let page = glimpse_core::images::list::list(&region, &caller, &q).await?;
@@ -82,7 +63,7 @@ async fn images(
         .images
         .iter()
         .map(|img| {
-            if detail {
+            if DETAIL {
                 views::image(&region, &base, img)
             } else {
                 json!({"id": img.id, "name": img.name, "links": views::image_links(&region, &base, &img.id)})
@@ -91,7 +72,7 @@ async fn images(
         .collect();
     let mut body = json!({ "images": list });
     if let Some(marker) = page.next_marker {
-        let path = if detail { "images/detail" } else { "images" };
+        let path = if DETAIL { "images/detail" } else { "images" };
         body["images_links"] = json!([{
             "rel": "next",
             "href": format!("{}/{path}?limit={}&marker={marker}", super::base_url(&region, &base), q.limit),

@@ -19,8 +19,8 @@ use crate::dialect::{ApiResult, Caller, Nova};
 
 pub(super) fn routes() -> Router<R> {
     Router::new()
-        .route("/servers", get(list).post(create))
-        .route("/servers/detail", get(detail))
+        .route("/servers", get(servers::<false>).post(create))
+        .route("/servers/detail", get(servers::<true>))
         .route("/servers/{id}", get(show).put(update).delete(remove))
         .route("/servers/{id}/action", post(action))
 }
@@ -363,26 +363,17 @@ async fn create(
     Ok(r)
 }
 
-async fn list(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> ApiResult<Nova> {
-    servers(state, base, caller, false).await
-}
-
-async fn detail(state: State<R>, base: Extension<Base>, caller: Caller<Nova>) -> ApiResult<Nova> {
-    servers(state, base, caller, true).await
-}
-
 /// `GET /servers` (id, links, name) and `/servers/detail` (the full view).
-async fn servers(
+async fn servers<const DETAIL: bool>(
     State(region): State<R>,
     Extension(base): Extension<Base>,
     caller: Caller<Nova>,
-    detail: bool,
 ) -> ApiResult<Nova> {
     let servers = compute::list(&region, &caller).await?;
     let list: Vec<Value> = servers
         .iter()
         .map(|s| {
-            if detail {
+            if DETAIL {
                 views::server(&region, &base, s)
             } else {
                 views::server_brief(&region, &base, s)

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::dialect::{Caller, Keystone};
 use std::sync::Arc;
 
+use super::records;
 use super::{Id, Reply, list_links, listing, query, query_bool, render, reply};
 
 fn with_subject(mut resp: Response, token: &str) -> Response {
@@ -91,14 +92,9 @@ pub async fn catalog(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
 }
 
 pub async fn projects(State(id): State<Id>, me: Caller<Keystone>) -> Reply {
-    let list: Vec<Value> = id
-        .user_projects(&me.user_id)
-        .await?
-        .iter()
-        .filter(|p| p.enabled)
-        .map(|p| render::project(&id, p))
-        .collect();
-    listing("projects", json!(list), list_links(&id, "/auth/projects"))
+    let projects = id.user_projects(&me.user_id).await?;
+    let enabled = projects.iter().filter(|p| p.enabled);
+    records(&id, "projects", enabled, render::project, "/auth/projects")
 }
 
 /// No domain-scoped roles exist, so no domain can be a scope.

@@ -11,6 +11,7 @@ use glimpse_core::identity::catalog::{Endpoint, Service};
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Identity, policy};
 use serde_json::{Value, json};
 
+use super::records;
 use super::{
     Id, Reply, body_object, list_links, listing, no_content, nullable_string, one, opt_string,
     query, query_bool, render,
@@ -23,13 +24,10 @@ pub async fn regions(
     _caller: Caller<Keystone>,
 ) -> Reply {
     let q = query(q.as_deref());
-    let list: Vec<Value> = id
+    let regions = id
         .list_regions(q.get("parent_region_id").map(String::as_str))
-        .await?
-        .iter()
-        .map(|r| render::region(&id, r))
-        .collect();
-    listing("regions", json!(list), list_links(&id, "/regions"))
+        .await?;
+    records(&id, "regions", &regions, render::region, "/regions")
 }
 
 pub async fn region(

@@ -58,7 +58,7 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/v3/projects/{p}/users/{u}/roles", get(roles::grants))
         .route(
             "/v3/projects/{p}/users/{u}/roles/{r}",
-            put(roles::grant).get(roles::check).delete(roles::revoke),
+            put(roles::grant).get(roles::grant).delete(roles::grant),
         )
         .route("/v3/users", get(users::list).post(users::create))
         .route(
@@ -240,6 +240,18 @@ pub(crate) fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<Option<bool>
             "Invalid input for field '{key}': expected a boolean."
         ))),
     }
+}
+
+/// A list answer of records, each as `render` shows it, with the links of `path`.
+pub(crate) fn records<'a, T: 'a>(
+    identity: &Identity,
+    key: &str,
+    items: impl IntoIterator<Item = &'a T>,
+    render: fn(&Identity, &T) -> Value,
+    path: &str,
+) -> Reply {
+    let list: Vec<Value> = items.into_iter().map(|x| render(identity, x)).collect();
+    listing(key, json!(list), list_links(identity, path))
 }
 
 /// `{"self": <url>, "previous": null, "next": null}` for list responses.

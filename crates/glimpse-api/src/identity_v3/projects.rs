@@ -8,11 +8,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, ProjectFields, policy};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use super::records;
 use super::{
-    Id, Reply, body_object, list_filter, list_links, listing, no_content, one, opt_bool,
-    opt_string, query, query_bool, render, same_domain,
+    Id, Reply, body_object, list_filter, no_content, one, opt_bool, opt_string, query, query_bool,
+    render, same_domain,
 };
 use crate::dialect::{Caller, Keystone};
 
@@ -69,8 +70,7 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keysto
     } else {
         id.list_projects(&filter).await?
     };
-    let list: Vec<Value> = projects.iter().map(|p| render::project(&id, p)).collect();
-    listing("projects", json!(list), list_links(&id, "/projects"))
+    records(&id, "projects", &projects, render::project, "/projects")
 }
 
 pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {

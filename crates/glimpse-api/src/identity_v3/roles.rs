@@ -8,12 +8,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use glimpse_core::Error;
 use glimpse_core::identity::{Assignment, AssignmentFilter, Identity, policy};
 use glimpse_types::Role;
 use serde_json::{Value, json};
 
+use super::records;
 use super::{
     Id, Reply, body_object, list_links, listing, no_content, one, opt_string, query, query_bool,
     render,
@@ -23,13 +24,8 @@ use crate::dialect::{Caller, Keystone};
 pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keystone>) -> Reply {
     policy::admin(&me, "list_roles")?;
     let q = query(q.as_deref());
-    let list: Vec<Value> = id
-        .list_roles(q.get("name").map(String::as_str))
-        .await?
-        .iter()
-        .map(|r| render::role(&id, r))
-        .collect();
-    listing("roles", json!(list), list_links(&id, "/roles"))
+    let roles = id.list_roles(q.get("name").map(String::as_str)).await?;
+    records(&id, "roles", &roles, render::role, "/roles")
 }
 
 pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
@@ -58,33 +54,23 @@ pub async fn delete(State(id): State<Id>, Path(rid): Path<String>, me: Caller<Ke
     Ok(no_content())
 }
 
+/// `PUT` (grant), `GET`/`HEAD` (check) and `DELETE` (revoke) of a project role of a user: 204.
 pub async fn grant(
+    method: Method,
     State(id): State<Id>,
     Path((p, u, r)): Path<(String, String, String)>,
     me: Caller<Keystone>,
 ) -> Reply {
-    policy::admin(&me, "create_grant")?;
-    id.assign_role(&u, &p, &r).await?;
-    Ok(no_content())
-}
-
-pub async fn check(
-    State(id): State<Id>,
-    Path((p, u, r)): Path<(String, String, String)>,
-    me: Caller<Keystone>,
-) -> Reply {
-    policy::admin(&me, "check_grant")?;
-    id.check_assignment(&u, &p, &r).await?;
-    Ok(no_content())
-}
-
-pub async fn revoke(
-    State(id): State<Id>,
-    Path((p, u, r)): Path<(String, String, String)>,
-    me: Caller<Keystone>,
-) -> Reply {
-    policy::admin(&me, "revoke_grant")?;
-    id.unassign_role(&u, &p, &r).await?;
+    if method == Method::PUT {
+        policy::admin(&me, "create_grant")?;
+        id.assign_role(&u, &p, &r).await?;
+    } else if method == Method::DELETE {
+        policy::admin(&me, "revoke_grant")?;
+        id.unassign_role(&u, &p, &r).await?;
+    } else {
+        policy::admin(&me, "check_grant")?;
+        id.check_assignment(&u, &p, &r).await?;
+    }
     Ok(no_content())
 }
 
@@ -94,17 +80,9 @@ pub async fn grants(
     me: Caller<Keystone>,
 ) -> Reply {
     policy::admin(&me, "list_grants")?;
-    let list: Vec<Value> = id
-        .project_user_roles(&u, &p)
-        .await?
-        .iter()
-        .map(|r| render::role(&id, r))
-        .collect();
-    listing(
-        "roles",
-        json!(list),
-        list_links(&id, &format!("/projects/{p}/users/{u}/roles")),
-    )
+    let roles = id.project_user_roles(&u, &p).await?;
+    let path = format!("/projects/{p}/users/{u}/roles");
+    records(&id, "roles", &roles, render::role, &path)
 }
 
 /// One row of the listing: the assignment and, for implied roles, the role that implied it.
@@ -204,6 +182,17 @@ struct Names {
     projects: HashMap<String, String>,
 }
 
+/// Looks `key`'s name up (an empty name if that fails) unless `cache` has it already.
+async fn name_once(
+    cache: &mut HashMap<String, String>,
+    key: &str,
+    lookup: impl Future<Output = Result<String, Error>>,
+) {
+    if !cache.contains_key(key) {
+        cache.insert(key.to_string(), lookup.await.unwrap_or_default());
+    }
+}
+
 async fn assignment_json(
     id: &Identity,
     roles: &HashMap<String, String>,
@@ -226,22 +215,10 @@ async fn assignment_json(
         "links": links,
     });
     if include_names {
-        if !names.users.contains_key(&a.user_id) {
-            let n = id
-                .get_user(&a.user_id)
-                .await
-                .map(|u| u.name)
-                .unwrap_or_default();
-            names.users.insert(a.user_id.clone(), n);
-        }
-        if !names.projects.contains_key(&a.project_id) {
-            let n = id
-                .get_project(&a.project_id)
-                .await
-                .map(|p| p.name)
-                .unwrap_or_default();
-            names.projects.insert(a.project_id.clone(), n);
-        }
+        let user = async { id.get_user(&a.user_id).await.map(|u| u.name) };
+        name_once(&mut names.users, &a.user_id, user).await;
+        let project = async { id.get_project(&a.project_id).await.map(|p| p.name) };
+        name_once(&mut names.projects, &a.project_id, project).await;
         v["role"]["name"] = json!(roles.get(&a.role_id).cloned().unwrap_or_default());
         v["user"]["name"] = json!(names.users[&a.user_id]);
         v["user"]["domain"] = render::domain_ref();

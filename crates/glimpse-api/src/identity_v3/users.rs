@@ -9,11 +9,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use glimpse_core::Error;
 use glimpse_core::identity::{DEFAULT_DOMAIN_ID, UserFields, policy};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use super::records;
 use super::{
-    Id, Reply, body_object, list_filter, list_links, listing, no_content, nullable_string, one,
-    opt_bool, opt_string, query, render, same_domain,
+    Id, Reply, body_object, list_filter, no_content, nullable_string, one, opt_bool, opt_string,
+    query, render, same_domain,
 };
 use crate::dialect::{Caller, Keystone};
 
@@ -54,13 +55,8 @@ pub async fn list(State(id): State<Id>, RawQuery(q): RawQuery, me: Caller<Keysto
     policy::admin(&me, "list_users")?;
     let q = query(q.as_deref());
     let filter = list_filter(&q)?;
-    let list: Vec<Value> = id
-        .list_users(&filter)
-        .await?
-        .iter()
-        .map(|u| render::user(&id, u))
-        .collect();
-    listing("users", json!(list), list_links(&id, "/users"))
+    let users = id.list_users(&filter).await?;
+    records(&id, "users", &users, render::user, "/users")
 }
 
 pub async fn create(State(id): State<Id>, me: Caller<Keystone>, body: Bytes) -> Reply {
@@ -106,17 +102,9 @@ pub async fn projects(
 ) -> Reply {
     policy::admin_or_self(&me, &uid, "list_user_projects")?;
     id.get_user(&uid).await?;
-    let list: Vec<Value> = id
-        .user_projects(&uid)
-        .await?
-        .iter()
-        .map(|p| render::project(&id, p))
-        .collect();
-    listing(
-        "projects",
-        json!(list),
-        list_links(&id, &format!("/users/{uid}/projects")),
-    )
+    let projects = id.user_projects(&uid).await?;
+    let path = format!("/users/{uid}/projects");
+    records(&id, "projects", &projects, render::project, &path)
 }
 
 /// `POST /v3/users/{id}/password` `{"user": {"password", "original_password"}}` → 204. As in

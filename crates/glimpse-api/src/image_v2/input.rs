@@ -73,6 +73,15 @@ fn opt_string(field: &str, v: &Value) -> Result<Option<String>> {
     }
 }
 
+/// A string or null of at most 255 characters (`name`, `owner`).
+fn short_string(field: &str, v: &Value) -> Result<Option<String>> {
+    let s = opt_string(field, v)?;
+    if let Some(s) = &s {
+        check_len(field, s)?;
+    }
+    Ok(s)
+}
+
 fn boolean(field: &str, v: &Value) -> Result<bool> {
     v.as_bool()
         .ok_or_else(|| not_of_type(field, v, "'boolean'"))
@@ -185,18 +194,8 @@ pub fn new_image(body: &Value) -> Result<NewImage> {
                 check_id(id)?;
                 img.id = Some(id.to_ascii_lowercase());
             }
-            "name" => {
-                img.name = opt_string("name", v)?;
-                if let Some(n) = &img.name {
-                    check_len("name", n)?;
-                }
-            }
-            "owner" => {
-                img.owner = opt_string("owner", v)?;
-                if let Some(o) = &img.owner {
-                    check_len("owner", o)?;
-                }
-            }
+            "name" => img.name = short_string("name", v)?,
+            "owner" => img.owner = short_string("owner", v)?,
             "visibility" => img.visibility = Some(visibility(v)?),
             "protected" => img.protected = boolean("protected", v)?,
             "os_hidden" => img.os_hidden = boolean("os_hidden", v)?,
@@ -337,13 +336,7 @@ fn op_and_path(raw: &Map<String, Value>, dialect: PatchDialect) -> Result<(Op, S
 
 fn base_change(root: &str, v: &Value) -> Result<Attr> {
     Ok(match root {
-        "name" => {
-            let n = opt_string("name", v)?;
-            if let Some(n) = &n {
-                check_len("name", n)?;
-            }
-            Attr::Name(n)
-        }
+        "name" => Attr::Name(short_string("name", v)?),
         "visibility" => Attr::Visibility(visibility(v)?),
         "protected" => Attr::Protected(boolean("protected", v)?),
         "os_hidden" => Attr::OsHidden(boolean("os_hidden", v)?),
@@ -351,13 +344,7 @@ fn base_change(root: &str, v: &Value) -> Result<Attr> {
         "min_ram" => Attr::MinRam(integer("min_ram", v)?),
         "disk_format" => Attr::DiskFormat(format("disk_format", v)?),
         "container_format" => Attr::ContainerFormat(format("container_format", v)?),
-        "owner" => {
-            let o = opt_string("owner", v)?;
-            if let Some(o) = &o {
-                check_len("owner", o)?;
-            }
-            Attr::Owner(o)
-        }
+        "owner" => Attr::Owner(short_string("owner", v)?),
         "tags" => Attr::Tags(tags(v)?),
         other => {
             return Err(Error::forbidden(format!(
@@ -532,52 +519,53 @@ mod tests {
     #[test]
     fn patch_errors() {
         let kind = |b: Value| changes(&b, PatchDialect::V21).unwrap_err().kind;
-        assert_eq!(kind(json!({"op": "replace"})), Kind::BadRequest);
-        assert_eq!(kind(json!(["x"])), Kind::BadRequest);
-        assert_eq!(
-            kind(json!([{"op": "test", "path": "/name", "value": 1}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"path": "/name", "value": 1}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "name", "value": "x"}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "/a/b", "value": "x"}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "/name"}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "/status", "value": "active"}])),
-            Kind::Forbidden
-        );
-        assert_eq!(
-            kind(json!([{"op": "add", "path": "/os_glance_x", "value": "1"}])),
-            Kind::Forbidden
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "/protected", "value": "no"}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"op": "add", "path": "/foo", "value": 1}])),
-            Kind::BadRequest
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "/locations", "value": []}])),
-            Kind::Forbidden
-        );
-        assert_eq!(
-            kind(json!([{"op": "replace", "path": "/x~2", "value": "1"}])),
-            Kind::BadRequest
-        );
+        for (body, expected) in [
+            (json!({"op": "replace"}), Kind::BadRequest),
+            (json!(["x"]), Kind::BadRequest),
+            (
+                json!([{"op": "test", "path": "/name", "value": 1}]),
+                Kind::BadRequest,
+            ),
+            (json!([{"path": "/name", "value": 1}]), Kind::BadRequest),
+            (
+                json!([{"op": "replace", "path": "name", "value": "x"}]),
+                Kind::BadRequest,
+            ),
+            (
+                json!([{"op": "replace", "path": "/a/b", "value": "x"}]),
+                Kind::BadRequest,
+            ),
+            (
+                json!([{"op": "replace", "path": "/name"}]),
+                Kind::BadRequest,
+            ),
+            (
+                json!([{"op": "replace", "path": "/status", "value": "active"}]),
+                Kind::Forbidden,
+            ),
+            (
+                json!([{"op": "add", "path": "/os_glance_x", "value": "1"}]),
+                Kind::Forbidden,
+            ),
+            (
+                json!([{"op": "replace", "path": "/protected", "value": "no"}]),
+                Kind::BadRequest,
+            ),
+            (
+                json!([{"op": "add", "path": "/foo", "value": 1}]),
+                Kind::BadRequest,
+            ),
+            (
+                json!([{"op": "replace", "path": "/locations", "value": []}]),
+                Kind::Forbidden,
+            ),
+            (
+                json!([{"op": "replace", "path": "/x~2", "value": "1"}]),
+                Kind::BadRequest,
+            ),
+        ] {
+            assert_eq!(kind(body), expected);
+        }
         assert_eq!(
             changes(
                 &json!([{"replace": "/name", "add": "/x", "value": "1"}]),

@@ -80,11 +80,17 @@ pub fn router(region: Arc<Region>) -> Router {
                 .get(data::download)
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/images/{id}/actions/deactivate", post(records::deactivate))
-        .route("/images/{id}/actions/reactivate", post(records::reactivate))
+        .route(
+            "/images/{id}/actions/deactivate",
+            post(records::set_active::<false>),
+        )
+        .route(
+            "/images/{id}/actions/reactivate",
+            post(records::set_active::<true>),
+        )
         .route(
             "/images/{id}/tags/{tag}",
-            put(records::add_tag).delete(records::remove_tag),
+            put(records::tag).delete(records::tag),
         )
         .route(
             "/images/{id}/members",

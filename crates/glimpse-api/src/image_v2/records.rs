@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use glimpse_core::images::{self, ListQuery};
 
@@ -154,42 +154,31 @@ pub async fn delete(
     Ok(no_content())
 }
 
-/// `POST /v2/images/{id}/actions/deactivate`.
-pub async fn deactivate(
+/// `POST /v2/images/{id}/actions/reactivate` (`ACTIVE`) and `.../actions/deactivate`.
+pub async fn set_active<const ACTIVE: bool>(
     State(region): RegionState,
     caller: Caller<Glance>,
     Path(id): Path<String>,
 ) -> ApiResult<Glance> {
-    images::deactivate(&region, &caller, &id).await?;
+    if ACTIVE {
+        images::reactivate(&region, &caller, &id).await?;
+    } else {
+        images::deactivate(&region, &caller, &id).await?;
+    }
     Ok(no_content())
 }
 
-/// `POST /v2/images/{id}/actions/reactivate`.
-pub async fn reactivate(
-    State(region): RegionState,
-    caller: Caller<Glance>,
-    Path(id): Path<String>,
-) -> ApiResult<Glance> {
-    images::reactivate(&region, &caller, &id).await?;
-    Ok(no_content())
-}
-
-/// `PUT /v2/images/{id}/tags/{tag}`.
-pub async fn add_tag(
+/// `PUT` (add) and `DELETE` (remove) `/v2/images/{id}/tags/{tag}`.
+pub async fn tag(
+    method: Method,
     State(region): RegionState,
     caller: Caller<Glance>,
     Path((id, tag)): Path<(String, String)>,
 ) -> ApiResult<Glance> {
-    images::add_tag(&region, &caller, &id, &tag).await?;
-    Ok(no_content())
-}
-
-/// `DELETE /v2/images/{id}/tags/{tag}`.
-pub async fn remove_tag(
-    State(region): RegionState,
-    caller: Caller<Glance>,
-    Path((id, tag)): Path<(String, String)>,
-) -> ApiResult<Glance> {
-    images::remove_tag(&region, &caller, &id, &tag).await?;
+    if method == Method::DELETE {
+        images::remove_tag(&region, &caller, &id, &tag).await?;
+    } else {
+        images::add_tag(&region, &caller, &id, &tag).await?;
+    }
     Ok(no_content())
 }

@@ -110,7 +110,7 @@ impl Serialize for MembersView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glimpse_types::{ImageStatus, Visibility};
+    use glimpse_types::Visibility;
 
     #[test]
     fn image_json_matches_glance_sample_07() {
@@ -118,28 +118,17 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let img = Image {
-            id: "24aa2105-1b4e-4de3-af4e-0ed2b54fb214".into(),
             name: Some("probe".into()),
-            owner: "9f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b".into(),
-            status: ImageStatus::Queued,
             visibility: Visibility::Shared,
-            protected: false,
-            os_hidden: false,
             disk_format: Some("raw".into()),
             container_format: Some("bare".into()),
-            size: None,
-            virtual_size: None,
-            checksum: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-            min_disk: 0,
-            min_ram: 0,
-            blob_key: None,
-            sealing: None,
-            created_at: t,
-            updated_at: t,
             properties: vec![("os_distro".into(), "cirros".into())],
             tags: vec!["t1".into()],
+            ..Image::queued(
+                "24aa2105-1b4e-4de3-af4e-0ed2b54fb214".into(),
+                "9f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b".into(),
+                t,
+            )
         };
         let body = String::from_utf8(crate::pyjson::dumps(&ImageView(&img))).unwrap();
         let sample = r#"{"os_distro": "cirros", "name": "probe", "disk_format": "raw", "container_format": "bare", "visibility": "shared", "size": null, "virtual_size": null, "status": "queued", "checksum": null, "protected": false, "min_ram": 0, "min_disk": 0, "owner": "9f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b", "os_hidden": false, "os_hash_algo": null, "os_hash_value": null, "id": "24aa2105-1b4e-4de3-af4e-0ed2b54fb214", "created_at": "2026-11-22T06:09:52Z", "updated_at": "2026-11-22T06:09:52Z", "tags": ["t1"], "self": "/v2/images/24aa2105-1b4e-4de3-af4e-0ed2b54fb214", "file": "/v2/images/24aa2105-1b4e-4de3-af4e-0ed2b54fb214/file", "schema": "/v2/schemas/image"}"#;

@@ -53,16 +53,15 @@ pub async fn show_all(
     Ok(reply(StatusCode::OK, &json!({"metadata": v.metadata})))
 }
 
-/// POST merges, PUT replaces.
-async fn set_all(
-    region: R,
-    id: String,
+/// `POST` (`MERGE`: the given items are added to the volume's) and `PUT` (they replace them).
+pub async fn set_all<const MERGE: bool>(
+    State(region): State<R>,
+    Path((_, _, id)): Path<(String, String, String)>,
     c: Caller<Cinder>,
     body: Bytes,
-    merge: bool,
 ) -> Result<Response> {
     let given = metadata_body(&body)?;
-    let mut meta = if merge {
+    let mut meta = if MERGE {
         volumes::get(&region, &c, &id).await?.metadata
     } else {
         BTreeMap::new()
@@ -70,24 +69,6 @@ async fn set_all(
     meta.extend(given);
     let now = write(&region, &c, &id, meta).await?;
     Ok(reply(StatusCode::OK, &json!({"metadata": now})))
-}
-
-pub async fn create(
-    State(region): State<R>,
-    Path((_, _, id)): Path<(String, String, String)>,
-    c: Caller<Cinder>,
-    body: Bytes,
-) -> Result<Response> {
-    set_all(region, id, c, body, true).await
-}
-
-pub async fn replace(
-    State(region): State<R>,
-    Path((_, _, id)): Path<(String, String, String)>,
-    c: Caller<Cinder>,
-    body: Bytes,
-) -> Result<Response> {
-    set_all(region, id, c, body, false).await
 }
 
 pub async fn show_one(

@@ -67,8 +67,11 @@ pub(crate) fn reply(status: StatusCode, v: &serde_json::Value) -> Response {
 /// Routes mounted at `/<region>/volume`.
 pub fn router(region: Arc<Region>) -> Router {
     let api = Router::new()
-        .route("/volumes", get(records::list).post(records::create))
-        .route("/volumes/detail", get(records::detail))
+        .route(
+            "/volumes",
+            get(records::list::<false>).post(records::create),
+        )
+        .route("/volumes/detail", get(records::list::<true>))
         .route(
             "/volumes/{id}",
             get(records::show)
@@ -79,8 +82,8 @@ pub fn router(region: Arc<Region>) -> Router {
         .route(
             "/volumes/{id}/metadata",
             get(metadata::show_all)
-                .post(metadata::create)
-                .put(metadata::replace),
+                .post(metadata::set_all::<true>)
+                .put(metadata::set_all::<false>),
         )
         .route(
             "/volumes/{id}/metadata/{key}",

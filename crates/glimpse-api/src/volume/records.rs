@@ -262,23 +262,22 @@ fn list_query(q: &BTreeMap<String, String>) -> Result<ListQuery> {
     })
 }
 
-async fn listed(
-    region: &R,
-    api: &str,
-    project: &str,
-    c: &Caller<Cinder>,
-    q: &BTreeMap<String, String>,
-    detailed: bool,
+/// `GET /volumes` and, `DETAILED`, `GET /volumes/detail`.
+pub async fn list<const DETAILED: bool>(
+    State(region): State<R>,
+    Path((api, project)): Path<(String, String)>,
+    c: Caller<Cinder>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response> {
-    let query = list_query(q)?;
-    let vols = volumes::list(region, c, &query).await?;
+    let query = list_query(&q)?;
+    let vols = volumes::list(&region, &c, &query).await?;
     let items: Vec<Value> = vols
         .iter()
         .map(|v| {
-            if detailed {
-                view::detail(region, api, c, v)
+            if DETAILED {
+                view::detail(&region, &api, &c, v)
             } else {
-                view::summary(region, api, v)
+                view::summary(&region, &api, v)
             }
         })
         .collect();
@@ -287,7 +286,7 @@ async fn listed(
         && vols.len() == limit
         && limit > 0
     {
-        let path = if detailed {
+        let path = if DETAILED {
             "volumes/detail"
         } else {
             "volumes"
@@ -298,24 +297,6 @@ async fn listed(
         }]);
     }
     Ok(reply(StatusCode::OK, &body))
-}
-
-pub async fn list(
-    State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    c: Caller<Cinder>,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Result<Response> {
-    listed(&region, &api, &project, &c, &q, false).await
-}
-
-pub async fn detail(
-    State(region): State<R>,
-    Path((api, project)): Path<(String, String)>,
-    c: Caller<Cinder>,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Result<Response> {
-    listed(&region, &api, &project, &c, &q, true).await
 }
 
 pub async fn show(

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod projects;
 pub mod regions;
 pub mod roles;
+mod table;
 pub mod tokens;
 pub mod users;
 

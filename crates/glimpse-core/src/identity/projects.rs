@@ -5,27 +5,20 @@
 //! Crash behaviour: each call is one statement or one transaction, so a crash leaves either
 //! the old or the new state.
 
-use crate::db::{delete_cascade, row_where, unique_or};
+use crate::db::{delete_cascade, unique_or};
 use sqlx::Row;
 
 use super::Identity;
 use super::model::{
-    DEFAULT_DOMAIN_ID, ListFilter, PROJECT_COLUMNS, Project, ProjectFields, bind_filter,
-    check_name, project_from_row,
+    DEFAULT_DOMAIN_ID, ListFilter, PROJECT_COLUMNS, Project, ProjectFields, check_name,
+    project_from_row,
 };
+use super::table::Table;
 use crate::db::flag;
 use crate::error::{Error, Result};
 
-pub(crate) fn project_not_found(id: &str) -> Error {
-    Error::not_found(format!("Could not find project: {id}."))
-}
-
-fn duplicate(name: &str) -> Error {
-    Error::conflict(format!(
-        "Conflict occurred attempting to store project - Duplicate entry found with name \
-         {name} at domain ID {DEFAULT_DOMAIN_ID}."
-    ))
-}
+const PROJECTS: Table<Project> =
+    Table::new("project", "projects", PROJECT_COLUMNS, project_from_row);
 
 /// Only the Default domain exists.
 pub(crate) fn check_domain(domain_id: &str) -> Result<()> {
@@ -75,7 +68,7 @@ impl Identity {
         };
         self.check_home_region(&home)?;
         if self.find_project_by_name(&name).await?.is_some() {
-            return Err(duplicate(&name));
+            return Err(PROJECTS.duplicate(&name));
         }
         let project = Project {
             id: glimpse_types::hex_id(),
@@ -100,36 +93,21 @@ impl Identity {
         .bind(glimpse_types::db_time(glimpse_types::now()))
         .execute(&self.db.pool)
         .await;
-        unique_or(r, || duplicate(&project.name))?;
+        unique_or(r, || PROJECTS.duplicate(&project.name))?;
         Ok(project)
     }
 
     pub async fn get_project(&self, id: &str) -> Result<Project> {
-        let row = row_where(&self.db, PROJECT_COLUMNS, "projects", "id", id)
-            .await?
-            .ok_or_else(|| project_not_found(id))?;
-        project_from_row(&row)
+        PROJECTS.get(&self.db, id).await
     }
 
     /// A project of the Default domain by name.
     pub async fn find_project_by_name(&self, name: &str) -> Result<Option<Project>> {
-        let sql =
-            format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1 AND domain_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(DEFAULT_DOMAIN_ID)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(project_from_row).transpose()
+        PROJECTS.find_by_name(&self.db, name).await
     }
 
     pub async fn list_projects(&self, filter: &ListFilter) -> Result<Vec<Project>> {
-        let (clause, args) = filter.sql();
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects {clause} ORDER BY name");
-        let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
-            .fetch_all(&self.db.pool)
-            .await?;
-        rows.iter().map(project_from_row).collect()
+        PROJECTS.list(&self.db, filter).await
     }
 
     /// Projects on which the user has at least one role.
@@ -150,7 +128,7 @@ impl Identity {
         if let Some(name) = f.name {
             check_name("project", &name, 64)?;
             if name != p.name && self.find_project_by_name(&name).await?.is_some() {
-                return Err(duplicate(&name));
+                return Err(PROJECTS.duplicate(&name));
             }
             p.name = name;
         }
@@ -184,7 +162,7 @@ impl Identity {
         .bind(&p.id)
         .execute(&self.db.pool)
         .await;
-        unique_or(r, || duplicate(&p.name))?;
+        unique_or(r, || PROJECTS.duplicate(&p.name))?;
         if disabling {
             self.revoke_project_tokens(&p.id).await?;
         }
@@ -195,7 +173,7 @@ impl Identity {
     pub async fn delete_project(&self, id: &str) -> Result<()> {
         let dependents = [("role_assignments", "project_id"), ("tokens", "project_id")];
         if !delete_cascade(&self.db, "projects", id, &dependents).await? {
-            return Err(project_not_found(id));
+            return Err(PROJECTS.not_found(id));
         }
         self.cache.bump();
         Ok(())

@@ -6,12 +6,16 @@
 
 use super::Identity;
 use super::model::{RegionRecord, region_from_row};
-use crate::db::{delete_cascade, row_where, unique_or};
+use super::table::Table;
+use crate::db::{delete_cascade, unique_or};
 use crate::error::{Error, Result};
 
-pub(crate) fn region_not_found(id: &str) -> Error {
-    Error::not_found(format!("Could not find region: {id}."))
-}
+const REGIONS: Table<RegionRecord> = Table::new(
+    "region",
+    "regions",
+    "id, description, parent_region_id",
+    region_from_row,
+);
 
 fn check_region_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 255 || id.contains('/') {
@@ -62,11 +66,7 @@ impl Identity {
     }
 
     pub async fn get_region(&self, id: &str) -> Result<RegionRecord> {
-        let columns = "id, description, parent_region_id";
-        let row = row_where(&self.db, columns, "regions", "id", id)
-            .await?
-            .ok_or_else(|| region_not_found(id))?;
-        region_from_row(&row)
+        REGIONS.get(&self.db, id).await
     }
 
     pub async fn list_regions(&self, parent_region_id: Option<&str>) -> Result<Vec<RegionRecord>> {

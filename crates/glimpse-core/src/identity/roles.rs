@@ -10,14 +10,13 @@ use sqlx::Row;
 
 use super::Identity;
 use super::model::{Assignment, RoleRecord, check_name, role_from_row};
+use super::table::Table;
 use crate::db::{delete_cascade, is_unique_violation, row_where, unique_or};
 use crate::error::{Error, Result};
 
 const ROLE_COLUMNS: &str = "id, name, description";
 
-pub(crate) fn role_not_found(id: &str) -> Error {
-    Error::not_found(format!("Could not find role: {id}."))
-}
+const ROLES: Table<RoleRecord> = Table::new("role", "roles", ROLE_COLUMNS, role_from_row);
 
 fn duplicate(name: &str) -> Error {
     Error::conflict(format!(
@@ -68,10 +67,7 @@ impl Identity {
     }
 
     pub async fn get_role(&self, id: &str) -> Result<RoleRecord> {
-        let row = row_where(&self.db, ROLE_COLUMNS, "roles", "id", id)
-            .await?
-            .ok_or_else(|| role_not_found(id))?;
-        role_from_row(&row)
+        ROLES.get(&self.db, id).await
     }
 
     pub async fn find_role_by_name(&self, name: &str) -> Result<Option<RoleRecord>> {

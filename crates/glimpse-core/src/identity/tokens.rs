@@ -80,6 +80,17 @@ pub(crate) fn unauthorized() -> Error {
     Error::unauthorized("The request you have made requires authentication.")
 }
 
+/// A user or project that exists and is enabled; otherwise the same bare 401 (a missing one is
+/// not told apart from a disabled one), and other errors as they are.
+fn enabled<T>(got: Result<T>, is_enabled: impl Fn(&T) -> bool) -> Result<T> {
+    match got {
+        Ok(x) if is_enabled(&x) => Ok(x),
+        Ok(_) => Err(unauthorized()),
+        Err(e) if e.kind == crate::Kind::NotFound => Err(unauthorized()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Identity {
     /// Authenticates a `POST /v3/auth/tokens` request and issues a token. Every failure to
     /// authenticate or authorise the scope is the same 401, so nothing is revealed.
@@ -342,21 +353,11 @@ impl Identity {
     }
 
     async fn enabled_user(&self, id: &str) -> Result<User> {
-        match self.get_user(id).await {
-            Ok(u) if u.enabled => Ok(u),
-            Ok(_) => Err(unauthorized()),
-            Err(e) if e.kind == crate::Kind::NotFound => Err(unauthorized()),
-            Err(e) => Err(e),
-        }
+        enabled(self.get_user(id).await, |u| u.enabled)
     }
 
     async fn enabled_project(&self, id: &str) -> Result<Project> {
-        match self.get_project(id).await {
-            Ok(p) if p.enabled => Ok(p),
-            Ok(_) => Err(unauthorized()),
-            Err(e) if e.kind == crate::Kind::NotFound => Err(unauthorized()),
-            Err(e) => Err(e),
-        }
+        enabled(self.get_project(id).await, |p| p.enabled)
     }
 
     async fn scope_project(&self, p: &ProjectRef) -> Result<Project> {

@@ -5,28 +5,17 @@
 //! Crash behaviour: each call is one statement or one transaction (a password change and its
 //! token revocation are one transaction), so a crash leaves the old or the new state.
 
-use crate::db::{delete_cascade, row_where, unique_or};
+use crate::db::{delete_cascade, unique_or};
 use sqlx::Row;
 
-use super::Identity;
-use super::model::{
-    DEFAULT_DOMAIN_ID, ListFilter, USER_COLUMNS, User, UserFields, bind_filter, check_name,
-    user_from_row,
-};
+use super::model::{ListFilter, USER_COLUMNS, User, UserFields, check_name, user_from_row};
 use super::projects::check_domain;
+use super::table::Table;
+use super::Identity;
 use crate::db::flag;
 use crate::error::{Error, Result};
 
-pub(crate) fn user_not_found(id: &str) -> Error {
-    Error::not_found(format!("Could not find user: {id}."))
-}
-
-fn duplicate(name: &str) -> Error {
-    Error::conflict(format!(
-        "Conflict occurred attempting to store user - Duplicate entry found with name {name} \
-         at domain ID {DEFAULT_DOMAIN_ID}."
-    ))
-}
+const USERS: Table<User> = Table::new("user", "users", USER_COLUMNS, user_from_row);
 
 impl Identity {
     async fn check_default_project(&self, id: &Option<String>) -> Result<()> {
@@ -49,7 +38,7 @@ impl Identity {
         let default_project_id = f.default_project_id.flatten();
         self.check_default_project(&default_project_id).await?;
         if self.find_user_by_name(&name).await?.is_some() {
-            return Err(duplicate(&name));
+            return Err(USERS.duplicate(&name));
         }
         let hash = match &f.password {
             Some(p) => Some(self.passwords.hash(p).await?),
@@ -82,35 +71,21 @@ impl Identity {
         .bind(glimpse_types::db_time(glimpse_types::now()))
         .execute(&self.db.pool)
         .await;
-        unique_or(r, || duplicate(&user.name))?;
+        unique_or(r, || USERS.duplicate(&user.name))?;
         Ok(user)
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User> {
-        let row = row_where(&self.db, USER_COLUMNS, "users", "id", id)
-            .await?
-            .ok_or_else(|| user_not_found(id))?;
-        user_from_row(&row)
+        USERS.get(&self.db, id).await
     }
 
     /// A user of the Default domain by name.
     pub async fn find_user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1 AND domain_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(DEFAULT_DOMAIN_ID)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        USERS.find_by_name(&self.db, name).await
     }
 
     pub async fn list_users(&self, filter: &ListFilter) -> Result<Vec<User>> {
-        let (clause, args) = filter.sql();
-        let sql = format!("SELECT {USER_COLUMNS} FROM users {clause} ORDER BY name");
-        let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
-            .fetch_all(&self.db.pool)
-            .await?;
-        rows.iter().map(user_from_row).collect()
+        USERS.list(&self.db, filter).await
     }
 
     pub async fn update_user(&self, id: &str, f: UserFields) -> Result<User> {
@@ -118,7 +93,7 @@ impl Identity {
         if let Some(name) = f.name {
             check_name("user", &name, 255)?;
             if name != u.name && self.find_user_by_name(&name).await?.is_some() {
-                return Err(duplicate(&name));
+                return Err(USERS.duplicate(&name));
             }
             u.name = name;
         }
@@ -161,7 +136,7 @@ impl Identity {
         .bind(&u.id)
         .execute(&mut *tx)
         .await;
-        unique_or(r, || duplicate(&u.name))?;
+        unique_or(r, || USERS.duplicate(&u.name))?;
         // Setting `enabled: true` (even on an enabled user) or a new password is how an admin
         // unlocks an account the lockout refused (as Keystone).
         if f.enabled == Some(true) || hash.is_some() {
@@ -209,7 +184,7 @@ impl Identity {
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         let dependents = [("role_assignments", "user_id"), ("tokens", "user_id")];
         if !delete_cascade(&self.db, "users", id, &dependents).await? {
-            return Err(user_not_found(id));
+            return Err(USERS.not_found(id));
         }
         self.cache.bump();
         Ok(())

@@ -248,7 +248,6 @@ fn keyset(sql: &mut Sql, sort: &[(SortKey, SortDir)], marker: &Image) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glimpse_types::{ImageStatus, Visibility};
 
     #[test]
     fn keyset_sql() {
@@ -256,30 +255,8 @@ mod tests {
             text: String::new(),
             binds: Vec::new(),
         };
-        let img = Image {
-            id: "b".into(),
-            name: None,
-            owner: "o".into(),
-            status: ImageStatus::Queued,
-            visibility: Visibility::Private,
-            protected: false,
-            os_hidden: false,
-            disk_format: None,
-            container_format: None,
-            size: None,
-            virtual_size: None,
-            checksum: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-            min_disk: 0,
-            min_ram: 0,
-            blob_key: None,
-            sealing: None,
-            created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            updated_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            properties: vec![],
-            tags: vec![],
-        };
+        let t = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        let img = Image::queued("b".into(), "o".into(), t);
         keyset(
             &mut sql,
             &[(SortKey::Name, SortDir::Asc), (SortKey::Id, SortDir::Desc)],

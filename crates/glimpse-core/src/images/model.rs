@@ -52,6 +52,35 @@ pub struct Image {
 }
 
 impl Image {
+    /// A `queued`, private record with no name, formats, data, properties or tags yet: what
+    /// [`super::records::create`] fills in from the request.
+    pub fn queued(id: String, owner: String, now: DateTime<Utc>) -> Image {
+        Image {
+            id,
+            name: None,
+            owner,
+            status: ImageStatus::Queued,
+            visibility: Visibility::Private,
+            protected: false,
+            os_hidden: false,
+            disk_format: None,
+            container_format: None,
+            size: None,
+            virtual_size: None,
+            checksum: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+            min_disk: 0,
+            min_ram: 0,
+            blob_key: None,
+            sealing: None,
+            created_at: now,
+            updated_at: now,
+            properties: vec![],
+            tags: vec![],
+        }
+    }
+
     pub fn property(&self, name: &str) -> Option<&str> {
         self.properties
             .iter()

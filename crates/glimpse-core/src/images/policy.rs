@@ -234,14 +234,12 @@ mod tests {
         let t = target("a", Visibility::Public, None);
         assert_eq!(kind(authorize(&other, &t, Action::Get, None)), None);
         assert_eq!(kind(authorize(&other, &t, Action::Download, None)), None);
-        assert_eq!(
-            kind(authorize(&other, &t, Action::Modify, None)),
-            Some(Kind::Forbidden)
-        );
-        assert_eq!(
-            kind(authorize(&other, &t, Action::Delete, None)),
-            Some(Kind::Forbidden)
-        );
+        for action in [Action::Modify, Action::Delete] {
+            assert_eq!(
+                kind(authorize(&other, &t, action, None)),
+                Some(Kind::Forbidden)
+            );
+        }
     }
 
     #[test]
@@ -249,14 +247,12 @@ mod tests {
         let reader = caller(Some("a"), &["reader"]);
         let t = target("a", Visibility::Private, None);
         assert_eq!(kind(authorize(&reader, &t, Action::Get, None)), None);
-        assert_eq!(
-            kind(authorize(&reader, &t, Action::Download, None)),
-            Some(Kind::Forbidden)
-        );
-        assert_eq!(
-            kind(authorize(&reader, &t, Action::Modify, None)),
-            Some(Kind::Forbidden)
-        );
+        for action in [Action::Download, Action::Modify] {
+            assert_eq!(
+                kind(authorize(&reader, &t, action, None)),
+                Some(Kind::Forbidden)
+            );
+        }
         assert_eq!(
             kind(authorize_create(&reader, "a", Visibility::Shared)),
             Some(Kind::Forbidden)

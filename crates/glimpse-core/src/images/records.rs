@@ -57,30 +57,19 @@ pub async fn create(region: &Region, caller: &Caller, new: NewImage) -> Result<I
     let owner = new.owner.clone().unwrap_or_else(|| project.to_string());
     let visibility = new.visibility.unwrap_or(Visibility::Shared);
     policy::authorize_create(caller, &owner, visibility)?;
-    let now = glimpse_types::now();
+    let id = new.id.unwrap_or_else(glimpse_types::uuid_id);
     let image = Image {
-        id: new.id.unwrap_or_else(glimpse_types::uuid_id),
         name: new.name,
-        owner,
-        status: ImageStatus::Queued,
         visibility,
         protected: new.protected,
         os_hidden: new.os_hidden,
         disk_format: new.disk_format,
         container_format: new.container_format,
-        size: None,
-        virtual_size: None,
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
         min_disk: new.min_disk,
         min_ram: new.min_ram,
-        blob_key: None,
-        sealing: None,
-        created_at: now,
-        updated_at: now,
         properties: new.properties,
         tags: new.tags,
+        ..Image::queued(id, owner, glimpse_types::now())
     };
     lifecycle::create(&region.db, &image).await?;
     Ok(image)

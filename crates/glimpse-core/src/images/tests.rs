@@ -76,6 +76,33 @@ fn body(
     futures::stream::iter(chunks)
 }
 
+/// [`upload`] of `data` (in [`body`]'s chunks) with no expected digests.
+async fn put(
+    r: &Region,
+    c: &Caller,
+    id: &str,
+    data: Vec<u8>,
+    declared_len: Option<u64>,
+) -> crate::error::Result<Image> {
+    upload(r, c, id, body(data), declared_len, &Expected::default()).await
+}
+
+/// [`update`] with the one change `change`.
+async fn update_one(
+    r: &Region,
+    c: &Caller,
+    id: &str,
+    change: Change,
+) -> crate::error::Result<Image> {
+    update(r, c, id, vec![change]).await
+}
+
+/// The keys of every blob in the region's store.
+async fn blob_keys(r: &Region) -> Vec<String> {
+    let blobs = r.store.list().await.unwrap();
+    blobs.into_iter().map(|b| b.key).collect()
+}
+
 fn names(page: &list::Page) -> Vec<String> {
     page.images
         .iter()
@@ -120,45 +147,33 @@ async fn create_show_update_delete() {
     assert_eq!(up.property("b"), Some("3"));
     assert_eq!(up.properties.last().unwrap().0, "hw");
     assert_eq!(up.tags, vec!["x", "y"]);
-    let e = update(
-        r,
-        &a,
-        &img.id,
-        vec![Change::ReplaceProperty {
-            name: "nope".into(),
-            value: "1".into(),
-        }],
-    )
-    .await
-    .unwrap_err();
+    let nope = Change::ReplaceProperty {
+        name: "nope".into(),
+        value: "1".into(),
+    };
+    let e = update_one(r, &a, &img.id, nope).await.unwrap_err();
     assert_eq!(e.kind, Kind::Conflict);
-    let e = update(
-        r,
-        &a,
-        &img.id,
-        vec![Change::RemoveBase {
-            name: "name".into(),
-        }],
-    )
-    .await
-    .unwrap_err();
+    let name = Change::RemoveBase {
+        name: "name".into(),
+    };
+    let e = update_one(r, &a, &img.id, name).await.unwrap_err();
     assert_eq!(e.kind, Kind::Forbidden);
-    let e = update(
+    let e = update_one(
         r,
         &a,
         &img.id,
-        vec![Change::Set(Attr::Visibility(Visibility::Public))],
+        Change::Set(Attr::Visibility(Visibility::Public)),
     )
     .await
     .unwrap_err();
     assert_eq!(e.kind, Kind::Forbidden);
 
     // Other projects: private → 404; tags and protection.
-    update(
+    update_one(
         r,
         &a,
         &img.id,
-        vec![Change::Set(Attr::Visibility(Visibility::Private))],
+        Change::Set(Attr::Visibility(Visibility::Private)),
     )
     .await
     .unwrap();
@@ -176,14 +191,14 @@ async fn create_show_update_delete() {
         Kind::NotFound
     );
     remove_tag(r, &a, &img.id, "x").await.unwrap();
-    update(r, &a, &img.id, vec![Change::Set(Attr::Protected(true))])
+    update_one(r, &a, &img.id, Change::Set(Attr::Protected(true)))
         .await
         .unwrap();
     assert_eq!(
         delete(r, &a, &img.id).await.unwrap_err().kind,
         Kind::Forbidden
     );
-    update(r, &a, &img.id, vec![Change::Set(Attr::Protected(false))])
+    update_one(r, &a, &img.id, Change::Set(Attr::Protected(false)))
         .await
         .unwrap();
     delete(r, &a, &img.id).await.unwrap();
@@ -216,16 +231,9 @@ async fn upload_publishes_verified_bytes() {
     let img = create(r, &a, raw_image("data")).await.unwrap();
     assert!(prepare_download(r, &a, &img.id).await.unwrap().is_none());
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let up = upload(
-        r,
-        &a,
-        &img.id,
-        body(data.clone()),
-        Some(data.len() as u64),
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    let up = put(r, &a, &img.id, data.clone(), Some(data.len() as u64))
+        .await
+        .unwrap();
     assert_eq!(up.status, ImageStatus::Active);
     assert_eq!(up.size, Some(100_000));
     assert_eq!(up.virtual_size, Some(100_000));
@@ -244,9 +252,7 @@ async fn upload_publishes_verified_bytes() {
         .unwrap();
     assert_eq!(bytes.concat(), data[10..20].to_vec());
     // A second upload is a conflict; readers may not download.
-    let e = upload(r, &a, &img.id, body(vec![1]), None, &Expected::default())
-        .await
-        .unwrap_err();
+    let e = put(r, &a, &img.id, vec![1], None).await.unwrap_err();
     assert_eq!(e.kind, Kind::Conflict);
     let reader = caller("a", &["reader"]);
     assert_eq!(
@@ -274,14 +280,7 @@ async fn upload_publishes_verified_bytes() {
     assert!(prepare_download(r, &a, &img.id).await.unwrap().is_some());
     // Deleting removes the blob.
     delete(r, &a, &img.id).await.unwrap();
-    assert!(
-        r.store
-            .list()
-            .await
-            .unwrap()
-            .iter()
-            .all(|b| !b.key.starts_with("blobs/"))
-    );
+    assert!(blob_keys(r).await.iter().all(|k| !k.starts_with("blobs/")));
 }
 
 #[tokio::test]
@@ -295,16 +294,9 @@ async fn rejected_uploads_leave_nothing() {
     let mut q = raw_image("fake-qcow2");
     q.disk_format = Some("qcow2".into());
     let img = create(r, &a, q).await.unwrap();
-    let e = upload(
-        r,
-        &a,
-        &img.id,
-        body(vec![0x5a; 4096]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &img.id, vec![0x5a; 4096], None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::UnsupportedMedia, "{e}");
     let after = get(r, &a, &img.id).await.unwrap();
     assert_eq!(after.status, ImageStatus::Queued);
@@ -312,27 +304,13 @@ async fn rejected_uploads_leave_nothing() {
     assert_eq!(after.checksum, None);
     // Over the cap, with and without a declared length.
     let big = create(r, &a, raw_image("big")).await.unwrap();
-    let e = upload(
-        r,
-        &a,
-        &big.id,
-        body(vec![0; 60_000]),
-        Some(60_000),
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &big.id, vec![0; 60_000], Some(60_000))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
-    let e = upload(
-        r,
-        &a,
-        &big.id,
-        body(vec![0; 60_000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &big.id, vec![0; 60_000], None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
     assert_eq!(
         get(r, &a, &big.id).await.unwrap().status,
@@ -356,28 +334,12 @@ async fn rejected_uploads_leave_nothing() {
     ami.disk_format = Some("qcow2".into());
     ami.container_format = Some("ova".into());
     let ami = create(r, &a, ami).await.unwrap();
-    let up = upload(
-        r,
-        &a,
-        &ami.id,
-        body(vec![1; 1000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    let up = put(r, &a, &ami.id, vec![1; 1000], None).await.unwrap();
     assert_eq!(up.virtual_size, None);
     assert_eq!(up.status, ImageStatus::Active);
     // Nothing unreferenced remains (the refused blobs are gone).
     let referenced = up.blob_key.unwrap();
-    let left: Vec<String> = r
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let left = blob_keys(r).await;
     assert_eq!(left, vec![referenced]);
 }
 
@@ -387,51 +349,15 @@ async fn project_quota() {
     let r = &t.region;
     let a = member("a");
     let one = create(r, &a, raw_image("one")).await.unwrap();
-    upload(
-        r,
-        &a,
-        &one.id,
-        body(vec![1; 8000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    put(r, &a, &one.id, vec![1; 8000], None).await.unwrap();
     let two = create(r, &a, raw_image("two")).await.unwrap();
-    let e = upload(
-        r,
-        &a,
-        &two.id,
-        body(vec![1; 3000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = put(r, &a, &two.id, vec![1; 3000], None).await.unwrap_err();
     assert_eq!(e.kind, Kind::TooLarge);
-    upload(
-        r,
-        &a,
-        &two.id,
-        body(vec![1; 2000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    put(r, &a, &two.id, vec![1; 2000], None).await.unwrap();
     // Another project has its own quota.
     let b = member("b");
     let three = create(r, &b, raw_image("three")).await.unwrap();
-    upload(
-        r,
-        &b,
-        &three.id,
-        body(vec![1; 9000]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    put(r, &b, &three.id, vec![1; 9000], None).await.unwrap();
 }
 
 #[tokio::test]
@@ -451,16 +377,7 @@ async fn recovery_and_cleaner() {
         ImageStatus::Queued
     );
     // An orphan blob goes; a referenced one stays.
-    let kept = upload(
-        r,
-        &a,
-        &img.id,
-        body(vec![3; 100]),
-        None,
-        &Expected::default(),
-    )
-    .await
-    .unwrap();
+    let kept = put(r, &a, &img.id, vec![3; 100], None).await.unwrap();
     let orphan = r
         .store
         .write(body(vec![9; 10]), |_: &[u8]| Ok(()))
@@ -471,14 +388,7 @@ async fn recovery_and_cleaner() {
         0
     );
     assert_eq!(clean_orphans(r, Duration::ZERO).await.unwrap(), 1);
-    let left: Vec<String> = r
-        .store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.key)
-        .collect();
+    let left = blob_keys(r).await;
     assert_eq!(left, vec![kept.blob_key.unwrap()]);
     assert!(!left.contains(&orphan.key));
 }
@@ -545,11 +455,11 @@ async fn members_share_images() {
     members::remove(r, &a, &img.id, "b").await.unwrap();
     assert_eq!(get(r, &b, &img.id).await.unwrap_err().kind, Kind::NotFound);
     // Only shared images have members.
-    update(
+    update_one(
         r,
         &a,
         &img.id,
-        vec![Change::Set(Attr::Visibility(Visibility::Private))],
+        Change::Set(Attr::Visibility(Visibility::Private)),
     )
     .await
     .unwrap();
@@ -571,16 +481,9 @@ async fn list_filters_sorting_and_paging() {
         n.visibility = Some(Visibility::Private);
         n.os_hidden = *name == "e";
         let img = create(r, &a, n).await.unwrap();
-        upload(
-            r,
-            &a,
-            &img.id,
-            body(vec![0; 100 * (i + 1)]),
-            None,
-            &Expected::default(),
-        )
-        .await
-        .unwrap();
+        put(r, &a, &img.id, vec![0; 100 * (i + 1)], None)
+            .await
+            .unwrap();
     }
     let q = |p: &[(&str, &str)]| {
         ListQuery::parse(
@@ -596,62 +499,29 @@ async fn list_filters_sorting_and_paging() {
         vec!["d", "b", "a", "c"],
         "newest first, hidden excluded"
     );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("os_hidden", "true")]))
-                .await
-                .unwrap()
+    let filtered = [
+        (&[("os_hidden", "true")][..], vec!["e"]),
+        (&[("sort", "name:asc")][..], vec!["a", "b", "c", "d"]),
+        (
+            &[("sort_key", "size"), ("sort_dir", "desc")][..],
+            vec!["d", "b", "a", "c"],
         ),
-        vec!["e"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("sort", "name:asc")]))
-                .await
-                .unwrap()
+        (&[("tag", "t1"), ("tag", "all")][..], vec!["b", "a"]),
+        (&[("parity", "0"), ("sort", "name:asc")][..], vec!["c", "d"]),
+        (
+            &[("size_min", "200"), ("size_max", "400")][..],
+            vec!["b", "a"],
         ),
-        vec!["a", "b", "c", "d"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("sort_key", "size"), ("sort_dir", "desc")]))
-                .await
-                .unwrap()
-        ),
-        vec!["d", "b", "a", "c"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("tag", "t1"), ("tag", "all")]))
-                .await
-                .unwrap()
-        ),
-        vec!["b", "a"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("parity", "0"), ("sort", "name:asc")]))
-                .await
-                .unwrap()
-        ),
-        vec!["c", "d"]
-    );
-    assert_eq!(
-        names(
-            &list::list(r, &a, &q(&[("size_min", "200"), ("size_max", "400")]))
-                .await
-                .unwrap()
-        ),
-        vec!["b", "a"]
-    );
-    assert_eq!(
-        names(&list::list(r, &a, &q(&[("name", "in:a,b")])).await.unwrap()),
-        vec!["b", "a"]
-    );
-    assert_eq!(
-        names(&list::list(r, &a, &q(&[("size", "100")])).await.unwrap()),
-        vec!["c"]
-    );
+        (&[("name", "in:a,b")][..], vec!["b", "a"]),
+        (&[("size", "100")][..], vec!["c"]),
+    ];
+    for (query, want) in filtered {
+        assert_eq!(
+            names(&list::list(r, &a, &q(query)).await.unwrap()),
+            want,
+            "{query:?}"
+        );
+    }
     // Paging with a marker, sorted by name.
     let p1 = list::list(r, &a, &q(&[("sort", "name:asc"), ("limit", "2")]))
         .await

@@ -143,6 +143,12 @@ pub async fn request_cancel(db: &Db, id: &str) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// [`under_lease`] for an update whose last three parameters are the update time (now), the
+/// job id and the lease owner.
+async fn touch_under_lease(db: &Db, update: Update<'_>, id: &str, owner: &str) -> Result<bool> {
+    under_lease(db, update.bind(db_time(now())), id, owner).await
+}
+
 /// Claims the next runnable job for `owner`: a queued job whose backoff has passed, or a job
 /// whose lease expired (its worker died), respecting a per-project cap of running jobs.
 pub async fn claim(
@@ -208,20 +214,26 @@ pub async fn heartbeat(db: &Db, id: &str, owner: &str, lease: Duration) -> Resul
     })
 }
 
+/// A worker's UPDATE of a job, still to bind its last two parameters: the job id and the
+/// lease owner.
+type Update<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds the job id and the lease owner to `update` and runs it; whether it applied (false:
+/// the lease was lost).
+async fn under_lease(db: &Db, update: Update<'_>, id: &str, owner: &str) -> Result<bool> {
+    let done = update.bind(id).bind(owner).execute(&db.pool).await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Persists progress (0–100, never backwards) and the phase label.
 pub async fn progress(db: &Db, id: &str, owner: &str, pct: u8, phase: &str) -> Result<bool> {
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE jobs SET progress = CASE WHEN progress > $1 THEN progress ELSE $1 END, \
          phase = $2, updated_at = $3 WHERE id = $4 AND lease_owner = $5",
     )
     .bind(i64::from(pct.min(100)))
-    .bind(phase)
-    .bind(db_time(now()))
-    .bind(id)
-    .bind(owner)
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(phase);
+    touch_under_lease(db, update, id, owner).await
 }
 
 /// Persists the resume point (and optionally a partial result, e.g. a destination image id).
@@ -232,18 +244,13 @@ pub async fn checkpoint(
     checkpoint: &serde_json::Value,
     result: Option<&serde_json::Value>,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE jobs SET checkpoint = $1, result = COALESCE($2, result), updated_at = $3 \
          WHERE id = $4 AND lease_owner = $5",
     )
     .bind(checkpoint.to_string())
-    .bind(result.map(|r| r.to_string()))
-    .bind(db_time(now()))
-    .bind(id)
-    .bind(owner)
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(result.map(|r| r.to_string()));
+    touch_under_lease(db, update, id, owner).await
 }
 
 /// Moves a job this worker holds to `state`. Terminal states release the lease and stamp
@@ -259,7 +266,7 @@ pub async fn transition(
 ) -> Result<bool> {
     let t = db_time(now());
     let terminal = state.is_terminal();
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE jobs SET state = $1, error = COALESCE($2, error), result = COALESCE($3, result), \
          run_after = COALESCE($4, run_after), updated_at = $5, \
          finished_at = CASE WHEN $6 = 1 THEN $5 ELSE finished_at END, \
@@ -274,12 +281,8 @@ pub async fn transition(
     .bind(run_after.map(db_time))
     .bind(&t)
     .bind(i64::from(terminal))
-    .bind(i64::from(state == JobState::Succeeded))
-    .bind(id)
-    .bind(owner)
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(i64::from(state == JobState::Succeeded));
+    under_lease(db, update, id, owner).await
 }
 
 /// Deletes finished jobs (succeeded, failed, canceled) that ended before `before`, with their

@@ -110,12 +110,29 @@ fn handler(fail_first: usize, block: bool) -> Arc<TestHandler> {
     })
 }
 
-#[tokio::test]
-async fn a_job_runs_to_success_after_transient_failures() {
+/// A fresh database with a started runner of one [`handler`] and a job of it just enqueued:
+/// (database, handler, runner, its stop token, the job, whether the enqueue created it).
+async fn started(
+    fail_first: usize,
+    block: bool,
+) -> (
+    TempDb,
+    Arc<TestHandler>,
+    Arc<Runner>,
+    CancellationToken,
+    JobRecord,
+    bool,
+) {
     let t = db().await;
-    let h = handler(2, false);
+    let h = handler(fail_first, block);
     let (runner, stop) = start(&t.1, Registry::default().register(h.clone()));
     let (job, created) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    (t, h, runner, stop, job, created)
+}
+
+#[tokio::test]
+async fn a_job_runs_to_success_after_transient_failures() {
+    let (t, h, runner, stop, job, created) = started(2, false).await;
     assert!(created);
     runner.wake();
     let done = until_terminal(&t.1, &job.id).await;
@@ -129,10 +146,7 @@ async fn a_job_runs_to_success_after_transient_failures() {
 
 #[tokio::test]
 async fn retries_stop_at_max_attempts_and_clean_up() {
-    let t = db().await;
-    let h = handler(100, false);
-    let (_runner, stop) = start(&t.1, Registry::default().register(h.clone()));
-    let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    let (t, h, _runner, stop, job, _) = started(100, false).await;
     let done = until_terminal(&t.1, &job.id).await;
     stop.cancel();
     assert_eq!(done.state, JobState::Failed);
@@ -142,10 +156,7 @@ async fn retries_stop_at_max_attempts_and_clean_up() {
 
 #[tokio::test]
 async fn cancel_of_a_running_job_cleans_up_and_ends_canceled() {
-    let t = db().await;
-    let h = handler(0, true);
-    let (_runner, stop) = start(&t.1, Registry::default().register(h.clone()));
-    let (job, _) = store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    let (t, h, _runner, stop, job, _) = started(0, true).await;
     // Wait until it runs, then ask for cancel.
     for _ in 0..500 {
         if store::get(&t.1, &job.id).await.unwrap().unwrap().progress == 40 {
@@ -249,31 +260,11 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     .unwrap()
     .expect("expired lease is claimable");
     assert_eq!(b.attempts, 2);
-    let zombie = store::transition(
-        &t.1,
-        &job.id,
-        "worker-a",
-        JobState::Succeeded,
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let succeed =
+        |owner| store::transition(&t.1, &job.id, owner, JobState::Succeeded, None, None, None);
+    let zombie = succeed("worker-a").await.unwrap();
     assert!(!zombie, "the old owner's completion is refused");
-    assert!(
-        store::transition(
-            &t.1,
-            &job.id,
-            "worker-b",
-            JobState::Succeeded,
-            None,
-            None,
-            None
-        )
-        .await
-        .unwrap()
-    );
+    assert!(succeed("worker-b").await.unwrap());
 }
 
 #[tokio::test]

@@ -116,14 +116,14 @@ pub async fn create(region: &Region, caller: &Caller, new: NewVolume) -> Result<
         })
         .await;
     if let Err(e) = queued {
-        repo::step(
-            &region.db,
+        return back_out(
+            region,
             &v.id,
             VolumeStatus::Creating,
             VolumeStatus::Error,
+            e,
         )
-        .await?;
-        return Err(e);
+        .await;
     }
     Ok(v)
 }
@@ -357,14 +357,14 @@ pub async fn extend(region: &Region, caller: &Caller, id: &str, new_size_gb: i64
     let grown = files::resize(region, id, (new_size_gb as u64) << 30).await;
     if let Err(e) = grown {
         files::resize(region, id, v.size_bytes()).await.ok();
-        repo::step(
-            &region.db,
+        return back_out(
+            region,
             id,
             VolumeStatus::Extending,
             VolumeStatus::Available,
+            e,
         )
-        .await?;
-        return Err(e);
+        .await;
     }
     if !repo::finish_extend(&region.db, id, new_size_gb).await? {
         // Another node's start-up repair took the volume out of `extending` meanwhile (its
@@ -400,14 +400,27 @@ pub async fn delete(region: &Region, caller: &Caller, id: &str) -> Result<()> {
         ));
     }
     if let Err(e) = files::remove(region, id).await {
-        repo::step(
-            &region.db,
+        return back_out(
+            region,
             id,
             VolumeStatus::Deleting,
             VolumeStatus::ErrorDeleting,
+            e,
         )
-        .await?;
-        return Err(e);
+        .await;
     }
     repo::delete_row(&region.db, id).await
+}
+
+/// After a failed step of an operation that put the volume `during`: the volume goes `after`
+/// and the step's error is the answer (or the database's, if the status could not be set).
+async fn back_out<T>(
+    region: &Region,
+    id: &str,
+    during: VolumeStatus,
+    after: VolumeStatus,
+    e: Error,
+) -> Result<T> {
+    repo::step(&region.db, id, during, after).await?;
+    Err(e)
 }

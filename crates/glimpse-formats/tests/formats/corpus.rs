@@ -239,32 +239,23 @@ fn corpus_mutations_never_panic() {
     ];
     for _ in 0..1500 {
         let mut data = seeds[rng.below(seeds.len())].clone();
-        for _ in 0..1 + rng.below(8) {
-            if data.is_empty() {
-                break;
+        let times = 1 + rng.below(8);
+        rng.mutate(&mut data, times, 1024, |rng, data, at| match rng.below(4) {
+            0 => data[at] = rng.next() as u8,
+            1 => {
+                let v = interesting[rng.below(interesting.len())].to_le_bytes();
+                let n = [2usize, 4, 8][rng.below(3)];
+                let end = (at + n).min(data.len());
+                let src = if rng.below(2) == 0 {
+                    &v[..n]
+                } else {
+                    &v[8 - n..]
+                };
+                data[at..end].copy_from_slice(&src[..end - at]);
             }
-            let at = if rng.below(2) == 0 {
-                rng.below(data.len().min(1024))
-            } else {
-                rng.below(data.len())
-            };
-            match rng.below(4) {
-                0 => data[at] = rng.next() as u8,
-                1 => {
-                    let v = interesting[rng.below(interesting.len())].to_le_bytes();
-                    let n = [2usize, 4, 8][rng.below(3)];
-                    let end = (at + n).min(data.len());
-                    let src = if rng.below(2) == 0 {
-                        &v[..n]
-                    } else {
-                        &v[8 - n..]
-                    };
-                    data[at..end].copy_from_slice(&src[..end - at]);
-                }
-                2 => data.truncate(at),
-                _ => data[at] ^= 1 << rng.below(8),
-            }
-        }
+            2 => data.truncate(at),
+            _ => data[at] ^= 1 << rng.below(8),
+        });
         let sizes = [1 + rng.below(5000), 1 + rng.below(70_000), 1 + rng.below(3)];
         let report = feed_chunked(&data, &sizes);
         let _ = report.detected();

@@ -49,4 +49,26 @@ impl Rng {
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
+
+    /// Applies `op` to `data` `times` times (fewer once `data` is empty), each at an offset
+    /// drawn here: half the time within the first `head` bytes, else anywhere.
+    fn mutate(
+        &mut self,
+        data: &mut Vec<u8>,
+        times: usize,
+        head: usize,
+        mut op: impl FnMut(&mut Rng, &mut Vec<u8>, usize),
+    ) {
+        for _ in 0..times {
+            if data.is_empty() {
+                break;
+            }
+            let at = if self.below(2) == 0 {
+                self.below(data.len().min(head))
+            } else {
+                self.below(data.len())
+            };
+            op(self, data, at);
+        }
+    }
 }

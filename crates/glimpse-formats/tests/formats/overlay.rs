@@ -18,12 +18,16 @@ fn tools_present() -> bool {
     )
 }
 
-fn scratch(name: &str) -> PathBuf {
+/// A fresh scratch directory for a test that needs the tools; `None` (skip) without them.
+fn scratch_with_tools(name: &str) -> Option<PathBuf> {
+    if !tools_present() {
+        return None;
+    }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("overlay-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Some(dir)
 }
 
 fn raw_of(path: &Path, fmt: &str, dir: &Path) -> Vec<u8> {
@@ -43,10 +47,9 @@ fn raw_of(path: &Path, fmt: &str, dir: &Path) -> Vec<u8> {
 
 #[tokio::test]
 async fn overlay_write_flatten_compare() {
-    if !tools_present() {
+    let Some(dir) = scratch_with_tools("flow") else {
         return;
-    }
-    let dir = scratch("flow");
+    };
     let base = dir.join("base.raw");
     let mut bytes = vec![0u8; 1 << 20];
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -111,10 +114,9 @@ async fn overlay_write_flatten_compare() {
 
 #[tokio::test]
 async fn base_with_backing_file_is_refused() {
-    if !tools_present() {
+    let Some(dir) = scratch_with_tools("backing") else {
         return;
-    }
-    let dir = scratch("backing");
+    };
     let inner = dir.join("inner.raw");
     std::fs::write(&inner, vec![0u8; 65536]).unwrap();
     let evil = dir.join("evil.qcow2");

@@ -32,8 +32,20 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// The scratch directory of a test that needs the tools; `None` (skip) without them.
+    fn with_tools(name: &str) -> Option<Self> {
+        tools_present().then(|| Scratch::new(name))
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// File `name` holding [`pattern`].
+    fn pattern_file(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, pattern()).unwrap();
+        path
     }
 }
 
@@ -52,6 +64,25 @@ fn qemu_img(args: &[&str]) {
     );
 }
 
+/// A conversion that must fail: its error.
+async fn convert_err(
+    src: &Path,
+    from: DiskFormat,
+    out: &Path,
+    to: DiskFormat,
+    limits: &QemuLimits,
+) -> QemuError {
+    convert(src, from, out, to, limits).await.unwrap_err()
+}
+
+/// `qemu-img create -q -f qcow2 <opts> <img> <size>`.
+fn create_qcow2(img: &Path, opts: &[&str], size: &str) {
+    let mut args = vec!["create", "-q", "-f", "qcow2"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&[img.to_str().unwrap(), size]);
+    qemu_img(&args);
+}
+
 /// 4 MiB: a byte pattern, a zero hole, and a marker near the end.
 fn pattern() -> Vec<u8> {
     let mut data: Vec<u8> = (0..4u32 << 20)
@@ -64,10 +95,9 @@ fn pattern() -> Vec<u8> {
 
 #[tokio::test]
 async fn round_trip_is_byte_identical() {
-    if !tools_present() {
+    let Some(s) = Scratch::with_tools("roundtrip") else {
         return;
-    }
-    let s = Scratch::new("roundtrip");
+    };
     let data = pattern();
     std::fs::write(s.path("a.raw"), &data).unwrap();
     let limits = QemuLimits::default();
@@ -93,38 +123,21 @@ async fn round_trip_is_byte_identical() {
 
 #[tokio::test]
 async fn backing_file_refused_before_qemu_runs() {
-    if !tools_present() {
+    let Some(s) = Scratch::with_tools("backing") else {
         return;
-    }
-    let s = Scratch::new("backing");
+    };
     let img = s.path("qcow2-backing-passwd.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-u",
-        "-F",
-        "raw",
-        "-b",
-        "/etc/passwd",
-        img.to_str().unwrap(),
-        "64M",
-    ]);
+    create_qcow2(&img, &["-u", "-F", "raw", "-b", "/etc/passwd"], "64M");
     let out = s.path("out.raw");
     let limits = QemuLimits::default();
-    let err = convert(&img, DiskFormat::Qcow2, &out, DiskFormat::Raw, &limits)
-        .await
-        .unwrap_err();
+    let err = convert_err(&img, DiskFormat::Qcow2, &out, DiskFormat::Raw, &limits).await;
     assert!(
         matches!(err, QemuError::InputRejected(Rejection::Unsafe { .. })),
         "{err}"
     );
     assert!(!out.exists(), "no output may be created");
     // Claimed raw it is a mismatch, also before qemu-img.
-    let err = convert(&img, DiskFormat::Raw, &out, DiskFormat::Qcow2, &limits)
-        .await
-        .unwrap_err();
+    let err = convert_err(&img, DiskFormat::Raw, &out, DiskFormat::Qcow2, &limits).await;
     assert!(
         matches!(err, QemuError::InputRejected(Rejection::Mismatch { .. })),
         "{err}"
@@ -136,32 +149,18 @@ async fn backing_file_refused_before_qemu_runs() {
 
 #[tokio::test]
 async fn encrypted_and_unsupported_refused() {
-    if !tools_present() {
+    let Some(s) = Scratch::with_tools("encrypted") else {
         return;
-    }
-    let s = Scratch::new("encrypted");
+    };
     let img = s.path("luks.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "--object",
-        "secret,id=s0,data=correct-horse",
-        "-o",
-        "encrypt.format=luks,encrypt.key-secret=s0",
-        img.to_str().unwrap(),
-        "16M",
-    ]);
+    let secret = "secret,id=s0,data=correct-horse";
+    let luks = "encrypt.format=luks,encrypt.key-secret=s0";
+    create_qcow2(&img, &["--object", secret, "-o", luks], "16M");
     let out = s.path("out.raw");
     let limits = QemuLimits::default();
-    let err = convert(&img, DiskFormat::Qcow2, &out, DiskFormat::Raw, &limits)
-        .await
-        .unwrap_err();
+    let err = convert_err(&img, DiskFormat::Qcow2, &out, DiskFormat::Raw, &limits).await;
     assert!(matches!(err, QemuError::Encrypted), "{err}");
-    let err = convert(&img, DiskFormat::Qcow2, &out, DiskFormat::Iso, &limits)
-        .await
-        .unwrap_err();
+    let err = convert_err(&img, DiskFormat::Qcow2, &out, DiskFormat::Iso, &limits).await;
     assert!(
         matches!(err, QemuError::UnsupportedFormat(DiskFormat::Iso)),
         "{err}"
@@ -171,26 +170,18 @@ async fn encrypted_and_unsupported_refused() {
 
 #[tokio::test]
 async fn limits_kill_and_clean_up() {
-    if !tools_present() {
+    let Some(s) = Scratch::with_tools("limits") else {
         return;
-    }
-    let s = Scratch::new("limits");
-    std::fs::write(s.path("a.raw"), pattern()).unwrap();
+    };
+    let a = s.pattern_file("a.raw");
     let out = s.path("out.qcow2");
+    let limits = QemuLimits::default();
 
     let tight = QemuLimits {
         wall: Duration::from_millis(1),
         ..QemuLimits::default()
     };
-    let err = convert(
-        &s.path("a.raw"),
-        DiskFormat::Raw,
-        &out,
-        DiskFormat::Qcow2,
-        &tight,
-    )
-    .await
-    .unwrap_err();
+    let err = convert_err(&a, DiskFormat::Raw, &out, DiskFormat::Qcow2, &tight).await;
     assert!(
         matches!(err, QemuError::Timeout(_) | QemuError::Failed { .. }),
         "{err}"
@@ -201,29 +192,13 @@ async fn limits_kill_and_clean_up() {
         address_space_bytes: 16 << 20,
         ..QemuLimits::default()
     };
-    let err = convert(
-        &s.path("a.raw"),
-        DiskFormat::Raw,
-        &out,
-        DiskFormat::Qcow2,
-        &no_memory,
-    )
-    .await
-    .unwrap_err();
+    let err = convert_err(&a, DiskFormat::Raw, &out, DiskFormat::Qcow2, &no_memory).await;
     assert!(matches!(err, QemuError::Failed { .. }), "{err}");
     assert!(!out.exists());
 
     // qemu-img succeeds but the output is not exactly the target format
     // (plain bytes are not a GPT disk): refused, and the output is removed.
-    let err = convert(
-        &s.path("a.raw"),
-        DiskFormat::Raw,
-        &out,
-        DiskFormat::Gpt,
-        &QemuLimits::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = convert_err(&a, DiskFormat::Raw, &out, DiskFormat::Gpt, &limits).await;
     assert!(
         matches!(err, QemuError::OutputRejected(Rejection::Mismatch { .. })),
         "{err}"
@@ -232,15 +207,7 @@ async fn limits_kill_and_clean_up() {
 
     // An existing output is never overwritten.
     std::fs::write(&out, b"keep").unwrap();
-    let err = convert(
-        &s.path("a.raw"),
-        DiskFormat::Raw,
-        &out,
-        DiskFormat::Qcow2,
-        &QemuLimits::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = convert_err(&a, DiskFormat::Raw, &out, DiskFormat::Qcow2, &limits).await;
     assert!(matches!(err, QemuError::BadPath(..)), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
 }
@@ -249,12 +216,10 @@ async fn limits_kill_and_clean_up() {
 /// (and refused as raw, except a fixed VHD: raw bytes plus a trailing footer).
 #[tokio::test]
 async fn qemu_written_images_are_accepted() {
-    if !tools_present() {
+    let Some(s) = Scratch::with_tools("written") else {
         return;
-    }
-    let s = Scratch::new("written");
-    let src = s.path("src.raw");
-    std::fs::write(&src, pattern()).unwrap();
+    };
+    let src = s.pattern_file("src.raw");
     let src = src.to_str().unwrap();
     let cases: [(&str, &str, &[&str], DiskFormat); 8] = [
         ("a.qcow2", "qcow2", &[], DiskFormat::Qcow2),

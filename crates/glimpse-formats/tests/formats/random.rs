@@ -91,25 +91,16 @@ fn random_mutations_never_panic_and_chunking_is_irrelevant() {
     for round in 0..400 {
         let base = seeds(&mut rng);
         let mut data = base[round % base.len()].clone();
-        for _ in 0..rng.below(6) {
-            if data.is_empty() {
-                break;
+        let times = rng.below(6);
+        rng.mutate(&mut data, times, 600, |rng, data, at| match rng.below(3) {
+            0 => data[at] = rng.next() as u8,
+            1 => {
+                let v = interesting[rng.below(interesting.len())].to_be_bytes();
+                let end = (at + 8).min(data.len());
+                data[at..end].copy_from_slice(&v[..end - at]);
             }
-            let at = if rng.below(2) == 0 {
-                rng.below(data.len().min(600))
-            } else {
-                rng.below(data.len())
-            };
-            match rng.below(3) {
-                0 => data[at] = rng.next() as u8,
-                1 => {
-                    let v = interesting[rng.below(interesting.len())].to_be_bytes();
-                    let end = (at + 8).min(data.len());
-                    data[at..end].copy_from_slice(&v[..end - at]);
-                }
-                _ => data.truncate(at),
-            }
-        }
+            _ => data.truncate(at),
+        });
         let a = feed(&data, &mut rng);
         let b = feed(&data, &mut rng);
         assert_eq!(a, b, "round {round}: chunking changed the report");

@@ -8,64 +8,38 @@ use crate::common;
 use std::time::Duration;
 
 use common::TestCloud;
+use common::glance::{Api, REGION, expect, expect_statuses, md5_hex, sha512_hex};
+use common::replication::{Resp, read};
 use serde_json::{Value, json};
 
-const REGION: &str = "region-one";
-
-struct Resp {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    }
-}
-
-fn url(tc: &TestCloud, path: &str) -> String {
-    format!("{}{path}", tc.image(REGION))
-}
-
 async fn send(rb: reqwest::RequestBuilder) -> Resp {
-    let r = rb.send().await.unwrap();
-    Resp {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        text: r.text().await.unwrap(),
-    }
+    read(rb.send().await.unwrap()).await
 }
 
-async fn call(tc: &TestCloud, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut rb = tc
-        .http
-        .request(m, url(tc, path))
-        .header("x-auth-token", token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    send(rb).await
-}
-
-async fn create(tc: &TestCloud, token: &str, body: Value) -> Value {
-    let r = call(tc, "POST", "/v2/images", token, Some(body)).await;
+async fn create(api: &Api<'_>, body: Value) -> Value {
+    let r = api.post("/v2/images", body).await;
     assert_eq!(r.status, 201, "create: {}", r.text);
     r.json()
 }
 
-async fn patch(tc: &TestCloud, token: &str, id: &str, ops: Value) -> Resp {
+/// [`create`], the new image's id.
+async fn create_id(api: &Api<'_>, body: Value) -> String {
+    create(api, body).await["id"].as_str().unwrap().to_string()
+}
+
+/// The image record, whatever the status.
+async fn image(api: &Api<'_>, id: &str) -> Value {
+    api.get(&format!("/v2/images/{id}")).await.json()
+}
+
+/// The ids in `GET path` (an image list).
+async fn listed(api: &Api<'_>, path: &str) -> Vec<String> {
+    common::http::owned_strings(&api.get(path).await.json()["images"], "id")
+}
+
+async fn patch(api: &Api<'_>, id: &str, ops: Value) -> Resp {
     send(
-        tc.http
-            .patch(url(tc, &format!("/v2/images/{id}")))
-            .header("x-auth-token", token)
+        api.request("PATCH", &format!("/v2/images/{id}"))
             .header(
                 "content-type",
                 "application/openstack-images-v2.1-json-patch",
@@ -75,43 +49,40 @@ async fn patch(tc: &TestCloud, token: &str, id: &str, ops: Value) -> Resp {
     .await
 }
 
-async fn put_file(tc: &TestCloud, token: &str, id: &str, data: Vec<u8>) -> Resp {
-    send(
-        tc.http
-            .put(url(tc, &format!("/v2/images/{id}/file")))
-            .header("x-auth-token", token)
-            .header("content-type", "application/octet-stream")
-            .body(data),
-    )
-    .await
+fn rename_to_x() -> Value {
+    json!([{"op": "replace", "path": "/name", "value": "x"}])
+}
+
+async fn put_file(api: &Api<'_>, id: &str, data: Vec<u8>) -> Resp {
+    let body = reqwest::Body::from(data);
+    put_body(api, id, body).await
 }
 
 /// Uploads with `Transfer-Encoding: chunked` (as Tempest does).
-async fn put_file_chunked(tc: &TestCloud, token: &str, id: &str, data: Vec<u8>) -> Resp {
+async fn put_file_chunked(api: &Api<'_>, id: &str, data: Vec<u8>) -> Resp {
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = data
         .chunks(3000)
         .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
         .collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    put_body(api, id, body).await
+}
+
+async fn put_body(api: &Api<'_>, id: &str, body: reqwest::Body) -> Resp {
     send(
-        tc.http
-            .put(url(tc, &format!("/v2/images/{id}/file")))
-            .header("x-auth-token", token)
+        api.request("PUT", &format!("/v2/images/{id}/file"))
             .header("content-type", "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
+            .body(body),
     )
     .await
 }
 
 async fn get_bytes(
-    tc: &TestCloud,
-    token: &str,
+    api: &Api<'_>,
     id: &str,
     range: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut rb = tc
-        .http
-        .get(url(tc, &format!("/v2/images/{id}/file")))
-        .header("x-auth-token", token);
+    let mut rb = api.request("GET", &format!("/v2/images/{id}/file"));
     if let Some(r) = range {
         rb = rb.header("range", r);
     }
@@ -120,22 +91,21 @@ async fn get_bytes(
     (s, h, r.bytes().await.unwrap().to_vec())
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(data))
-}
-
-fn sha512_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha512::digest(data))
-}
-
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31 + 7) % 251) as u8).collect()
 }
 
+/// A member of a new project.
+async fn new_member(tc: &TestCloud) -> Api<'_> {
+    Api::new(tc, tc.user_in_new_project("member", REGION).await.1)
+}
+
+fn anonymous(tc: &TestCloud) -> Api<'_> {
+    Api { tc, token: None }
+}
+
 async fn check_versions(tc: &TestCloud, path: &str) {
-    let r = send(tc.http.get(url(tc, path))).await;
+    let r = anonymous(tc).get(path).await;
     assert_eq!(
         r.status,
         if path == "/versions" { 200 } else { 300 },
@@ -168,7 +138,8 @@ async fn version_document_and_auth_errors() {
     check_versions(&tc, "").await;
     check_versions(&tc, "/versions").await;
     // No token: WebOb's 401, HTML by default, JSON on request.
-    let r = send(tc.http.get(url(&tc, "/v2/images"))).await;
+    let anon = anonymous(&tc);
+    let r = anon.get("/v2/images").await;
     assert_eq!(r.status, 401);
     assert!(
         r.header("content-type").starts_with("text/html"),
@@ -176,24 +147,13 @@ async fn version_document_and_auth_errors() {
         r.header("content-type")
     );
     assert!(r.text.contains("<h1>401 Unauthorized</h1>"));
-    let r = send(
-        tc.http
-            .get(url(&tc, "/v2/images"))
-            .header("accept", "application/json"),
-    )
-    .await;
+    let json_please = [("accept", "application/json")];
+    let r = anon
+        .call_with("GET", "/v2/images", None, &json_please)
+        .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["code"], "401 Unauthorized");
     assert_eq!(r.json()["title"], "Unauthorized");
-    let r = send(
-        tc.http
-            .get(url(&tc, "/v2/images"))
-            .header("x-auth-token", "bogus"),
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    let r = send(tc.http.get(url(&tc, "/v2/schemas/image"))).await;
-    assert_eq!(r.status, 401);
     // An unscoped token is valid but not enough for the image API: 403.
     let r = tc
         .http
@@ -208,50 +168,42 @@ async fn version_document_and_auth_errors() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let unscoped = r.headers()["x-subject-token"].to_str().unwrap().to_string();
-    for (method, path) in [
-        ("GET", "/v2/images"),
-        ("POST", "/v2/images"),
-        ("GET", "/v2/images/00000000-0000-0000-0000-000000000000"),
-    ] {
-        let r = call(&tc, method, path, &unscoped, Some(json!({"name": "x"}))).await;
-        assert_eq!(r.status, 403, "{method} {path}: {}", r.text);
-    }
-    let admin = tc.admin_token().await;
-    let r = call(&tc, "GET", "/v2/", &admin, None).await;
-    assert_eq!(r.status, 404);
-    let r = call(&tc, "GET", "/v2/nosuch", &admin, None).await;
-    assert_eq!(r.status, 404);
+    let unscoped = Api::new(&tc, unscoped);
+    let bogus = Api::new(&tc, "bogus".to_string());
+    let admin = Api::admin(&tc).await;
+    let member = new_member(&tc).await;
+    let x = || Some(json!({"name": "x"}));
+    let unknown = "/v2/images/00000000-0000-0000-0000-000000000000";
     // No tasks API: refused at creation.
-    let task =
-        json!({"type": "import", "input": {"import_from": "http://example.invalid/x.qcow2"}});
-    assert_eq!(
-        call(&tc, "POST", "/v2/tasks", &admin, Some(task.clone()))
-            .await
-            .status,
-        400
-    );
-    let (_, member) = tc.user_in_new_project("member", REGION).await;
-    assert_eq!(
-        call(&tc, "POST", "/v2/tasks", &member, Some(task))
-            .await
-            .status,
-        403
-    );
+    let task = || {
+        Some(json!({"type": "import", "input": {"import_from": "http://example.invalid/x.qcow2"}}))
+    };
+    expect_statuses([
+        (&bogus, "GET", "/v2/images", None, 401),
+        (&anon, "GET", "/v2/schemas/image", None, 401),
+        (&unscoped, "GET", "/v2/images", x(), 403),
+        (&unscoped, "POST", "/v2/images", x(), 403),
+        (&unscoped, "GET", unknown, x(), 403),
+        (&admin, "GET", "/v2/", None, 404),
+        (&admin, "GET", "/v2/nosuch", None, 404),
+        (&admin, "POST", "/v2/tasks", task(), 400),
+        (&member, "POST", "/v2/tasks", task(), 403),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn create_show_patch_delete() {
     let tc = TestCloud::start().await;
     let (pid, tok) = tc.user_in_new_project("member", REGION).await;
-    let r = call(
-        &tc,
-        "POST",
-        "/v2/images",
-        &tok,
-        Some(json!({"name": "probe", "disk_format": "raw", "container_format": "bare",
-            "tags": ["t1"], "os_distro": "cirros", "ramdisk_id": "00000000-1111-2222-3333-444455556666"})),
-    )
-    .await;
+    let user = Api::new(&tc, tok);
+    let r = user
+        .post(
+            "/v2/images",
+            json!({"name": "probe", "disk_format": "raw", "container_format": "bare",
+            "tags": ["t1"], "os_distro": "cirros", "ramdisk_id": "00000000-1111-2222-3333-444455556666"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let img = r.json();
     let id = img["id"].as_str().unwrap().to_string();
@@ -276,7 +228,8 @@ async fn create_show_patch_delete() {
     let created = img["created_at"].as_str().unwrap();
     assert!(created.len() == 20 && created.ends_with('Z'), "{created}");
 
-    let shown = call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None).await;
+    let p = format!("/v2/images/{id}");
+    let shown = user.get(&p).await;
     assert_eq!(shown.status, 200);
     assert_eq!(
         shown.json()["ramdisk_id"],
@@ -285,15 +238,14 @@ async fn create_show_patch_delete() {
 
     // Client-chosen ids, and duplicates.
     let chosen = "5c1f2a9e-7d3b-4e61-9a0c-2b8f4d6e1a37";
-    let c = create(&tc, &tok, json!({"id": chosen, "name": "chosen"})).await;
+    let c = create(&user, json!({"id": chosen, "name": "chosen"})).await;
     assert_eq!(c["id"], chosen);
-    let dup = call(&tc, "POST", "/v2/images", &tok, Some(json!({"id": chosen}))).await;
+    let dup = user.post("/v2/images", json!({"id": chosen})).await;
     assert_eq!(dup.status, 409);
 
     // PATCH, v2.1 dialect.
     let r = patch(
-        &tc,
-        &tok,
+        &user,
         &id,
         json!([{"op": "replace", "path": "/name", "value": "renamed"},
         {"op": "add", "path": "/hw_disk_bus", "value": "scsi"},
@@ -308,9 +260,7 @@ async fn create_show_patch_delete() {
     assert!(r.text.starts_with(r#"{"os_distro": "cirros", "ramdisk_id": "00000000-1111-2222-3333-444455556666", "hw_disk_bus": "scsi", "name""#));
     // The v2.0 dialect, as Tempest sends it.
     let r = send(
-        tc.http
-            .patch(url(&tc, &format!("/v2/images/{id}")))
-            .header("x-auth-token", &tok)
+        user.request("PATCH", &p)
             .header(
                 "content-type",
                 "application/openstack-images-v2.0-json-patch",
@@ -322,10 +272,8 @@ async fn create_show_patch_delete() {
     assert_eq!(r.json()["name"], "renamed-2.0");
     // Other media types: 415 with Accept-Patch.
     for ct in [Some("application/json"), None] {
-        let mut rb = tc
-            .http
-            .patch(url(&tc, &format!("/v2/images/{id}")))
-            .header("x-auth-token", &tok)
+        let mut rb = user
+            .request("PATCH", &p)
             .body(r#"[{"op": "replace", "path": "/name", "value": "x"}]"#);
         if let Some(ct) = ct {
             rb = rb.header("content-type", ct);
@@ -377,12 +325,11 @@ async fn create_show_patch_delete() {
         (json!({"op": "replace"}), 400),
     ];
     for (ops, want) in cases {
-        let r = patch(&tc, &tok, &id, ops.clone()).await;
+        let r = patch(&user, &id, ops.clone()).await;
         assert_eq!(r.status, want, "{ops}: {}", r.text);
     }
     let r = patch(
-        &tc,
-        &tok,
+        &user,
         &id,
         json!([{"op": "remove", "path": "/hw_disk_bus"}]),
     )
@@ -391,48 +338,23 @@ async fn create_show_patch_delete() {
     assert!(r.json().get("hw_disk_bus").is_none());
 
     // Protected images cannot be deleted.
-    let r = patch(
-        &tc,
-        &tok,
-        &id,
-        json!([{"op": "replace", "path": "/protected", "value": true}]),
-    )
-    .await;
+    let protect = |on: bool| json!([{"op": "replace", "path": "/protected", "value": on}]);
+    let r = patch(&user, &id, protect(true)).await;
     assert_eq!(r.json()["protected"], true);
-    let r = call(&tc, "DELETE", &format!("/v2/images/{id}"), &tok, None).await;
+    let r = user.delete(&p).await;
     assert_eq!(r.status, 403);
     assert!(r.text.contains("is protected and cannot be deleted"));
-    patch(
-        &tc,
-        &tok,
-        &id,
-        json!([{"op": "replace", "path": "/protected", "value": false}]),
-    )
+    patch(&user, &id, protect(false)).await;
+    // Deleted, then gone; empty ids are unknown too.
+    expect_statuses([
+        (&user, "DELETE", p.as_str(), None, 204),
+        (&user, "GET", &p, None, 404),
+        (&user, "DELETE", &p, None, 404),
+        (&user, "GET", "/v2/images/", None, 404),
+        (&user, "DELETE", "/v2/images/", None, 404),
+    ])
     .await;
-    let r = call(&tc, "DELETE", &format!("/v2/images/{id}"), &tok, None).await;
-    assert_eq!(r.status, 204);
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        call(&tc, "DELETE", &format!("/v2/images/{id}"), &tok, None)
-            .await
-            .status,
-        404
-    );
-    // Empty and unknown ids.
-    assert_eq!(
-        call(&tc, "GET", "/v2/images/", &tok, None).await.status,
-        404
-    );
-    assert_eq!(
-        call(&tc, "DELETE", "/v2/images/", &tok, None).await.status,
-        404
-    );
-    let r = call(&tc, "GET", "/v2/images/not-a-uuid", &tok, None).await;
+    let r = user.get("/v2/images/not-a-uuid").await;
     assert_eq!(r.status, 404);
     assert!(r.text.contains("No image found with ID not-a-uuid"));
 }
@@ -440,7 +362,7 @@ async fn create_show_patch_delete() {
 #[tokio::test]
 async fn create_refusals() {
     let tc = TestCloud::start().await;
-    let (_, tok) = tc.user_in_new_project("member", REGION).await;
+    let user = new_member(&tc).await;
     let cases = [
         (json!({"name": "x", "status": "active"}), 403),
         (json!({"name": "x", "checksum": "abc"}), 403),
@@ -464,17 +386,12 @@ async fn create_refusals() {
         (json!(["a list"]), 400),
     ];
     for (body, want) in cases {
-        let r = call(&tc, "POST", "/v2/images", &tok, Some(body.clone())).await;
+        let r = user.post("/v2/images", body.clone()).await;
         assert_eq!(r.status, want, "{body}: {}", r.text);
     }
-    let r = call(
-        &tc,
-        "POST",
-        "/v2/images",
-        &tok,
-        Some(json!({"name": "x", "status": "active"})),
-    )
-    .await;
+    let r = user
+        .post("/v2/images", json!({"name": "x", "status": "active"}))
+        .await;
     assert!(
         r.text
             .contains("Attribute &#x27;status&#x27; is read-only."),
@@ -483,10 +400,8 @@ async fn create_refusals() {
     );
     // Malformed JSON: 400 in every negotiated shape, never 500.
     for accept in [None, Some("application/json"), Some("text/plain")] {
-        let mut rb = tc
-            .http
-            .post(url(&tc, "/v2/images"))
-            .header("x-auth-token", &tok)
+        let mut rb = user
+            .request("POST", "/v2/images")
             .header("content-type", "application/json")
             .body(r#"{"name":"#);
         if let Some(a) = accept {
@@ -504,23 +419,17 @@ async fn create_refusals() {
         }
     }
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let r = send(
-        tc.http
-            .post(url(&tc, "/v2/images"))
-            .header("x-auth-token", &tok)
-            .body(deep),
-    )
-    .await;
+    let r = send(user.request("POST", "/v2/images").body(deep)).await;
     assert_eq!(r.status, 400);
     let many: serde_json::Map<String, Value> =
         (0..129).map(|i| (format!("p{i}"), json!("v"))).collect();
-    let r = call(&tc, "POST", "/v2/images", &tok, Some(Value::Object(many))).await;
+    let r = user.post("/v2/images", Value::Object(many)).await;
     assert_eq!(r.status, 413);
     let big = json!({"name": "x", "description": "d".repeat(200_000)});
-    let r = call(&tc, "POST", "/v2/images", &tok, Some(big)).await;
+    let r = user.post("/v2/images", big).await;
     assert_eq!(r.status, 413);
     // Wrong method on a known route: 405 with Allow.
-    let r = call(&tc, "PUT", "/v2/images", &tok, None).await;
+    let r = user.call("PUT", "/v2/images", None).await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), "GET, POST");
     assert!(
@@ -532,27 +441,22 @@ async fn create_refusals() {
 #[tokio::test]
 async fn upload_download_round_trip() {
     let tc = TestCloud::start().await;
-    let (pid, tok) = tc.user_in_new_project("member", REGION).await;
-    let img = create(&tc, &tok, json!({"name": "data", "disk_format": "raw", "container_format": "bare", "visibility": "private"})).await;
-    let id = img["id"].as_str().unwrap().to_string();
-    let (s, _, body) = get_bytes(&tc, &tok, &id, None).await;
+    let user = new_member(&tc).await;
+    let id = create_id(&user, json!({"name": "data", "disk_format": "raw", "container_format": "bare", "visibility": "private"})).await;
+    let (s, _, body) = get_bytes(&user, &id, None).await;
     assert_eq!((s, body.len()), (204, 0), "no data yet");
     // Only application/octet-stream.
     let r = send(
-        tc.http
-            .put(url(&tc, &format!("/v2/images/{id}/file")))
-            .header("x-auth-token", &tok)
+        user.request("PUT", &format!("/v2/images/{id}/file"))
             .header("content-type", "application/json")
             .body("abc"),
     )
     .await;
     assert_eq!(r.status, 415);
     let data = pattern(3 * 1024 * 1024 + 123);
-    let r = put_file_chunked(&tc, &tok, &id, data.clone()).await;
+    let r = put_file_chunked(&user, &id, data.clone()).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let v = call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-        .await
-        .json();
+    let v = image(&user, &id).await;
     assert_eq!(v["status"], "active");
     assert_eq!(v["size"], data.len());
     assert_eq!(v["virtual_size"], data.len());
@@ -560,7 +464,7 @@ async fn upload_download_round_trip() {
     assert_eq!(v["os_hash_algo"], "sha512");
     assert_eq!(v["os_hash_value"], sha512_hex(&data));
     // The whole thing, then a range, then an unsatisfiable range.
-    let (s, h, body) = get_bytes(&tc, &tok, &id, None).await;
+    let (s, h, body) = get_bytes(&user, &id, None).await;
     assert_eq!(s, 200);
     assert!(body == data, "downloaded bytes differ");
     assert_eq!(h["content-type"], "application/octet-stream");
@@ -569,101 +473,68 @@ async fn upload_download_round_trip() {
         h["content-length"].to_str().unwrap(),
         data.len().to_string()
     );
-    let (s, h, body) = get_bytes(&tc, &tok, &id, Some("bytes=0-15")).await;
+    let (s, h, body) = get_bytes(&user, &id, Some("bytes=0-15")).await;
     assert_eq!(s, 206);
     assert_eq!(body, data[..16].to_vec());
     assert_eq!(
         h["content-range"].to_str().unwrap(),
         format!("bytes 0-15/{}", data.len())
     );
-    let (s, _, body) = get_bytes(&tc, &tok, &id, Some("bytes=-10")).await;
+    let (s, _, body) = get_bytes(&user, &id, Some("bytes=-10")).await;
     assert_eq!((s, body), (206, data[data.len() - 10..].to_vec()));
-    let (s, _, _) = get_bytes(&tc, &tok, &id, Some("bytes=999999999999-")).await;
+    let (s, _, _) = get_bytes(&user, &id, Some("bytes=999999999999-")).await;
     assert_eq!(s, 416);
     // A second upload is a conflict.
-    let r = put_file(&tc, &tok, &id, b"abc".to_vec()).await;
+    let r = put_file(&user, &id, b"abc".to_vec()).await;
     assert_eq!(r.status, 409);
     assert!(
         r.text
             .contains("Image status transition from active to saving is not allowed")
     );
     // Deactivated: metadata readable, data only for admins.
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            &format!("/v2/images/{id}/actions/deactivate"),
-            &tok,
-            None
-        )
-        .await
-        .status,
-        204
-    );
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-            .await
-            .json()["status"],
-        "deactivated"
-    );
-    let (s, _, _) = get_bytes(&tc, &tok, &id, None).await;
+    let actions = format!("/v2/images/{id}/actions");
+    let r = user
+        .call("POST", &format!("{actions}/deactivate"), None)
+        .await;
+    expect(&r, 204, "deactivate");
+    assert_eq!(image(&user, &id).await["status"], "deactivated");
+    let (s, _, _) = get_bytes(&user, &id, None).await;
     assert_eq!(s, 403);
-    let admin = tc.admin_token().await;
-    let (s, _, body) = get_bytes(&tc, &admin, &id, None).await;
+    let admin = Api::admin(&tc).await;
+    let (s, _, body) = get_bytes(&admin, &id, None).await;
     assert_eq!(s, 200);
     assert_eq!(body.len(), data.len());
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            &format!("/v2/images/{id}/actions/reactivate"),
-            &tok,
-            None
-        )
-        .await
-        .status,
-        204
-    );
-    let (s, _, _) = get_bytes(&tc, &tok, &id, None).await;
+    let r = user
+        .call("POST", &format!("{actions}/reactivate"), None)
+        .await;
+    expect(&r, 204, "reactivate");
+    let (s, _, _) = get_bytes(&user, &id, None).await;
     assert_eq!(s, 200);
     // Deactivating a queued image is refused.
-    let q = create(&tc, &tok, json!({"name": "q"})).await;
-    let r = call(
-        &tc,
-        "POST",
-        &format!(
-            "/v2/images/{}/actions/deactivate",
-            q["id"].as_str().unwrap()
-        ),
-        &tok,
-        None,
-    )
-    .await;
+    let q = create_id(&user, json!({"name": "q"})).await;
+    let r = user
+        .call("POST", &format!("/v2/images/{q}/actions/deactivate"), None)
+        .await;
     assert_eq!(r.status, 403);
     // Upload with Content-Length too, and a zero-length raw image.
-    let small = create(
-        &tc,
-        &tok,
+    let sid = create_id(
+        &user,
         json!({"name": "small", "disk_format": "raw", "container_format": "bare"}),
     )
     .await;
-    let sid = small["id"].as_str().unwrap();
-    assert_eq!(put_file(&tc, &tok, sid, vec![]).await.status, 204);
-    let v = call(&tc, "GET", &format!("/v2/images/{sid}"), &tok, None)
-        .await
-        .json();
+    assert_eq!(put_file(&user, &sid, vec![]).await.status, 204);
+    let v = image(&user, &sid).await;
     assert_eq!(v["size"], 0);
     assert_eq!(v["checksum"], "d41d8cd98f00b204e9800998ecf8427e");
     // Formats must be set before data.
-    let bare = create(&tc, &tok, json!({"name": "noformat"})).await;
-    let r = put_file(&tc, &tok, bare["id"].as_str().unwrap(), vec![1, 2, 3]).await;
+    let bare = create_id(&user, json!({"name": "noformat"})).await;
+    let r = put_file(&user, &bare, vec![1, 2, 3]).await;
     assert_eq!(r.status, 400);
     // Deleting removes the bytes.
-    assert_eq!(
-        call(&tc, "DELETE", &format!("/v2/images/{id}"), &tok, None)
-            .await
-            .status,
-        204
+    expect(
+        &user.delete(&format!("/v2/images/{id}")).await,
+        204,
+        "delete",
     );
     let region = tc.region(REGION);
     let db_keys: Vec<String> =
@@ -677,30 +548,22 @@ async fn upload_download_round_trip() {
         db_keys.len(),
         "only referenced blobs remain: {blobs:?}"
     );
-    let _ = pid;
 }
 
 #[tokio::test]
 async fn format_enforcement() {
     let tc = TestCloud::start().await;
-    let (_, tok) = tc.user_in_new_project("member", REGION).await;
+    let user = new_member(&tc).await;
+    let new = |name: &str, disk: &str, container: &str| json!({"name": name, "disk_format": disk, "container_format": container});
     // Random bytes claimed as qcow2: 415, image still queued with no data.
-    let img = create(
-        &tc,
-        &tok,
-        json!({"name": "fake", "disk_format": "qcow2", "container_format": "bare"}),
-    )
-    .await;
-    let id = img["id"].as_str().unwrap();
-    let r = put_file_chunked(&tc, &tok, id, pattern(200_000)).await;
+    let id = &create_id(&user, new("fake", "qcow2", "bare")).await;
+    let r = put_file_chunked(&user, id, pattern(200_000)).await;
     assert_eq!(r.status, 415, "{}", r.text);
-    let v = call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-        .await
-        .json();
+    let v = image(&user, id).await;
     assert_eq!(v["status"], "queued");
     assert_eq!(v["size"], Value::Null);
     assert_eq!(v["checksum"], Value::Null);
-    assert_eq!(get_bytes(&tc, &tok, id, None).await.0, 204);
+    assert_eq!(get_bytes(&user, id, None).await.0, 204);
     // A real qcow2 becomes active with its virtual size.
     let dir = std::env::temp_dir().join(format!("glimpse-qcow2-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -713,22 +576,15 @@ async fn format_enforcement() {
     match st {
         Ok(s) if s.success() => {
             let bytes = std::fs::read(&file).unwrap();
-            let r = put_file(&tc, &tok, id, bytes.clone()).await;
+            let r = put_file(&user, id, bytes.clone()).await;
             assert_eq!(r.status, 204, "{}", r.text);
-            let v = call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-                .await
-                .json();
+            let v = image(&user, id).await;
             assert_eq!(v["status"], "active");
             assert_eq!(v["virtual_size"], 64 * 1024 * 1024);
             assert_eq!(v["size"], bytes.len());
             // The same qcow2 claimed as raw is refused (stricter than Glance).
-            let raw = create(
-                &tc,
-                &tok,
-                json!({"name": "liar", "disk_format": "raw", "container_format": "bare"}),
-            )
-            .await;
-            let r = put_file(&tc, &tok, raw["id"].as_str().unwrap(), bytes).await;
+            let raw = create_id(&user, new("liar", "raw", "bare")).await;
+            let r = put_file(&user, &raw, bytes).await;
             assert_eq!(r.status, 415);
         }
         _ => {
@@ -737,24 +593,10 @@ async fn format_enforcement() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     // Non-bare containers are stored as uploaded (as Glance does).
-    let ova = create(
-        &tc,
-        &tok,
-        json!({"name": "ova", "disk_format": "vmdk", "container_format": "ova"}),
-    )
-    .await;
-    let r = put_file(&tc, &tok, ova["id"].as_str().unwrap(), pattern(5000)).await;
+    let ova = create_id(&user, new("ova", "vmdk", "ova")).await;
+    let r = put_file(&user, &ova, pattern(5000)).await;
     assert_eq!(r.status, 204);
-    let v = call(
-        &tc,
-        "GET",
-        &format!("/v2/images/{}", ova["id"].as_str().unwrap()),
-        &tok,
-        None,
-    )
-    .await
-    .json();
-    assert_eq!(v["virtual_size"], Value::Null);
+    assert_eq!(image(&user, &ova).await["virtual_size"], Value::Null);
 }
 
 #[tokio::test]
@@ -766,148 +608,72 @@ async fn size_cap_and_quota() {
         }
     })
     .await;
-    let (_, tok) = tc.user_in_new_project("member", REGION).await;
+    let user = new_member(&tc).await;
     let new = |name: &str| json!({"name": name, "disk_format": "raw", "container_format": "bare"});
-    let a = create(&tc, &tok, new("a")).await;
-    let aid = a["id"].as_str().unwrap();
+    let aid = create_id(&user, new("a")).await;
     assert_eq!(
-        put_file(&tc, &tok, aid, pattern(100_001)).await.status,
+        put_file(&user, &aid, pattern(100_001)).await.status,
         413,
         "Content-Length over the cap"
     );
     assert_eq!(
-        put_file_chunked(&tc, &tok, aid, pattern(100_001))
-            .await
-            .status,
+        put_file_chunked(&user, &aid, pattern(100_001)).await.status,
         413,
         "chunked over the cap"
     );
-    let v = call(&tc, "GET", &format!("/v2/images/{aid}"), &tok, None)
-        .await
-        .json();
-    assert_eq!(v["status"], "queued");
-    assert_eq!(put_file(&tc, &tok, aid, pattern(100_000)).await.status, 204);
-    let b = create(&tc, &tok, new("b")).await;
-    assert_eq!(
-        put_file_chunked(&tc, &tok, b["id"].as_str().unwrap(), pattern(100_000))
-            .await
-            .status,
-        204
-    );
-    let c = create(&tc, &tok, new("c")).await;
-    let cid = c["id"].as_str().unwrap();
-    let r = put_file_chunked(&tc, &tok, cid, pattern(60_000)).await;
+    assert_eq!(image(&user, &aid).await["status"], "queued");
+    assert_eq!(put_file(&user, &aid, pattern(100_000)).await.status, 204);
+    let bid = create_id(&user, new("b")).await;
+    let r = put_file_chunked(&user, &bid, pattern(100_000)).await;
+    assert_eq!(r.status, 204);
+    let cid = create_id(&user, new("c")).await;
+    let r = put_file_chunked(&user, &cid, pattern(60_000)).await;
     assert_eq!(r.status, 413, "quota: {}", r.text);
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{cid}"), &tok, None)
-            .await
-            .json()["status"],
-        "queued"
-    );
-    assert_eq!(put_file(&tc, &tok, cid, pattern(50_000)).await.status, 204);
+    assert_eq!(image(&user, &cid).await["status"], "queued");
+    assert_eq!(put_file(&user, &cid, pattern(50_000)).await.status, 204);
 }
 
 #[tokio::test]
 async fn tags() {
     let tc = TestCloud::start().await;
-    let (_, tok) = tc.user_in_new_project("member", REGION).await;
-    let img = create(&tc, &tok, json!({"name": "tagged", "tags": ["a"]})).await;
-    let id = img["id"].as_str().unwrap();
-    assert_eq!(
-        call(&tc, "PUT", &format!("/v2/images/{id}/tags/b"), &tok, None)
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        call(&tc, "PUT", &format!("/v2/images/{id}/tags/b"), &tok, None)
-            .await
-            .status,
-        204
-    );
-    let v = call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-        .await
-        .json();
-    assert_eq!(v["tags"], json!(["a", "b"]));
-    assert_eq!(
-        call(
-            &tc,
-            "DELETE",
-            &format!("/v2/images/{id}/tags/a"),
-            &tok,
-            None
-        )
-        .await
-        .status,
-        204
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "DELETE",
-            &format!("/v2/images/{id}/tags/a"),
-            &tok,
-            None
-        )
-        .await
-        .status,
-        404
-    );
-    let unknown = "00000000-0000-0000-0000-000000000000";
-    assert_eq!(
-        call(
-            &tc,
-            "PUT",
-            &format!("/v2/images/{unknown}/tags/x"),
-            &tok,
-            None
-        )
-        .await
-        .status,
-        404
-    );
+    let user = new_member(&tc).await;
+    let id = create_id(&user, json!({"name": "tagged", "tags": ["a"]})).await;
+    let tags = format!("/v2/images/{id}/tags");
+    let b = format!("{tags}/b");
+    let a = format!("{tags}/a");
+    expect_statuses([
+        (&user, "PUT", b.as_str(), None, 204),
+        (&user, "PUT", &b, None, 204),
+    ])
+    .await;
+    assert_eq!(image(&user, &id).await["tags"], json!(["a", "b"]));
+    let unknown_tag = "/v2/images/00000000-0000-0000-0000-000000000000/tags/x";
     let long = "t".repeat(256);
-    assert_eq!(
-        call(
-            &tc,
-            "PUT",
-            &format!("/v2/images/{id}/tags/{long}"),
-            &tok,
-            None
-        )
-        .await
-        .status,
-        400
-    );
+    expect_statuses([
+        (&user, "DELETE", a.as_str(), None, 204),
+        (&user, "DELETE", &a, None, 404),
+        (&user, "PUT", unknown_tag, None, 404),
+        (&user, "PUT", &format!("{tags}/{long}"), None, 400),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn members_share_accept_and_revoke() {
     let tc = TestCloud::start().await;
-    let (_, owner) = tc.user_in_new_project("member", REGION).await;
+    let owner = new_member(&tc).await;
     let (alt_pid, alt) = tc.user_in_new_project("member", REGION).await;
-    let (_, third) = tc.user_in_new_project("member", REGION).await;
-    let img = create(
-        &tc,
+    let alt = Api::new(&tc, alt);
+    let third = new_member(&tc).await;
+    let id = create_id(
         &owner,
         json!({"name": "to-share", "disk_format": "raw", "container_format": "bare"}),
     )
     .await;
-    let id = img["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &alt, None)
-            .await
-            .status,
-        404
-    );
-    let r = call(
-        &tc,
-        "POST",
-        &format!("/v2/images/{id}/members"),
-        &owner,
-        Some(json!({"member": alt_pid})),
-    )
-    .await;
+    let p = format!("/v2/images/{id}");
+    let members = format!("{p}/members");
+    expect(&alt.get(&p).await, 404, "not shared yet");
+    let r = owner.post(&members, json!({"member": alt_pid})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let m = r.json();
     assert_eq!(m["status"], "pending");
@@ -915,176 +681,60 @@ async fn members_share_accept_and_revoke() {
     assert_eq!(m["image_id"], id.as_str());
     assert_eq!(m["schema"], "/v2/schemas/member");
     assert!(r.text.starts_with(r#"{"member_id": "#));
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            &format!("/v2/images/{id}/members"),
-            &owner,
-            Some(json!({"member": alt_pid}))
-        )
-        .await
-        .status,
-        409
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            &format!("/v2/images/{id}/members"),
-            &owner,
-            Some(json!({}))
-        )
-        .await
-        .status,
-        400
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            &format!("/v2/images/{id}/members"),
-            &alt,
-            Some(json!({"member": "x"}))
-        )
-        .await
-        .status,
-        403
-    );
     // A pending member sees the image by id, not in its default list.
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &alt, None)
-            .await
-            .status,
-        200
-    );
-    let ids = |v: Value| common::http::owned_strings(&v["images"], "id");
-    assert!(!ids(call(&tc, "GET", "/v2/images", &alt, None).await.json()).contains(&id));
-    let r = call(
-        &tc,
-        "GET",
-        "/v2/images?member_status=pending&visibility=shared",
-        &alt,
-        None,
-    )
+    let alt_member = || Some(json!({"member": alt_pid}));
+    expect_statuses([
+        (&owner, "POST", members.as_str(), alt_member(), 409),
+        (&owner, "POST", &members, Some(json!({})), 400),
+        (&alt, "POST", &members, Some(json!({"member": "x"})), 403),
+        (&alt, "GET", &p, None, 200),
+    ])
     .await;
-    assert_eq!(ids(r.json()), vec![id.clone()]);
+    assert!(!listed(&alt, "/v2/images").await.contains(&id));
+    let pending = listed(&alt, "/v2/images?member_status=pending&visibility=shared").await;
+    assert_eq!(pending, vec![id.clone()]);
     // Only the member decides; bad statuses are 400.
-    let member_path = format!("/v2/images/{id}/members/{alt_pid}");
-    assert_eq!(
-        call(
-            &tc,
-            "PUT",
-            &member_path,
-            &owner,
-            Some(json!({"status": "accepted"}))
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "PUT",
-            &member_path,
-            &alt,
-            Some(json!({"status": "notavalidstatus"}))
-        )
-        .await
-        .status,
-        400
-    );
-    assert_eq!(
-        call(&tc, "PUT", &member_path, &alt, Some(json!({})))
-            .await
-            .status,
-        400
-    );
-    let r = call(
-        &tc,
-        "PUT",
-        &member_path,
-        &alt,
-        Some(json!({"status": "accepted"})),
-    )
+    let member_path = format!("{members}/{alt_pid}");
+    let status = |s: &str| Some(json!({"status": s}));
+    expect_statuses([
+        (&owner, "PUT", member_path.as_str(), status("accepted"), 403),
+        (&alt, "PUT", &member_path, status("notavalidstatus"), 400),
+        (&alt, "PUT", &member_path, Some(json!({})), 400),
+    ])
     .await;
+    let r = alt.put(&member_path, json!({"status": "accepted"})).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "accepted");
-    assert!(ids(call(&tc, "GET", "/v2/images", &alt, None).await.json()).contains(&id));
+    assert!(listed(&alt, "/v2/images").await.contains(&id));
     // Listing and showing memberships.
-    let r = call(
-        &tc,
-        "GET",
-        &format!("/v2/images/{id}/members"),
-        &owner,
-        None,
-    )
-    .await;
+    let r = owner.get(&members).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["members"].as_array().unwrap().len(), 1);
     assert_eq!(r.json()["schema"], "/v2/schemas/members");
     assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}/members"), &alt, None)
-            .await
-            .json()["members"][0]["member_id"],
+        alt.get(&members).await.json()["members"][0]["member_id"],
         alt_pid.as_str()
     );
-    assert_eq!(
-        call(&tc, "GET", &member_path, &owner, None).await.status,
-        200
-    );
-    assert_eq!(call(&tc, "GET", &member_path, &alt, None).await.status, 200);
-    assert_eq!(
-        call(&tc, "GET", &member_path, &third, None).await.status,
-        404
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "GET",
-            &format!("/v2/images/{id}/members"),
-            &third,
-            None
-        )
-        .await
-        .status,
-        404
-    );
     // The member may not remove itself; the owner may.
-    assert_eq!(
-        call(&tc, "DELETE", &member_path, &alt, None).await.status,
-        403
-    );
-    assert_eq!(
-        call(&tc, "DELETE", &member_path, &owner, None).await.status,
-        204
-    );
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &alt, None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        call(&tc, "GET", &member_path, &owner, None).await.status,
-        404
-    );
+    expect_statuses([
+        (&owner, "GET", member_path.as_str(), None, 200),
+        (&alt, "GET", &member_path, None, 200),
+        (&third, "GET", &member_path, None, 404),
+        (&third, "GET", &members, None, 404),
+        (&alt, "DELETE", &member_path, None, 403),
+        (&owner, "DELETE", &member_path, None, 204),
+        (&alt, "GET", &p, None, 404),
+        (&owner, "GET", &member_path, None, 404),
+    ])
+    .await;
     // Only shared images have members.
-    let private = create(
-        &tc,
-        &owner,
-        json!({"name": "private", "visibility": "private"}),
-    )
-    .await;
-    let r = call(
-        &tc,
-        "POST",
-        &format!("/v2/images/{}/members", private["id"].as_str().unwrap()),
-        &owner,
-        Some(json!({"member": alt_pid})),
-    )
-    .await;
+    let private = create_id(&owner, json!({"name": "private", "visibility": "private"})).await;
+    let r = owner
+        .post(
+            &format!("/v2/images/{private}/members"),
+            json!({"member": alt_pid}),
+        )
+        .await;
     assert_eq!(r.status, 403);
     // Schemas.
     for (path, name) in [
@@ -1092,31 +742,18 @@ async fn members_share_accept_and_revoke() {
         ("members", "members"),
         ("image", "image"),
         ("images", "images"),
+        ("metadefs/namespace", "namespace"),
+        ("metadefs/namespaces", "namespaces"),
+        ("metadefs/resource_type", "resource_type_association"),
+        ("metadefs/resource_types", "resource_type_associations"),
+        ("metadefs/object", "object"),
+        ("metadefs/objects", "objects"),
+        ("metadefs/property", "property"),
+        ("metadefs/properties", "properties"),
+        ("metadefs/tag", "tag"),
+        ("metadefs/tags", "tags"),
     ] {
-        let r = call(&tc, "GET", &format!("/v2/schemas/{path}"), &alt, None).await;
-        assert_eq!(r.status, 200);
-        assert_eq!(r.json()["name"], name);
-    }
-    for (path, name) in [
-        ("namespace", "namespace"),
-        ("namespaces", "namespaces"),
-        ("resource_type", "resource_type_association"),
-        ("resource_types", "resource_type_associations"),
-        ("object", "object"),
-        ("objects", "objects"),
-        ("property", "property"),
-        ("properties", "properties"),
-        ("tag", "tag"),
-        ("tags", "tags"),
-    ] {
-        let r = call(
-            &tc,
-            "GET",
-            &format!("/v2/schemas/metadefs/{path}"),
-            &alt,
-            None,
-        )
-        .await;
+        let r = alt.get(&format!("/v2/schemas/{path}")).await;
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.json()["name"], name);
     }
@@ -1125,201 +762,100 @@ async fn members_share_accept_and_revoke() {
 #[tokio::test]
 async fn tenant_isolation() {
     let tc = TestCloud::start().await;
-    let (_, a) = tc.user_in_new_project("member", REGION).await;
-    let (_, b) = tc.user_in_new_project("member", REGION).await;
-    let admin = tc.admin_token().await;
+    let a = new_member(&tc).await;
+    let b = new_member(&tc).await;
+    let admin = Api::admin(&tc).await;
     let new = |name: &str, vis: &str| json!({"name": name, "visibility": vis, "disk_format": "raw", "container_format": "bare"});
     // Another project's private and (unshared) shared images do not exist for B.
     for vis in ["private", "shared"] {
-        let img = create(&tc, &a, new("secret", vis)).await;
-        let id = img["id"].as_str().unwrap();
+        let id = create_id(&a, new("secret", vis)).await;
         let p = format!("/v2/images/{id}");
-        assert_eq!(call(&tc, "GET", &p, &b, None).await.status, 404);
-        assert_eq!(
-            patch(
-                &tc,
-                &b,
-                id,
-                json!([{"op": "replace", "path": "/name", "value": "x"}])
-            )
-            .await
-            .status,
-            404
-        );
-        assert_eq!(put_file(&tc, &b, id, vec![1, 2, 3]).await.status, 404);
-        assert_eq!(get_bytes(&tc, &b, id, None).await.0, 404);
-        assert_eq!(call(&tc, "DELETE", &p, &b, None).await.status, 404);
-        assert_eq!(
-            call(&tc, "POST", &format!("{p}/actions/deactivate"), &b, None)
-                .await
-                .status,
-            404
-        );
-        assert_eq!(
-            call(&tc, "PUT", &format!("{p}/tags/x"), &b, None)
-                .await
-                .status,
-            404
-        );
-        assert_eq!(call(&tc, "GET", &p, &a, None).await.status, 200);
+        expect(&b.get(&p).await, 404, "GET");
+        assert_eq!(patch(&b, &id, rename_to_x()).await.status, 404);
+        assert_eq!(put_file(&b, &id, vec![1, 2, 3]).await.status, 404);
+        assert_eq!(get_bytes(&b, &id, None).await.0, 404);
+        expect_statuses([
+            (&b, "DELETE", p.as_str(), None, 404),
+            (&b, "POST", &format!("{p}/actions/deactivate"), None, 404),
+            (&b, "PUT", &format!("{p}/tags/x"), None, 404),
+            (&a, "GET", &p, None, 200),
+        ])
+        .await;
     }
     // Public (admin-made) and community images: readable, not writable.
-    let public = create(&tc, &admin, new("public", "public")).await;
-    assert_eq!(
-        put_file(&tc, &admin, public["id"].as_str().unwrap(), pattern(1000))
-            .await
-            .status,
-        204
-    );
-    let community = create(&tc, &a, new("community", "community")).await;
-    for img in [&public, &community] {
-        let id = img["id"].as_str().unwrap();
+    let public = create_id(&admin, new("public", "public")).await;
+    assert_eq!(put_file(&admin, &public, pattern(1000)).await.status, 204);
+    let community = create_id(&a, new("community", "community")).await;
+    for id in [&public, &community] {
         let p = format!("/v2/images/{id}");
-        assert_eq!(call(&tc, "GET", &p, &b, None).await.status, 200);
-        assert_eq!(
-            patch(
-                &tc,
-                &b,
-                id,
-                json!([{"op": "replace", "path": "/name", "value": "x"}])
-            )
-            .await
-            .status,
-            403
-        );
-        assert_eq!(put_file(&tc, &b, id, vec![1]).await.status, 403);
-        assert_eq!(call(&tc, "DELETE", &p, &b, None).await.status, 403);
-        assert_eq!(
-            call(&tc, "POST", &format!("{p}/actions/deactivate"), &b, None)
-                .await
-                .status,
-            403
-        );
+        expect(&b.get(&p).await, 200, "GET");
+        assert_eq!(patch(&b, id, rename_to_x()).await.status, 403);
+        assert_eq!(put_file(&b, id, vec![1]).await.status, 403);
+        expect_statuses([
+            (&b, "DELETE", p.as_str(), None, 403),
+            (&b, "POST", &format!("{p}/actions/deactivate"), None, 403),
+        ])
+        .await;
     }
-    let (s, _, body) = get_bytes(&tc, &b, public["id"].as_str().unwrap(), None).await;
+    let (s, _, body) = get_bytes(&b, &public, None).await;
     assert_eq!((s, body.len()), (200, 1000));
     // Community images are listed only for their owner unless asked for.
-    let ids = |v: Value| common::http::owned_strings(&v["images"], "id");
-    let cid = community["id"].as_str().unwrap().to_string();
-    assert!(!ids(call(&tc, "GET", "/v2/images", &b, None).await.json()).contains(&cid));
-    assert!(ids(call(&tc, "GET", "/v2/images", &a, None).await.json()).contains(&cid));
+    assert!(!listed(&b, "/v2/images").await.contains(&community));
+    assert!(listed(&a, "/v2/images").await.contains(&community));
     assert!(
-        ids(
-            call(&tc, "GET", "/v2/images?visibility=community", &b, None)
-                .await
-                .json()
-        )
-        .contains(&cid)
+        listed(&b, "/v2/images?visibility=community")
+            .await
+            .contains(&community)
     );
-    assert!(
-        ids(call(&tc, "GET", "/v2/images", &b, None).await.json())
-            .contains(&public["id"].as_str().unwrap().to_string())
-    );
+    assert!(listed(&b, "/v2/images").await.contains(&public));
     // Admins see and change everything.
-    let private = create(&tc, &a, new("mine", "private")).await;
-    let pid = private["id"].as_str().unwrap();
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{pid}"), &admin, None)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        patch(
-            &tc,
-            &admin,
-            pid,
-            json!([{"op": "replace", "path": "/visibility", "value": "public"}])
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        call(&tc, "DELETE", &format!("/v2/images/{pid}"), &admin, None)
-            .await
-            .status,
-        204
-    );
+    let pid = create_id(&a, new("mine", "private")).await;
+    let p = format!("/v2/images/{pid}");
+    expect(&admin.get(&p).await, 200, "admin GET");
+    let publish = json!([{"op": "replace", "path": "/visibility", "value": "public"}]);
+    assert_eq!(patch(&admin, &pid, publish).await.status, 200);
+    expect(&admin.delete(&p).await, 204, "admin DELETE");
 }
 
 #[tokio::test]
 async fn readers_read_but_do_not_write() {
     let tc = TestCloud::start().await;
     let (pid, member) = tc.user_in_new_project("member", REGION).await;
-    let reader = tc.user_in(&pid, "reader").await;
-    let img = create(&tc, &member, json!({"name": "r", "disk_format": "raw", "container_format": "bare", "visibility": "private"})).await;
-    let id = img["id"].as_str().unwrap();
-    assert_eq!(put_file(&tc, &member, id, pattern(2048)).await.status, 204);
+    let member = Api::new(&tc, member);
+    let reader = Api::new(&tc, tc.user_in(&pid, "reader").await);
+    let id = create_id(&member, json!({"name": "r", "disk_format": "raw", "container_format": "bare", "visibility": "private"})).await;
+    assert_eq!(put_file(&member, &id, pattern(2048)).await.status, 204);
     let p = format!("/v2/images/{id}");
-    let r = call(&tc, "GET", &p, &reader, None).await;
+    let r = reader.get(&p).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["size"], 2048);
-    assert_eq!(
-        call(&tc, "GET", "/v2/images", &reader, None).await.status,
-        200
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            "/v2/images",
-            &reader,
-            Some(json!({"name": "x"}))
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        patch(
-            &tc,
-            &reader,
-            id,
-            json!([{"op": "replace", "path": "/name", "value": "x"}])
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        call(&tc, "PUT", &format!("{p}/tags/x"), &reader, None)
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        call(
-            &tc,
-            "POST",
-            &format!("{p}/actions/deactivate"),
-            &reader,
-            None
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(get_bytes(&tc, &reader, id, None).await.0, 403);
-    assert_eq!(call(&tc, "DELETE", &p, &reader, None).await.status, 403);
-    let queued = create(
-        &tc,
+    let named_x = Some(json!({"name": "x"}));
+    expect_statuses([
+        (&reader, "GET", "/v2/images", None, 200),
+        (&reader, "POST", "/v2/images", named_x, 403),
+    ])
+    .await;
+    assert_eq!(patch(&reader, &id, rename_to_x()).await.status, 403);
+    let (tag, deactivate) = (format!("{p}/tags/x"), format!("{p}/actions/deactivate"));
+    expect_statuses([
+        (&reader, "PUT", tag.as_str(), None, 403),
+        (&reader, "POST", &deactivate, None, 403),
+    ])
+    .await;
+    assert_eq!(get_bytes(&reader, &id, None).await.0, 403);
+    expect(&reader.delete(&p).await, 403, "DELETE");
+    let queued = create_id(
         &member,
         json!({"name": "q", "disk_format": "raw", "container_format": "bare"}),
     )
     .await;
-    assert_eq!(
-        put_file(&tc, &reader, queued["id"].as_str().unwrap(), vec![1])
-            .await
-            .status,
-        403
-    );
+    assert_eq!(put_file(&reader, &queued, vec![1]).await.status, 403);
 }
 
 #[tokio::test]
 async fn crash_recovery_and_orphan_cleaner() {
     let tc = TestCloud::start().await;
-    let (_, tok) = tc.user_in_new_project("member", REGION).await;
+    let user = new_member(&tc).await;
     let region = tc
         .cloud
         .regions
@@ -1327,35 +863,23 @@ async fn crash_recovery_and_orphan_cleaner() {
         .find(|r| r.name == REGION)
         .unwrap()
         .clone();
-    let img = create(
-        &tc,
-        &tok,
+    let id = create_id(
+        &user,
         json!({"name": "crashed", "disk_format": "raw", "container_format": "bare"}),
     )
     .await;
-    let id = img["id"].as_str().unwrap().to_string();
     sqlx::query("UPDATE images SET status = 'saving' WHERE id = $1")
         .bind(id.clone())
         .execute(&region.db.pool)
         .await
         .unwrap();
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-            .await
-            .json()["status"],
-        "saving"
-    );
-    assert_eq!(put_file(&tc, &tok, &id, vec![1]).await.status, 409);
+    assert_eq!(image(&user, &id).await["status"], "saving");
+    assert_eq!(put_file(&user, &id, vec![1]).await.status, 409);
     assert_eq!(glimpse_core::images::recover(&region).await.unwrap(), 1);
-    assert_eq!(
-        call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-            .await
-            .json()["status"],
-        "queued"
-    );
+    assert_eq!(image(&user, &id).await["status"], "queued");
     // Now upload for real; then leave an orphan blob and clean it.
     let data = pattern(10_000);
-    assert_eq!(put_file(&tc, &tok, &id, data.clone()).await.status, 204);
+    assert_eq!(put_file(&user, &id, data.clone()).await.status, 204);
     let orphan = region
         .store
         .write(
@@ -1380,16 +904,13 @@ async fn crash_recovery_and_orphan_cleaner() {
     );
     let keys: Vec<String> = tc.blob_keys(REGION).await;
     assert!(!keys.contains(&orphan.key));
-    let (s, _, body) = get_bytes(&tc, &tok, &id, None).await;
+    let (s, _, body) = get_bytes(&user, &id, None).await;
     assert_eq!(s, 200);
     assert!(body == data);
 }
 
-async fn image_status(tc: &TestCloud, tok: &str, id: &str) -> String {
-    let v = call(tc, "GET", &format!("/v2/images/{id}"), tok, None)
-        .await
-        .json();
-    v["status"].as_str().unwrap().to_string()
+async fn image_status(api: &Api<'_>, id: &str) -> String {
+    image(api, id).await["status"].as_str().unwrap().to_string()
 }
 
 /// A client that goes away in the middle of the body: the image goes back to `queued` and
@@ -1398,14 +919,13 @@ async fn image_status(tc: &TestCloud, tok: &str, id: &str) -> String {
 async fn interrupted_upload_goes_back_to_queued() {
     use tokio::io::AsyncWriteExt;
     let tc = TestCloud::start().await;
-    let (_, tok) = tc.user_in_new_project("member", REGION).await;
-    let img = create(
-        &tc,
-        &tok,
+    let user = new_member(&tc).await;
+    let tok = user.token.clone().unwrap();
+    let id = create_id(
+        &user,
         json!({"name": "cut", "disk_format": "raw", "container_format": "bare"}),
     )
     .await;
-    let id = img["id"].as_str().unwrap().to_string();
     let addr = tc.base.trim_start_matches("http://").to_string();
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
@@ -1418,7 +938,7 @@ async fn interrupted_upload_goes_back_to_queued() {
     // Wait (by asking, not sleeping) until the server is saving, then hang up.
     let mut seen = String::new();
     for _ in 0..2000 {
-        seen = image_status(&tc, &tok, &id).await;
+        seen = image_status(&user, &id).await;
         if seen == "saving" {
             break;
         }
@@ -1426,7 +946,7 @@ async fn interrupted_upload_goes_back_to_queued() {
     assert_eq!(seen, "saving");
     drop(sock);
     for _ in 0..2000 {
-        seen = image_status(&tc, &tok, &id).await;
+        seen = image_status(&user, &id).await;
         if seen == "queued" {
             break;
         }
@@ -1435,13 +955,11 @@ async fn interrupted_upload_goes_back_to_queued() {
         seen, "queued",
         "the interrupted upload must not stay saving"
     );
-    let v = call(&tc, "GET", &format!("/v2/images/{id}"), &tok, None)
-        .await
-        .json();
+    let v = image(&user, &id).await;
     assert_eq!(v["size"], Value::Null);
     assert_eq!(v["checksum"], Value::Null);
     // A new upload works, and only its blob is stored.
-    assert_eq!(put_file(&tc, &tok, &id, pattern(1000)).await.status, 204);
+    assert_eq!(put_file(&user, &id, pattern(1000)).await.status, 204);
     let mut keys: Vec<String> = Vec::new();
     for _ in 0..2000 {
         keys = tc.blob_keys(REGION).await;

@@ -8,79 +8,8 @@
 use crate::common;
 
 use common::TestCloud;
-use common::replication::{Resp, read};
+use common::glance::{Api, REGION, expect, expect_all};
 use serde_json::{Value, json};
-
-const REGION: &str = "region-one";
-
-/// One caller (a token, or none) of the region's image API.
-struct Api<'a> {
-    tc: &'a TestCloud,
-    token: Option<String>,
-}
-
-impl<'a> Api<'a> {
-    fn new(tc: &'a TestCloud, token: String) -> Api<'a> {
-        Api {
-            tc,
-            token: Some(token),
-        }
-    }
-
-    async fn admin(tc: &'a TestCloud) -> Api<'a> {
-        Api::new(tc, tc.admin_token().await)
-    }
-
-    /// `method path` with an optional JSON body and extra headers; the response read whole.
-    async fn call_with(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self
-            .tc
-            .http
-            .request(m, format!("{}{path}", self.tc.image(REGION)));
-        if let Some(t) = &self.token {
-            rb = rb.header("x-auth-token", t);
-        }
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        read(rb.send().await.unwrap()).await
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        self.call_with(method, path, body, &[]).await
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.call("GET", path, None).await
-    }
-
-    async fn delete(&self, path: &str) -> Resp {
-        self.call("DELETE", path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Resp {
-        self.call("POST", path, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> Resp {
-        self.call("PUT", path, Some(body)).await
-    }
-}
-
-/// Asserts the status, showing the body when it differs.
-fn expect(r: &Resp, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text);
-}
 
 const NS: &str = "/v2/metadefs/namespaces";
 
@@ -88,6 +17,19 @@ async fn create_ns(api: &Api<'_>, body: Value) -> Value {
     let r = api.post(NS, body).await;
     expect(&r, 201, "create namespace");
     r.json()
+}
+
+/// `method` on each path under the namespace `ns` ("" for itself): every one answers `want`.
+async fn expect_under(api: &Api<'_>, method: &str, ns: &str, under: &[&str], want: u16) {
+    for sub in under {
+        let path = format!("{NS}/{ns}{sub}");
+        expect(&api.call(method, &path, None).await, want, &path);
+    }
+}
+
+/// The length of the list `field` in `GET path`.
+async fn count(api: &Api<'_>, path: String, field: &str) -> usize {
+    api.get(&path).await.json()[field].as_array().unwrap().len()
 }
 
 #[tokio::test]
@@ -175,17 +117,15 @@ async fn namespaces_crud_as_admin() {
     assert!(listed.get("objects").is_none());
 
     // Protected: no delete of it or of anything in it.
-    for path in [
-        format!("{NS}/Glimpse::Test"),
-        format!("{NS}/Glimpse::Test/objects/obj"),
-        format!("{NS}/Glimpse::Test/properties/cpu"),
-        format!("{NS}/Glimpse::Test/tags/t1"),
-        format!("{NS}/Glimpse::Test/tags"),
-        format!("{NS}/Glimpse::Test/resource_types/OS::Glance::Image"),
-    ] {
-        let r = admin.delete(&path).await;
-        expect(&r, 403, &path);
-    }
+    let in_it = [
+        "",
+        "/objects/obj",
+        "/properties/cpu",
+        "/tags/t1",
+        "/tags",
+        "/resource_types/OS::Glance::Image",
+    ];
+    expect_under(&admin, "DELETE", "Glimpse::Test", &in_it, 403).await;
 
     // PUT replaces: absent `protected` is false, absent `visibility` private; renames.
     let r = admin
@@ -201,38 +141,38 @@ async fn namespaces_crud_as_admin() {
     assert_eq!(u["visibility"], "private");
     assert_eq!(u["owner"], owner.as_str());
     assert!(u.get("display_name").is_none());
-    let r = admin.get(&format!("{NS}/Glimpse::Test")).await;
-    expect(&r, 404, "old name");
-    let r = admin
-        .get(&format!("{NS}/Glimpse::Renamed/objects/obj"))
-        .await;
-    expect(&r, 200, "contents follow the rename");
+    let (old, moved) = (
+        format!("{NS}/Glimpse::Test"),
+        format!("{NS}/Glimpse::Renamed/objects/obj"),
+    );
+    expect_all(
+        &admin,
+        [
+            ("GET", old, None, 404, "old name"),
+            ("GET", moved, None, 200, "contents follow the rename"),
+        ],
+    )
+    .await;
 
     // Renaming onto a taken name is 409.
     create_ns(&admin, json!({"namespace": "Other"})).await;
-    let r = admin
-        .put(
-            &format!("{NS}/Other"),
-            json!({"namespace": "Glimpse::Renamed"}),
-        )
-        .await;
+    let taken = json!({"namespace": "Glimpse::Renamed"});
+    let r = admin.put(&format!("{NS}/Other"), taken).await;
     expect(&r, 409, "rename onto a taken name");
 
     // Delete cascades; then everything is 404.
     let r = admin.delete(&format!("{NS}/Glimpse::Renamed")).await;
     expect(&r, 204, "delete");
     assert!(r.text.is_empty());
-    for path in [
-        format!("{NS}/Glimpse::Renamed"),
-        format!("{NS}/Glimpse::Renamed/objects"),
-        format!("{NS}/Glimpse::Renamed/objects/obj"),
-        format!("{NS}/Glimpse::Renamed/properties"),
-        format!("{NS}/Glimpse::Renamed/tags"),
-        format!("{NS}/Glimpse::Renamed/resource_types"),
-    ] {
-        let r = admin.get(&path).await;
-        expect(&r, 404, &path);
-    }
+    let all = [
+        "",
+        "/objects",
+        "/objects/obj",
+        "/properties",
+        "/tags",
+        "/resource_types",
+    ];
+    expect_under(&admin, "GET", "Glimpse::Renamed", &all, 404).await;
     let r = admin.delete(&format!("{NS}/Glimpse::Renamed")).await;
     expect(&r, 404, "delete again");
     // A namespace created again under the old name starts empty.
@@ -261,16 +201,18 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(o["name"], "o1");
     assert_eq!(o["schema"], "/v2/schemas/metadefs/object");
     assert_eq!(o["properties"]["x"]["minimum"], 1);
-    let r = admin.post(&p("/objects"), json!({"name": "o1"})).await;
-    expect(&r, 409, "duplicate object");
-    let r = admin.post(&p("/objects"), json!({"name": "o2"})).await;
-    expect(&r, 201, "second object");
-    let r = admin
-        .post(&p("/objects"), json!({"name": "o3", "self": "/x"}))
-        .await;
-    expect(&r, 403, "read-only attribute");
-    let r = admin.post(&p("/objects"), json!({"nom": "o3"})).await;
-    expect(&r, 400, "schema violation");
+    let o3_self = json!({"name": "o3", "self": "/x"});
+    let post = |body: Value, want, what| ("POST", p("/objects"), Some(body), want, what);
+    expect_all(
+        &admin,
+        [
+            post(json!({"name": "o1"}), 409, "duplicate object"),
+            post(json!({"name": "o2"}), 201, "second object"),
+            post(o3_self, 403, "read-only attribute"),
+            post(json!({"nom": "o3"}), 400, "schema violation"),
+        ],
+    )
+    .await;
     let r = admin.get(&p("/objects")).await;
     expect(&r, 200, "list objects");
     let names: Vec<Value> = r.json()["objects"]
@@ -286,23 +228,22 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(r.json()["objects"][0]["name"], "o1");
     let r = admin.put(&p("/objects/o1"), json!({"name": "o2"})).await;
     expect(&r, 409, "rename onto o2");
-    let r = admin
-        .put(
-            &p("/objects/o1"),
-            json!({"name": "renamed", "description": "new"}),
-        )
-        .await;
+    let rename = json!({"name": "renamed", "description": "new"});
+    let r = admin.put(&p("/objects/o1"), rename).await;
     expect(&r, 200, "rename object");
     assert_eq!(r.json()["description"], "new");
     assert!(r.json().get("properties").is_none());
-    let r = admin.get(&p("/objects/o1")).await;
-    expect(&r, 404, "old object name");
-    let r = admin.delete(&p("/objects/renamed")).await;
-    expect(&r, 204, "delete object");
-    let r = admin.delete(&p("/objects/renamed")).await;
-    expect(&r, 404, "delete object again");
-    let r = admin.delete(&p("/objects")).await;
-    expect(&r, 204, "delete all objects");
+    let renamed = || p("/objects/renamed");
+    expect_all(
+        &admin,
+        [
+            ("GET", p("/objects/o1"), None, 404, "old object name"),
+            ("DELETE", renamed(), None, 204, "delete object"),
+            ("DELETE", renamed(), None, 404, "delete object again"),
+            ("DELETE", p("/objects"), None, 204, "delete all objects"),
+        ],
+    )
+    .await;
     assert_eq!(admin.get(&p("/objects")).await.json()["objects"], json!([]));
     let r = admin
         .post(&format!("{NS}/nope/objects"), json!({"name": "o"}))
@@ -310,23 +251,23 @@ async fn objects_properties_tags_and_associations() {
     expect(&r, 404, "object in an unknown namespace");
 
     // Resource type associations (a new type joins the catalogue).
-    let r = admin
-        .post(
-            &p("/resource_types"),
-            json!({"name": "OS::Nova::Flavor", "prefix": "hw:"}),
-        )
-        .await;
+    let flavor = json!({"name": "OS::Nova::Flavor", "prefix": "hw:"});
+    let r = admin.post(&p("/resource_types"), flavor).await;
     expect(&r, 201, "associate");
     assert_eq!(r.json()["name"], "OS::Nova::Flavor");
     assert_eq!(r.json()["prefix"], "hw:");
-    let r = admin
-        .post(&p("/resource_types"), json!({"name": "OS::Nova::Flavor"}))
-        .await;
-    expect(&r, 409, "associate twice");
-    let r = admin
-        .post(&p("/resource_types"), json!({"name": "Vendor::Thing"}))
-        .await;
-    expect(&r, 201, "associate a new type");
+    let associate = |name: &str, want, what| {
+        let body = Some(json!({"name": name}));
+        ("POST", p("/resource_types"), body, want, what)
+    };
+    expect_all(
+        &admin,
+        [
+            associate("OS::Nova::Flavor", 409, "associate twice"),
+            associate("Vendor::Thing", 201, "associate a new type"),
+        ],
+    )
+    .await;
     let r = admin.get("/v2/metadefs/resource_types").await;
     assert!(r.text.contains("Vendor::Thing"));
     let r = admin.get(&p("/resource_types")).await;
@@ -345,15 +286,16 @@ async fn objects_properties_tags_and_associations() {
     let r = admin.post(&p("/properties"), prop.clone()).await;
     expect(&r, 201, "create property");
     assert_eq!(r.json()["title"], "Arch");
-    let r = admin.post(&p("/properties"), prop.clone()).await;
-    expect(&r, 409, "duplicate property");
-    let r = admin
-        .post(
-            &p("/properties"),
-            json!({"name": "bad", "title": "B", "type": "text"}),
-        )
-        .await;
-    expect(&r, 400, "bad property type");
+    let bad = json!({"name": "bad", "title": "B", "type": "text"});
+    let post = |body: Value, want, what| ("POST", p("/properties"), Some(body), want, what);
+    expect_all(
+        &admin,
+        [
+            post(prop.clone(), 409, "duplicate property"),
+            post(bad, 400, "bad property type"),
+        ],
+    )
+    .await;
     let r = admin.get(&p("/properties/cpu_arch")).await;
     expect(&r, 200, "show property");
     assert_eq!(r.json()["name"], "cpu_arch");
@@ -375,10 +317,9 @@ async fn objects_properties_tags_and_associations() {
     assert_eq!(r.json()["title"], "Architecture");
     let r = admin.get(&p("/properties")).await;
     assert_eq!(r.json()["properties"]["cpu_arch"]["title"], "Architecture");
-    let r = admin.delete(&p("/properties/cpu_arch")).await;
-    expect(&r, 204, "delete property");
-    let r = admin.get(&p("/properties/cpu_arch")).await;
-    expect(&r, 404, "deleted property");
+    let cpu_arch = p("/properties/cpu_arch");
+    expect(&admin.delete(&cpu_arch).await, 204, "delete property");
+    expect(&admin.get(&cpu_arch).await, 404, "deleted property");
     let r = admin.get(&p("/properties")).await;
     assert_eq!(r.json()["properties"], json!({}));
 
@@ -387,29 +328,16 @@ async fn objects_properties_tags_and_associations() {
     let r = admin.post(&p("/tags"), tags).await;
     expect(&r, 201, "bulk tags");
     assert_eq!(r.json()["tags"].as_array().unwrap().len(), 3);
-    let r = admin
-        .post(&p("/tags"), json!({"tags": [{"name": "x"}, {"name": "x"}]}))
-        .await;
+    let twice = json!({"tags": [{"name": "x"}, {"name": "x"}]});
+    let r = admin.post(&p("/tags"), twice).await;
     expect(&r, 409, "duplicate in a bulk");
-    assert_eq!(
-        admin.get(&p("/tags")).await.json()["tags"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3,
-        "a failed bulk changes nothing"
-    );
+    let tag_count = || count(&admin, p("/tags"), "tags");
+    assert_eq!(tag_count().await, 3, "a failed bulk changes nothing");
     let append = [("x-openstack-append", "true")];
     let d = json!({"tags": [{"name": "d"}]});
     let r = admin.call_with("POST", &p("/tags"), Some(d), &append).await;
     expect(&r, 201, "append");
-    assert_eq!(
-        admin.get(&p("/tags")).await.json()["tags"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(tag_count().await, 4);
     let r = admin
         .post(&p("/tags"), json!({"tags": [{"name": "only"}]}))
         .await;
@@ -429,21 +357,24 @@ async fn objects_properties_tags_and_associations() {
         .await;
     expect(&r, 200, "rename tag");
     assert_eq!(r.json()["name"], "renamed");
-    let r = admin.get(&p("/tags/renamed")).await;
-    expect(&r, 200, "show tag");
-    let r = admin.delete(&p("/tags/renamed")).await;
-    expect(&r, 204, "delete tag");
-    let r = admin.get(&p("/tags/renamed")).await;
-    expect(&r, 404, "deleted tag");
-    let r = admin.delete(&p("/tags")).await;
-    expect(&r, 204, "delete all tags");
+    let renamed = || p("/tags/renamed");
+    expect_all(
+        &admin,
+        [
+            ("GET", renamed(), None, 200, "show tag"),
+            ("DELETE", renamed(), None, 204, "delete tag"),
+            ("GET", renamed(), None, 404, "deleted tag"),
+            ("DELETE", p("/tags"), None, 204, "delete all tags"),
+        ],
+    )
+    .await;
     assert_eq!(admin.get(&p("/tags")).await.json()["tags"], json!([]));
 
     // Dissociation.
-    let r = admin.delete(&p("/resource_types/OS::Nova::Flavor")).await;
-    expect(&r, 204, "dissociate");
-    let r = admin.delete(&p("/resource_types/OS::Nova::Flavor")).await;
-    expect(&r, 404, "dissociate again");
+    let flavor = p("/resource_types/OS::Nova::Flavor");
+    for (want, what) in [(204, "dissociate"), (404, "dissociate again")] {
+        expect(&admin.delete(&flavor).await, want, what);
+    }
 }
 
 #[tokio::test]
@@ -474,18 +405,16 @@ async fn members_read_what_they_see_and_write_nothing() {
     seen.sort();
     assert_eq!(seen, vec!["pub".to_string(), "theirs".to_string()]);
 
+    let readable = [
+        "",
+        "/objects",
+        "/objects/o",
+        "/properties",
+        "/tags",
+        "/resource_types",
+    ];
     for ns in ["pub", "theirs"] {
-        for path in [
-            "",
-            "/objects",
-            "/objects/o",
-            "/properties",
-            "/tags",
-            "/resource_types",
-        ] {
-            let r = member.get(&format!("{NS}/{ns}{path}")).await;
-            expect(&r, 200, &format!("member reads {ns}{path}"));
-        }
+        expect_under(&member, "GET", ns, &readable, 200).await;
     }
     // Another project's private namespace does not exist for the member, whatever the call.
     for (m, path, body) in [
@@ -549,12 +478,8 @@ async fn namespace_lists_page_and_filter() {
     for (name, vis) in [("n1", "public"), ("n2", "private"), ("n3", "public")] {
         create_ns(&admin, json!({"namespace": name, "visibility": vis})).await;
     }
-    let r = admin
-        .post(
-            &format!("{NS}/n2/resource_types"),
-            json!({"name": "OS::Cinder::Volume"}),
-        )
-        .await;
+    let volume = json!({"name": "OS::Cinder::Volume"});
+    let r = admin.post(&format!("{NS}/n2/resource_types"), volume).await;
     expect(&r, 201, "associate");
 
     let names = |v: &Value| common::http::owned_strings(&v["namespaces"], "namespace");

@@ -1,7 +1,112 @@
-//! Minimal Glance v2 client calls for end-to-end tests (create, upload, show, download).
+//! Minimal Glance v2 client calls for end-to-end tests (create, upload, show, download), and
+//! [`Api`], one caller of the in-process cloud's image API, with status tables
+//! ([`expect_statuses`], [`expect_all`]) for the API suites.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
+
+use super::TestCloud;
+use super::replication::{Resp, read};
+
+/// The region the in-process API suites talk to.
+pub const REGION: &str = "region-one";
+
+/// One caller (a token, or none) of the region's image API.
+pub struct Api<'a> {
+    pub tc: &'a TestCloud,
+    pub token: Option<String>,
+}
+
+impl<'a> Api<'a> {
+    pub fn new(tc: &'a TestCloud, token: String) -> Api<'a> {
+        Api {
+            tc,
+            token: Some(token),
+        }
+    }
+
+    pub async fn admin(tc: &'a TestCloud) -> Api<'a> {
+        Api::new(tc, tc.admin_token().await)
+    }
+
+    /// A request for `method path` carrying the token, if any.
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let rb = self
+            .tc
+            .http
+            .request(m, format!("{}{path}", self.tc.image(REGION)));
+        match &self.token {
+            Some(t) => rb.header("x-auth-token", t),
+            None => rb,
+        }
+    }
+
+    /// `method path` with an optional JSON body and extra headers; the response read whole.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut rb = self.request(method, path);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        read(rb.send().await.unwrap()).await
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call("DELETE", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call("POST", path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call("PUT", path, Some(body)).await
+    }
+}
+
+/// One row of [`expect_all`]: `method path`, the JSON body, the status expected, a label.
+pub type Check<'r> = (&'r str, String, Option<Value>, u16, &'r str);
+
+/// Sends the rows in order as `api`, asserting each one's status (the label shows on failure).
+pub async fn expect_all(api: &Api<'_>, rows: impl IntoIterator<Item = Check<'_>>) {
+    for (method, path, body, want, what) in rows {
+        let r = api.call(method, &path, body).await;
+        expect(&r, want, what);
+    }
+}
+
+/// Asserts the status, showing the body when it differs.
+pub fn expect(r: &Resp, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text);
+}
+
+/// One request of a status table: who asks, `method path`, the JSON body, the status expected.
+pub type Row<'r, 'a> = (&'r Api<'a>, &'r str, &'r str, Option<Value>, u16);
+
+/// Sends the rows in order, asserting each one's status.
+pub async fn expect_statuses<'r, 'a: 'r>(rows: impl IntoIterator<Item = Row<'r, 'a>>) {
+    for (api, method, path, body, want) in rows {
+        let r = api.call(method, path, body).await;
+        expect(&r, want, &format!("{method} {path}"));
+    }
+}
 
 /// Creates an image record; returns its id.
 pub async fn create_image(

@@ -167,6 +167,32 @@ impl GlimpseProcess {
     }
 }
 
+impl Restartable {
+    /// Starts the process and logs in as `admin`: the process, its base URL and the token.
+    pub async fn start_as_admin(&self, http: &reqwest::Client) -> (GlimpseProcess, String, String) {
+        let server = self.start();
+        let base = server.base.clone();
+        let tok = server.admin_token(http).await;
+        (server, base, tok)
+    }
+}
+
+/// A `raw`/`bare` image named `name` at `image_url` holding `data` (the upload must succeed);
+/// its id.
+pub async fn raw_image(
+    http: &reqwest::Client,
+    image_url: &str,
+    token: &str,
+    name: &str,
+    data: &[u8],
+) -> String {
+    let id = crate::common::glance::create_bare(http, image_url, token, name, "raw").await;
+    let (status, text) =
+        crate::common::glance::upload(http, image_url, token, &id, data.to_vec()).await;
+    assert_eq!(status, 204, "upload {name}: {text}");
+    id
+}
+
 pub fn temp_dir() -> PathBuf {
     let p = std::env::temp_dir().join(format!("glimpse-proc-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&p).unwrap();
@@ -229,6 +255,18 @@ pub mod identity {
         get_json_with(http, url, token, &[("x-subject-token", token)]).await
     }
 
+    /// `DELETE /auth/tokens` of `subject` with `token`: the status.
+    pub async fn revoke(http: &reqwest::Client, base: &str, token: &str, subject: &str) -> u16 {
+        let r = http
+            .delete(format!("{base}/identity/v3/auth/tokens"))
+            .header("x-auth-token", token)
+            .header("x-subject-token", subject)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
     /// The id of the project a token is scoped to (token validation).
     pub async fn project_of(http: &reqwest::Client, base: &str, token: &str) -> String {
         let me = validate(http, base, token).await;
@@ -285,115 +323,121 @@ pub mod replicator {
             .collect()
     }
 
-    /// Submits a copy of `image` to tenant `dst`; the job id.
-    pub async fn submit(
-        http: &reqwest::Client,
-        image_url: &str,
-        token: &str,
-        image: &str,
-        dst: &str,
-    ) -> String {
-        let r = http
-            .post(format!("{image_url}/v2/extension/image_replicator/jobs"))
-            .header("x-auth-token", token)
-            .json(&json!({"image_id": image, "tenant_id_dst": dst}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        r.json::<Value>().await.unwrap()["job_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    /// The replicator of one region (its image endpoint) as the holder of `token` sees it.
+    pub struct Replicator<'a> {
+        pub http: &'a reqwest::Client,
+        pub image_url: &'a str,
+        pub token: &'a str,
     }
 
-    /// The job, and the byte its copy resumed from (`X-Glimpse-Job-Resumed-From`), if any.
-    pub async fn show(
-        http: &reqwest::Client,
-        image_url: &str,
-        token: &str,
-        job: &str,
-    ) -> (Value, Option<u64>) {
-        let r = crate::common::http::get(
-            http,
-            format!("{image_url}/v2/extension/image_replicator/jobs/{job}"),
-            token,
-        )
-        .await;
-        let resumed = r
-            .headers()
-            .get("x-glimpse-job-resumed-from")
-            .map(|v| v.to_str().unwrap().parse().unwrap());
-        (r.json().await.unwrap(), resumed)
-    }
-
-    /// Polls (10 ms, at most a minute) until `done` holds for the job; the job then and its
-    /// resume point.
-    async fn wait_until(
-        http: &reqwest::Client,
-        image_url: &str,
-        token: &str,
-        job: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> (Value, Option<u64>) {
-        let mut last = (Value::Null, None);
-        for _ in 0..6000 {
-            last = show(http, image_url, token, job).await;
-            if done(&last.0) {
-                break;
+    impl<'a> Replicator<'a> {
+        pub fn new(http: &'a reqwest::Client, image_url: &'a str, token: &'a str) -> Self {
+            Replicator {
+                http,
+                image_url,
+                token,
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        last
-    }
 
-    /// Waits until at least `pct` % of the copy went out; the job then.
-    pub async fn wait_progress(
-        http: &reqwest::Client,
-        image_url: &str,
-        token: &str,
-        job: &str,
-        pct: u64,
-    ) -> Value {
-        let moved = |j: &Value| j["copy_progress"].as_u64().unwrap_or(0) >= pct;
-        wait_until(http, image_url, token, job, moved).await.0
-    }
+        /// Submits a copy of `image` to tenant `dst`; the job id.
+        pub async fn submit(&self, image: &str, dst: &str) -> String {
+            let r = self
+                .http
+                .post(format!(
+                    "{}/v2/extension/image_replicator/jobs",
+                    self.image_url
+                ))
+                .header("x-auth-token", self.token)
+                .json(&json!({"image_id": image, "tenant_id_dst": dst}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()["job_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
 
-    /// Waits until the job ends; the job and its resume point.
-    pub async fn wait_end(
-        http: &reqwest::Client,
-        image_url: &str,
-        token: &str,
-        job: &str,
-    ) -> (Value, Option<u64>) {
-        let ended = |j: &Value| {
-            ["replicated", "error", "canceled"].contains(&j["status"].as_str().unwrap_or(""))
-        };
-        wait_until(http, image_url, token, job, ended).await
-    }
+        /// The job, and the byte its copy resumed from (`X-Glimpse-Job-Resumed-From`), if any.
+        pub async fn show(&self, job: &str) -> (Value, Option<u64>) {
+            let url = format!(
+                "{}/v2/extension/image_replicator/jobs/{job}",
+                self.image_url
+            );
+            let r = crate::common::http::get(self.http, url, self.token).await;
+            let resumed = r
+                .headers()
+                .get("x-glimpse-job-resumed-from")
+                .map(|v| v.to_str().unwrap().parse().unwrap());
+            (r.json().await.unwrap(), resumed)
+        }
 
-    /// The one image named `name` the token sees in `image_url` (asserts there is exactly
-    /// one), checked byte for byte against `data`.
-    pub async fn the_copy(
-        http: &reqwest::Client,
-        image_url: &str,
-        token: &str,
-        name: &str,
-        data: &[u8],
-    ) -> Value {
-        let list = crate::common::glance::images_named(http, image_url, token, name).await;
-        let images = list["images"].as_array().unwrap();
-        assert_eq!(images.len(), 1, "{list}");
-        let img = images[0].clone();
-        assert_eq!(img["status"], "active");
-        assert_eq!(
-            img["os_hash_value"],
-            crate::common::glance::sha512_hex(data)
-        );
-        let id = img["id"].as_str().unwrap();
-        let (status, got) = crate::common::glance::download(http, image_url, token, id).await;
-        assert_eq!(status, 200);
-        assert!(got == data, "the copy is the source's bytes");
-        img
+        /// Polls (10 ms, at most a minute) until `done` holds for the job; the job then and its
+        /// resume point.
+        async fn wait_until(
+            &self,
+            job: &str,
+            done: impl Fn(&Value) -> bool,
+        ) -> (Value, Option<u64>) {
+            let mut last = (Value::Null, None);
+            for _ in 0..6000 {
+                last = self.show(job).await;
+                if done(&last.0) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            last
+        }
+
+        /// Waits until at least `pct` % of the copy went out; the job then.
+        pub async fn wait_progress(&self, job: &str, pct: u64) -> Value {
+            let moved = |j: &Value| j["copy_progress"].as_u64().unwrap_or(0) >= pct;
+            self.wait_until(job, moved).await.0
+        }
+
+        /// Uploads [`slow_copy_data`] as image `name`, submits its copy to tenant `dst` and
+        /// waits until `pct` % of it went out: the data, the job id and the job then.
+        pub async fn slow_copy_at(
+            &self,
+            name: &str,
+            dst: &str,
+            pct: u64,
+        ) -> (Vec<u8>, String, Value) {
+            let data = slow_copy_data();
+            let src = super::raw_image(self.http, self.image_url, self.token, name, &data).await;
+            let job = self.submit(&src, dst).await;
+            let seen = self.wait_progress(&job, pct).await;
+            (data, job, seen)
+        }
+
+        /// Waits until the job ends; the job and its resume point.
+        pub async fn wait_end(&self, job: &str) -> (Value, Option<u64>) {
+            let ended = |j: &Value| {
+                ["replicated", "error", "canceled"].contains(&j["status"].as_str().unwrap_or(""))
+            };
+            self.wait_until(job, ended).await
+        }
+
+        /// The one image named `name` the token sees in this region (asserts there is exactly
+        /// one), checked byte for byte against `data`.
+        pub async fn the_copy(&self, name: &str, data: &[u8]) -> Value {
+            let (http, image_url, token) = (self.http, self.image_url, self.token);
+            let list = crate::common::glance::images_named(http, image_url, token, name).await;
+            let images = list["images"].as_array().unwrap();
+            assert_eq!(images.len(), 1, "{list}");
+            let img = images[0].clone();
+            assert_eq!(img["status"], "active");
+            assert_eq!(
+                img["os_hash_value"],
+                crate::common::glance::sha512_hex(data)
+            );
+            let id = img["id"].as_str().unwrap();
+            let (status, got) = crate::common::glance::download(http, image_url, token, id).await;
+            assert_eq!(status, 200);
+            assert!(got == data, "the copy is the source's bytes");
+            img
+        }
     }
 }

@@ -173,6 +173,18 @@ pub async fn submit(
     read(rb.send().await.unwrap()).await
 }
 
+/// Submits a copy of `image_id` into `tenant` (the seed's body, no extra headers).
+pub async fn submit_copy(
+    tc: &TestCloud,
+    region: &str,
+    token: &str,
+    image_id: &str,
+    tenant: &str,
+) -> Resp {
+    let body = json!({"image_id": image_id, "tenant_id_dst": tenant});
+    submit(tc, region, token, body, &[]).await
+}
+
 /// Submits and expects 202; returns the job id.
 pub async fn submit_ok(
     tc: &TestCloud,
@@ -181,40 +193,23 @@ pub async fn submit_ok(
     image_id: &str,
     tenant: &str,
 ) -> String {
-    let r = submit(
-        tc,
-        region,
-        token,
-        json!({"image_id": image_id, "tenant_id_dst": tenant}),
-        &[],
-    )
-    .await;
+    let r = submit_copy(tc, region, token, image_id, tenant).await;
     assert_eq!(r.status, 202, "submit: {}", r.text);
     r.json()["job_id"].as_str().unwrap().to_string()
 }
 
+/// `GET /image_replicator/jobs{rest}`, read whole.
+async fn get_jobs(tc: &TestCloud, region: &str, token: &str, rest: &str) -> Resp {
+    let url = format!("{}/image_replicator/jobs{rest}", ext(tc, region));
+    read(super::http::get(&tc.http, url, token).await).await
+}
+
 pub async fn list(tc: &TestCloud, region: &str, token: &str) -> Resp {
-    read(
-        super::http::get(
-            &tc.http,
-            format!("{}/image_replicator/jobs", ext(tc, region)),
-            token,
-        )
-        .await,
-    )
-    .await
+    get_jobs(tc, region, token, "").await
 }
 
 pub async fn show(tc: &TestCloud, region: &str, token: &str, job: &str) -> Resp {
-    read(
-        super::http::get(
-            &tc.http,
-            format!("{}/image_replicator/jobs/{job}", ext(tc, region)),
-            token,
-        )
-        .await,
-    )
-    .await
+    get_jobs(tc, region, token, &format!("/{job}")).await
 }
 
 pub async fn cancel(tc: &TestCloud, region: &str, token: &str, job: &str) -> Resp {
@@ -309,6 +304,18 @@ pub async fn world(tc: &TestCloud) -> World {
     }
 }
 
+/// `DELETE /v2/images/{id}` in `region`; the status.
+pub async fn delete_image(tc: &TestCloud, region: &str, token: &str, id: &str) -> u16 {
+    let r = tc
+        .http
+        .delete(format!("{}/v2/images/{id}", tc.image(region)))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
 /// Creates an image in `region` with extra properties and uploads `data`; returns its id.
 pub async fn active_image(
     tc: &TestCloud,
@@ -327,4 +334,18 @@ pub async fn active_image(
     let (status, text) = glance::upload(&tc.http, &url, token, &id, data).await;
     assert_eq!(status, 204, "upload: {text}");
     id
+}
+
+/// A started cloud, its [`World`], and an active image of `w.tok_a` in region-one with the
+/// properties `props` and `len` bytes of [`data`]`(len, seed)`: (cloud, world, bytes, image id).
+pub async fn cloud_with_image(
+    props: Value,
+    len: usize,
+    seed: u64,
+) -> (TestCloud, World, Vec<u8>, String) {
+    let tc = TestCloud::start().await;
+    let w = world(&tc).await;
+    let bytes = data(len, seed);
+    let src = active_image(&tc, ONE, &w.tok_a, props, bytes.clone()).await;
+    (tc, w, bytes, src)
 }

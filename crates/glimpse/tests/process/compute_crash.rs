@@ -8,9 +8,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::glance::{create_bare, upload};
 use common::nova::{Nova, location_id, qemu_present};
-use common::process::{GlimpseProcess, Restartable, SHORT_LEASE};
+use common::process::{GlimpseProcess, Restartable, SHORT_LEASE, raw_image};
 use serde_json::{Value, json};
 
 /// Region-one's compute API as the admin of a (re)started process.
@@ -40,8 +39,7 @@ async fn kill9_mid_snapshot_then_restart_leaves_a_usable_server() {
     let data: Vec<u8> = (0..96u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let src = create_bare(&http, &image, &tok, "crash-base", "raw").await;
-    assert_eq!(upload(&http, &image, &tok, &src, data).await.0, 204);
+    let src = raw_image(&http, &image, &tok, "crash-base", &data).await;
     let id = n.active_server("crash", &src).await;
     assert_eq!(
         n.write_disk(&id, 512, b"before the crash").await.status,

@@ -5,9 +5,9 @@
 
 use crate::common;
 
-use common::glance::{create_bare, download, images_named, sha512_hex, upload};
+use common::glance::{download, images_named, sha512_hex};
 use common::ims::{Ims, marked_data};
-use common::process::{Restartable, SHORT_LEASE, identity};
+use common::process::{Restartable, SHORT_LEASE, identity, raw_image};
 use serde_json::{Value, json};
 
 async fn copies(http: &reqwest::Client, base: &str, tok: &str) -> Vec<Value> {
@@ -19,16 +19,13 @@ async fn copies(http: &reqwest::Client, base: &str, tok: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_an_encrypted_copy_then_restart() {
     let cloud = Restartable::new(SHORT_LEASE);
-    let mut server = cloud.start();
     let http = reqwest::Client::new();
-    let base = server.base.clone();
-    let tok = server.admin_token(&http).await;
+    let (mut server, base, tok) = cloud.start_as_admin(&http).await;
     let pid = identity::project_of(&http, &base, &tok).await;
 
     let image = format!("{base}/region-one/image");
     let data = marked_data(256 << 20, b"CRASH-MARKER");
-    let src = create_bare(&http, &image, &tok, "crash-src", "raw").await;
-    assert_eq!(upload(&http, &image, &tok, &src, data.clone()).await.0, 204);
+    let src = raw_image(&http, &image, &tok, "crash-src", &data).await;
     let ims = Ims::at(&http, &base, "region-one", &tok, &pid);
     let key = ims.kms().create_key().await;
     let id = ims

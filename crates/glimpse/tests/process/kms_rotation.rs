@@ -5,9 +5,9 @@
 
 use crate::common;
 
-use common::glance::{create_bare, download, sha512_hex, upload};
+use common::glance::{download, sha512_hex};
 use common::ims::Ims;
-use common::process::{GlimpseProcess, identity, temp_dir};
+use common::process::{GlimpseProcess, identity, raw_image, temp_dir};
 
 fn hex_key() -> String {
     format!(
@@ -48,8 +48,7 @@ async fn rotating_the_master_key_keeps_encrypted_images_readable() {
     // Before: an image encrypted under a customer key wrapped by the old master key.
     let (server, tok, pid) = start(&http, &dir, &old, None).await;
     let image = format!("{}/region-one/image", server.base);
-    let src = create_bare(&http, &image, &tok, "plain", "raw").await;
-    assert_eq!(upload(&http, &image, &tok, &src, data.clone()).await.0, 204);
+    let src = raw_image(&http, &image, &tok, "plain", &data).await;
     let ims = Ims::at(&http, &server.base, "region-one", &tok, &pid);
     let key = ims.kms().create_key().await;
     let sealed = ims.sealed_copy(&src, "sealed", &key).await;

@@ -5,8 +5,9 @@
 
 use crate::common;
 
-use common::glance::{create_bare, download, sha512_hex, show, upload};
-use common::process::{self, GlimpseProcess, free_port, replicator, temp_dir};
+use common::glance::{download, sha512_hex, show};
+use common::process::replicator::Replicator;
+use common::process::{self, GlimpseProcess, free_port, raw_image, temp_dir};
 use serde_json::json;
 
 /// Identity + region-one in process `a`, region-two alone in process `b`.
@@ -102,7 +103,6 @@ impl Drop for Pair {
 async fn two_processes_share_only_http() {
     let pair = Pair::start("");
     let (url_a, url_b) = (pair.url_a.clone(), pair.url_b.clone());
-    let identity = format!("{url_a}/identity/v3");
     assert!(
         !pair.dir_b.join("identity.db").exists(),
         "region-two keeps no identity"
@@ -128,11 +128,7 @@ async fn two_processes_share_only_http() {
 
     // The second process accepts tokens the first issued.
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
-    let id = create_bare(&http, &image_one, &admin, "split", "raw").await;
-    assert_eq!(
-        upload(&http, &image_one, &admin, &id, data.clone()).await.0,
-        204
-    );
+    let id = raw_image(&http, &image_one, &admin, "split", &data).await;
     assert_eq!(
         list_status(&http, &image_two, &admin).await,
         200,
@@ -140,8 +136,9 @@ async fn two_processes_share_only_http() {
     );
 
     // Replicate region-one → region-two, across processes.
-    let job = replicator::submit(&http, &image_one, &admin, &id, &far).await;
-    let (last, _) = replicator::wait_end(&http, &image_one, &admin, &job).await;
+    let one = Replicator::new(&http, &image_one, &admin);
+    let job = one.submit(&id, &far).await;
+    let (last, _) = one.wait_end(&job).await;
     assert_eq!(last["status"], "replicated", "{last}");
     assert_eq!(last["destination_region_id"], "region-two");
     let copy = last["destination_image_id"].as_str().unwrap().to_string();
@@ -155,14 +152,8 @@ async fn two_processes_share_only_http() {
     assert_eq!(sha512_hex(&got), sha512_hex(&data));
 
     // Revocation at identity reaches the other process (its cache is off in this test).
-    let r = http
-        .delete(format!("{identity}/auth/tokens"))
-        .header("x-auth-token", &far_token)
-        .header("x-subject-token", &far_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    let revoked = process::identity::revoke(&http, &url_a, &far_token, &far_token).await;
+    assert_eq!(revoked, 204);
     assert_eq!(list_status(&http, &image_two, &far_token).await, 401);
 
     // Identity down: the region cannot validate tokens and says so (503), never 500 or 200.
@@ -234,16 +225,9 @@ async fn kill_mid_copy(victim: Victim) {
     let far =
         process::identity::member_project(&http, &url_a, &admin, "far", "region-two", "admin")
             .await;
-    let data = replicator::slow_copy_data();
-    let id = create_bare(&http, &image_one, &admin, "cut-copy", "raw").await;
-    assert_eq!(
-        upload(&http, &image_one, &admin, &id, data.clone()).await.0,
-        204
-    );
-    let job = replicator::submit(&http, &image_one, &admin, &id, &far).await;
-
+    let one = Replicator::new(&http, &image_one, &admin);
     // Kill once 40 % went out.
-    let seen = replicator::wait_progress(&http, &image_one, &admin, &job, 40).await;
+    let (data, job, seen) = one.slow_copy_at("cut-copy", &far, 40).await;
     assert_eq!(seen["status"], "replicating", "{seen}");
     let admin = match victim {
         Victim::Source => {
@@ -258,7 +242,8 @@ async fn kill_mid_copy(victim: Victim) {
         }
     };
 
-    let (last, resumed) = replicator::wait_end(&http, &image_one, &admin, &job).await;
+    let one = Replicator::new(&http, &image_one, &admin);
+    let (last, resumed) = one.wait_end(&job).await;
     assert_eq!(last["status"], "replicated", "{victim:?}: {last}");
     // The destination held at least a quarter (40 % had gone out; some was in flight).
     let from = resumed.expect("the job resumed");
@@ -276,7 +261,8 @@ async fn kill_mid_copy(victim: Victim) {
     )
     .await;
     let image_two = format!("{url_b}/region-two/image");
-    let copy = replicator::the_copy(&http, &image_two, &far_token, "cut-copy", &data).await;
+    let two = Replicator::new(&http, &image_two, &far_token);
+    let copy = two.the_copy("cut-copy", &data).await;
     assert_eq!(copy["id"], last["destination_image_id"]);
     assert!(
         files_named(&pair.dir_b, "partial-").is_empty(),

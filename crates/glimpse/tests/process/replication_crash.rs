@@ -6,8 +6,8 @@
 
 use crate::common;
 
-use common::glance::{create_bare, upload};
-use common::process::{Restartable, identity, replicator};
+use common::process::replicator::Replicator;
+use common::process::{Restartable, identity};
 use serde_json::json;
 
 const CONFIG: &str = r#"
@@ -25,31 +25,24 @@ name = "region-two"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
     let cloud = Restartable::new(CONFIG);
-    let mut server = cloud.start();
     let http = reqwest::Client::new();
-    let base = server.base.clone();
-    let tok = server.admin_token(&http).await;
+    let (mut server, base, tok) = cloud.start_as_admin(&http).await;
 
     // Destination: a project homed in region-two with the admin as member.
     let far = identity::member_project(&http, &base, &tok, "far", "region-two", "admin").await;
 
     let image = format!("{base}/region-one/image");
-    let data = replicator::slow_copy_data();
-    let src = create_bare(&http, &image, &tok, "crash-copy", "raw").await;
-    assert_eq!(upload(&http, &image, &tok, &src, data.clone()).await.0, 204);
-    let id = replicator::submit(&http, &image, &tok, &src, &far).await;
-
+    let rep = Replicator::new(&http, &image, &tok);
     // Kill once a fifth of the bytes moved.
-    let seen = replicator::wait_progress(&http, &image, &tok, &id, 20).await;
+    let (data, id, seen) = rep.slow_copy_at("crash-copy", &far, 20).await;
     assert_eq!(seen["status"], "replicating", "killed mid-copy: {seen}");
     assert!(seen["copy_progress"].as_u64().unwrap() < 100, "{seen}");
     server.kill9();
 
-    let server = cloud.start();
-    let base = server.base.clone();
+    let (server, base, tok) = cloud.start_as_admin(&http).await;
     let image = server.image_one();
-    let tok = server.admin_token(&http).await;
-    let (last, resumed) = replicator::wait_end(&http, &image, &tok, &id).await;
+    let rep = Replicator::new(&http, &image, &tok);
+    let (last, resumed) = rep.wait_end(&id).await;
     assert_eq!(last["status"], "replicated", "{last}");
     // The destination (in the same killed process) kept what it had written: the job went on
     // from there, not from byte zero.
@@ -62,14 +55,9 @@ async fn kill9_mid_copy_then_restart_ends_replicated_with_one_copy() {
     let far_tok = server
         .admin_token_in(&http, json!({"project": {"id": far}}))
         .await;
-    let copy = replicator::the_copy(
-        &http,
-        &format!("{base}/region-two/image"),
-        &far_tok,
-        "crash-copy",
-        &data,
-    )
-    .await;
+    let image_two = format!("{base}/region-two/image");
+    let two = Replicator::new(&http, &image_two, &far_tok);
+    let copy = two.the_copy("crash-copy", &data).await;
     assert_eq!(copy["id"], last["destination_image_id"]);
     drop(server);
     let _ = std::fs::remove_dir_all(&cloud.dir);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::cinder::{Cinder, save_image};
 use common::glance::images_named;
-use common::process::{GlimpseProcess, Restartable, SHORT_LEASE, identity};
+use common::process::{GlimpseProcess, Restartable, SHORT_LEASE, identity, raw_image};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy)]
@@ -143,13 +143,7 @@ async fn kill9_during_create_from_image_then_restart_ends_available() {
     let token = c.token.clone();
     let image = server.image_one();
     let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 253) as u8).collect();
-    let img = common::glance::create_bare(&http, &image, &token, "src", "raw").await;
-    assert_eq!(
-        common::glance::upload(&http, &image, &token, &img, data.clone())
-            .await
-            .0,
-        204
-    );
+    let img = raw_image(&http, &image, &token, "src", &data).await;
     let (s, v) = c
         .call(
             reqwest::Method::POST,

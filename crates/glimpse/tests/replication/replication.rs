@@ -6,9 +6,10 @@
 
 use crate::common;
 
-use common::replication::{self as rep, ONE, Resp, TWO, active_image, world};
+use common::replication::{self as rep, ONE, Resp, TWO, World, active_image, world};
 use common::{TestCloud, glance};
-use glimpse_core::replication::pause;
+use glimpse_core::jobs::NewJob;
+use glimpse_core::replication::{ReplicateHandler, pause};
 use serde_json::{Value, json};
 
 const FIELDS: [&str; 10] = [
@@ -39,28 +40,47 @@ fn assert_text_error(r: &Resp, status: u16, message: &str) {
     assert!(r.text.contains(message), "{:?} lacks {message:?}", r.text);
 }
 
+/// A license switch type the seed lists.
+const WINDOWS_LICENSE: &str = "WindowsServer_2012R2_Standard_64bit_ComLicense";
+
+/// Submits a copy into `tenant` of a new 10-byte active image (region-one, `w.tok_a`) with
+/// the properties `props` and the bytes of `seed`.
+async fn submit_small(
+    tc: &TestCloud,
+    w: &World,
+    props: &[(&str, &str)],
+    seed: u64,
+    tenant: &str,
+) -> Resp {
+    let props = props.iter().map(|(k, v)| (k.to_string(), json!(v)));
+    let props = Value::Object(props.collect());
+    let id = active_image(tc, ONE, &w.tok_a, props, rep::data(10, seed)).await;
+    rep::submit_copy(tc, ONE, &w.tok_a, &id, tenant).await
+}
+
+/// `GET` of `path` under region-one's replicator extension, read whole.
+async fn get_ext(tc: &TestCloud, token: &str, path: &str) -> Resp {
+    let url = format!("{}{path}", rep::ext(tc, ONE));
+    rep::read(common::http::get(&tc.http, url, token).await).await
+}
+
+/// `POST` of a raw `body` to region-one's jobs with `token` and, if given, that
+/// Content-Type; read whole.
+async fn post_raw(tc: &TestCloud, token: &str, content_type: Option<&str>, body: String) -> Resp {
+    let url = format!("{}/image_replicator/jobs", rep::ext(tc, ONE));
+    let mut rb = tc.http.post(url).header("x-auth-token", token).body(body);
+    if let Some(t) = content_type {
+        rb = rb.header("content-type", t);
+    }
+    rep::read(rb.send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn replicates_to_another_region_with_the_seed_fields() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(3 * 1024 * 1024 + 17, 1);
-    let src = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"os_distro": "ubuntu"}),
-        bytes.clone(),
-    )
-    .await;
+    let (tc, w, bytes, src) =
+        rep::cloud_with_image(json!({"os_distro": "ubuntu"}), 3 * 1024 * 1024 + 17, 1).await;
 
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &w.b).await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.header("content-type"), "application/json; charset=UTF-8");
     let job = r.json()["job_id"].as_str().unwrap().to_string();
@@ -155,39 +175,18 @@ async fn copies_between_tenants_of_one_region() {
 
 #[tokio::test]
 async fn every_error_of_the_seed_tables() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(4096, 3)).await;
+    let (tc, w, _, src) = rep::cloud_with_image(json!({}), 4096, 3).await;
     let jobs_url = format!("{}/image_replicator/jobs", rep::ext(&tc, ONE));
     let body = json!({"image_id": src, "tenant_id_dst": w.b}).to_string();
 
     // 400 without Content-Type: application/json, exactly the seed's body.
-    let r = rep::read(
-        tc.http
-            .post(&jobs_url)
-            .header("x-auth-token", &w.tok_a)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = post_raw(&tc, &w.tok_a, None, body.clone()).await;
     assert_text_error(&r, 400, "");
     assert_eq!(
         r.text,
         "400 Bad Request\n\nThere is no such action: Content-Type in header"
     );
-    let r = rep::read(
-        tc.http
-            .post(&jobs_url)
-            .header("x-auth-token", &w.tok_a)
-            .header("content-type", "text/plain")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = post_raw(&tc, &w.tok_a, Some("text/plain"), body.clone()).await;
     assert_text_error(&r, 400, "There is no such action: Content-Type in header");
 
     // 401 without a token or with a bad one, exactly the seed's body.
@@ -228,56 +227,19 @@ async fn every_error_of_the_seed_tables() {
         let r = rep::submit(&tc, ONE, &w.tok_a, bad, &[]).await;
         assert_text_error(&r, 400, why);
     }
-    let r = rep::read(
-        tc.http
-            .post(&jobs_url)
-            .header("x-auth-token", &w.tok_a)
-            .header("content-type", "application/json")
-            .body("{\"image_id\":")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let malformed = "{\"image_id\":".to_string();
+    let r = post_raw(&tc, &w.tok_a, Some("application/json"), malformed).await;
     assert_text_error(&r, 400, "Malformed JSON");
 
     // 404: unknown image, deleted image, unknown tenant.
     let unknown = uuid::Uuid::new_v4().to_string();
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": unknown, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &unknown, &w.b).await;
     assert_text_error(&r, 404, &unknown);
     let gone = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 4)).await;
-    let d = tc
-        .http
-        .delete(format!("{}/v2/images/{gone}", tc.image(ONE)))
-        .header("x-auth-token", &w.tok_a)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(d.status(), 204);
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": gone, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    assert_eq!(rep::delete_image(&tc, ONE, &w.tok_a, &gone).await, 204);
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &gone, &w.b).await;
     assert_text_error(&r, 404, &gone);
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": "0123456789abcdef0123456789abcdef"}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, "0123456789abcdef0123456789abcdef").await;
     assert_text_error(
         &r,
         404,
@@ -285,102 +247,29 @@ async fn every_error_of_the_seed_tables() {
     );
     // Another tenant's private image is as unknown as a missing one.
     let (_, other_tok) = tc.user_in_new_project("member", ONE).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &other_tok,
-        json!({"image_id": src, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &other_tok, &src, &w.b).await;
     assert_text_error(&r, 404, &src);
 
     // 401: a destination tenant where the caller holds no role, or only reader.
     let (d_id, _) = rep::project(&tc, &w.admin, TWO).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": d_id}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &d_id).await;
     assert_text_error(&r, 401, "not authorized to copy images into tenant");
     rep::grant(&tc, &w.admin, &d_id, &w.user_id, "reader").await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": d_id}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &d_id).await;
     assert_text_error(&r, 401, "not authorized to copy images into tenant");
 
     // 409: a source image that is not active.
     let queued = glance::create_bare(&tc.http, &tc.image(ONE), &w.tok_a, "q", "raw").await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": queued, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &queued, &w.b).await;
     assert_text_error(&r, 409, "is not active");
 
     // 404: a license switch type or official template type the destination does not list
     // (defaults: the seed's license types, no template types).
-    let lic = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"license_switch": "Unknown_License"}),
-        rep::data(10, 5),
-    )
-    .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": lic, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = submit_small(&tc, &w, &[("license_switch", "Unknown_License")], 5, &w.b).await;
     assert_text_error(&r, 404, "license switch type Unknown_License");
-    let ok_lic = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"license_switch": "WindowsServer_2012R2_Standard_64bit_ComLicense"}),
-        rep::data(10, 6),
-    )
-    .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": ok_lic, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = submit_small(&tc, &w, &[("license_switch", WINDOWS_LICENSE)], 6, &w.b).await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let tpl = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"official_template_type": "ubuntu"}),
-        rep::data(10, 7),
-    )
-    .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": tpl, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = submit_small(&tc, &w, &[("official_template_type", "ubuntu")], 7, &w.b).await;
     assert_text_error(&r, 404, "official template type ubuntu");
 
     // Jobs: unknown → 404; wrong method → 405; unknown path → 404.
@@ -398,20 +287,11 @@ async fn every_error_of_the_seed_tables() {
     )
     .await;
     assert_text_error(&r, 405, "PUT");
-    let r = rep::read(
-        common::http::get(
-            &tc.http,
-            format!("{}/nothing", rep::ext(&tc, ONE)),
-            &w.tok_a,
-        )
-        .await,
-    )
-    .await;
+    let r = get_ext(&tc, &w.tok_a, "/nothing").await;
     assert_text_error(&r, 404, "could not be found");
 
     // The license switch types of the region.
-    let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
-    let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
+    let r = get_ext(&tc, &w.tok_a, "/license_switch/types").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), "application/json; charset=UTF-8");
     let types = r.json()["license_switch_types"].as_array().unwrap().clone();
@@ -419,6 +299,7 @@ async fn every_error_of_the_seed_tables() {
         types.contains(&json!("Red_Hat_Enterprise_Linux_6_64bit_BYOL")),
         "{types:?}"
     );
+    let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
     let r = rep::read(common::http::get_public(&tc.http, &url).await).await;
     assert_eq!(r.text, "401 Unauthorized\n\nAuthentication required.");
 }
@@ -439,52 +320,20 @@ async fn destination_allow_lists_come_from_the_destination() {
     let w = world(&tc).await;
     let (c, _) = rep::project(&tc, &w.admin, ONE).await;
     rep::grant(&tc, &w.admin, &c, &w.user_id, "member").await;
-    let plain = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 8)).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": plain, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = submit_small(&tc, &w, &[], 8, &w.b).await;
     assert_text_error(&r, 409, "does not support the image");
-    let tpl = active_image(
+    let r = submit_small(
         &tc,
-        ONE,
-        &w.tok_a,
-        json!({"official_template_type": "ubuntu-official"}),
-        rep::data(10, 9),
-    )
-    .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": tpl, "tenant_id_dst": c}),
-        &[],
+        &w,
+        &[("official_template_type", "ubuntu-official")],
+        9,
+        &c,
     )
     .await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let lic = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"license_switch": "WindowsServer_2012R2_Standard_64bit_ComLicense"}),
-        rep::data(10, 10),
-    )
-    .await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": lic, "tenant_id_dst": c}),
-        &[],
-    )
-    .await;
+    let r = submit_small(&tc, &w, &[("license_switch", WINDOWS_LICENSE)], 10, &c).await;
     assert_text_error(&r, 404, "license switch type");
-    let url = format!("{}/license_switch/types", rep::ext(&tc, ONE));
-    let r = rep::read(common::http::get(&tc.http, &url, &w.tok_a).await).await;
+    let r = get_ext(&tc, &w.tok_a, "/license_switch/types").await;
     assert_eq!(r.text, "{\"license_switch_types\": []}");
 }
 
@@ -505,15 +354,7 @@ async fn destination_down_at_submission_is_409() {
     })
     .await;
     let w = world(&tc).await;
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(10, 11)).await;
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": w.b}),
-        &[],
-    )
-    .await;
+    let r = submit_small(&tc, &w, &[], 11, &w.b).await;
     assert_text_error(
         &r,
         409,
@@ -525,16 +366,7 @@ async fn destination_down_at_submission_is_409() {
 
 #[tokio::test]
 async fn cancel_mid_copy_leaves_no_destination_image() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let src = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({}),
-        rep::data(4 * 1024 * 1024, 12),
-    )
-    .await;
+    let (tc, w, _, src) = rep::cloud_with_image(json!({}), 4 * 1024 * 1024, 12).await;
     // Hold the copy once 1 MiB went out: deterministic "mid-copy", no sleeps.
     let point = pause::pause_copy(&src, 1024 * 1024);
     let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
@@ -588,10 +420,7 @@ async fn record(tc: &TestCloud, job: &str) -> glimpse_core::jobs::JobRecord {
 
 #[tokio::test]
 async fn a_connection_lost_mid_copy_is_retried_then_replicated() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(2 * 1024 * 1024 + 5, 14);
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let (tc, w, bytes, src) = rep::cloud_with_image(json!({}), 2 * 1024 * 1024 + 5, 14).await;
     // The first two attempts lose their connection after 256 KiB.
     let point = pause::fail_copy(&src, 256 * 1024, 2);
     let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
@@ -649,17 +478,8 @@ async fn a_copy_that_keeps_failing_ends_in_error_with_a_reason_and_no_image() {
 /// `queued` → the bytes go into that image, and no second image is made.
 #[tokio::test]
 async fn a_resumed_job_reuses_its_destination_image() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(600_000, 16);
-    let src = active_image(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"os_distro": "ubuntu"}),
-        bytes.clone(),
-    )
-    .await;
+    let (tc, w, bytes, src) =
+        rep::cloud_with_image(json!({"os_distro": "ubuntu"}), 600_000, 16).await;
     let source = glance::show(&tc.http, &tc.image(ONE), &w.tok_a, &src).await;
     // Any copy attempt would break: proves whether bytes moved.
     let point = pause::fail_copy(&src, 0, 100);
@@ -693,13 +513,10 @@ async fn a_resumed_job_reuses_its_destination_image() {
             size: bytes.len() as u64,
             requested_by: w.user_id.clone(),
         };
-        let new = glimpse_core::jobs::NewJob {
+        let new = NewJob {
             id: Some(job.clone()),
-            kind: glimpse_core::replication::KIND.into(),
-            project_id: w.a.clone(),
             phase: "requested".into(),
-            params: serde_json::to_value(&params).unwrap(),
-            idempotency_key: None,
+            ..NewJob::of::<ReplicateHandler>(w.a.clone(), &params).unwrap()
         };
         region.jobs.enqueue(&new).await.unwrap();
         if case == "queued" {
@@ -729,28 +546,15 @@ async fn a_resumed_job_reuses_its_destination_image() {
 
 #[tokio::test]
 async fn idempotency_keys_and_tenant_isolation() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), rep::data(1000, 13)).await;
+    let (tc, w, _, src) = rep::cloud_with_image(json!({}), 1000, 13).await;
     let body = json!({"image_id": src, "tenant_id_dst": w.b});
-    let r1 = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        body.clone(),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    // A submission with idempotency key `retry-1`.
+    let keyed =
+        |body: Value| rep::submit(&tc, ONE, &w.tok_a, body, &[("idempotency-key", "retry-1")]);
+    let r1 = keyed(body.clone()).await;
     assert_eq!(r1.status, 202, "{}", r1.text);
     let job = r1.json()["job_id"].as_str().unwrap().to_string();
-    let r2 = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        body.clone(),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    let r2 = keyed(body.clone()).await;
     assert_eq!(
         (r2.status, r2.json()["job_id"].as_str().unwrap()),
         (202, job.as_str())
@@ -763,25 +567,11 @@ async fn idempotency_keys_and_tenant_isolation() {
         (202, job.as_str())
     );
     // The same key for a different copy is refused.
-    let r = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        json!({"image_id": src, "tenant_id_dst": w.a}),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    let r = keyed(json!({"image_id": src, "tenant_id_dst": w.a})).await;
     assert_text_error(&r, 409, "already used for a different request");
     rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
     // After the job ended the key still answers with it, and no second copy was made.
-    let r4 = rep::submit(
-        &tc,
-        ONE,
-        &w.tok_a,
-        body.clone(),
-        &[("idempotency-key", "retry-1")],
-    )
-    .await;
+    let r4 = keyed(body.clone()).await;
     assert_eq!(r4.json()["job_id"].as_str().unwrap(), job);
     assert_eq!(
         rep::list(&tc, ONE, &w.tok_a)

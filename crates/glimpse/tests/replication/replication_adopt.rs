@@ -20,14 +20,8 @@ async fn blobs(tc: &TestCloud, region: &str) -> Vec<String> {
 }
 
 async fn delete(tc: &TestCloud, region: &str, token: &str, id: &str) {
-    let r = tc
-        .http
-        .delete(format!("{}/v2/images/{id}", tc.image(region)))
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204, "delete {id}");
+    let status = rep::delete_image(tc, region, token, id).await;
+    assert_eq!(status, 204, "delete {id}");
 }
 
 async fn sha512_of(tc: &TestCloud, region: &str, token: &str, id: &str) -> String {

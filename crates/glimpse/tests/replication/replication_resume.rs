@@ -135,6 +135,23 @@ async fn settled_status(tc: &TestCloud, token: &str, id: &str) -> Value {
     panic!("image {id} stayed saving");
 }
 
+/// A cloud whose region-two store can resume (`None`, to skip, otherwise) with its world,
+/// the service token, a new queued image of `w.tok_b` in region-two and the content
+/// [`rep::data`]`(len, seed)` to upload: (cloud, world, service token, image id, content).
+async fn resumable_cloud(
+    len: usize,
+    seed: u64,
+) -> Option<(TestCloud, rep::World, String, String, Vec<u8>)> {
+    let tc = TestCloud::start().await;
+    if !tc.region(TWO).store.resumable() {
+        return None;
+    }
+    let w = world(&tc).await;
+    let svc = service_token(&tc).await;
+    let id = glance::create_bare(&tc.http, &tc.image(TWO), &w.tok_b, "resume", "raw").await;
+    Some((tc, w, svc, id, rep::data(len, seed)))
+}
+
 #[tokio::test]
 async fn a_cut_upload_keeps_its_bytes_and_the_next_sends_only_the_rest() {
     let tc = TestCloud::start().await;
@@ -195,16 +212,11 @@ async fn a_cut_upload_keeps_its_bytes_and_the_next_sends_only_the_rest() {
 /// prefix continued with this one's tail) are refused, never published, and dropped.
 #[tokio::test]
 async fn a_resume_over_wrong_bytes_is_refused_and_dropped() {
-    let tc = TestCloud::start().await;
-    if !tc.region(TWO).store.resumable() {
+    let Some((tc, w, svc, id, data)) = resumable_cloud(2 * 1024 * 1024, 72).await else {
         return;
-    }
-    let w = world(&tc).await;
-    let svc = service_token(&tc).await;
-    let data = rep::data(2 * 1024 * 1024, 72);
+    };
     let mut tampered = data.clone();
     tampered[1000] ^= 0xff;
-    let id = glance::create_bare(&tc.http, &tc.image(TWO), &w.tok_b, "resume", "raw").await;
     // The cut upload states `data`'s digests but sends a byte that differs.
     cut_upload(&tc, &svc, &w.tok_b, &id, &data, &tampered[..1024 * 1024]).await;
     let sha = glance::sha512_hex(&data);
@@ -262,24 +274,12 @@ async fn only_the_service_may_ask_or_resume_and_bad_requests_are_4xx() {
 
 #[tokio::test]
 async fn deleting_the_image_drops_its_held_bytes() {
-    let tc = TestCloud::start().await;
-    if !tc.region(TWO).store.resumable() {
+    let Some((tc, w, svc, id, data)) = resumable_cloud(2 * 1024 * 1024, 74).await else {
         return;
-    }
-    let w = world(&tc).await;
-    let svc = service_token(&tc).await;
-    let data = rep::data(2 * 1024 * 1024, 74);
-    let id = glance::create_bare(&tc.http, &tc.image(TWO), &w.tok_b, "resume", "raw").await;
+    };
     cut_upload(&tc, &svc, &w.tok_b, &id, &data, &data[..1024 * 1024]).await;
     assert_eq!(partials(&tc).await.len(), 1);
-    let r = tc
-        .http
-        .delete(format!("{}/v2/images/{id}", tc.image(TWO)))
-        .header("x-auth-token", &w.tok_b)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(rep::delete_image(&tc, TWO, &w.tok_b, &id).await, 204);
     assert!(partials(&tc).await.is_empty());
 }
 
@@ -287,10 +287,7 @@ async fn deleting_the_image_drops_its_held_bytes() {
 /// destination what it holds and sends only the rest. The job shows where it resumed.
 #[tokio::test]
 async fn a_job_whose_copy_is_cut_resumes_from_the_held_bytes() {
-    let tc = TestCloud::start().await;
-    let w = world(&tc).await;
-    let bytes = rep::data(6 * 1024 * 1024 + 7, 75);
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let (tc, w, bytes, src) = rep::cloud_with_image(json!({}), 6 * 1024 * 1024 + 7, 75).await;
     let point = pause::fail_copy(&src, 4 * 1024 * 1024, 1);
     let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
     let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
@@ -365,32 +362,65 @@ async fn destination_of(tc: &TestCloud, job: &str) -> String {
         .to_string()
 }
 
+/// What a job over a held partial ended with (see [`job_over_partial`]).
+struct OverPartial {
+    tc: TestCloud,
+    /// The source's content.
+    bytes: Vec<u8>,
+    /// The job at its end, and the destination id chosen at submission.
+    done: Value,
+    dst: String,
+    /// The job's `X-Glimpse-Job-Resumed-From`.
+    resumed_from: String,
+    /// What the destination image then serves.
+    copied: Vec<u8>,
+}
+
+/// On [`one_at_a_time`]'s cloud (`None` if region-two's store cannot resume): a job copies a
+/// new image of `rep::data(len, seed)` after region-two's store was left holding
+/// `held(content)` for its destination (see [`leave_partial`]); waits until it is replicated.
+async fn job_over_partial(
+    len: usize,
+    seed: u64,
+    held: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Option<OverPartial> {
+    let (tc, w, point, blocker) = one_at_a_time().await;
+    if !tc.region(TWO).store.resumable() {
+        point.release();
+        return None;
+    }
+    let bytes = rep::data(len, seed);
+    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
+    let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
+    let dst = destination_of(&tc, &job).await;
+    leave_partial(&tc, &dst, &bytes, &held(&bytes)).await;
+    point.release();
+    let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
+    let shown = rep::show(&tc, ONE, &w.tok_a, &job).await;
+    let resumed_from = shown.header("x-glimpse-job-resumed-from");
+    let (_, copied) = glance::download(&tc.http, &tc.image(TWO), &w.tok_b, &dst).await;
+    pause::clear(&blocker);
+    Some(OverPartial {
+        tc,
+        bytes,
+        done,
+        dst,
+        resumed_from,
+        copied,
+    })
+}
+
 /// Every byte arrived before the cut; only the publication was missing: the job sends no
 /// data byte, just asks the destination to publish what it holds (verified).
 #[tokio::test]
 async fn a_copy_whose_every_byte_arrived_is_only_published() {
-    let (tc, w, point, blocker) = one_at_a_time().await;
-    if !tc.region(TWO).store.resumable() {
-        point.release();
+    let Some(r) = job_over_partial(3 * 1024 * 1024 + 1, 81, <[u8]>::to_vec).await else {
         return;
-    }
-    let bytes = rep::data(3 * 1024 * 1024 + 1, 81);
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
-    let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
-    let dst = destination_of(&tc, &job).await;
-    leave_partial(&tc, &dst, &bytes, &bytes).await;
-    point.release();
-    let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
-    assert_eq!(done["destination_image_id"], dst.as_str());
-    let shown = rep::show(&tc, ONE, &w.tok_a, &job).await;
-    assert_eq!(
-        shown.header("x-glimpse-job-resumed-from"),
-        bytes.len().to_string()
-    );
-    let (_, copied) = glance::download(&tc.http, &tc.image(TWO), &w.tok_b, &dst).await;
-    assert!(copied == bytes);
-    assert!(partials(&tc).await.is_empty());
-    pause::clear(&blocker);
+    };
+    assert_eq!(r.done["destination_image_id"], r.dst.as_str());
+    assert_eq!(r.resumed_from, r.bytes.len().to_string());
+    assert!(r.copied == r.bytes);
+    assert!(partials(&r.tc).await.is_empty());
 }
 
 /// The held bytes were damaged on the destination's disk: the resumed upload is refused for
@@ -398,29 +428,19 @@ async fn a_copy_whose_every_byte_arrived_is_only_published() {
 /// job), ending with the source's bytes.
 #[tokio::test]
 async fn a_damaged_held_prefix_makes_the_job_copy_again_from_zero() {
-    let (tc, w, point, blocker) = one_at_a_time().await;
-    if !tc.region(TWO).store.resumable() {
-        point.release();
+    let damage = |bytes: &[u8]| {
+        let mut damaged = bytes[..2 * 1024 * 1024].to_vec();
+        damaged[12345] ^= 0x01;
+        damaged
+    };
+    let Some(r) = job_over_partial(3 * 1024 * 1024, 82, damage).await else {
         return;
-    }
-    let bytes = rep::data(3 * 1024 * 1024, 82);
-    let src = active_image(&tc, ONE, &w.tok_a, json!({}), bytes.clone()).await;
-    let job = rep::submit_ok(&tc, ONE, &w.tok_a, &src, &w.b).await;
-    let dst = destination_of(&tc, &job).await;
-    let mut damaged = bytes[..2 * 1024 * 1024].to_vec();
-    damaged[12345] ^= 0x01;
-    leave_partial(&tc, &dst, &bytes, &damaged).await;
-    point.release();
-    let done = rep::wait_for(&tc, ONE, &w.tok_a, &job, &["replicated"]).await;
-    assert_eq!(done["destination_image_id"], dst.as_str());
-    let shown = rep::show(&tc, ONE, &w.tok_a, &job).await;
-    assert_eq!(
-        shown.header("x-glimpse-job-resumed-from"),
-        "",
-        "copied from zero"
+    };
+    assert_eq!(r.done["destination_image_id"], r.dst.as_str());
+    assert_eq!(r.resumed_from, "", "copied from zero");
+    assert!(
+        r.copied == r.bytes,
+        "the source's bytes, not the damaged ones"
     );
-    let (_, copied) = glance::download(&tc.http, &tc.image(TWO), &w.tok_b, &dst).await;
-    assert!(copied == bytes, "the source's bytes, not the damaged ones");
-    assert!(partials(&tc).await.is_empty());
-    pause::clear(&blocker);
+    assert!(partials(&r.tc).await.is_empty());
 }

@@ -18,6 +18,18 @@ fn put_opt(m: &mut Map<String, Value>, key: &str, v: &Option<String>) {
     }
 }
 
+/// `created_at` and `updated_at`.
+fn times(m: &mut Map<String, Value>, created: DateTime<Utc>, updated: DateTime<Utc>) {
+    m.insert("created_at".into(), time(created));
+    m.insert("updated_at".into(), time(updated));
+}
+
+/// `self` and `schema`.
+fn links(m: &mut Map<String, Value>, href: String, schema: &str) {
+    m.insert("self".into(), Value::String(href));
+    m.insert("schema".into(), Value::String(schema.into()));
+}
+
 /// A namespace's own attributes, with `self` and `schema`.
 pub fn namespace(ns: &Namespace) -> Map<String, Value> {
     let mut m = Map::new();
@@ -27,15 +39,11 @@ pub fn namespace(ns: &Namespace) -> Map<String, Value> {
     m.insert("visibility".into(), Value::String(ns.visibility().into()));
     m.insert("protected".into(), Value::Bool(ns.protected));
     m.insert("owner".into(), Value::String(ns.owner.clone()));
-    m.insert("created_at".into(), time(ns.created_at));
-    m.insert("updated_at".into(), time(ns.updated_at));
-    m.insert(
-        "self".into(),
-        Value::String(format!("/v2/metadefs/namespaces/{}", ns.namespace)),
-    );
-    m.insert(
-        "schema".into(),
-        Value::String("/v2/schemas/metadefs/namespace".into()),
+    times(&mut m, ns.created_at, ns.updated_at);
+    links(
+        &mut m,
+        format!("/v2/metadefs/namespaces/{}", ns.namespace),
+        "/v2/schemas/metadefs/namespace",
     );
     m
 }
@@ -83,8 +91,7 @@ pub fn association(a: &Association) -> Value {
     m.insert("name".into(), Value::String(a.name.clone()));
     put_opt(&mut m, "prefix", &a.prefix);
     put_opt(&mut m, "properties_target", &a.properties_target);
-    m.insert("created_at".into(), time(a.created_at));
-    m.insert("updated_at".into(), time(a.updated_at));
+    times(&mut m, a.created_at, a.updated_at);
     Value::Object(m)
 }
 
@@ -101,15 +108,11 @@ pub fn resource_types(types: &[ResourceType]) -> Value {
 pub fn object(ns: &str, o: &Item) -> Value {
     let mut m = o.doc.clone();
     m.insert("name".into(), Value::String(o.name.clone()));
-    m.insert("created_at".into(), time(o.created_at));
-    m.insert("updated_at".into(), time(o.updated_at));
-    m.insert(
-        "self".into(),
-        Value::String(format!("/v2/metadefs/namespaces/{ns}/objects/{}", o.name)),
-    );
-    m.insert(
-        "schema".into(),
-        Value::String("/v2/schemas/metadefs/object".into()),
+    times(&mut m, o.created_at, o.updated_at);
+    links(
+        &mut m,
+        format!("/v2/metadefs/namespaces/{ns}/objects/{}", o.name),
+        "/v2/schemas/metadefs/object",
     );
     Value::Object(m)
 }
