@@ -8,10 +8,10 @@
 use crate::db::{delete_cascade, unique_or};
 use sqlx::Row;
 
+use super::Identity;
 use super::model::{ListFilter, USER_COLUMNS, User, UserFields, check_name, user_from_row};
 use super::projects::check_domain;
 use super::table::Table;
-use super::Identity;
 use crate::db::flag;
 use crate::error::{Error, Result};
 

@@ -6,9 +6,11 @@
 //! 2. The source image, read over HTTP from this region's image API WITH THE CALLER'S TOKEN,
 //!    so visibility is exactly Glance's: not found or deleted → 404; not `active` → 409. The
 //!    caller needs the member role (Glance's download rule) → else 401.
-//! 3. The destination tenant, read from identity with the service token: unknown or disabled
-//!    → 404; the caller must hold member (admin implies it) in it → else 401 (the seed's
-//!    table answers 401 for `tenant_id_dst`).
+//! 3. The destination tenant, read from identity with the service token: the caller must hold
+//!    member (admin implies it) in it → else 401 (the seed's table answers 401 for
+//!    `tenant_id_dst`); unknown or disabled → 404. The role is checked first, so a caller
+//!    without one gets the same 401 whether the tenant exists or not (the answer must not
+//!    tell which project ids exist); an admin, who may list projects anyway, gets the 404.
 //! 4. The destination region is the tenant's `home_region`; its image endpoint comes from the
 //!    service token's catalog; its capabilities are asked over HTTP: no answer or 5xx → 409
 //!    "Glance of the specified region is down"; `accept_replicas = false` → 409; an image
@@ -80,6 +82,23 @@ pub async fn submit(
     let http = &region.service.http;
     let keystone = region.service.keystone().with_token(&svc.token);
     let tenant = &req.tenant_id_dst;
+    // The caller's roles there first: to a caller without one, a tenant that does not exist
+    // and one that does answer alike (401), so the answer tells no one which project ids
+    // exist. An admin may list projects anyway and is told 404.
+    let not_authorized = || {
+        Error::unauthorized(format!(
+            "You are not authorized to copy images into tenant {tenant}."
+        ))
+    };
+    let roles = match keystone.roles_on(&caller.user_id, tenant).await {
+        Ok(r) => r,
+        Err(f) if f.status() == Some(404) => Vec::new(),
+        Err(f) => return Err(identity_fault(region, f, tenant).await),
+    };
+    let writer = may_write(&roles);
+    if !writer && !caller.is_admin() {
+        return Err(not_authorized());
+    }
     let project_doc = match keystone.project(tenant).await {
         Ok(p) => p,
         Err(f) => return Err(identity_fault(region, f, tenant).await),
@@ -87,14 +106,8 @@ pub async fn submit(
     if !project_doc.enabled || project_doc.id != *tenant {
         return Err(tenant_not_found(tenant));
     }
-    let roles = match keystone.roles_on(&caller.user_id, tenant).await {
-        Ok(r) => r,
-        Err(f) => return Err(identity_fault(region, f, tenant).await),
-    };
-    if !may_write(&roles) {
-        return Err(Error::unauthorized(format!(
-            "You are not authorized to copy images into tenant {tenant}."
-        )));
+    if !writer {
+        return Err(not_authorized());
     }
 
     let dst_region = project_doc

@@ -239,12 +239,9 @@ async fn every_error_of_the_seed_tables() {
     assert_eq!(rep::delete_image(&tc, ONE, &w.tok_a, &gone).await, 204);
     let r = rep::submit_copy(&tc, ONE, &w.tok_a, &gone, &w.b).await;
     assert_text_error(&r, 404, &gone);
-    let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, "0123456789abcdef0123456789abcdef").await;
-    assert_text_error(
-        &r,
-        404,
-        "Tenant 0123456789abcdef0123456789abcdef could not be found.",
-    );
+    let nowhere = "0123456789abcdef0123456789abcdef";
+    let r = rep::submit_copy(&tc, ONE, &w.admin, &src, nowhere).await;
+    assert_text_error(&r, 404, &format!("Tenant {nowhere} could not be found."));
     // Another tenant's private image is as unknown as a missing one.
     let (_, other_tok) = tc.user_in_new_project("member", ONE).await;
     let r = rep::submit_copy(&tc, ONE, &other_tok, &src, &w.b).await;
@@ -254,6 +251,11 @@ async fn every_error_of_the_seed_tables() {
     let (d_id, _) = rep::project(&tc, &w.admin, TWO).await;
     let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &d_id).await;
     assert_text_error(&r, 401, "not authorized to copy images into tenant");
+    // To a caller without a role there, a tenant that does not exist answers alike: the
+    // answer does not tell which project ids exist (only an admin is told 404, above).
+    let unknown_tenant = rep::submit_copy(&tc, ONE, &w.tok_a, &src, nowhere).await;
+    assert_eq!(unknown_tenant.status, r.status);
+    assert_eq!(unknown_tenant.text.replace(nowhere, &d_id), r.text);
     rep::grant(&tc, &w.admin, &d_id, &w.user_id, "reader").await;
     let r = rep::submit_copy(&tc, ONE, &w.tok_a, &src, &d_id).await;
     assert_text_error(&r, 401, "not authorized to copy images into tenant");
