@@ -1,6 +1,7 @@
 //! `kill -9` of the server in the middle of an upload, then a restart: the image is `queued`
 //! with no data, or `active` with exactly the bytes sent — never anything else, and it can be
-//! uploaded again. Runs the real binary at several kill points.
+//! uploaded again, and the killed writer's staging file is gone as soon as the process is back.
+//! Runs the real binary at several kill points.
 
 use crate::common;
 
@@ -31,6 +32,7 @@ async fn kill9_mid_upload_leaves_queued_or_active_never_partial() {
     let dir = temp_dir();
     let http = reqwest::Client::new();
     const SIZE: usize = 24 << 20;
+    let mut left_behind = 0;
     // Kill after the client has sent this many bytes (0 = right after the request head).
     for (round, kill_after) in [0usize, 1 << 20, 9 << 20, 17 << 20, 23 << 20]
         .into_iter()
@@ -66,8 +68,11 @@ async fn kill9_mid_upload_leaves_queued_or_active_never_partial() {
         server.kill9();
         drop(tx);
         let _ = request.await;
+        left_behind += staging_files(&dir).len();
 
         let server = GlimpseProcess::start(&dir, None, &[]);
+        // The killed writer's staging file went at start, not an hour later.
+        assert_eq!(staging_files(&dir), Vec::<String>::new(), "round {round}");
         let image = format!("{}/region-one/image", server.base);
         let token = admin_token(&server.base, &dir).await;
         let img = show(&http, &image, &token, &id).await;
@@ -91,7 +96,21 @@ async fn kill9_mid_upload_leaves_queued_or_active_never_partial() {
         }
         drop(server);
     }
+    assert!(
+        left_behind > 0,
+        "no kill left a staging file: the start-up removal went untested"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The names in region-one's blob store `.staging` directory.
+fn staging_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("region-one/blobs/.staging"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn tokio_stream_from(
