@@ -82,33 +82,7 @@ pub async fn submit(
     let http = &region.service.http;
     let keystone = region.service.keystone().with_token(&svc.token);
     let tenant = &req.tenant_id_dst;
-    // The caller's roles there first: to a caller without one, a tenant that does not exist
-    // and one that does answer alike (401), so the answer tells no one which project ids
-    // exist. An admin may list projects anyway and is told 404.
-    let not_authorized = || {
-        Error::unauthorized(format!(
-            "You are not authorized to copy images into tenant {tenant}."
-        ))
-    };
-    let roles = match keystone.roles_on(&caller.user_id, tenant).await {
-        Ok(r) => r,
-        Err(f) if f.status() == Some(404) => Vec::new(),
-        Err(f) => return Err(identity_fault(region, f, tenant).await),
-    };
-    let writer = may_write(&roles);
-    if !writer && !caller.is_admin() {
-        return Err(not_authorized());
-    }
-    let project_doc = match keystone.project(tenant).await {
-        Ok(p) => p,
-        Err(f) => return Err(identity_fault(region, f, tenant).await),
-    };
-    if !project_doc.enabled || project_doc.id != *tenant {
-        return Err(tenant_not_found(tenant));
-    }
-    if !writer {
-        return Err(not_authorized());
-    }
+    let project_doc = destination_tenant(region, &keystone, caller, tenant).await?;
 
     let dst_region = project_doc
         .home_region
@@ -212,6 +186,43 @@ async fn source_image(region: &Region, caller_token: &str, id: &str) -> Result<I
             other.as_str()
         ))),
     }
+}
+
+/// The destination tenant, if the caller may copy into it. The caller's roles there come
+/// first: to a caller without one, a tenant that does not exist and one that does answer alike
+/// (401), so the answer tells no one which project ids exist. An admin may list projects
+/// anyway and is told 404; so is a member of a disabled tenant.
+async fn destination_tenant(
+    region: &Region,
+    keystone: &glimpse_client::WithToken<'_>,
+    caller: &Caller,
+    tenant: &str,
+) -> Result<glimpse_types::keystone::Project> {
+    let not_authorized = || {
+        Error::unauthorized(format!(
+            "You are not authorized to copy images into tenant {tenant}."
+        ))
+    };
+    let roles = match keystone.roles_on(&caller.user_id, tenant).await {
+        Ok(r) => r,
+        Err(f) if f.status() == Some(404) => Vec::new(),
+        Err(f) => return Err(identity_fault(region, f, tenant).await),
+    };
+    let writer = may_write(&roles);
+    if !writer && !caller.is_admin() {
+        return Err(not_authorized());
+    }
+    let project_doc = match keystone.project(tenant).await {
+        Ok(p) => p,
+        Err(f) => return Err(identity_fault(region, f, tenant).await),
+    };
+    if !project_doc.enabled || project_doc.id != tenant {
+        return Err(tenant_not_found(tenant));
+    }
+    if !writer {
+        return Err(not_authorized());
+    }
+    Ok(project_doc)
 }
 
 fn tenant_not_found(tenant: &str) -> Error {
