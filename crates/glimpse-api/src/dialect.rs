@@ -65,6 +65,33 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether a token-less request passes the JSON guard untouched (the handler answers 401
+    /// first, as keystonemiddleware does before any service reads a body).
+    const AUTH_FIRST: bool = true;
+
+    /// The refusal of a JSON body sent as `media` (the `Content-Type`'s media type, lower
+    /// case; `None` when absent); `None` accepts it. Default (Glance, Cinder's WSGI): JSON or
+    /// no type, else 415 `Invalid content type <type>.`
+    fn wrong_media(media: Option<&str>) -> Option<Error> {
+        match media {
+            None | Some("application/json") => None,
+            Some(other) => Some(Error::unsupported_media(format!(
+                "Invalid content type {other}."
+            ))),
+        }
+    }
+
+    /// A request whose body is not JSON at all (image data): the JSON guard lets it by.
+    fn exempt(_req: &axum::extract::Request) -> bool {
+        false
+    }
+
+    /// A request whose handler checks the media type itself (the guard still refuses
+    /// duplicate keys).
+    fn own_media(_req: &axum::extract::Request) -> bool {
+        false
+    }
+
     /// A JSON request body; malformed or empty → 400 with the dialect's message.
     fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         crate::request::json_body(body)
@@ -88,11 +115,37 @@ pub struct Kms;
 
 impl Dialect for Keystone {
     const SHAPE: Shape = Shape::Keystone;
+    /// Keystone reads the body before it authenticates.
+    const AUTH_FIRST: bool = false;
+
+    /// Keystone's `json_body` hook: JSON or no type, else 400.
+    fn wrong_media(media: Option<&str>) -> Option<Error> {
+        match media {
+            None | Some("application/json") => None,
+            Some(_) => Some(Error::bad_request(
+                "Expecting to find application/json in Content-Type header - the server could \
+                 not comply with the request since it is either malformed or otherwise \
+                 incorrect. The client is assumed to be in error.",
+            )),
+        }
+    }
     const NOT_ALLOWED: &'static str = "The method is not allowed for the requested URL.";
 }
 
 impl Dialect for Glance {
     const SHAPE: Shape = Shape::Glance;
+
+    /// Image data is not JSON.
+    fn exempt(req: &axum::extract::Request) -> bool {
+        let path = req.uri().path();
+        *req.method() == axum::http::Method::PUT
+            && (path.ends_with("/file") || path.ends_with("/stage"))
+    }
+
+    /// `PATCH` takes the JSON-patch media types, checked (415) by its handler.
+    fn own_media(req: &axum::extract::Request) -> bool {
+        *req.method() == axum::http::Method::PATCH
+    }
 
     fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         if body.iter().all(u8::is_ascii_whitespace) {
@@ -105,6 +158,17 @@ impl Dialect for Glance {
 
 impl Dialect for Nova {
     const SHAPE: Shape = Shape::Nova;
+
+    /// Nova's WSGI layer takes a missing type or `text/plain` as JSON; any other non-JSON type
+    /// is 415.
+    fn wrong_media(media: Option<&str>) -> Option<Error> {
+        match media {
+            None | Some("application/json" | "text/plain") => None,
+            Some(other) => Some(Error::unsupported_media(format!(
+                "Invalid content type {other}."
+            ))),
+        }
+    }
 
     fn refused(e: Error) -> Response {
         if e.kind == Kind::Unauthorized {
@@ -198,6 +262,10 @@ impl Dialect for Replicator {
 impl Dialect for Ims {
     const SHAPE: Shape = Shape::Ims;
 
+    fn wrong_media(media: Option<&str>) -> Option<Error> {
+        huawei_media(media).map(|e| e.with_code(glimpse_core::ims::codes::BAD_REQUEST))
+    }
+
     fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         crate::request::json_body(body)
             .map_err(|e| e.with_code(glimpse_core::ims::codes::BAD_REQUEST))
@@ -206,6 +274,10 @@ impl Dialect for Ims {
 
 impl Dialect for Kms {
     const SHAPE: Shape = Shape::Kms;
+
+    fn wrong_media(media: Option<&str>) -> Option<Error> {
+        huawei_media(media)
+    }
 
     /// The path's project must be the token's (403).
     fn admit(
@@ -343,6 +415,17 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError<D>> {
         let bytes = crate::request::body(axum::body::Bytes::from_request(req, state).await)?;
         Ok(Body(D::json(&bytes)?, PhantomData))
+    }
+}
+
+/// IMS and KMS (Huawei's API gateway): a body that is not JSON is a bad request (400 with
+/// the API's bad-request code), not a 415.
+fn huawei_media(media: Option<&str>) -> Option<Error> {
+    match media {
+        None | Some("application/json") => None,
+        Some(other) => Some(Error::bad_request(format!(
+            "Invalid content type {other}: the request body must be application/json."
+        ))),
     }
 }
 

@@ -68,6 +68,9 @@ async fn copy(
         description: field(&doc, "description")?,
         cmk_id: field(&doc, "cmk_id")?,
     };
+    if req.cmk_id.as_deref() == Some("") {
+        return Err(bad("The cmk_id parameter must not be empty.".into()));
+    }
     let job = ims::submit(&region, &caller, &image_id, &req)
         .await
         .map_err(|e| ApiError::new(not_found_as_image(e, &image_id)))?;

@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use glimpse_core::Error;
-use glimpse_core::kms::{KeyInfo, codes};
+use glimpse_core::kms::{self, KeyInfo, codes};
 use glimpse_core::region::Region;
 use glimpse_types::kms::{self as wire, Created, KeyDetails, KeyList, KeyState};
 use serde_json::Value;
@@ -88,6 +88,16 @@ fn string(body: &Value, name: &str) -> Result<Option<String>, ApiError<Kms>> {
     }
 }
 
+/// A field that must be a JSON string when present (a name or a description: `123` is not
+/// taken for `"123"`).
+fn text(body: &Value, name: &str) -> Result<Option<String>, ApiError<Kms>> {
+    match &body[name] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(bad(format!("{name} must be a string, not {other}."))),
+    }
+}
+
 fn key_id(body: &Value) -> Result<String, ApiError<Kms>> {
     string(body, "key_id")?.ok_or_else(|| bad("key_id is mandatory.".into()))
 }
@@ -106,8 +116,8 @@ async fn action(
     let realm = region.name.as_str();
     let out = match action.as_str() {
         "create-key" => {
-            let alias = string(&doc, "key_alias")?.unwrap_or_default();
-            let desc = string(&doc, "key_description")?.unwrap_or_default();
+            let alias = text(&doc, "key_alias")?.unwrap_or_default();
+            let desc = text(&doc, "key_description")?.unwrap_or_default();
             let key = k.create(&caller, &alias, &desc).await?;
             answer(wire::KeyInfo {
                 key_info: Created {
@@ -118,6 +128,14 @@ async fn action(
         }
         "list-keys" => {
             let state = string(&doc, "key_state")?;
+            if let Some(s) = &state
+                && ![kms::ENABLED, kms::DISABLED, kms::PENDING_DELETION].contains(&s.as_str())
+            {
+                return Err(bad(format!(
+                    "key_state {s} is not a key state: 2 (enabled), 3 (disabled) or 4 \
+                     (pending deletion)."
+                )));
+            }
             let limit = match string(&doc, "limit")? {
                 None => None,
                 Some(l) => Some(

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod identity_v3;
 pub mod image_v2;
 pub mod ims;
+pub mod json_guard;
 pub mod kms;
 pub mod microversion;
 pub mod middleware;
@@ -21,10 +22,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use glimpse_core::cloud::Cloud;
 
+use crate::dialect::{Cinder, Glance, Ims, Keystone, Kms, Nova};
 use crate::middleware::Metrics;
 
 /// Builds the whole HTTP application of a [`Cloud`].
@@ -35,7 +38,10 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
     app = app.route("/metrics", get(move || async move { metrics_text(&m) }));
     if let Some(identity) = &cloud.identity {
         app = app
-            .nest("/identity", identity_v3::router(identity.clone()))
+            .nest(
+                "/identity",
+                identity_v3::router(identity.clone()).layer(from_fn(json_guard::guard::<Keystone>)),
+            )
             // `nest` does not route the mount point's trailing slash.
             .route("/identity/", identity_v3::versions_route(identity.clone()));
     }
@@ -45,24 +51,26 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         // which Tempest's version probe asks for.
         let image = Router::new()
             .nest("/v2/extension", replicator::router(region.clone()))
-            .fallback_service(image_v2::router(region.clone()));
+            .fallback_service(
+                image_v2::router(region.clone()).layer(from_fn(json_guard::guard::<Glance>)),
+            );
         app = app.nest_service(&format!("/{}/image", region.name), image);
         app = app.nest_service(
             &format!("/{}/compute", region.name),
-            compute::router(region.clone()),
+            compute::router(region.clone()).layer(from_fn(json_guard::guard::<Nova>)),
         );
         app = app.nest_service(
             &format!("/{}/volume", region.name),
-            volume::router(region.clone()),
+            volume::router(region.clone()).layer(from_fn(json_guard::guard::<Cinder>)),
         );
         app = app
             .nest(
                 &format!("/{}/ims", region.name),
-                ims::router(region.clone()),
+                ims::router(region.clone()).layer(from_fn(json_guard::guard::<Ims>)),
             )
             .nest(
                 &format!("/{}/kms", region.name),
-                kms::router(region.clone()),
+                kms::router(region.clone()).layer(from_fn(json_guard::guard::<Kms>)),
             );
     }
     app.fallback(not_found)

@@ -21,5 +21,6 @@ mod ims;
 mod kms;
 mod list_caps;
 mod slow_clients;
+mod strict_bodies;
 mod volume_api;
 mod volume_upload;
