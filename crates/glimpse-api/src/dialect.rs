@@ -159,11 +159,13 @@ impl Dialect for Glance {
 impl Dialect for Nova {
     const SHAPE: Shape = Shape::Nova;
 
-    /// Nova's WSGI layer takes a missing type or `text/plain` as JSON; any other non-JSON type
-    /// is 415.
+    /// Nova's WSGI layer takes a missing type or `text/plain` as JSON; seed 004's error example
+    /// shows a form-encoded `createImage` answered by the action handler (400 `There is no
+    /// such action: None`), so that type goes on to the handler too. Any other is 415.
     fn wrong_media(media: Option<&str>) -> Option<Error> {
         match media {
-            None | Some("application/json" | "text/plain") => None,
+            None
+            | Some("application/json" | "text/plain" | "application/x-www-form-urlencoded") => None,
             Some(other) => Some(Error::unsupported_media(format!(
                 "Invalid content type {other}."
             ))),

@@ -8,7 +8,8 @@
 //!
 //! The media type rules are each API's own ([`Dialect::wrong_media`]): Glance and Cinder answer
 //! 415 `Invalid content type <type>.`, Nova too but, as its WSGI layer does, takes a missing
-//! type or `text/plain` as JSON; Keystone answers 400 `Expecting to find application/json in
+//! type or `text/plain` as JSON and hands a form-encoded body to the handler (seed 004's
+//! error example: 400 `There is no such action: None`); Keystone answers 400 `Expecting to find application/json in
 //! Content-Type header`; IMS and KMS answer 400 with their bad-request codes. The replicator
 //! extension keeps the seed's own 400 (its handler), and image data (`PUT …/file`, `…/stage`)
 //! is not JSON. A request without a token passes untouched (the handler answers 401 first, as
