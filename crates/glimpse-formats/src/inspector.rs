@@ -2,9 +2,9 @@
 //! (each with its own bounded capture windows), keeps the stream's tail, and
 //! assembles the [`Report`] at the end of the stream.
 
-use crate::capture::Tail;
+use crate::capture::{Capture, Tail};
 use crate::report::{Detection, Report};
-use crate::{gpt, iso, qcow2, simple, vdi, vhd, vhdx, vmdk};
+use crate::{foreign, gpt, iso, qcow2, simple, vdi, vhd, vhdx, vmdk};
 
 /// What a detector learns about the end of the stream.
 pub(crate) struct End<'a> {
@@ -27,6 +27,8 @@ pub(crate) trait Detector: Send {
 pub struct Inspector {
     pos: u64,
     tail: Tail,
+    /// The stream's first bytes, for the [`foreign`] probes.
+    head: Capture,
     /// In priority order: the first detection is the "best reading".
     detectors: Vec<Box<dyn Detector>>,
 }
@@ -50,6 +52,7 @@ impl Inspector {
         Inspector {
             pos: 0,
             tail: Tail::new(),
+            head: Capture::new(0, foreign::HEAD),
             detectors: vec![
                 Box::new(qcow2::Qcow2::new()),
                 Box::new(simple::Qed::new()),
@@ -73,6 +76,7 @@ impl Inspector {
             d.feed(self.pos, chunk);
         }
         self.tail.feed(chunk);
+        self.head.feed(self.pos, chunk);
         self.pos = self.pos.saturating_add(chunk.len() as u64);
     }
 
@@ -94,7 +98,7 @@ impl Inspector {
             .filter_map(|d| d.finish(&end))
             .collect();
         let fixed_vhd = vhd::fixed_footer(&end);
-        Report::new(self.pos, detections, fixed_vhd)
+        Report::new(self.pos, detections, fixed_vhd).with_foreign(foreign::probe(self.head.data()))
     }
 }
 

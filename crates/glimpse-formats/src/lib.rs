@@ -18,6 +18,7 @@
 
 mod bytes;
 mod capture;
+mod foreign;
 mod gpt;
 mod inspector;
 mod iso;

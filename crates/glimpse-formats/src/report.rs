@@ -94,6 +94,8 @@ pub struct Report {
     /// A fixed-size VHD footer found in the last 512 bytes. qemu never probes
     /// it, so it only matters when the claim is `vhd`.
     fixed_vhd: Option<Detection>,
+    /// A format qemu probes but Glance does not list ([`crate::foreign`]): always refused.
+    foreign: Option<&'static str>,
 }
 
 /// A successful verdict.
@@ -121,6 +123,13 @@ pub enum Rejection {
     Malformed { format: DiskFormat, reason: String },
     #[error("virtual size {virtual_size} bytes exceeds the limit of {limit} bytes")]
     VirtualSizeTooLarge { virtual_size: u64, limit: u64 },
+    #[error(
+        "image content is a {name} disk image (qemu would open it as {name}) but disk_format is {claimed}"
+    )]
+    Foreign {
+        claimed: DiskFormat,
+        name: &'static str,
+    },
 }
 
 impl Rejection {
@@ -150,7 +159,14 @@ impl Report {
             len,
             detections,
             fixed_vhd,
+            foreign: None,
         }
+    }
+
+    /// The report with the foreign format the stream's head matched, if any.
+    pub(crate) fn with_foreign(mut self, foreign: Option<&'static str>) -> Self {
+        self.foreign = foreign;
+        self
     }
 
     /// Total number of bytes inspected.
@@ -192,6 +208,9 @@ impl Report {
     /// The upload verdict: does the content match `claimed` and pass every
     /// safety check and limit?
     pub fn verdict(&self, claimed: DiskFormat, limits: &Limits) -> Result<Accepted, Rejection> {
+        if let Some(name) = self.foreign {
+            return Err(Rejection::Foreign { claimed, name });
+        }
         let chosen: Option<&Detection> = match self.detections.as_slice() {
             [] => None,
             [one] => Some(one),

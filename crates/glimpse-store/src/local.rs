@@ -401,7 +401,7 @@ where
     });
     LocalWriter {
         tx: Some(tx),
-        handle,
+        handle: Some(handle),
         staging,
         target,
         lock: None,
@@ -411,7 +411,10 @@ where
 /// A blob being written; see [`LocalStore::writer`] and [`LocalStore::resume`].
 pub struct LocalWriter {
     tx: Option<mpsc::Sender<Bytes>>,
-    handle: JoinHandle<Result<(), StoreError>>,
+    /// The writing thread; `None` once its end has been read (a JoinHandle must not be
+    /// awaited twice: the thread that stopped early on a full disk is read by `write`, and
+    /// `abort` then must not read it again).
+    handle: Option<JoinHandle<Result<(), StoreError>>>,
     staging: PathBuf,
     target: PathBuf,
     /// A resumable write's lock on its partial, held until the partial is published or left.
@@ -424,22 +427,28 @@ impl LocalWriter {
         if tx.send(chunk).await.is_err() {
             // The thread stopped early: report its error.
             self.tx = None;
-            return Err(match (&mut self.handle).await {
-                Ok(Err(e)) => e,
-                Ok(Ok(())) => StoreError::Closed,
-                Err(e) => StoreError::Io(std::io::Error::other(e)),
+            return Err(match self.ended().await {
+                Err(e) => e,
+                Ok(()) => StoreError::Closed,
             });
         }
         Ok(())
     }
 
+    /// How the writing thread ended (waiting for it); `Closed` when that was already read.
+    async fn ended(&mut self) -> Result<(), StoreError> {
+        match self.handle.take() {
+            Some(h) => h
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e)))),
+            None => Err(StoreError::Closed),
+        }
+    }
+
     /// Makes the blob durable and visible under its key.
     pub async fn finish(mut self) -> Result<(), StoreError> {
         self.tx = None;
-        let written = match (&mut self.handle).await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError::Io(std::io::Error::other(e))),
-        };
+        let written = self.ended().await;
         let (staging, target) = (self.staging.clone(), self.target.clone());
         let published = match written {
             Ok(()) => tokio::task::spawn_blocking(move || publish(&staging, &target))
@@ -457,8 +466,8 @@ impl LocalWriter {
     /// write is resumable (then what was written stays, durable, for a later resume).
     pub async fn abort(mut self, keep: bool) {
         self.tx = None;
-        let written = (&mut self.handle).await;
-        if !(keep && self.lock.is_some() && matches!(written, Ok(Ok(())))) {
+        let written = self.ended().await;
+        if !(keep && self.lock.is_some() && written.is_ok()) {
             let _ = tokio::fs::remove_file(&self.staging).await;
         }
     }

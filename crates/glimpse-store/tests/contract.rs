@@ -356,15 +356,20 @@ async fn a_partial_in_use_is_not_listed_for_the_cleaner() {
     }
 }
 
+/// A filesystem store in a fresh directory (removed when the guard drops).
+fn file_store() -> (std::path::PathBuf, TempDir, BlobStore) {
+    let dir = std::env::temp_dir().join(format!("glimpse-store-{}", uuid::Uuid::new_v4().simple()));
+    let store =
+        BlobStore::open(&format!("file://{}", dir.display()), &S3Options::default()).unwrap();
+    (dir.clone(), TempDir(dir), store)
+}
+
 /// At start a store removes the staging files of writers that died (a killed upload's
 /// leftover), but not one a live writer holds, nor a resumable partial (a resumed replication
 /// continues from it).
 #[tokio::test]
 async fn abandoned_staging_goes_live_writes_and_partials_stay() {
-    let dir = std::env::temp_dir().join(format!("glimpse-store-{}", uuid::Uuid::new_v4().simple()));
-    let _cleanup = TempDir(dir.clone());
-    let store =
-        BlobStore::open(&format!("file://{}", dir.display()), &S3Options::default()).unwrap();
+    let (dir, _cleanup, store) = file_store();
     let staging = dir.join(".staging");
     let names = || -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&staging)
@@ -418,4 +423,20 @@ async fn abandoned_staging_goes_live_writes_and_partials_stay() {
     let written = writing.await.unwrap().unwrap();
     assert_eq!(written.size, (1 << 20) + 10);
     assert_eq!(names(), vec!["partial-held-1".to_string()]);
+}
+
+/// A disk that fills mid-write ends the write with an error, never a panic. (A full disk in a
+/// CI run once turned an upload into "JoinHandle polled after completion": the writer's end
+/// was read by `write` and again by `abort`. `LocalWriter` now reads it once by construction;
+/// this test checks the error, not that exact interleaving.)
+#[tokio::test]
+async fn a_full_disk_fails_the_write_cleanly() {
+    let (dir, _cleanup, store) = file_store();
+    // The partial is /dev/full: every write to it fails with ENOSPC.
+    std::os::unix::fs::symlink("/dev/full", dir.join(".staging/partial-full-1")).unwrap();
+    let chunks = (0..16).map(|_| Ok::<_, std::io::Error>(Bytes::from(pattern(1 << 20))));
+    let written = store
+        .write_resumable("full-1", 0, stream::iter(chunks), None, |_: &[u8]| Ok(()))
+        .await;
+    assert!(written.is_err(), "a write to a full disk succeeded");
 }

@@ -1,5 +1,6 @@
 //! The hostile disk-image corpus through the real upload API: every file of
-//! `../shared/tools/make-bad-images.sh` is uploaded with the disk_format its MANIFEST.tsv names
+//! `../shared/tools/make-bad-images.sh`, and of Glimpse's own additions
+//! (`scripts/make-more-bad-images.py`), is uploaded with the disk_format its MANIFEST.tsv names
 //! and must get exactly the expected answer (ACCEPT → 204 and active; REJECT → 415, image back
 //! to queued with no data; REJECT-LIMIT → 413). The reference targets are canary files, and no
 //! stored blob may ever contain a canary.
@@ -37,6 +38,25 @@ fn build_corpus(dir: &Path) -> Vec<(String, String, String)> {
         .status()
         .expect("run make-bad-images.sh");
     assert!(status.success(), "make-bad-images.sh failed");
+    read_manifest(&out)
+}
+
+/// Builds Glimpse's own additions (`scripts/make-more-bad-images.py`) into `dir`.
+fn build_own_corpus(dir: &Path) -> Vec<(String, String, String)> {
+    let out = dir.join("own-corpus");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-more-bad-images.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .arg(&out)
+        .status()
+        .expect("run make-more-bad-images.py");
+    assert!(status.success(), "make-more-bad-images.py failed");
+    read_manifest(&out)
+}
+
+/// The rows (file, claim, expected) of a corpus directory's MANIFEST.tsv.
+fn read_manifest(out: &Path) -> Vec<(String, String, String)> {
     let manifest = std::fs::read_to_string(out.join("MANIFEST.tsv")).unwrap();
     manifest
         .lines()
@@ -84,8 +104,9 @@ async fn every_corpus_file_gets_its_manifest_answer() {
         return;
     }
     let work = common::TempDir::new();
-    let rows = build_corpus(&work.0);
+    let mut rows = build_corpus(&work.0);
     assert!(rows.len() > 70, "corpus has {} rows", rows.len());
+    rows.extend(build_own_corpus(&work.0));
     // A 64 MiB upload cap makes the 1.1 TB sparse file a quick 413.
     let tc = TestCloud::start_with(|c| {
         for r in &mut c.regions {
