@@ -180,36 +180,34 @@ impl LocalStore {
 
     /// Removes every partial whose name starts with `prefix`; returns how many.
     pub async fn drop_partials(&self, prefix: &str) -> Result<usize, StoreError> {
-        let dir = self.root.join(".staging");
         let want = format!("partial-{prefix}");
-        tokio::task::spawn_blocking(move || {
-            let mut n = 0;
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with(&want) {
-                    match std::fs::remove_file(entry.path()) {
-                        Ok(()) => n += 1,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            Ok(n)
+        self.remove_staging(move |path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&want))
         })
         .await
-        .map_err(std::io::Error::other)?
     }
 
     /// Removes every staging file whose writer is gone (its lock is free): what a killed
     /// upload or copy left, at once rather than after the cleaner's grace. Resumable partials
     /// stay: they are what a resumed replication continues from. Returns how many went.
     pub async fn clear_abandoned_staging(&self) -> Result<usize, StoreError> {
+        self.remove_staging(|path| !is_partial(path) && !in_use(path))
+            .await
+    }
+
+    /// Removes the staging files `doomed` picks (one already gone counts as removed by
+    /// someone else); returns how many this call removed.
+    async fn remove_staging(
+        &self,
+        doomed: impl Fn(&Path) -> bool + Send + 'static,
+    ) -> Result<usize, StoreError> {
         let dir = self.root.join(".staging");
         tokio::task::spawn_blocking(move || {
             let mut n = 0;
             for entry in std::fs::read_dir(&dir)? {
                 let path = entry?.path();
-                if is_partial(&path) || in_use(&path) {
+                if !doomed(&path) {
                     continue;
                 }
                 match std::fs::remove_file(&path) {
