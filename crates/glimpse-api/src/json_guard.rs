@@ -15,8 +15,6 @@
 //! is not JSON. A request without a token passes untouched (the handler answers 401 first, as
 //! keystonemiddleware does), except on Keystone, which reads the body before authenticating.
 
-use std::marker::PhantomData;
-
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -107,11 +105,11 @@ struct Checked;
 
 impl<'de> Deserialize<'de> for Checked {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
-        d.deserialize_any(CheckedVisitor(PhantomData))
+        d.deserialize_any(CheckedVisitor)
     }
 }
 
-struct CheckedVisitor(PhantomData<()>);
+struct CheckedVisitor;
 
 impl<'de> Visitor<'de> for CheckedVisitor {
     type Value = Checked;
