@@ -24,6 +24,7 @@ mod inspector;
 mod iso;
 pub mod overlay;
 mod qcow2;
+mod qcow2_refs;
 pub mod qemu;
 mod report;
 pub mod sandbox;

@@ -16,9 +16,11 @@
 
 use std::path::Path;
 
+#[cfg(doc)]
+use crate::Report;
 use crate::qemu::{
-    QemuError, QemuLimits, absolute, create_new, inspect, lossy, qemu_name, raw_info,
-    raw_info_with, run_program,
+    QemuError, QemuLimits, absolute, create_new, inspect, inspect_overlay, lossy, qemu_name,
+    raw_info, raw_info_with, run_program,
 };
 use crate::sandbox::Access;
 use crate::{DiskFormat, Limits};
@@ -165,7 +167,10 @@ pub async fn write(
 }
 
 /// Writes a new, self-contained image `output` of format `to` with the guest's view of
-/// `overlay` over `base` (`qemu-img convert -f qcow2 -O <to>`), then inspects it: exactly
+/// `overlay` over `base` (`qemu-img convert -f qcow2 -O <to>`). The overlay is inspected
+/// first like an upload, its backing file aside ([`Report::overlay_verdict`]), so a host
+/// file cut short or altered is refused rather than read as zeros. The output is inspected
+/// after: exactly
 /// `to`, safe, no larger than the overlay's virtual size plus the format's rounding.
 /// `output` must not exist; it is removed on failure.
 pub async fn flatten(
@@ -184,6 +189,9 @@ pub async fn flatten(
     }
     let spec = chain(&utf8(overlay)?, &utf8(base)?, fmt);
     let result = async {
+        inspect_overlay(overlay)
+            .await
+            .map_err(QemuError::InputRejected)?;
         let size = raw_info_with(overlay, DiskFormat::Qcow2, &[base], limits)
             .await?
             .virtual_size;

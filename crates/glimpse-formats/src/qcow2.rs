@@ -6,13 +6,15 @@
 //! data-file name extension), the corrupt bit, unknown incompatible bits
 //! (>= 4, so extended L2 is refused), legacy AES encryption, cluster_bits,
 //! header_length, L1 size vs virtual size, table alignment, refcount table
-//! size, snapshot table, and (once the length is known) that the tables lie
-//! inside the file.
+//! size, snapshot table, the header extensions qemu reads (data file, crypto
+//! header, bitmaps), and (once the length is known) that the tables lie inside
+//! the file. Every pointer in the tables is walked by [`crate::qcow2_refs`].
 
 use crate::DiskFormat;
 use crate::bytes::{be32, be64, div_ceil, printable};
 use crate::capture::Head;
 use crate::inspector::{Detector, End};
+use crate::qcow2_refs::{Layout, Refs};
 use crate::report::Detection;
 
 const MAGIC: &[u8; 4] = b"QFI\xfb";
@@ -35,25 +37,81 @@ const INCOMPAT_EXTL2: u64 = 1 << 4;
 const INCOMPAT_KNOWN_OK: u64 =
     INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION;
 
-const EXT_DATA_FILE: u32 = 0x4441_5441;
+/// Autoclear feature bit 0: the bitmaps extension is consistent.
+const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
 
-pub(crate) struct Qcow2(Head);
+const EXT_DATA_FILE: u32 = 0x4441_5441;
+const EXT_CRYPTO: u32 = 0x0537_be77;
+const EXT_BITMAPS: u32 = 0x2385_2875;
+/// qemu's QCOW2_MAX_BITMAPS and QCOW2_MAX_BITMAP_DIRECTORY_SIZE.
+const MAX_BITMAPS: u32 = 65535;
+const MAX_BITMAP_DIRECTORY: u64 = 1024 * MAX_BITMAPS as u64;
+
+pub(crate) struct Qcow2 {
+    head: Head,
+    /// The reference walk, started once the header has been read and looks sane.
+    refs: Option<Refs>,
+    header_read: bool,
+}
 
 impl Qcow2 {
     pub(crate) fn new() -> Self {
-        Qcow2(Head::new(MAGIC, HEAD_CAP))
+        Qcow2 {
+            head: Head::new(MAGIC, HEAD_CAP),
+            refs: None,
+            header_read: false,
+        }
     }
 }
 
 impl Detector for Qcow2 {
     fn feed(&mut self, pos: u64, chunk: &[u8]) {
-        self.0.feed(pos, chunk);
+        self.head.feed(pos, chunk);
+        if !self.header_read
+            && let Some(h) = self.head.matched()
+            && h.len() >= 104
+        {
+            self.header_read = true;
+            self.refs = layout(h).map(|l| Refs::new(&l));
+        }
+        if let Some(r) = &mut self.refs {
+            r.feed(pos, chunk);
+        }
     }
 
     fn finish(&self, end: &End<'_>) -> Option<Detection> {
-        let h = self.0.matched()?;
-        Some(check(h, end.len))
+        let h = self.head.matched()?;
+        let mut d = check(h, end.len);
+        if let Some(r) = &self.refs {
+            r.finish(&mut d, end.len);
+        }
+        Some(d)
     }
+}
+
+/// Where the tables whose entries [`Refs`] walks lie, if the header is sane enough to say.
+fn layout(h: &[u8]) -> Option<Layout> {
+    let version = be32(h, 4);
+    if !(version == 2 || version == 3 && h.len() >= 104) {
+        return None;
+    }
+    let hdr = Header::read(h, version);
+    let l1_bytes = u64::from(hdr.l1_size) * 8;
+    let cluster_bits = hdr.cluster_bits;
+    if !(9..=21).contains(&cluster_bits)
+        || hdr.incompat & INCOMPAT_EXTL2 != 0
+        || l1_bytes > MAX_L1_BYTES
+    {
+        return None;
+    }
+    let reftable_bytes = u64::from(hdr.refcount_clusters) << cluster_bits;
+    (reftable_bytes <= MAX_REFTABLE_BYTES).then_some(Layout {
+        cluster_bits,
+        l1_offset: hdr.l1_offset,
+        l1_bytes,
+        reftable_offset: hdr.refcount_offset,
+        reftable_bytes,
+    })
 }
 
 /// The fields of a qcow2 header (version 2, or 3 with its extra fields).
@@ -71,6 +129,7 @@ struct Header {
     nb_snapshots: u32,
     snapshots_offset: u64,
     incompat: u64,
+    autoclear: u64,
     refcount_order: u32,
     header_length: u32,
 }
@@ -78,10 +137,10 @@ struct Header {
 impl Header {
     /// Reads a header of at least 72 bytes (104 for version 3).
     fn read(h: &[u8], version: u32) -> Header {
-        let (incompat, refcount_order, header_length) = if version == 3 {
-            (be64(h, 72), be32(h, 96), be32(h, 100))
+        let (incompat, autoclear, refcount_order, header_length) = if version == 3 {
+            (be64(h, 72), be64(h, 88), be32(h, 96), be32(h, 100))
         } else {
-            (0, 4, 72)
+            (0, 0, 4, 72)
         };
         Header {
             version,
@@ -97,6 +156,7 @@ impl Header {
             nb_snapshots: be32(h, 60),
             snapshots_offset: be64(h, 64),
             incompat,
+            autoclear,
             refcount_order,
             header_length,
         }
@@ -131,7 +191,7 @@ fn check(h: &[u8], len: u64) -> Detection {
         return d;
     };
     check_tables(&mut d, &hdr, cluster, len);
-    check_extensions(&mut d, h, hdr.header_length, hdr.backing_offset, cluster);
+    check_extensions(&mut d, h, &hdr, cluster, len);
     d
 }
 
@@ -146,7 +206,7 @@ fn check_features(d: &mut Detection, h: &[u8], hdr: &Header) {
             .filter(|_| backing_size <= MAX_BACKING_NAME)
             .and_then(|o| h.get(o..o.checked_add(backing_size as usize)?))
             .map_or_else(|| "<unreadable>".to_string(), |n| printable(n, 200));
-        d.unsafe_(format!("has a backing file ({name})"));
+        d.backing(format!("has a backing file ({name})"));
     }
     if incompat & INCOMPAT_DATA_FILE != 0 {
         d.unsafe_("uses an external data file (incompatible feature bit 2)");
@@ -276,20 +336,19 @@ fn check_table(d: &mut Detection, what: &str, offset: u64, bytes: u64, cluster: 
     }
 }
 
-/// Walks the header extensions in cluster 0 (up to the backing file name).
-fn check_extensions(
-    d: &mut Detection,
-    h: &[u8],
-    header_length: u32,
-    backing_offset: u64,
-    cluster: u64,
-) {
+/// Walks the header extensions in cluster 0 (up to the backing file name), checking those
+/// qemu reads as `block/qcow2.c` does: an external data file is unsafe; a crypto header only
+/// with LUKS encryption (which needs one), 16 bytes, cluster aligned, inside the file; a
+/// bitmaps extension of 24 bytes and, when the autoclear bit says it is in use, with 1 to
+/// 65535 bitmaps and a cluster-aligned directory of at most qemu's size inside the file.
+fn check_extensions(d: &mut Detection, h: &[u8], hdr: &Header, cluster: u64, len: u64) {
     let mut end = cluster;
-    if backing_offset != 0 {
-        end = end.min(backing_offset);
+    if hdr.backing_offset != 0 {
+        end = end.min(hdr.backing_offset);
     }
     let end = usize::try_from(end).unwrap_or(usize::MAX);
-    let mut off = header_length as usize;
+    let mut off = hdr.header_length as usize;
+    let mut crypto = false;
     while off.saturating_add(8) <= end {
         if off + 8 > h.len() {
             if h.len() < HEAD_CAP {
@@ -302,22 +361,87 @@ fn check_extensions(
         let typ = be32(h, off);
         let ext_len = be32(h, off + 4) as usize;
         if typ == 0 {
-            return;
+            break;
         }
         let data = off + 8;
         let Some(data_end) = data.checked_add(ext_len).filter(|e| *e <= end) else {
             d.malformed(format!("header extension {typ:#010x} overruns cluster 0"));
             return;
         };
-        if typ == EXT_DATA_FILE {
-            let name = h.get(data..data_end.min(h.len())).unwrap_or_default();
-            d.unsafe_(format!(
+        let body = h.get(data..data_end.min(h.len())).unwrap_or_default();
+        match typ {
+            EXT_DATA_FILE => d.unsafe_(format!(
                 "names an external data file ({})",
-                printable(name, 200)
-            ));
+                printable(body, 200)
+            )),
+            EXT_CRYPTO => {
+                crypto = true;
+                check_crypto_extension(d, hdr, body, cluster, len);
+            }
+            EXT_BITMAPS => check_bitmaps_extension(d, hdr, body, cluster, len),
+            _ => {}
         }
         // Extensions are padded to 8 bytes.
         off = data_end.saturating_add(7) & !7;
+    }
+    if hdr.crypt_method == 2 && !crypto {
+        d.malformed("LUKS encryption (crypt_method 2) without a crypto header extension");
+    }
+}
+
+/// The crypto header extension: where the LUKS header lies.
+fn check_crypto_extension(d: &mut Detection, hdr: &Header, body: &[u8], cluster: u64, len: u64) {
+    if hdr.crypt_method != 2 {
+        d.malformed("crypto header extension without LUKS encryption (crypt_method 2)");
+    } else if body.len() != 16 {
+        d.malformed(format!(
+            "crypto header extension of {} bytes, not 16",
+            body.len()
+        ));
+    } else {
+        let (offset, length) = (be64(body, 0), be64(body, 8));
+        if !offset.is_multiple_of(cluster) {
+            d.malformed(format!(
+                "crypto header offset {offset:#x} is not cluster aligned"
+            ));
+        } else if offset.checked_add(length).is_none_or(|e| e > len) {
+            d.truncated(format!(
+                "crypto header ({length} bytes at {offset:#x}) lies past the end of the image"
+            ));
+        }
+    }
+}
+
+/// The bitmaps extension: where the persistent dirty bitmaps' directory lies.
+fn check_bitmaps_extension(d: &mut Detection, hdr: &Header, body: &[u8], cluster: u64, len: u64) {
+    if body.len() != 24 {
+        d.malformed(format!("bitmaps extension of {} bytes, not 24", body.len()));
+        return;
+    }
+    if hdr.autoclear & AUTOCLEAR_BITMAPS == 0 {
+        // qemu ignores (and drops) a bitmaps extension the autoclear bit disowns.
+        return;
+    }
+    let (nb, reserved, size, offset) =
+        (be32(body, 0), be32(body, 4), be64(body, 8), be64(body, 16));
+    if reserved != 0 {
+        d.malformed("bitmaps extension: reserved field is not zero");
+    } else if nb == 0 || nb > MAX_BITMAPS {
+        d.malformed(format!(
+            "bitmaps extension: {nb} bitmaps (must be 1 to {MAX_BITMAPS})"
+        ));
+    } else if !offset.is_multiple_of(cluster) {
+        d.malformed(format!(
+            "bitmaps extension: directory offset {offset:#x} is not cluster aligned"
+        ));
+    } else if size > MAX_BITMAP_DIRECTORY || size < u64::from(nb) * 24 {
+        d.malformed(format!(
+            "bitmaps extension: a directory of {size} bytes for {nb} bitmaps"
+        ));
+    } else if offset == 0 || offset.checked_add(size).is_none_or(|e| e > len) {
+        d.truncated(format!(
+            "bitmaps directory ({size} bytes at {offset:#x}) lies outside the image"
+        ));
     }
 }
 
@@ -402,10 +526,14 @@ pub(crate) mod tests {
         put32(&mut img, 32, 1);
         assert_eq!(kinds(&img), vec![FindingKind::Unsafe]);
         put32(&mut img, 32, 2);
-        let d = check(&img[..HEAD_CAP], img.len() as u64);
-        assert!(d.encrypted && d.findings.is_empty());
-        put32(&mut img, 32, 3);
+        // LUKS needs its crypto header extension.
         assert_eq!(kinds(&img), vec![FindingKind::Malformed]);
+        crypto_extension(&mut img, 0x20000, 0x1000);
+        let d = check(&img[..HEAD_CAP], img.len() as u64);
+        assert!(d.encrypted && d.findings.is_empty(), "{:?}", d.findings);
+        put32(&mut img, 32, 3);
+        // An unknown method, and a crypto header without LUKS.
+        assert_eq!(kinds(&img), vec![FindingKind::Malformed; 2]);
     }
 
     #[test]
@@ -487,5 +615,161 @@ pub(crate) mod tests {
             "{:?}",
             d.findings
         );
+    }
+
+    /// Adds a crypto header extension (LUKS header of `length` bytes at `offset`).
+    fn crypto_extension(img: &mut [u8], offset: u64, length: u64) {
+        put32(img, 112, EXT_CRYPTO);
+        put32(img, 116, 16);
+        put64(img, 120, offset);
+        put64(img, 128, length);
+    }
+
+    /// The findings of the whole detector (header checks and reference walk), fed in
+    /// chunks of `chunk` bytes.
+    fn walk(img: &[u8], chunk: usize) -> Vec<crate::Finding> {
+        let r = crate::inspector::report_in_chunks(img, chunk);
+        r.detections()[0].findings.clone()
+    }
+
+    /// [`image`] with an L2 table at 0x40000 (named by L1 entry 0) whose entry 5 maps a data
+    /// cluster at 0x50000, and the whole cluster present: 0x60000 bytes.
+    fn mapped() -> Vec<u8> {
+        let mut img = image();
+        img.resize(0x60000, 0xa5);
+        img[0x40000..0x50000].fill(0);
+        put64(&mut img, 0x30000, 0x40000 | 1 << 63);
+        put64(&mut img, 0x40000 + 5 * 8, 0x50000 | 1 << 63);
+        put64(&mut img, 0x10000, 0x20000);
+        img
+    }
+
+    #[test]
+    fn every_reference_inside_the_file_is_clean_in_any_chunking() {
+        for chunk in [1, 7, 4096, 1 << 20] {
+            assert!(walk(&mapped(), chunk).is_empty(), "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn cut_inside_the_data_clusters_is_refused() {
+        let img = mapped();
+        for cut in [0x58000, 0x50001, 0x5ffff] {
+            for chunk in [7, 65536] {
+                let f = walk(&img[..cut], chunk);
+                assert_eq!(f.len(), 1, "cut {cut:#x}: {f:?}");
+                assert_eq!(f[0].kind, FindingKind::Truncated);
+                assert!(f[0].reason.contains("data cluster"), "{}", f[0].reason);
+                assert!(f[0].reason.contains("0x50000"), "{}", f[0].reason);
+            }
+        }
+    }
+
+    #[test]
+    fn pointers_past_any_sane_offset_are_refused() {
+        for (at, what) in [
+            (0x30000, "L1 entry 0"),
+            (0x10008, "refcount table entry 1"),
+            (0x40000, "L2 entry (0)"),
+        ] {
+            let mut img = mapped();
+            put64(&mut img, at, 1 << 55);
+            let f = walk(&img, 4096);
+            assert_eq!(f.len(), 1, "{what}: {f:?}");
+            assert!(f[0].reason.contains(what), "{}", f[0].reason);
+            assert!(f[0].reason.contains("0x80000000000000"), "{}", f[0].reason);
+        }
+    }
+
+    #[test]
+    fn reserved_bits_and_unaligned_pointers_are_malformed() {
+        for (at, value) in [
+            (0x30000, 0x40000 | 1 << 56),
+            (0x30000, 0x40000 | 1 << 3),
+            (0x30000, 0x40200),
+            (0x10000, 0x20001),
+            (0x10000, 0x20200),
+            (0x40000 + 5 * 8, 0x50200),
+        ] {
+            let mut img = mapped();
+            put64(&mut img, at, value);
+            let f = walk(&img, 4096);
+            assert!(
+                f.iter().any(|f| f.kind == FindingKind::Malformed),
+                "{at:#x}={value:#x}: {f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn compressed_runs_may_round_up_to_the_sector_but_no_further() {
+        // 64 KiB clusters: x = 54 offset bits, then the count of additional sectors.
+        let entry = |offset: u64, extra: u64| 1 << 62 | extra << 54 | offset;
+        let mut img = mapped();
+        img.truncate(0x50000 + 700);
+        put64(&mut img, 0x40000 + 5 * 8, entry(0x50000, 1)); // two sectors: 1024 bytes
+        assert!(walk(&img, 4096).is_empty());
+        put64(&mut img, 0x40000 + 5 * 8, entry(0x50000, 2)); // three sectors: past the end
+        let f = walk(&img, 4096);
+        assert!(f[0].reason.contains("compressed"), "{f:?}");
+    }
+
+    #[test]
+    fn an_l2_table_before_the_l1_table_is_named_but_not_walked() {
+        // A resized image's layout: the L2 table at 0x20000 precedes the L1 table.
+        let mut img = mapped();
+        put64(&mut img, 0x10000, 0);
+        put64(&mut img, 0x30000, 0x20000);
+        put64(&mut img, 0x20000 + 8, 1 << 55);
+        assert!(walk(&img, 4096).is_empty());
+    }
+
+    #[test]
+    fn crypto_extension_only_with_luks() {
+        let mut img = image();
+        crypto_extension(&mut img, 0x20000, 0x1000);
+        assert_eq!(kinds(&img), vec![FindingKind::Malformed]);
+        put32(&mut img, 32, 2);
+        assert!(kinds(&img).is_empty());
+        put64(&mut img, 120, 0x20200);
+        assert_eq!(kinds(&img), vec![FindingKind::Malformed]);
+        put64(&mut img, 120, 0x30000);
+        put64(&mut img, 128, 0x20000);
+        assert_eq!(kinds(&img), vec![FindingKind::Truncated]);
+        put32(&mut img, 116, 8);
+        assert_eq!(kinds(&img), vec![FindingKind::Malformed]);
+    }
+
+    #[test]
+    fn bitmaps_extension_as_qemu_reads_it() {
+        let bitmaps = |nb: u32, reserved: u32, size: u64, offset: u64, autoclear: u64| {
+            let mut img = image();
+            put64(&mut img, 88, autoclear);
+            put32(&mut img, 112, EXT_BITMAPS);
+            put32(&mut img, 116, 24);
+            put32(&mut img, 120, nb);
+            put32(&mut img, 124, reserved);
+            put64(&mut img, 128, size);
+            put64(&mut img, 136, offset);
+            kinds(&img)
+        };
+        assert!(bitmaps(1, 0, 64, 0x20000, 1).is_empty());
+        // Disowned by the autoclear bit: qemu ignores it.
+        assert!(bitmaps(0, 7, 1 << 40, 3, 0).is_empty());
+        for bad in [
+            bitmaps(0, 0, 64, 0x20000, 1),
+            bitmaps(70000, 0, 64, 0x20000, 1),
+            bitmaps(1, 1, 64, 0x20000, 1),
+            bitmaps(1, 0, 64, 0x20200, 1),
+            bitmaps(1, 0, 1 << 40, 0x20000, 1),
+            bitmaps(4, 0, 64, 0x20000, 1),
+        ] {
+            assert_eq!(bad, vec![FindingKind::Malformed]);
+        }
+        assert_eq!(bitmaps(1, 0, 64, 0x70000, 1), vec![FindingKind::Truncated]);
+        let mut img = image();
+        put32(&mut img, 112, EXT_BITMAPS);
+        put32(&mut img, 116, 16);
+        assert_eq!(kinds(&img), vec![FindingKind::Malformed]);
     }
 }

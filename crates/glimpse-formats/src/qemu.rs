@@ -157,6 +157,22 @@ pub(crate) async fn inspect(
     claimed: DiskFormat,
     limits: Limits,
 ) -> Result<Report, Rejection> {
+    let report = read_report(path, claimed).await?;
+    report.verdict(claimed, &limits)?;
+    Ok(report)
+}
+
+/// The inspection of a server's or volume's own qcow2 overlay before qemu reads it
+/// ([`Report::overlay_verdict`]).
+pub(crate) async fn inspect_overlay(path: &Path) -> Result<(), Rejection> {
+    read_report(path, DiskFormat::Qcow2)
+        .await?
+        .overlay_verdict()
+}
+
+/// Reads the whole file at `path` through the [`Inspector`](crate::Inspector) off the async
+/// threads; a read failure is a `Malformed` rejection of `claimed`.
+async fn read_report(path: &Path, claimed: DiskFormat) -> Result<Report, Rejection> {
     let p = path.to_path_buf();
     let report = tokio::task::spawn_blocking(move || inspect_file(&p))
         .await
@@ -168,7 +184,6 @@ pub(crate) async fn inspect(
             format: claimed,
             reason: format!("cannot read image: {e}"),
         })?;
-    report.verdict(claimed, &limits)?;
     Ok(report)
 }
 

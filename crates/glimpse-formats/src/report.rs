@@ -49,6 +49,9 @@ pub struct Detection {
     pub findings: Vec<Finding>,
     /// The payload is encrypted (qcow2 LUKS, LUKS): storable, not convertible.
     pub encrypted: bool,
+    /// Which of `findings` is the (unsafe) backing file reference, which only an overlay
+    /// whose backing the caller pins may have ([`Report::overlay_verdict`]).
+    pub backing_finding: Option<usize>,
 }
 
 impl Detection {
@@ -58,6 +61,7 @@ impl Detection {
             virtual_size: None,
             findings: Vec::new(),
             encrypted: false,
+            backing_finding: None,
         }
     }
 
@@ -70,6 +74,12 @@ impl Detection {
 
     pub(crate) fn unsafe_(&mut self, reason: impl Into<String>) {
         self.add(FindingKind::Unsafe, reason);
+    }
+
+    /// The image names a backing file: unsafe, except in an overlay.
+    pub(crate) fn backing(&mut self, reason: impl Into<String>) {
+        self.backing_finding = Some(self.findings.len());
+        self.unsafe_(reason);
     }
 
     pub(crate) fn malformed(&mut self, reason: impl Into<String>) {
@@ -203,6 +213,46 @@ impl Report {
     fn is_iso_hybrid(&self) -> bool {
         let f = self.formats();
         f.len() == 2 && f.contains(&DiskFormat::Iso) && f.contains(&DiskFormat::Gpt)
+    }
+
+    /// The verdict on a qcow2 overlay of Glimpse's own (a server's or volume's disk) before
+    /// qemu reads it: the content is exactly qcow2 and has no finding but its backing file,
+    /// which the caller replaces by the trusted base (so a host file cut short, or carrying
+    /// extensions qemu would misread, is refused like an upload).
+    pub fn overlay_verdict(&self) -> Result<(), Rejection> {
+        let claimed = DiskFormat::Qcow2;
+        let d = match self.detections.as_slice() {
+            [d] if d.format == claimed => d,
+            [other] => {
+                return Err(Rejection::Mismatch {
+                    claimed,
+                    detected: other.format,
+                });
+            }
+            [] => {
+                return Err(Rejection::Mismatch {
+                    claimed,
+                    detected: DiskFormat::Raw,
+                });
+            }
+            _ => return Err(Rejection::MultipleFormats(self.formats())),
+        };
+        let found = d
+            .findings
+            .iter()
+            .enumerate()
+            .find(|(i, _)| d.backing_finding != Some(*i));
+        match found {
+            None => Ok(()),
+            Some((_, f)) if f.kind == FindingKind::Unsafe => Err(Rejection::Unsafe {
+                format: claimed,
+                reason: f.reason.clone(),
+            }),
+            Some((_, f)) => Err(Rejection::Malformed {
+                format: claimed,
+                reason: f.reason.clone(),
+            }),
+        }
     }
 
     /// The upload verdict: does the content match `claimed` and pass every

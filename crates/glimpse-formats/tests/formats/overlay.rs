@@ -135,3 +135,51 @@ async fn base_with_backing_file_is_refused() {
     assert!(!ov.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server's overlay altered on the host is refused before qemu reads it, like an upload:
+/// cut inside its data clusters (qemu would read zeros), or carrying a crypto header
+/// extension without encryption (qemu would not open it). Nothing is written.
+#[tokio::test]
+async fn altered_overlay_is_refused_before_flattening() {
+    let Some(dir) = scratch_with_tools("altered") else {
+        return;
+    };
+    let base = dir.join("base.raw");
+    std::fs::write(&base, vec![7u8; 1 << 20]).unwrap();
+    let limits = QemuLimits::default();
+    let ov = dir.join("disk.qcow2");
+    overlay::create(&base, DiskFormat::Raw, &ov, None, &limits)
+        .await
+        .unwrap();
+    let data = dir.join("data.bin");
+    std::fs::write(&data, vec![0x5a; 200_000]).unwrap();
+    overlay::write(&ov, &base, DiskFormat::Raw, 0, &data, 200_000, &limits)
+        .await
+        .unwrap();
+    let whole = std::fs::read(&ov).unwrap();
+    let mut crypto = whole.clone();
+    // A crypto header extension (0x0537be77, 16 bytes) where the extension area starts.
+    let ext_at = u32::from_be_bytes(whole[100..104].try_into().unwrap()) as usize;
+    crypto[ext_at..ext_at + 8].copy_from_slice(&[0x05, 0x37, 0xbe, 0x77, 0, 0, 0, 16]);
+    crypto[ext_at + 8..ext_at + 24].fill(0);
+    for (name, bytes) in [
+        ("cut", whole[..whole.len() - 4096].to_vec()),
+        ("crypto", crypto),
+    ] {
+        std::fs::write(&ov, &bytes).unwrap();
+        let out = dir.join(format!("{name}.qcow2"));
+        let err = overlay::flatten(
+            &ov,
+            &base,
+            DiskFormat::Raw,
+            &out,
+            DiskFormat::Qcow2,
+            &limits,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, QemuError::InputRejected(_)), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output left behind");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -276,3 +276,94 @@ async fn qemu_written_images_are_accepted() {
         );
     }
 }
+
+/// Every qcow2 layout qemu-img writes passes the reference walk (compressed clusters, the
+/// smallest and largest clusters, an L1 table moved past its L2 tables by a resize, a
+/// persistent bitmap, LUKS encryption), and the same files cut inside their data are refused.
+#[tokio::test]
+async fn qemu_written_qcow2_layouts_pass_the_reference_walk() {
+    let Some(s) = Scratch::with_tools("layouts") else {
+        return;
+    };
+    let src = s.pattern_file("src.raw");
+    let src = src.to_str().unwrap();
+    let secret = "secret,id=sec0,data=glimpse-test-passphrase";
+    let layouts: [(&str, &[&str]); 5] = [
+        ("compressed", &["-c"]),
+        ("small-clusters", &["-o", "cluster_size=512"]),
+        ("large-clusters", &["-o", "cluster_size=2M"]),
+        ("plain", &[]),
+        (
+            "luks",
+            &[
+                "--object",
+                secret,
+                "-o",
+                "encrypt.format=luks,encrypt.key-secret=sec0",
+            ],
+        ),
+    ];
+    let limits = glimpse_formats::Limits::default();
+    for (name, opts) in layouts {
+        let out = s.path(&format!("{name}.qcow2"));
+        let mut args = vec!["convert", "-q", "-f", "raw", "-O", "qcow2"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&[src, out.to_str().unwrap()]);
+        qemu_img(&args);
+        let report = glimpse_formats::inspect_file(&out).unwrap();
+        report
+            .verdict(DiskFormat::Qcow2, &limits)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "luks" {
+            continue;
+        }
+        // Cut 64 KiB short (the last data is the pattern's marker): refused.
+        let bytes = std::fs::read(&out).unwrap();
+        let cut = s.path(&format!("{name}-cut.qcow2"));
+        std::fs::write(&cut, &bytes[..bytes.len() - (64 << 10)]).unwrap();
+        let err = glimpse_formats::inspect_file(&cut)
+            .unwrap()
+            .verdict(DiskFormat::Qcow2, &limits)
+            .expect_err(name);
+        assert!(
+            err.to_string().contains("past the end of the image"),
+            "{name}: {err}"
+        );
+    }
+    // A resize that outgrows the L1 table moves it past the L2 tables; a bitmap adds the
+    // bitmaps extension and its directory.
+    let grown = s.path("grown.qcow2");
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        "-o",
+        "cluster_size=4096",
+        src,
+        grown.to_str().unwrap(),
+    ]);
+    qemu_img(&[
+        "resize",
+        "-q",
+        "-f",
+        "qcow2",
+        grown.to_str().unwrap(),
+        "64G",
+    ]);
+    qemu_img(&[
+        "bitmap",
+        "--add",
+        "-f",
+        "qcow2",
+        grown.to_str().unwrap(),
+        "b0",
+    ]);
+    let report = glimpse_formats::inspect_file(&grown).unwrap();
+    let ok = report
+        .verdict(DiskFormat::Qcow2, &limits)
+        .unwrap_or_else(|e| panic!("grown: {e}"));
+    assert_eq!(ok.virtual_size, 64 << 30);
+}
