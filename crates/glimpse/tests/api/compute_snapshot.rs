@@ -352,7 +352,17 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
     let hidden = base.with_extension("hidden");
     std::fs::rename(&base, &hidden).unwrap();
 
-    let r = create_image(&nova, &id, "doomed").await;
+    snapshot_fails(&nova, &id, "doomed").await;
+    std::fs::rename(&hidden, &base).unwrap();
+    let r = create_image(&nova, &id, "fine").await;
+    assert_eq!(r.status, 202);
+    nova.wait_image(&location_id(&r), "ACTIVE").await;
+}
+
+/// Asks for a snapshot that must fail: its image goes away and the server is ACTIVE again
+/// with no task.
+async fn snapshot_fails(nova: &Nova, id: &str, name: &str) {
+    let r = create_image(nova, id, name).await;
     assert_eq!(r.status, 202);
     let snap = location_id(&r);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -363,16 +373,40 @@ async fn failed_snapshot_leaves_no_image_and_a_usable_server() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "image still there: {}",
+            "{name}: image still there: {}",
             r.text
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let s = nova.wait_server(&id, "ACTIVE").await;
-    assert!(s["OS-EXT-STS:task_state"].is_null());
+    let s = nova.wait_server(id, "ACTIVE").await;
+    assert!(s["OS-EXT-STS:task_state"].is_null(), "{name}: {s}");
+}
 
-    std::fs::rename(&hidden, &base).unwrap();
-    let r = create_image(&nova, &id, "fine").await;
+/// A server disk altered on the host into each malformed qcow2 of the project's own corpus
+/// (cut inside its data, pointers to 2^55, a crypto or bitmaps extension qemu misreads) is
+/// refused by the snapshot, like an upload: no image, the server usable; the restored disk
+/// snapshots again.
+#[tokio::test]
+async fn altered_server_disk_is_refused_at_snapshot() {
+    let one_attempt = |c: &mut Config| c.regions[0].jobs.max_attempts = 1;
+    let Some((tc, _, _, image, nova)) = start_with(one_attempt, "base", pattern(MIB)).await else {
+        return;
+    };
+    let id = nova.active_server("s", &image).await;
+    let disk = tc
+        .data_dir
+        .join("region-one/disks/servers")
+        .join(format!("{id}.qcow2"));
+    let original = std::fs::read(&disk).unwrap();
+    let work = common::TempDir::new();
+    let cases = common::corpus::refused_qcow2(&work.0);
+    assert!(cases.len() >= 6, "{} cases", cases.len());
+    for case in &cases {
+        std::fs::write(&disk, std::fs::read(&case.file).unwrap()).unwrap();
+        snapshot_fails(&nova, &id, &case.name()).await;
+    }
+    std::fs::write(&disk, &original).unwrap();
+    let r = create_image(&nova, &id, "restored").await;
     assert_eq!(r.status, 202);
     nova.wait_image(&location_id(&r), "ACTIVE").await;
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::TestCloud;
+use common::corpus::Row;
 use common::glance::{create_bare, download, show, upload};
 
 fn shared_dir() -> PathBuf {
@@ -21,8 +22,8 @@ fn shared_dir() -> PathBuf {
 
 const CANARY: &str = "GLIMPSE-CANARY-7f3a9c01";
 
-/// Builds the corpus into `dir`; returns the manifest rows (file, claim, expected).
-fn build_corpus(dir: &Path) -> Vec<(String, String, String)> {
+/// Builds the shared corpus into `dir`; returns its manifest rows.
+fn build_corpus(dir: &Path) -> Vec<Row> {
     let passwd = dir.join("canary-passwd");
     let shadow = dir.join("canary-shadow");
     std::fs::write(&passwd, format!("{CANARY} passwd\n").repeat(64)).unwrap();
@@ -38,38 +39,7 @@ fn build_corpus(dir: &Path) -> Vec<(String, String, String)> {
         .status()
         .expect("run make-bad-images.sh");
     assert!(status.success(), "make-bad-images.sh failed");
-    read_manifest(&out)
-}
-
-/// Builds Glimpse's own additions (`scripts/make-more-bad-images.py`) into `dir`.
-fn build_own_corpus(dir: &Path) -> Vec<(String, String, String)> {
-    let out = dir.join("own-corpus");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-more-bad-images.py");
-    let status = Command::new("python3")
-        .arg(script)
-        .arg(&out)
-        .status()
-        .expect("run make-more-bad-images.py");
-    assert!(status.success(), "make-more-bad-images.py failed");
-    read_manifest(&out)
-}
-
-/// The rows (file, claim, expected) of a corpus directory's MANIFEST.tsv.
-fn read_manifest(out: &Path) -> Vec<(String, String, String)> {
-    let manifest = std::fs::read_to_string(out.join("MANIFEST.tsv")).unwrap();
-    manifest
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (
-                out.join(f[0]).display().to_string(),
-                f[1].to_string(),
-                f[2].to_string(),
-            )
-        })
-        .collect()
+    common::corpus::read_manifest(&out)
 }
 
 fn tool_available(name: &str) -> bool {
@@ -106,7 +76,7 @@ async fn every_corpus_file_gets_its_manifest_answer() {
     let work = common::TempDir::new();
     let mut rows = build_corpus(&work.0);
     assert!(rows.len() > 70, "corpus has {} rows", rows.len());
-    rows.extend(build_own_corpus(&work.0));
+    rows.extend(common::corpus::own(&work.0));
     // A 64 MiB upload cap makes the 1.1 TB sparse file a quick 413.
     let tc = TestCloud::start_with(|c| {
         for r in &mut c.regions {
@@ -117,12 +87,8 @@ async fn every_corpus_file_gets_its_manifest_answer() {
     let (_, token) = tc.user_in_new_project("member", "region-one").await;
     let image = tc.image("region-one");
     let mut wrong = Vec::new();
-    for (file, claim, expected) in &rows {
-        let name = Path::new(file)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
+    for row in &rows {
+        let (file, claim, expected, name) = (&row.file, &row.claim, &row.expected, row.name());
         let id = create_bare(&tc.http, &image, &token, &name, claim).await;
         let data = if name.starts_with("oversize") {
             // Stream the sparse file rather than reading 1.1 TB into memory.
@@ -186,6 +152,7 @@ async fn every_corpus_file_gets_its_manifest_answer() {
         rows.len(),
         wrong.join("\n")
     );
+    tc.assert_no_server_errors().await;
 }
 
 /// Sends only the head of a `PUT` declaring `len` bytes; returns the status and body text.

@@ -97,4 +97,5 @@ async fn thousands_of_sort_keys_and_filters_are_400_on_every_list_api() {
             &url[..url.len().min(120)]
         );
     }
+    tc.assert_no_server_errors().await;
 }

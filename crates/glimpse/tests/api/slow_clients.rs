@@ -108,6 +108,7 @@ async fn a_trickled_upload_is_cut_off_and_the_image_stays_queued() {
     let shown = show(&http, &image, &token, &id).await;
     assert_eq!(shown["status"], "queued", "{shown}");
     assert_eq!(shown["size"], serde_json::Value::Null, "{shown}");
+    cloud.assert_no_server_errors().await;
 }
 
 /// Past `max_connections` the listener stops accepting: with every slot held by a silent

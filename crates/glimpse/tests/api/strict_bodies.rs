@@ -182,4 +182,5 @@ async fn wrong_media_types_and_duplicate_keys_are_refused_by_every_api() {
     let create = &rows[3].2;
     let (status, _) = send(&tc, &token, create, Some("text/plain"), create.body).await;
     assert_eq!(status, 415);
+    tc.assert_no_server_errors().await;
 }

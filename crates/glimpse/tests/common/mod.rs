@@ -7,6 +7,7 @@
 
 pub mod cinder;
 pub mod compute;
+pub mod corpus;
 pub mod glance;
 pub mod http;
 pub mod identity;
@@ -58,6 +59,35 @@ impl Drop for TempDir {
 }
 
 impl TestCloud {
+    /// The "METHOD route status" of every 5xx answer the cloud has given so far, from its
+    /// own `/metrics` (bad-input tests assert there are none, on SQLite and PostgreSQL).
+    pub async fn server_errors(&self) -> Vec<String> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("glimpse_http_requests_total{"),
+            "no request counts: {text}"
+        );
+        text.lines()
+            .filter(|l| l.starts_with("glimpse_http_requests_total{") && l.contains("status=\"5"))
+            .filter(|l| !l.ends_with(" 0"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Fails the test if the cloud has answered any request with a 5xx.
+    pub async fn assert_no_server_errors(&self) {
+        let errors = self.server_errors().await;
+        assert!(errors.is_empty(), "5xx answers: {errors:#?}");
+    }
+
     pub async fn start() -> TestCloud {
         Self::start_with(|_| {}).await
     }
