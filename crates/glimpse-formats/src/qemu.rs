@@ -200,6 +200,7 @@ pub(crate) async fn run_program(
         format!("--as={}", limits.address_space_bytes),
         format!("--cpu={}", limits.cpu_seconds),
     ];
+    sandbox::probe().await;
     let mut cmd = sandbox::command(program, &prlimits, access);
     cmd.args(args)
         .env_clear()

@@ -103,10 +103,19 @@ fn bwrap_args(access: &Access) -> Vec<String> {
     a
 }
 
+static PROBE: OnceLock<bool> = OnceLock::new();
+
+/// Runs the one-time [`available`] probe (a child process) off the async threads, so that
+/// [`command`] never blocks one.
+pub async fn probe() {
+    if PROBE.get().is_none() {
+        let _ = tokio::task::spawn_blocking(available).await;
+    }
+}
+
 /// Whether children run in the sandbox: bubblewrap present and able to make its namespaces
 /// here (probed once with `true`).
 pub fn available() -> bool {
-    static PROBE: OnceLock<bool> = OnceLock::new();
     *PROBE.get_or_init(|| {
         let ok = std::process::Command::new("bwrap")
             .args(bwrap_args(&Access::default()))
