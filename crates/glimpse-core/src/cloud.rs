@@ -70,9 +70,12 @@ impl Cloud {
             service_password(&config),
             &config.identity.service_project,
         ));
+        let node = crate::nodes::identity(&config.node, &config.data_dir)?;
         let mut regions = Vec::new();
         for rc in config.regions.iter().filter(|r| r.serve) {
-            let region = Region::open(rc, validator.clone(), service.clone()).await?;
+            let region = Region::open(rc, validator.clone(), service.clone())
+                .await?
+                .on_node(&node, &config.node);
             recover(&region).await?;
             regions.push(Arc::new(region));
         }
@@ -85,6 +88,7 @@ impl Cloud {
                     lease: Duration::from_secs(jc.lease_seconds.max(1)),
                     max_attempts: jc.max_attempts.max(1),
                     per_project_running: jc.per_project_running.max(1),
+                    node: region.node.clone(),
                     ..RunnerConfig::default()
                 };
                 Arc::new(Runner::new(
@@ -111,6 +115,9 @@ impl Cloud {
     /// `[regions.jobs] retention_days` ago. They stop (workers requeueing running jobs) when
     /// `shutdown` fires.
     pub fn start_workers(&self, shutdown: CancellationToken) {
+        for region in &self.regions {
+            crate::nodes::spawn_heartbeat(region.clone(), shutdown.clone());
+        }
         for (runner, region) in self.runners.iter().zip(&self.regions) {
             if region.config.jobs.workers > 0 {
                 runner.spawn(shutdown.clone());
@@ -134,11 +141,18 @@ impl Cloud {
 }
 
 /// A region's start-up recovery, run by the process once the region is open and before it
-/// serves: each domain repairs what a crash left ([`crate::images::recover`]: interrupted
+/// serves: the node registers ([`crate::nodes`]) and ends the job leases its earlier life held;
+/// each domain repairs what a crash left ([`crate::images::recover`]: interrupted
 /// uploads back to `queued`, orphan blobs cleaned; [`crate::compute::recover`];
 /// [`crate::volumes::recover`]), then a master key rotation in progress moves every customer
 /// key to the current master key.
 pub async fn recover(region: &Region) -> anyhow::Result<()> {
+    crate::nodes::register(&region.db, &region.node, region.config.jobs.workers).await?;
+    let released = crate::jobs::store::release_node(&region.db, &region.node).await?;
+    if released > 0 {
+        tracing::warn!(region = %region.name, node = %region.node, jobs = released,
+            "jobs this node ran before it stopped are taken up again");
+    }
     crate::images::recover(region).await?;
     crate::compute::recover(region).await?;
     crate::volumes::recover(region).await?;

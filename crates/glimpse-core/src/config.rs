@@ -21,6 +21,8 @@ pub struct Config {
     pub max_json_body: usize,
     /// Limits on clients of the HTTP listener.
     pub http: HttpConfig,
+    /// This process as one node of its regions (several nodes may serve a region).
+    pub node: NodeConfig,
     pub identity: IdentityConfig,
     pub regions: Vec<RegionConfig>,
 }
@@ -49,6 +51,29 @@ impl Default for HttpConfig {
             body_idle_seconds: 30,
             body_min_rate: 500,
             max_connections: 512,
+        }
+    }
+}
+
+/// This process as a node (`[node]`, see [`crate::nodes`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's stable id; empty: the one in `<data_dir>/node-id`, made the first time.
+    pub id: String,
+    /// How often the node records that it is alive.
+    pub heartbeat_seconds: u64,
+    /// A node whose last heartbeat is older than this is dead: the others take its uploads
+    /// over (its job leases expire on their own, after `[regions.jobs] lease_seconds`).
+    pub timeout_seconds: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> NodeConfig {
+        NodeConfig {
+            id: String::new(),
+            heartbeat_seconds: 5,
+            timeout_seconds: 30,
         }
     }
 }
@@ -249,6 +274,7 @@ impl Default for Config {
             public_url: String::new(),
             max_json_body: 114_688,
             http: HttpConfig::default(),
+            node: NodeConfig::default(),
             identity: IdentityConfig::default(),
             regions: vec![
                 RegionConfig::named("region-one"),

@@ -13,6 +13,7 @@ pub mod images;
 pub mod ims;
 pub mod jobs;
 pub mod kms;
+pub mod nodes;
 pub mod region;
 pub mod replication;
 pub mod service;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use glimpse_store::BlobStore;
 
 use crate::auth::TokenValidator;
-use crate::config::RegionConfig;
+use crate::config::{NodeConfig, RegionConfig};
 use crate::db::{Db, Schema};
 use crate::jobs::Queue;
 use crate::service::ServiceAccount;
@@ -26,6 +26,10 @@ pub struct Region {
     pub service: Arc<ServiceAccount>,
     /// The region's key manager (customer master keys for encrypted images).
     pub kms: Arc<crate::kms::Kms>,
+    /// This process's node id in the region ([`crate::nodes`]; `local` until
+    /// [`Region::on_node`]).
+    pub node: String,
+    pub node_config: NodeConfig,
 }
 
 impl Region {
@@ -51,8 +55,17 @@ impl Region {
             store,
             config: config.clone(),
             auth,
+            node: "local".into(),
+            node_config: NodeConfig::default(),
         };
         Ok(region)
+    }
+
+    /// The region as served by node `id` with `config`.
+    pub fn on_node(mut self, id: &str, config: &NodeConfig) -> Region {
+        self.node = id.to_string();
+        self.node_config = config.clone();
+        self
     }
 
     /// The image service's public URL in this region.

@@ -47,6 +47,7 @@ use super::records::load_for;
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::nodes;
 use crate::region::Region;
 
 /// How long an unreferenced blob (or staging leftover) is left alone before the cleaner,
@@ -63,6 +64,7 @@ struct TooLarge(String);
 struct SavingGuard {
     db: Db,
     id: String,
+    node: String,
     armed: bool,
 }
 
@@ -74,7 +76,7 @@ impl SavingGuard {
 
     async fn revert(mut self) {
         self.armed = false;
-        if let Err(e) = lifecycle::revert(&self.db, &self.id).await {
+        if let Err(e) = lifecycle::revert(&self.db, &self.id, &self.node).await {
             tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
         }
     }
@@ -86,9 +88,13 @@ impl Drop for SavingGuard {
             return;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (db, id) = (self.db.clone(), std::mem::take(&mut self.id));
+            let (db, id, node) = (
+                self.db.clone(),
+                std::mem::take(&mut self.id),
+                std::mem::take(&mut self.node),
+            );
             handle.spawn(async move {
-                if let Err(e) = lifecycle::revert(&db, &id).await {
+                if let Err(e) = lifecycle::revert(&db, &id, &node).await {
                     tracing::error!(image = %id, error = %e, "could not put the image back to queued");
                 }
             });
@@ -297,7 +303,7 @@ where
     let declared_len = declared_len.map(|n| n.saturating_add(expected.resume_from));
     let budget = Budget::of(region, &img, declared_len).await?;
 
-    if !lifecycle::claim_upload(&region.db, id).await? {
+    if !lifecycle::claim_upload(&region.db, id, &region.node).await? {
         return match load_for(region, caller, id, Action::Get).await {
             Ok(now) => Err(not_saving(now.image.status)),
             Err(e) => Err(e),
@@ -306,6 +312,7 @@ where
     let guard = SavingGuard {
         db: region.db.clone(),
         id: id.to_string(),
+        node: region.node.clone(),
         armed: true,
     };
 
@@ -357,7 +364,7 @@ where
             return Err(e);
         }
     }
-    let published_at = match lifecycle::publish(&region.db, id, &content).await {
+    let published_at = match lifecycle::publish(&region.db, id, &region.node, &content).await {
         Ok(Some(at)) => at,
         Ok(None) => {
             discard(region, &content.blob_key).await;
@@ -538,14 +545,15 @@ pub async fn read(
     }
 }
 
-/// Start-up recovery: images left `saving` by a crash go back to `queued` (their partial blobs
-/// are orphans), then a background task deletes orphan blobs older than [`ORPHAN_GRACE`].
-/// Returns how many images were reset.
+/// Start-up recovery: images this node left `saving` when it stopped go back to `queued`
+/// (their partial blobs are orphans), then a background task deletes orphan blobs older than
+/// [`ORPHAN_GRACE`]. Returns how many images were reset.
 ///
-/// With several API nodes on one database, a node that restarts also resets uploads still
-/// running on other nodes; those then fail to publish and answer 409 (the client retries).
+/// With several nodes on one database, the uploads other live nodes run are left alone; those
+/// of nodes already dead (heartbeat stale, see [`crate::nodes`]) are reset too.
 pub async fn recover(region: &Region) -> Result<u64> {
-    let n = lifecycle::reset_interrupted(&region.db).await?;
+    let stale = nodes::stale_before(&region.node_config);
+    let n = lifecycle::reset_interrupted(&region.db, &region.node, &stale).await?;
     if n > 0 {
         tracing::warn!(region = %region.name, images = n, "interrupted uploads put back to queued");
     }
@@ -565,6 +573,12 @@ pub async fn recover(region: &Region) -> Result<u64> {
         }
     });
     Ok(n)
+}
+
+/// The uploads of nodes whose heartbeat went stale go back to `queued` (run by every node after
+/// each of its own heartbeats). Returns how many.
+pub async fn take_over(region: &Region) -> Result<u64> {
+    lifecycle::reset_stale(&region.db, &nodes::stale_before(&region.node_config)).await
 }
 
 /// Deletes blobs that no image references and that are older than `grace`; returns how many.

@@ -24,6 +24,7 @@ use super::repo::placeholders;
 use crate::db::guarded::{Guarded, Value, bind_all};
 use crate::db::{Backend, Db, flag, unique_or};
 use crate::error::{Error, Result};
+use crate::nodes;
 
 // ---- records ----
 
@@ -334,23 +335,31 @@ impl Content {
     }
 }
 
-/// Claims an image for an upload: `queued → saving`. `Ok(false)` when it was not `queued`.
-pub(crate) async fn claim_upload(db: &Db, id: &str) -> Result<bool> {
+/// Claims an image for an upload on `node`: `queued → saving`. `Ok(false)` when it was not
+/// `queued`.
+pub(crate) async fn claim_upload(db: &Db, id: &str, node: &str) -> Result<bool> {
     Guarded::new("images", id)
         .set("status", ImageStatus::Saving.as_str())
+        .set("saving_node", node)
         .when_in("status", &[ImageStatus::Queued.as_str()])
         .apply(&db.pool)
         .await
 }
 
 /// Publishes verified content: `saving → active` with its blob, size and digests; the time
-/// written. `Ok(None)` when the image is gone or no longer `saving` (deleted or reset
-/// meanwhile).
-pub(crate) async fn publish(db: &Db, id: &str, c: &Content) -> Result<Option<DateTime<Utc>>> {
+/// written. `Ok(None)` when the image is gone or no longer `saving` on `node` (deleted, or
+/// reset meanwhile: taken over when the node's heartbeat went stale).
+pub(crate) async fn publish(
+    db: &Db,
+    id: &str,
+    node: &str,
+    c: &Content,
+) -> Result<Option<DateTime<Utc>>> {
     let now = glimpse_types::now();
     let published = Guarded::new("images", id)
         .at(now)
         .set("status", ImageStatus::Active.as_str())
+        .set_sql("saving_node", "NULL")
         .set("blob_key", c.blob_key.as_str())
         .set("size", c.size as i64)
         .set("checksum", c.checksum.as_str())
@@ -358,13 +367,15 @@ pub(crate) async fn publish(db: &Db, id: &str, c: &Content) -> Result<Option<Dat
         .set("os_hash_value", c.os_hash_value.as_str())
         .set("virtual_size", c.virtual_size.map(|v| v as i64))
         .when_in("status", &[ImageStatus::Saving.as_str()])
+        .when_eq("saving_node", node)
         .apply(&db.pool)
         .await?;
     Ok(published.then_some(now))
 }
 
 /// The columns an upload fills, emptied.
-const NO_DATA: [&str; 6] = [
+const NO_DATA: [&str; 7] = [
+    "saving_node",
     "size",
     "virtual_size",
     "checksum",
@@ -373,28 +384,57 @@ const NO_DATA: [&str; 6] = [
     "blob_key",
 ];
 
-/// `saving → queued`, clearing everything an upload sets. `Ok(false)` when it was not `saving`.
-pub(crate) async fn revert(db: &Db, id: &str) -> Result<bool> {
+/// `saving → queued`, clearing everything an upload sets. `Ok(false)` when it was not `saving`
+/// on `node`.
+pub(crate) async fn revert(db: &Db, id: &str, node: &str) -> Result<bool> {
     NO_DATA
         .iter()
         .fold(Guarded::new("images", id), |g, col| g.set_sql(col, "NULL"))
         .set("status", ImageStatus::Queued.as_str())
         .when_in("status", &[ImageStatus::Saving.as_str()])
+        .when_eq("saving_node", node)
         .apply(&db.pool)
         .await
 }
 
-/// Start-up: every image a crash left `saving` goes back to `queued` with no data (the
-/// partial blobs are orphans for the cleaner). Returns how many.
-pub(crate) async fn reset_interrupted(db: &Db) -> Result<u64> {
+/// Start-up of `node`: every image its earlier life left `saving` (and any of a node whose
+/// heartbeat is older than `stale_before`, or of no node: rows from before nodes) goes back to
+/// `queued` with no data (the partial blobs are orphans for the cleaner). Returns how many.
+pub(crate) async fn reset_interrupted(db: &Db, node: &str, stale_before: &str) -> Result<u64> {
+    reset_saving(
+        db,
+        &format!(
+            "(saving_node IS NULL OR saving_node = $3 OR {})",
+            nodes::stale_condition("saving_node", 2)
+        ),
+        stale_before,
+        Some(node),
+    )
+    .await
+}
+
+/// The uploads of nodes whose heartbeat is older than `stale_before` go back to `queued`
+/// (their nodes died: see [`crate::nodes`]). Returns how many.
+pub(crate) async fn reset_stale(db: &Db, stale_before: &str) -> Result<u64> {
+    let cond = nodes::stale_condition("saving_node", 2);
+    reset_saving(db, &cond, stale_before, None).await
+}
+
+/// `saving → queued` with no data for every image that meets `cond` (parameters: `$2` =
+/// `stale_before`, `$3` = `node` when given).
+async fn reset_saving(db: &Db, cond: &str, stale_before: &str, node: Option<&str>) -> Result<u64> {
     let clear = NO_DATA.map(|c| format!("{c} = NULL")).join(", ");
-    Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE images SET status = 'queued', {clear}, updated_at = $1 WHERE status = 'saving'"
-    )))
-    .bind(db_time(glimpse_types::now()))
-    .execute(&db.pool)
-    .await?
-    .rows_affected())
+    let sql = format!(
+        "UPDATE images SET status = 'queued', {clear}, updated_at = $1 \
+         WHERE status = 'saving' AND {cond}"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(db_time(glimpse_types::now()))
+        .bind(stale_before);
+    if let Some(n) = node {
+        q = q.bind(n);
+    }
+    Ok(q.execute(&db.pool).await?.rows_affected())
 }
 
 /// Bytes the owner's images other than `except` use (the project quota's measure).

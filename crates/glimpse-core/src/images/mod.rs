@@ -23,8 +23,8 @@ pub mod records;
 pub(crate) mod repo;
 
 pub use data::{
-    Expected, ORPHAN_GRACE, clean_orphans, load_for_use, prepare_download, read, recover, upload,
-    upload_offset,
+    Expected, ORPHAN_GRACE, clean_orphans, load_for_use, prepare_download, read, recover,
+    take_over, upload, upload_offset,
 };
 pub use list::{ListQuery, Page};
 pub use model::{Attr, Change, Image, Member, MemberStatus, NewImage, Sealing};

@@ -360,6 +360,51 @@ async fn project_quota() {
     put(r, &b, &three.id, vec![1; 9000], None).await.unwrap();
 }
 
+/// With several nodes on one database, a node's start-up recovery resets only its own
+/// interrupted uploads; another node's stay `saving` until that node's heartbeat is stale,
+/// when any node takes them over; and a node whose upload was taken over cannot publish it.
+#[tokio::test]
+async fn recovery_touches_only_this_nodes_uploads_until_another_goes_stale() {
+    let t = region().await;
+    let r = &t.region;
+    crate::nodes::register(&r.db, "other", 2).await.unwrap();
+    let saving_on = |node: &'static str, name: &'static str| async move {
+        let img = create(r, &member("a"), raw_image(name)).await.unwrap();
+        assert!(lifecycle::claim_upload(&r.db, &img.id, node).await.unwrap());
+        img.id
+    };
+    let mine = saving_on("local", "mine").await;
+    let theirs = saving_on("other", "theirs").await;
+    let status = |id: String| async move { get(r, &member("a"), &id).await.unwrap().status };
+
+    assert_eq!(recover(r).await.unwrap(), 1);
+    assert_eq!(status(mine.clone()).await, ImageStatus::Queued);
+    assert_eq!(status(theirs.clone()).await, ImageStatus::Saving);
+    // The other node is alive: nothing to take over.
+    assert_eq!(take_over(r).await.unwrap(), 0);
+    // This node cannot publish or revert the other node's upload.
+    assert!(!lifecycle::revert(&r.db, &theirs, "local").await.unwrap());
+
+    // The other node's heartbeat stops.
+    let old = glimpse_types::db_time(glimpse_types::now() - chrono::Duration::minutes(5));
+    sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE id = 'other'")
+        .bind(old)
+        .execute(&r.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(take_over(r).await.unwrap(), 1);
+    assert_eq!(status(theirs.clone()).await, ImageStatus::Queued);
+    // The zombie wakes up: its image is no longer its upload.
+    let content = lifecycle::Content::new("blobs/x".into(), 1, "m".into(), "s".into());
+    assert!(
+        lifecycle::publish(&r.db, &theirs, "other", &content)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(status(theirs).await, ImageStatus::Queued);
+}
+
 #[tokio::test]
 async fn recovery_and_cleaner() {
     let t = region().await;

@@ -90,6 +90,9 @@ pub struct RunnerConfig {
     pub poll: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// The node this runner works for: its leases are `<node>/<process>-w<n>`
+    /// ([`crate::nodes`]).
+    pub node: String,
 }
 
 impl Default for RunnerConfig {
@@ -102,6 +105,7 @@ impl Default for RunnerConfig {
             poll: Duration::from_millis(500),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
+            node: "local".into(),
         }
     }
 }
@@ -120,8 +124,13 @@ impl Runner {
             db,
             queue,
             handlers,
+            owner: format!(
+                "{}/{}-{}",
+                config.node,
+                std::process::id(),
+                &glimpse_types::hex_id()[..8]
+            ),
             config,
-            owner: format!("{}-{}", std::process::id(), &glimpse_types::hex_id()[..8]),
         }
     }
 

@@ -76,6 +76,7 @@ fn fast() -> RunnerConfig {
         poll: Duration::from_millis(20),
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
+        node: "test-node".into(),
     }
 }
 
@@ -265,6 +266,25 @@ async fn an_expired_lease_is_taken_over_and_the_zombie_cannot_finish() {
     let zombie = succeed("worker-a").await.unwrap();
     assert!(!zombie, "the old owner's completion is refused");
     assert!(succeed("worker-b").await.unwrap());
+}
+
+/// A node that restarts ends the leases its earlier life held (owners `<node>/…`) so its jobs
+/// are claimed again at once; another node's leases (even one whose id starts the same) stay.
+#[tokio::test]
+async fn a_restarted_node_releases_only_its_own_leases() {
+    let t = db().await;
+    let lease = chrono::Duration::seconds(300);
+    let claim = |owner: &'static str| store::claim(&t.1, owner, &[TestHandler::KIND], lease, 9);
+    store::enqueue(&t.1, &new_job("p1", None)).await.unwrap();
+    store::enqueue(&t.1, &new_job("p2", None)).await.unwrap();
+    let mine = claim("n1/100-w0").await.unwrap().unwrap();
+    let theirs = claim("n10/200-w0").await.unwrap().unwrap();
+    assert!(claim("n1/300-w0").await.unwrap().is_none(), "both leases hold");
+    assert_eq!(store::release_node(&t.1, "n1").await.unwrap(), 1);
+    let again = claim("n1/300-w0").await.unwrap().expect("released at once");
+    assert_eq!(again.id, mine.id);
+    assert_ne!(again.id, theirs.id);
+    assert!(claim("n1/300-w1").await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -1,0 +1,158 @@
+//! The nodes of a region: several `glimpse` processes may serve one region from one database
+//! and one blob store. This module owns the `nodes` table.
+//!
+//! Each node has a stable id ([`identity`]: `[node] id`, else the data dir's `node-id` file,
+//! made once), registers at start-up ([`register`]) and beats every `heartbeat_seconds`
+//! ([`spawn_heartbeat`]). What a node holds in flight carries its id: an upload in `saving`
+//! (`images.saving_node`) and a job lease (`jobs.lease_owner` starts with `<node>/`). So:
+//! * a node's start-up recovery touches only its own past work (and work of nodes already
+//!   stale), never another live node's uploads ([`crate::images::recover`]);
+//! * once a node's heartbeat is older than `timeout_seconds`, the others take its work over:
+//!   its uploads go back to `queued` at their next beat ([`crate::images::take_over`]), and its
+//!   job leases expire on their own and are claimed again (see [`crate::jobs`]).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glimpse_types::db_time;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::NodeConfig;
+use crate::db::Db;
+use crate::error::Result;
+use crate::region::Region;
+
+/// A node as the table records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: String,
+    pub host: String,
+    /// Job workers it runs (0: an API-only node).
+    pub workers: i64,
+    pub started_at: String,
+    pub heartbeat_at: String,
+}
+
+/// This process's node id: `[node] id` when set, else the one in `<data_dir>/node-id`, which
+/// is made (a random id) the first time. Ids are 1 to 64 characters of `[A-Za-z0-9._-]`.
+pub fn identity(config: &NodeConfig, data_dir: &Path) -> anyhow::Result<String> {
+    let id = if config.id.is_empty() {
+        let file = data_dir.join("node-id");
+        match std::fs::read_to_string(&file) {
+            Ok(s) => s.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = format!("node-{}", &glimpse_types::hex_id()[..12]);
+                std::fs::create_dir_all(data_dir)?;
+                std::fs::write(&file, format!("{id}\n"))?;
+                id
+            }
+            Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", file.display())),
+        }
+    } else {
+        config.id.clone()
+    };
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    anyhow::ensure!(
+        valid,
+        "node id {id:?} must be 1 to 64 characters of letters, digits, '.', '_' and '-'"
+    );
+    Ok(id)
+}
+
+/// Records this node as started now (a restart keeps its row and id).
+pub async fn register(db: &Db, id: &str, workers: usize) -> Result<()> {
+    let now = db_time(glimpse_types::now());
+    let host = hostname();
+    sqlx::query(
+        "INSERT INTO nodes (id, host, workers, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (id) DO UPDATE SET host = $2, workers = $3, started_at = $4, heartbeat_at = $4",
+    )
+    .bind(id)
+    .bind(host)
+    .bind(workers as i64)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// One heartbeat of this node.
+pub async fn beat(db: &Db, id: &str) -> Result<()> {
+    sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE id = $2")
+        .bind(db_time(glimpse_types::now()))
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Every node of the region, by id.
+pub async fn list(db: &Db) -> Result<Vec<Node>> {
+    let rows = sqlx::query(
+        "SELECT id, host, workers, started_at, heartbeat_at FROM nodes ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Node {
+                id: r.try_get("id")?,
+                host: r.try_get("host")?,
+                workers: r.try_get("workers")?,
+                started_at: r.try_get("started_at")?,
+                heartbeat_at: r.try_get("heartbeat_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The SQL condition "the node in `column` is stale", for a statement whose parameter
+/// `$n` is [`stale_before`]'s time.
+pub(crate) fn stale_condition(column: &str, n: usize) -> String {
+    format!("{column} IN (SELECT id FROM nodes WHERE heartbeat_at < ${n})")
+}
+
+/// Heartbeats older than this mean a dead node.
+pub(crate) fn stale_before(config: &NodeConfig) -> String {
+    let timeout = chrono::Duration::seconds(config.timeout_seconds.max(1) as i64);
+    db_time(glimpse_types::now() - timeout)
+}
+
+/// Beats for this node every `heartbeat_seconds` until `stop`, and after each beat takes over
+/// the uploads of nodes that went stale. A failed beat (database down) is logged and retried at
+/// the next tick; the node's work stays its own until its heartbeat is stale.
+pub fn spawn_heartbeat(region: Arc<Region>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let period = Duration::from_secs(region.node_config.heartbeat_seconds.max(1));
+        let mut every = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if let Err(e) = beat(&region.db, &region.node).await {
+                tracing::warn!(region = %region.name, node = %region.node, error = %e,
+                    "node heartbeat failed");
+                continue;
+            }
+            match crate::images::take_over(&region).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(region = %region.name, images = n,
+                    "uploads of nodes whose heartbeat stopped put back to queued"),
+                Err(e) => tracing::warn!(region = %region.name, error = %e,
+                    "taking over stale nodes' uploads failed"),
+            }
+        }
+    });
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
