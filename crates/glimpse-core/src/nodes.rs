@@ -93,11 +93,10 @@ pub async fn beat(db: &Db, id: &str) -> Result<()> {
 
 /// Every node of the region, by id.
 pub async fn list(db: &Db) -> Result<Vec<Node>> {
-    let rows = sqlx::query(
-        "SELECT id, host, workers, started_at, heartbeat_at FROM nodes ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+    let rows =
+        sqlx::query("SELECT id, host, workers, started_at, heartbeat_at FROM nodes ORDER BY id")
+            .fetch_all(&db.pool)
+            .await?;
     rows.iter()
         .map(|r| {
             Ok(Node {

@@ -200,7 +200,7 @@ pub async fn release_node(db: &Db, node: &str) -> Result<u64> {
     let prefix = format!("{node}/");
     Ok(sqlx::query(
         "UPDATE jobs SET lease_until = $1 WHERE state IN ('running', 'canceling') \
-         AND substr(lease_owner, 1, $2) = $3 AND lease_until > $1",
+         AND substr(lease_owner, 1, CAST($2 AS INTEGER)) = $3 AND lease_until > $1",
     )
     .bind(db_time(now()))
     .bind(prefix.len() as i64)

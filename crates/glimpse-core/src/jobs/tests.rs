@@ -279,7 +279,10 @@ async fn a_restarted_node_releases_only_its_own_leases() {
     store::enqueue(&t.1, &new_job("p2", None)).await.unwrap();
     let mine = claim("n1/100-w0").await.unwrap().unwrap();
     let theirs = claim("n10/200-w0").await.unwrap().unwrap();
-    assert!(claim("n1/300-w0").await.unwrap().is_none(), "both leases hold");
+    assert!(
+        claim("n1/300-w0").await.unwrap().is_none(),
+        "both leases hold"
+    );
     assert_eq!(store::release_node(&t.1, "n1").await.unwrap(), 1);
     let again = claim("n1/300-w0").await.unwrap().expect("released at once");
     assert_eq!(again.id, mine.id);

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cinder;
+pub mod cluster;
 pub mod compute;
 pub mod corpus;
 pub mod glance;
@@ -296,7 +297,7 @@ pub mod backends {
     }
 
     /// Creates a uniquely named database on the server and returns its URL.
-    async fn fresh_pg_db(base: &str) -> String {
+    pub async fn fresh_pg_db(base: &str) -> String {
         use sqlx::Executor;
         sqlx::any::install_default_drivers();
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
@@ -311,7 +312,7 @@ pub mod backends {
     }
 
     /// Creates a bucket on a path-style S3 endpoint that accepts any credentials (moto).
-    async fn create_bucket(endpoint: &str, bucket: &str) {
+    pub async fn create_bucket(endpoint: &str, bucket: &str) {
         let r = reqwest::Client::new()
             .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
             .send()

@@ -14,4 +14,5 @@ mod login_storm;
 mod regions_split;
 mod replication_crash;
 mod serve;
+mod two_nodes;
 mod volume_crash;

@@ -1,0 +1,153 @@
+//! Two nodes serving one region behind HAProxy (issue 14): a node killed in the middle of an
+//! upload loses only its own upload (back to `queued` once its heartbeat is stale, no half
+//! image) while the other node's upload completes; a node restarted while the other uploads
+//! leaves that upload alone.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::cluster::{Cluster, HeldUpload};
+use common::glance::{create_bare, download, md5_hex, show, upload};
+
+const SIZE: usize = 6 << 20;
+
+fn pattern(seed: u8) -> Vec<u8> {
+    (0..SIZE)
+        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed))
+        .collect()
+}
+
+/// Starts uploads through the load balancer until one runs on each node; returns them with
+/// the index of their node (the rest are abandoned).
+async fn one_upload_per_node(
+    c: &Cluster,
+    http: &reqwest::Client,
+    token: &str,
+) -> Vec<(usize, HeldUpload)> {
+    let image = c.image_one();
+    let mut per_node: Vec<Option<HeldUpload>> = c.nodes.iter().map(|_| None).collect();
+    for round in 0..16u8 {
+        if per_node.iter().all(Option::is_some) {
+            break;
+        }
+        let id = create_bare(http, &image, token, &format!("held-{round}"), "raw").await;
+        let held = HeldUpload::start(http, &image, token, &id, pattern(round)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let node = loop {
+            if let Some(n) = c.saving_node(0, &id).await {
+                break n;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "upload {id} never saving"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let i = c.nodes.iter().position(|n| n.id == node).unwrap();
+        if per_node[i].is_none() {
+            per_node[i] = Some(held);
+        } else {
+            held.abandon().await;
+            // Round robin counts requests: one more shifts the next upload to another node.
+            let _ = http.get(format!("{}/healthcheck", c.lb)).send().await;
+        }
+    }
+    per_node
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (i, h.expect("an upload on every node")))
+        .collect()
+}
+
+/// Polls the image through the load balancer until its status is `want`.
+async fn wait_status(c: &Cluster, http: &reqwest::Client, token: &str, id: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .get(format!("{}/v2/images/{id}", c.image_one()))
+            .header("x-auth-token", token)
+            .send()
+            .await;
+        if let Ok(r) = r
+            && r.status() == 200
+        {
+            let v: serde_json::Value = r.json().await.unwrap();
+            if v["status"] == want {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{id} never {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn assert_active_with(
+    c: &Cluster,
+    http: &reqwest::Client,
+    token: &str,
+    held_id: &str,
+    data: &[u8],
+) {
+    let img = show(http, &c.image_one(), token, held_id).await;
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["checksum"], md5_hex(data), "{img}");
+    let (status, bytes) = download(http, &c.image_one(), token, held_id).await;
+    assert_eq!(status, 200);
+    assert!(bytes == data, "downloaded bytes differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_uploading_node_loses_only_its_upload() {
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let mut uploads = one_upload_per_node(&c, &http, &token).await;
+    let (survivor, kept) = uploads.pop().unwrap();
+    let (victim, lost) = uploads.pop().unwrap();
+    let (lost_id, kept_id, kept_data) = (lost.id.clone(), kept.id.clone(), kept.data.clone());
+
+    c.kill9(victim);
+    let status = lost.finish().await;
+    assert_ne!(status, 204, "the killed node's upload cannot succeed");
+    // The other node's upload goes on to the end.
+    assert_eq!(kept.finish().await, 204);
+    assert_active_with(&c, &http, &token, &kept_id, &kept_data).await;
+
+    // Once the victim's heartbeat is stale, the survivor puts its upload back: no half image.
+    wait_status(&c, &http, &token, &lost_id, "queued").await;
+    let (status, _) = download(&http, &c.image_one(), &token, &lost_id).await;
+    assert_eq!(status, 204, "a queued image has no data");
+    assert!(c.nodes[survivor].process.is_some());
+
+    // The victim comes back; the image takes a new upload.
+    c.restart(victim);
+    c.wait_all_up().await;
+    let data = pattern(99);
+    let (status, text) = upload(&http, &c.image_one(), &token, &lost_id, data.clone()).await;
+    assert_eq!(status, 204, "{text}");
+    assert_active_with(&c, &http, &token, &lost_id, &data).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarting_node_leaves_the_other_nodes_upload_alone() {
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let mut uploads = one_upload_per_node(&c, &http, &token).await;
+    let (_, kept) = uploads.pop().unwrap();
+    let (restarted, own) = uploads.pop().unwrap();
+    let (own_id, kept_id, kept_data) = (own.id.clone(), kept.id.clone(), kept.data.clone());
+
+    // kill -9 and start again: the start-up recovery resets this node's own upload only.
+    c.restart(restarted);
+    c.wait_all_up().await;
+    assert_ne!(own.finish().await, 204);
+    wait_status(&c, &http, &token, &own_id, "queued").await;
+    assert_eq!(kept.finish().await, 204);
+    assert_active_with(&c, &http, &token, &kept_id, &kept_data).await;
+}
