@@ -33,7 +33,8 @@ use crate::middleware::Metrics;
 /// Builds the whole HTTP application of a [`Cloud`].
 pub fn router(cloud: Arc<Cloud>) -> Router {
     let metrics = Arc::new(Metrics::new());
-    let mut app = Router::new().route("/healthcheck", get(healthcheck));
+    let c = cloud.clone();
+    let mut app = Router::new().route("/healthcheck", get(move || healthcheck(c.clone())));
     let m = metrics.clone();
     app = app.route("/metrics", get(move || async move { metrics_text(&m) }));
     if let Some(identity) = &cloud.identity {
@@ -84,8 +85,13 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         ))
 }
 
-async fn healthcheck() -> &'static str {
-    "OK"
+/// `OK`, or 503 `DRAINING` while the process drains before it stops (see `[node]
+/// drain_seconds`), so that a load balancer takes the node out.
+async fn healthcheck(cloud: Arc<Cloud>) -> Response {
+    if cloud.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "DRAINING").into_response();
+    }
+    "OK".into_response()
 }
 
 fn metrics_text(metrics: &Metrics) -> Response {

@@ -19,6 +19,9 @@ pub struct Cloud {
     pub identity: Option<Arc<Identity>>,
     pub regions: Vec<Arc<Region>>,
     runners: Vec<Arc<Runner>>,
+    /// Set when the process was asked to stop: `/healthcheck` answers 503 so that load
+    /// balancers take the node out while it finishes what it serves (`[node] drain_seconds`).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Cloud {
@@ -104,6 +107,7 @@ impl Cloud {
             identity,
             regions,
             runners,
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -66,6 +66,10 @@ pub struct NodeConfig {
     /// A node whose last heartbeat is older than this is dead: the others take its uploads
     /// over (its job leases expire on their own, after `[regions.jobs] lease_seconds`).
     pub timeout_seconds: u64,
+    /// On SIGTERM or Ctrl-C, how long the node keeps serving with `/healthcheck` answering
+    /// 503 before it stops accepting connections, so that a load balancer takes it out first
+    /// (set it above the balancer's check interval times its fall count; 0: stop at once).
+    pub drain_seconds: u64,
 }
 
 impl Default for NodeConfig {
@@ -74,6 +78,7 @@ impl Default for NodeConfig {
             id: String::new(),
             heartbeat_seconds: 5,
             timeout_seconds: 30,
+            drain_seconds: 0,
         }
     }
 }

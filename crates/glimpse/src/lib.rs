@@ -47,8 +47,9 @@ pub async fn start(
     cloud.start_workers(stop.clone());
     let app = glimpse_api::router(cloud.clone());
     let limits = listener::Limits::from(&cloud.config.http);
+    let drained = drain(cloud.clone(), stop.clone(), shutdown);
     let server = tokio::spawn(async move {
-        let result = listener::serve(listener, app, limits, shutdown).await;
+        let result = listener::serve(listener, app, limits, drained).await;
         stop.cancel();
         result
     });
@@ -58,4 +59,28 @@ pub async fn start(
         server,
         startup: started.elapsed(),
     })
+}
+
+/// Resolves when the server should stop accepting connections: `shutdown`, then the drain
+/// (`[node] drain_seconds`): `/healthcheck` answers 503 and the job workers stop (running jobs
+/// go back to the queue for other nodes) while requests are still served.
+async fn drain(
+    cloud: Arc<Cloud>,
+    workers: tokio_util::sync::CancellationToken,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    shutdown.await;
+    let seconds = cloud.config.node.drain_seconds;
+    if seconds == 0 {
+        return;
+    }
+    cloud
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    workers.cancel();
+    tracing::info!(
+        seconds,
+        "draining: /healthcheck answers 503 until the server stops"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
 }

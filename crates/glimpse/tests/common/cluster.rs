@@ -78,7 +78,7 @@ impl Cluster {
             let config = dir.join("glimpse.toml");
             let mut toml = format!(
                 "public_url = \"{lb}\"\n[node]\nid = \"{id}\"\nheartbeat_seconds = 1\n\
-                 timeout_seconds = 3\n[identity]\ndatabase = \"{identity_db}\"\n\
+                 timeout_seconds = 3\ndrain_seconds = 2\n[identity]\ndatabase = \"{identity_db}\"\n\
                  service_password = \"cluster-service-pw\"\n"
             );
             for (k, name) in REGIONS.iter().enumerate() {
@@ -129,6 +129,20 @@ impl Cluster {
             &listen,
             &env,
         ));
+    }
+
+    /// SIGTERM to node `i` and waits for it to exit (after its drain).
+    pub fn terminate(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].process.take() {
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(p.child.id().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let exit = p.child.wait().unwrap();
+            assert!(exit.success(), "node {i} exited with {exit}");
+        }
     }
 
     /// SIGKILL of node `i`.

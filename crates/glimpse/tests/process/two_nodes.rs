@@ -1,7 +1,8 @@
 //! Two nodes serving one region behind HAProxy (issue 14): a node killed in the middle of an
 //! upload loses only its own upload (back to `queued` once its heartbeat is stale, no half
 //! image) while the other node's upload completes; a node restarted while the other uploads
-//! leaves that upload alone.
+//! leaves that upload alone; a rolling restart (SIGTERM, drain, start, for each node) under a
+//! steady load fails no request.
 
 use crate::common;
 
@@ -150,4 +151,63 @@ async fn a_restarting_node_leaves_the_other_nodes_upload_alone() {
     wait_status(&c, &http, &token, &own_id, "queued").await;
     assert_eq!(kept.finish().await, 204);
     assert_active_with(&c, &http, &token, &kept_id, &kept_data).await;
+}
+
+/// Each node in turn gets SIGTERM (it drains: `/healthcheck` 503 until HAProxy takes it out,
+/// still serving), exits and starts again, while four clients read through the load balancer:
+/// not one request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_fails_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let id = common::process::raw_image(&http, &c.image_one(), &token, "steady", b"steady").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for k in 0..4 {
+        let (http, stop, ok, failed) = (http.clone(), stop.clone(), ok.clone(), failed.clone());
+        let url = if k % 2 == 0 {
+            format!("{}/v2/images/{id}", c.image_one())
+        } else {
+            format!("{}/v2/images?limit=5", c.image_one())
+        };
+        let token = token.clone();
+        clients.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let r = http.get(&url).header("x-auth-token", &token).send().await;
+                match r {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                    Ok(r) => {
+                        errors.push(format!("HTTP {}", r.status()));
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+            }
+            errors
+        }));
+    }
+    for i in 0..c.nodes.len() {
+        c.terminate(i);
+        c.restart(i);
+        c.wait_all_up().await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut errors = Vec::new();
+    for client in clients {
+        errors.extend(client.await.unwrap());
+    }
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    println!("rolling restart of 2 nodes under load: {ok} requests answered, {failed} failed");
+    assert!(ok > 100, "too little load: {ok}");
+    assert_eq!(failed, 0, "{errors:?}");
 }
