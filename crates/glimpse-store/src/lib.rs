@@ -102,6 +102,54 @@ pub struct S3Options {
     pub allow_http: bool,
 }
 
+impl S3Options {
+    fn region_or_default(&self) -> &str {
+        if self.region.is_empty() {
+            "us-east-1"
+        } else {
+            &self.region
+        }
+    }
+
+    /// Creates `bucket` on the endpoint (a SigV4-signed path-style `PUT /<bucket>`); a bucket
+    /// that the same account already owns is fine. For tests and first setups: object_store
+    /// has no bucket calls.
+    pub async fn create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        use object_store::aws::{AwsAuthorizer, AwsCredential};
+        use object_store::client::{
+            ClientOptions, HttpConnector, HttpRequest, HttpRequestBody, ReqwestConnector,
+        };
+        let bad = || StoreError::BadUrl(format!("{}/{bucket}", self.endpoint));
+        let url = format!("{}/{bucket}", self.endpoint.trim_end_matches('/'));
+        let mut request = HttpRequest::new(HttpRequestBody::empty());
+        *request.method_mut() = "PUT".parse().map_err(|_| bad())?;
+        *request.uri_mut() = url.parse().map_err(|_| bad())?;
+        let credential = AwsCredential {
+            key_id: self.access_key_id.clone(),
+            secret_key: self.secret_access_key.clone(),
+            token: None,
+        };
+        AwsAuthorizer::new(&credential, "s3", self.region_or_default())
+            .try_authorize(&mut request, None)?;
+        let client = ReqwestConnector::default()
+            .connect(&ClientOptions::new().with_allow_http(self.allow_http))?;
+        let response = client
+            .execute(request)
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        let status = response.status();
+        // 409: the bucket exists (BucketAlreadyOwnedByYou; a name another account holds
+        // fails at the first write).
+        if status.is_success() || status.as_u16() == 409 {
+            Ok(())
+        } else {
+            Err(StoreError::Io(std::io::Error::other(format!(
+                "creating bucket {bucket}: HTTP {status}"
+            ))))
+        }
+    }
+}
+
 /// One stored blob, as listed for the cleaner.
 #[derive(Debug, Clone)]
 pub struct BlobInfo {
@@ -152,11 +200,7 @@ impl BlobStore {
             }
             let mut b = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(bucket)
-                .with_region(if s3.region.is_empty() {
-                    "us-east-1"
-                } else {
-                    &s3.region
-                })
+                .with_region(s3.region_or_default())
                 .with_access_key_id(&s3.access_key_id)
                 .with_secret_access_key(&s3.secret_access_key)
                 .with_allow_http(s3.allow_http);

@@ -1,5 +1,5 @@
 //! One contract, every backend: the filesystem and memory stores always, and an S3-compatible
-//! server when `GLIMPSE_TEST_S3_ENDPOINT` names one (scripts/test starts moto for this).
+//! server when `GLIMPSE_TEST_S3_ENDPOINT` names one (scripts/test starts Ceph's radosgw for this).
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -41,12 +41,6 @@ async fn backends() -> Vec<(&'static str, Backend)> {
             "contract-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let r = reqwest::Client::new()
-            .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
-            .send()
-            .await
-            .expect("S3 endpoint");
-        assert!(r.status().is_success());
         let opts = S3Options {
             endpoint,
             region: "us-east-1".into(),
@@ -54,6 +48,9 @@ async fn backends() -> Vec<(&'static str, Backend)> {
             secret_access_key: "test".into(),
             allow_http: true,
         };
+        opts.create_bucket(&bucket)
+            .await
+            .expect("create the bucket");
         out.push((
             "s3",
             Backend {

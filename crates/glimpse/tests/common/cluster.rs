@@ -249,20 +249,14 @@ async fn backends(root: &Path) -> (String, Vec<String>, Vec<String>) {
     };
     let mut stores = Vec::new();
     for r in REGIONS {
-        stores.push(match std::env::var("GLIMPSE_TEST_S3_ENDPOINT") {
-            Ok(endpoint) => {
-                let bucket = format!(
-                    "glimpse-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..16]
-                );
-                super::backends::create_bucket(&endpoint, &bucket).await;
-                format!(
-                    "store = \"s3://{bucket}\"\n[regions.s3]\nendpoint = \"{endpoint}\"\n\
-                     region = \"us-east-1\"\naccess_key_id = \"test\"\n\
-                     secret_access_key = \"test\"\nallow_http = true"
-                )
-            }
-            Err(_) => format!(
+        stores.push(match super::backends::fresh_bucket().await {
+            Some((bucket, s3)) => format!(
+                "store = \"s3://{bucket}\"\n[regions.s3]\nendpoint = \"{}\"\n\
+                 region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
+                 allow_http = true",
+                s3.endpoint, s3.region, s3.access_key_id, s3.secret_access_key
+            ),
+            None => format!(
                 "store = \"file://{}\"",
                 root.join(format!("{r}-blobs")).display()
             ),

@@ -277,21 +277,10 @@ pub mod backends {
                 r.database = fresh_pg_db(&base).await;
             }
         }
-        if let Ok(endpoint) = std::env::var("GLIMPSE_TEST_S3_ENDPOINT") {
-            for r in &mut config.regions {
-                let bucket = format!(
-                    "glimpse-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..16]
-                );
-                create_bucket(&endpoint, &bucket).await;
+        for r in &mut config.regions {
+            if let Some((bucket, s3)) = fresh_bucket().await {
                 r.store = format!("s3://{bucket}");
-                r.s3 = glimpse_store::S3Options {
-                    endpoint: endpoint.clone(),
-                    region: "us-east-1".into(),
-                    access_key_id: "test".into(),
-                    secret_access_key: "test".into(),
-                    allow_http: true,
-                };
+                r.s3 = s3;
             }
         }
     }
@@ -311,13 +300,24 @@ pub mod backends {
         format!("{base}/{name}")
     }
 
-    /// Creates a bucket on a path-style S3 endpoint that accepts any credentials (moto).
-    pub async fn create_bucket(endpoint: &str, bucket: &str) {
-        let r = reqwest::Client::new()
-            .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
-            .send()
+    /// With `GLIMPSE_TEST_S3_ENDPOINT` (the suite's radosgw, user `test`), a new uniquely
+    /// named bucket and the options that reach it.
+    pub async fn fresh_bucket() -> Option<(String, glimpse_store::S3Options)> {
+        let endpoint = std::env::var("GLIMPSE_TEST_S3_ENDPOINT").ok()?;
+        let bucket = format!(
+            "glimpse-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
+        let s3 = glimpse_store::S3Options {
+            endpoint,
+            region: "us-east-1".into(),
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            allow_http: true,
+        };
+        s3.create_bucket(&bucket)
             .await
-            .expect("S3 endpoint reachable");
-        assert!(r.status().is_success(), "create bucket: {}", r.status());
+            .expect("create a test bucket");
+        Some((bucket, s3))
     }
 }
