@@ -33,6 +33,32 @@ impl GlimpseProcess {
         Self::spawn(Self::command(data_dir, config, listen, envs))
     }
 
+    /// Like [`GlimpseProcess::start_on`] inside the network namespace `netns`
+    /// (`ip netns exec NETNS glimpse serve …`; `ip` execs the binary, so the child is
+    /// `glimpse` itself and [`GlimpseProcess::kill9`] kills it).
+    pub fn start_in_netns(
+        netns: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+        listen: &str,
+        envs: &[(&str, &str)],
+    ) -> GlimpseProcess {
+        let cmd = Self::command(data_dir, config, listen, envs);
+        let mut wrapped = Command::new("ip");
+        wrapped
+            .args(["netns", "exec", netns])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                wrapped.env(k, v);
+            }
+        }
+        Self::spawn(wrapped)
+    }
+
     /// Starts `glimpse serve` on 127.0.0.1:0 with info logs (stderr) written to the file `log`.
     pub fn start_logging_to(data_dir: &Path, log: &Path) -> GlimpseProcess {
         let mut cmd = Self::command(data_dir, None, "127.0.0.1:0", &[("GLIMPSE_LOG", "info")]);

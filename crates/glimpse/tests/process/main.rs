@@ -1,5 +1,6 @@
 //! The real `glimpse` binary as a child process: `serve`, `kill -9` in the middle of work and a
-//! restart, a KMS master key rotation, and regions split over two processes.
+//! restart, a KMS master key rotation, regions split over two processes, and regions in
+//! separate network namespaces across a shaped link.
 //! One test binary of several (each links the whole workspace once); see `../common/` for
 //! the harness.
 
@@ -11,6 +12,7 @@ mod image_crash;
 mod ims_crash;
 mod kms_rotation;
 mod login_storm;
+mod netns_regions;
 mod regions_split;
 mod replication_crash;
 mod serve;
