@@ -170,6 +170,26 @@ pub async fn recover(region: &Region) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Takes over the in-process work of the region's nodes whose heartbeat went stale (run after
+/// each of this node's heartbeats, see [`crate::nodes`]): their uploads go back to `queued`
+/// ([`crate::images::take_over`]) and their write-disk tasks end
+/// ([`crate::compute::take_over`]). Each part logs its own failure.
+pub async fn take_over(region: &Region) {
+    let name = &region.name;
+    match crate::images::take_over(region).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(region = %name, images = n,
+            "uploads of nodes whose heartbeat stopped put back to queued"),
+        Err(e) => tracing::warn!(region = %name, error = %e, "taking over stale uploads failed"),
+    }
+    match crate::compute::take_over(region).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(region = %name, servers = n,
+            "disk writes of nodes whose heartbeat stopped ended"),
+        Err(e) => tracing::warn!(region = %name, error = %e, "ending stale disk writes failed"),
+    }
+}
+
 /// One round of a region's hourly housekeeping (see [`Cloud::start_workers`]): orphan blobs
 /// and staging leftovers, cached image copies nobody uses, finished jobs past retention. Each
 /// part logs its own failure and the others still run.

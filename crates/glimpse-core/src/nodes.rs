@@ -8,8 +8,9 @@
 //! * a node's start-up recovery touches only its own past work (and work of nodes already
 //!   stale), never another live node's uploads ([`crate::images::recover`]);
 //! * once a node's heartbeat is older than `timeout_seconds`, the others take its work over:
-//!   its uploads go back to `queued` at their next beat ([`crate::images::take_over`]), and its
-//!   job leases expire on their own and are claimed again (see [`crate::jobs`]).
+//!   its uploads go back to `queued` and its write-disk tasks end at their next beat
+//!   ([`crate::cloud::take_over`]), and its job leases expire on their own and are claimed
+//!   again (see [`crate::jobs`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -123,7 +124,7 @@ pub(crate) fn stale_before(config: &NodeConfig) -> String {
 }
 
 /// Beats for this node every `heartbeat_seconds` until `stop`, and after each beat takes over
-/// the uploads of nodes that went stale. A failed beat (database down) is logged and retried at
+/// the work of nodes that went stale ([`crate::cloud::take_over`]). A failed beat (database down) is logged and retried at
 /// the next tick; the node's work stays its own until its heartbeat is stale.
 pub fn spawn_heartbeat(region: Arc<Region>, stop: CancellationToken) {
     tokio::spawn(async move {
@@ -139,13 +140,7 @@ pub fn spawn_heartbeat(region: Arc<Region>, stop: CancellationToken) {
                     "node heartbeat failed");
                 continue;
             }
-            match crate::images::take_over(&region).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(region = %region.name, images = n,
-                    "uploads of nodes whose heartbeat stopped put back to queued"),
-                Err(e) => tracing::warn!(region = %region.name, error = %e,
-                    "taking over stale nodes' uploads failed"),
-            }
+            crate::cloud::take_over(&region).await;
         }
     });
 }

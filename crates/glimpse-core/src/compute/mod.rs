@@ -33,10 +33,21 @@ pub use snapshot::{SnapshotHandler, SnapshotRequest, create_image};
 use crate::error::Result;
 use crate::region::Region;
 
-/// Start-up repair of tasks whose job was never enqueued (see the module documentation).
+/// The write-disk tasks of nodes whose heartbeat went stale end (run by every node after each
+/// of its heartbeats, see [`crate::nodes`]). Returns how many.
+pub async fn take_over(region: &Region) -> Result<u64> {
+    let stale = crate::nodes::stale_before(&region.node_config);
+    repo::end_abandoned_tasks(&region.db, servers::DISK_WRITING, None, &stale).await
+}
+
+/// Start-up repair of tasks whose job was never enqueued (see the module documentation), and of
+/// write-disk tasks this node (or a dead one) left.
 /// Returns how many servers were repaired.
 pub async fn recover(region: &Region) -> Result<usize> {
-    let mut n = 0;
+    let stale = crate::nodes::stale_before(&region.node_config);
+    let node = Some(region.node.as_str());
+    let ended = repo::end_abandoned_tasks(&region.db, servers::DISK_WRITING, node, &stale).await?;
+    let mut n = ended as usize;
     for s in repo::with_task(&region.db).await? {
         match s.task_state.as_deref() {
             Some(model::task::SPAWNING) => {
@@ -50,10 +61,6 @@ pub async fn recover(region: &Region) -> Result<usize> {
                     repo::failed_build(&region.db, &s.id, "The build was interrupted.").await?;
                     n += 1;
                 }
-            }
-            Some(servers::DISK_WRITING) => {
-                repo::move_task(&region.db, &s.id, &[servers::DISK_WRITING], None).await?;
-                n += 1;
             }
             Some(_) => {
                 let Some(image) = s.snapshot_image.clone() else {

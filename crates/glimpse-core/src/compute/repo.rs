@@ -167,14 +167,43 @@ pub async fn claim_task(
     from: &[VmState],
     task: &str,
     snapshot_image: Option<&str>,
+    node: Option<&str>,
 ) -> Result<bool> {
     Guarded::new("servers", id)
         .set("task_state", task)
         .set("snapshot_image", snapshot_image)
+        .set("task_node", node)
         .when("task_state IS NULL AND launched_at IS NOT NULL")
         .when_in("vm_state", &names(from))
         .apply(&db.pool)
         .await
+}
+
+/// Ends the tasks `task` (run in a node's own process, like the write-disk extension) that no
+/// live node runs any more: those of nodes whose heartbeat is older than `stale_before`, and,
+/// at `node`'s start-up (`Some`), its own and those of no recorded node. Returns how many.
+pub async fn end_abandoned_tasks(
+    db: &Db,
+    task: &str,
+    node: Option<&str>,
+    stale_before: &str,
+) -> Result<u64> {
+    let stale = crate::nodes::stale_condition("task_node", 2);
+    let whose = match node {
+        Some(_) => format!("(task_node IS NULL OR task_node = $3 OR {stale})"),
+        None => stale,
+    };
+    let sql = format!(
+        "UPDATE servers SET task_state = NULL, task_node = NULL, snapshot_image = NULL \
+         WHERE task_state = $1 AND {whose}"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(task)
+        .bind(stale_before);
+    if let Some(n) = node {
+        q = q.bind(n);
+    }
+    Ok(q.execute(&db.pool).await?.rows_affected())
 }
 
 /// Moves a running task on (`from` → `to`; `None` ends it and clears `snapshot_image`).
@@ -182,7 +211,9 @@ pub async fn claim_task(
 pub async fn move_task(db: &Db, id: &str, from: &[&str], to: Option<&str>) -> Result<bool> {
     let change = Guarded::new("servers", id).set("task_state", to);
     let change = match to {
-        None => change.set_sql("snapshot_image", "NULL"),
+        None => change
+            .set_sql("snapshot_image", "NULL")
+            .set_sql("task_node", "NULL"),
         Some(_) => change,
     };
     change.when_in("task_state", from).apply(&db.pool).await

@@ -356,7 +356,8 @@ pub async fn write_disk(
             data.len()
         )));
     }
-    if !repo::claim_task(&region.db, id, &[VmState::Active], DISK_WRITING, None).await? {
+    let node = Some(region.node.as_str());
+    if !repo::claim_task(&region.db, id, &[VmState::Active], DISK_WRITING, None, node).await? {
         let now = repo::load(&region.db, id)
             .await?
             .ok_or_else(|| not_found(id))?;

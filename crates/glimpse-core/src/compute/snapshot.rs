@@ -194,6 +194,7 @@ pub async fn create_image(
         &states,
         task::IMAGE_SNAPSHOT,
         Some(&image_id),
+        None,
     )
     .await?
     {

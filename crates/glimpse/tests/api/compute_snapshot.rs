@@ -505,3 +505,41 @@ async fn encrypted_images_boot_only_where_their_key_may_be_used() {
     assert_eq!(r.status, 403, "{}", r.text);
     assert!(message(&r.body, "forbidden").contains(&key), "{}", r.text);
 }
+
+/// With several nodes, a write-disk task belongs to the node that runs it: another node's
+/// start-up leaves it alone; once that node's heartbeat is stale, any node ends it and the
+/// server takes snapshots again.
+#[tokio::test]
+async fn a_dead_nodes_disk_write_is_ended_by_the_others() {
+    let Some((tc, _, _, image, nova)) = start(pattern(MIB)).await else {
+        return;
+    };
+    let id = nova.active_server("s", &image).await;
+    let region = &tc.cloud.regions[0];
+    let db = &region.db.pool;
+    glimpse_core::nodes::register(&region.db, "other", 1)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE servers SET task_state = 'glimpse_disk_writing', task_node = 'other' WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(db)
+    .await
+    .unwrap();
+    glimpse_core::compute::recover(region).await.unwrap();
+    let s = nova.get(&format!("/servers/{id}")).await.body["server"].clone();
+    assert_eq!(s["OS-EXT-STS:task_state"], "glimpse_disk_writing", "{s}");
+
+    sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE id = 'other'")
+        .bind("2000-01-01T00:00:00.000000Z")
+        .execute(db)
+        .await
+        .unwrap();
+    glimpse_core::cloud::take_over(region).await;
+    let s = nova.get(&format!("/servers/{id}")).await.body["server"].clone();
+    assert!(s["OS-EXT-STS:task_state"].is_null(), "{s}");
+    let r = create_image(&nova, &id, "after").await;
+    assert_eq!(r.status, 202);
+    nova.wait_image(&location_id(&r), "ACTIVE").await;
+}

@@ -61,6 +61,12 @@ impl Cluster {
     /// Starts `n` nodes (one after the other: the first bootstraps identity) and HAProxy in
     /// front of them. `None` (the test skips) without HAProxy, except in CI, where it fails.
     pub async fn start(n: usize) -> Option<Cluster> {
+        Self::start_with(n, "").await
+    }
+
+    /// [`Cluster::start`] with `region_one` appended to region-one's section of every node's
+    /// configuration (sub-tables such as `[regions.replication]`).
+    pub async fn start_with(n: usize, region_one: &str) -> Option<Cluster> {
         let Some(haproxy) = haproxy_bin() else {
             assert!(std::env::var("CI").is_err(), "haproxy is required in CI");
             eprintln!("skipped: haproxy is not installed");
@@ -82,13 +88,16 @@ impl Cluster {
                  service_password = \"cluster-service-pw\"\n"
             );
             for (k, name) in REGIONS.iter().enumerate() {
+                // Disks on storage every node shares (docs/operations.md, "Disks").
                 toml += &format!(
-                    "[[regions]]\nname = \"{name}\"\ndatabase = \"{}\"\n{}\n\
+                    "[[regions]]\nname = \"{name}\"\ndatabase = \"{}\"\ndisks = \"{}\"\n{}\n\
                      [regions.jobs]\nlease_seconds = 3\n[regions.kms]\n\
-                     master_key_file = \"{}\"\n",
+                     master_key_file = \"{}\"\n{}\n",
                     region_dbs[k],
+                    root.join(format!("{name}-disks")).display(),
                     stores[k],
-                    master_key(&root, name).display()
+                    master_key(&root, name).display(),
+                    if k == 0 { region_one } else { "" }
                 );
             }
             std::fs::write(&config, toml).unwrap();
@@ -195,6 +204,39 @@ impl Cluster {
     /// `{lb}/region-one/image`.
     pub fn image_one(&self) -> String {
         format!("{}/region-one/image", self.lb)
+    }
+
+    /// The node whose worker holds job `id`'s lease (its owner is `<node>/…`), if leased.
+    pub async fn job_node(&self, region: usize, id: &str) -> Option<usize> {
+        self.leased_by(region, "id", id).await
+    }
+
+    /// [`Cluster::job_node`] of the job with idempotency key `key` (a snapshot's: its image).
+    pub async fn keyed_job_node(&self, region: usize, key: &str) -> Option<usize> {
+        self.leased_by(region, "idempotency_key", key).await
+    }
+
+    async fn leased_by(&self, region: usize, column: &str, value: &str) -> Option<usize> {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.region_dbs[region])
+            .await
+            .unwrap();
+        let sql = format!("SELECT lease_owner FROM jobs WHERE {column} = $1 AND state = 'running'");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let owner: String = row?.try_get::<Option<String>, _>("lease_owner").ok()??;
+        let node = owner.split('/').next()?;
+        self.nodes.iter().position(|n| n.id == node)
+    }
+
+    /// Whether the regions' blobs are in S3 (pass 2) rather than files.
+    pub fn on_s3(&self) -> bool {
+        std::env::var("GLIMPSE_TEST_S3_ENDPOINT").is_ok()
     }
 
     /// The node an image's upload runs on (`images.saving_node`), if it is `saving`.

@@ -2,7 +2,8 @@
 //! upload loses only its own upload (back to `queued` once its heartbeat is stale, no half
 //! image) while the other node's upload completes; a node restarted while the other uploads
 //! leaves that upload alone; a rolling restart (SIGTERM, drain, start, for each node) under a
-//! steady load fails no request.
+//! steady load fails no request; a node killed in the middle of a replication leaves it to the
+//! other, which finishes it from the bytes the destination holds.
 
 use crate::common;
 
@@ -210,4 +211,172 @@ async fn a_rolling_restart_fails_no_request() {
     println!("rolling restart of 2 nodes under load: {ok} requests answered, {failed} failed");
     assert!(ok > 100, "too little load: {ok}");
     assert_eq!(failed, 0, "{errors:?}");
+}
+
+/// Region-one's copies slowed to 12 MiB/s, so that a kill lands mid-copy.
+const SLOW_COPIES: &str = "[regions.replication]\nmax_bytes_per_second = 12582912\n";
+
+/// `kill -9` of the node whose worker copies an image to region-two: once the job's lease
+/// expires the other node takes it over and finishes it, from the bytes the destination holds
+/// (on files; S3 see docs/replication.md), with exactly one destination image whose bytes are
+/// the source's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_copying_node_leaves_the_replication_to_the_other() {
+    use common::process::identity;
+    use common::process::replicator::Replicator;
+    let Some(mut c) = Cluster::start_with(2, SLOW_COPIES).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let far = identity::member_project(&http, &c.lb, &token, "far", "region-two", "admin").await;
+    let image = c.image_one();
+    let rep = Replicator::new(&http, &image, &token);
+    let (data, job, seen) = rep.slow_copy_at("two-node-copy", &far, 20).await;
+    assert_eq!(seen["status"], "replicating", "{seen}");
+    let victim = c.job_node(0, &job).await.expect("a node runs the copy");
+    c.kill9(victim);
+
+    let (last, resumed) = rep.wait_end(&job).await;
+    assert_eq!(last["status"], "replicated", "{last}");
+    let survivor = 1 - victim;
+    assert_eq!(
+        c.job_node(0, &job).await,
+        None,
+        "the lease ended with the job"
+    );
+    if !c.on_s3() {
+        assert!(
+            resumed.is_some_and(|n| n > 0 && n < data.len() as u64),
+            "resumed from {resumed:?}"
+        );
+    }
+    let far_token = identity::rescope(
+        &http,
+        &c.lb,
+        &token,
+        serde_json::json!({"project": {"id": far}}),
+    )
+    .await;
+    let two = format!("{}/region-two/image", c.lb);
+    Replicator::new(&http, &two, &far_token)
+        .the_copy("two-node-copy", &data)
+        .await;
+    assert!(c.nodes[survivor].process.is_some());
+}
+
+/// `kill -9` of the node that runs an encrypted in-region copy (IMS): the other node takes the
+/// job over once its lease expires and ends it SUCCESS, with one active encrypted copy holding
+/// the source's bytes; no half-made copy is ever listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_node_running_an_ims_copy_leaves_it_to_the_other() {
+    use common::glance::{images_named, sha512_hex};
+    use common::ims::{Ims, marked_data};
+    use common::process::identity;
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let pid = identity::project_of(&http, &c.lb, &token).await;
+    let data = marked_data(128 << 20, b"TWO-NODE-MARKER");
+    let src = common::process::raw_image(&http, &c.image_one(), &token, "ims-src", &data).await;
+    let ims = Ims::at(&http, &c.lb, "region-one", &token, &pid);
+    let key = ims.kms().create_key().await;
+    let id = ims
+        .start_copy(
+            &src,
+            serde_json::json!({"name": "ims-two-node", "cmk_id": key}),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(n) = c.job_node(0, &id).await {
+            break n;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the copy never ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    c.kill9(victim);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let last = loop {
+        let now = images_named(&http, &c.image_one(), &token, "ims-two-node").await;
+        let now = now["images"].as_array().unwrap().clone();
+        assert!(now.len() <= 1, "{now:?}");
+        if let Some(copy) = now.first() {
+            assert_eq!(copy["status"], "active", "never a half-made copy: {copy}");
+        }
+        let job = ims.job(&id).await.1;
+        if job["status"] == "SUCCESS" || job["status"] == "FAIL" {
+            break job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "copy never ended: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(last["status"], "SUCCESS", "{last}");
+    let copy = last["entities"]["image_id"].as_str().unwrap();
+    let (status, got) = download(&http, &c.image_one(), &token, copy).await;
+    assert_eq!(status, 200);
+    assert_eq!(sha512_hex(&got), sha512_hex(&data));
+}
+
+/// `kill -9` of the node that runs a server snapshot: the disks are on storage both nodes
+/// share, so the other node takes the job over once its lease expires; the server ends ACTIVE
+/// with no task, and the snapshot is one active image holding the server's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_node_running_a_snapshot_leaves_it_to_the_other() {
+    use common::nova::{Nova, assert_snapshot, location_id, qemu_present};
+    if !qemu_present() {
+        return;
+    }
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let n = Nova {
+        http: http.clone(),
+        base: format!("{}/region-one/compute/v2.1", c.lb),
+        token: token.clone(),
+        version: None,
+    };
+    let data: Vec<u8> = (0..96u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let src = common::process::raw_image(&http, &c.image_one(), &token, "snap-base", &data).await;
+    let id = n.active_server("two-node", &src).await;
+    assert_eq!(n.write_disk(&id, 512, b"two nodes").await.status, 202);
+    let r = n
+        .action(
+            &id,
+            serde_json::json!({"createImage": {"name": "two-node-snap"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let snap = location_id(&r);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(v) = c.keyed_job_node(0, &snap).await {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the snapshot never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    c.kill9(victim);
+
+    n.wait_image(&snap, "ACTIVE").await;
+    let s = n.wait_server(&id, "ACTIVE").await;
+    assert!(s["OS-EXT-STS:task_state"].is_null(), "{s}");
+    let (status, bytes) = download(&http, &c.image_one(), &token, &snap).await;
+    assert_eq!(status, 200);
+    let file = c.root.join("snapshot.qcow2");
+    std::fs::write(&file, bytes).unwrap();
+    assert_snapshot(&file, &data, &[(512, b"two nodes")]);
 }
