@@ -380,3 +380,277 @@ async fn kill9_of_the_node_running_a_snapshot_leaves_it_to_the_other() {
     std::fs::write(&file, bytes).unwrap();
     assert_snapshot(&file, &data, &[(512, b"two nodes")]);
 }
+
+/// What one client of the mixed load saw.
+#[derive(Default)]
+struct Tally {
+    /// (operation, answer class, milliseconds) of every request.
+    requests: Vec<(&'static str, &'static str, u128)>,
+    /// Images whose upload answered 204, with the md5 of their bytes.
+    uploaded: Vec<(String, String)>,
+    /// Images whose upload did not answer 204 (cut by the kill, or refused meanwhile).
+    unsure: Vec<String>,
+    /// Images whose delete answered 204.
+    deleted: Vec<String>,
+    /// Images whose delete got no clear answer (it may have happened).
+    maybe_deleted: Vec<String>,
+}
+
+fn class(r: &Result<reqwest::Response, reqwest::Error>) -> &'static str {
+    match r {
+        Ok(r) if r.status().is_success() => "2xx",
+        Ok(r) if r.status().is_client_error() => "4xx",
+        Ok(r) if r.status() == 502 || r.status() == 503 => "502/503",
+        Ok(_) => "other 5xx",
+        Err(_) => "no answer",
+    }
+}
+
+/// One client of the mixed load: upload, list, show and delete in turn until `stop`.
+async fn load_client(
+    k: usize,
+    http: reqwest::Client,
+    image: String,
+    token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Tally {
+    let mut t = Tally::default();
+    let mut mine: Vec<String> = Vec::new();
+    let mut round = 0usize;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        round += 1;
+        let started = std::time::Instant::now();
+        let (op, r) = match round % 4 {
+            0 => {
+                let name = format!("load-{k}-{round}");
+                let body = serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"});
+                let r = http
+                    .post(format!("{image}/v2/images"))
+                    .header("x-auth-token", &token)
+                    .json(&body)
+                    .send()
+                    .await;
+                t.requests
+                    .push(("create", class(&r), started.elapsed().as_millis()));
+                let Ok(r) = r else { continue };
+                if r.status() != 201 {
+                    continue;
+                }
+                let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let data: Vec<u8> = (0..256usize << 10)
+                    .map(|i| (i * 7 + k * 13 + round) as u8)
+                    .collect();
+                let started = std::time::Instant::now();
+                let r = http
+                    .put(format!("{image}/v2/images/{id}/file"))
+                    .header("x-auth-token", &token)
+                    .header("content-type", "application/octet-stream")
+                    .body(data.clone())
+                    .send()
+                    .await;
+                if matches!(&r, Ok(r) if r.status() == 204) {
+                    t.uploaded.push((id.clone(), md5_hex(&data)));
+                    mine.push(id);
+                } else {
+                    t.unsure.push(id);
+                }
+                ("upload", r)
+            }
+            1 => (
+                "list",
+                http.get(format!("{image}/v2/images?limit=20"))
+                    .header("x-auth-token", &token)
+                    .send()
+                    .await,
+            ),
+            2 => {
+                let Some(id) = mine.last() else { continue };
+                (
+                    "show",
+                    http.get(format!("{image}/v2/images/{id}"))
+                        .header("x-auth-token", &token)
+                        .send()
+                        .await,
+                )
+            }
+            _ => {
+                if mine.len() < 3 {
+                    continue;
+                }
+                let id = mine.remove(0);
+                let r = http
+                    .delete(format!("{image}/v2/images/{id}"))
+                    .header("x-auth-token", &token)
+                    .send()
+                    .await;
+                match &r {
+                    Ok(r) if r.status() == 204 => t.deleted.push(id),
+                    Ok(r) if r.status().is_client_error() => mine.push(id),
+                    _ => t.maybe_deleted.push(id),
+                }
+                ("delete", r)
+            }
+        };
+        t.requests
+            .push((op, class(&r), started.elapsed().as_millis()));
+    }
+    t
+}
+
+/// 32 clients upload, list, show and delete through HAProxy for a bounded time while one of
+/// the two nodes is killed and started again: no uploaded image is lost (each is `active` with
+/// its bytes' md5), none is duplicated, a cut upload is `queued` or complete, a deleted image
+/// stays deleted; the requests, errors by class and p99 per operation are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_load_while_a_node_is_killed_and_restarted() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..32)
+        .map(|k| {
+            tokio::spawn(load_client(
+                k,
+                http.clone(),
+                c.image_one(),
+                token.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.kill9(0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.restart(0);
+    c.wait_all_up().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut all = Tally::default();
+    for client in clients {
+        let t = client.await.unwrap();
+        all.requests.extend(t.requests);
+        all.uploaded.extend(t.uploaded);
+        all.unsure.extend(t.unsure);
+        all.deleted.extend(t.deleted);
+        all.maybe_deleted.extend(t.maybe_deleted);
+    }
+
+    // The figures.
+    let mut by_class = std::collections::BTreeMap::<&str, usize>::new();
+    for (_, cl, _) in &all.requests {
+        *by_class.entry(cl).or_default() += 1;
+    }
+    println!("mixed load, 32 clients, node 0 killed at 3 s and restarted at 6 s:");
+    println!("  {} requests; by class: {by_class:?}", all.requests.len());
+    for op in ["create", "upload", "list", "show", "delete"] {
+        let mut ms: Vec<u128> = all
+            .requests
+            .iter()
+            .filter(|r| r.0 == op)
+            .map(|r| r.2)
+            .collect();
+        ms.sort_unstable();
+        if let Some(p99) = ms.get((ms.len() * 99).div_ceil(100).saturating_sub(1)) {
+            println!("  {op}: {} requests, p99 {p99} ms", ms.len());
+        }
+    }
+    assert!(
+        all.uploaded.len() > 20,
+        "too little load: {} uploads",
+        all.uploaded.len()
+    );
+
+    // Nothing lost, nothing half made, nothing duplicated.
+    let deleted: std::collections::HashSet<_> = all.deleted.iter().cloned().collect();
+    for (id, md5) in &all.uploaded {
+        let (status, img) = fetch(&c, &http, &token, id).await;
+        if deleted.contains(id) {
+            assert_eq!(status, 404, "deleted image came back: {img}");
+            continue;
+        }
+        if status == 404 && all.maybe_deleted.contains(id) {
+            continue;
+        }
+        assert_eq!(
+            img["status"], "active",
+            "uploaded image lost: HTTP {status} {img}"
+        );
+        assert_eq!(&img["checksum"], md5, "{img}");
+    }
+    for id in &all.unsure {
+        wait_not_saving(&c, &http, &token, id).await;
+    }
+    let mut names = std::collections::HashMap::<String, usize>::new();
+    let mut next = Some(format!("{}/v2/images?limit=1000", c.image_one()));
+    while let Some(url) = next {
+        let page: serde_json::Value = http
+            .get(&url)
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for img in page["images"].as_array().unwrap() {
+            *names
+                .entry(img["name"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        next = page["next"]
+            .as_str()
+            .map(|n| format!("{}{n}", c.image_one()));
+    }
+    let dup: Vec<_> = names
+        .iter()
+        .filter(|(n, k)| n.starts_with("load-") && **k > 1)
+        .collect();
+    assert!(dup.is_empty(), "duplicated images: {dup:?}");
+}
+
+/// Waits until a cut upload's image is no longer `saving`: `queued` with no data, or `active`
+/// (the node published it before it died, the answer was lost).
+async fn wait_not_saving(c: &Cluster, http: &reqwest::Client, token: &str, id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, img) = fetch(c, http, token, id).await;
+        match img["status"].as_str() {
+            Some("queued") => {
+                assert!(img["checksum"].is_null(), "{img}");
+                return;
+            }
+            Some("active") => return,
+            _ if status == 404 => return,
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upload stuck: {img}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `GET` of an image through the load balancer: its status code and body.
+async fn fetch(
+    c: &Cluster,
+    http: &reqwest::Client,
+    token: &str,
+    id: &str,
+) -> (u16, serde_json::Value) {
+    let r = http
+        .get(format!("{}/v2/images/{id}", c.image_one()))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
