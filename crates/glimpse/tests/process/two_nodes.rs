@@ -419,7 +419,7 @@ async fn load_client(
     let mut round = 0usize;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         round += 1;
-        let started = std::time::Instant::now();
+        let mut started = std::time::Instant::now();
         let (op, r) = match round % 4 {
             0 => {
                 let name = format!("load-{k}-{round}");
@@ -443,7 +443,7 @@ async fn load_client(
                 let data: Vec<u8> = (0..256usize << 10)
                     .map(|i| (i * 7 + k * 13 + round) as u8)
                     .collect();
-                let started = std::time::Instant::now();
+                started = std::time::Instant::now();
                 let r = http
                     .put(format!("{image}/v2/images/{id}/file"))
                     .header("x-auth-token", &token)
