@@ -10,14 +10,17 @@
 //! when the metadata database says so, so a crash leaves at worst an unreferenced blob, which
 //! the region's cleaner lists with [`BlobStore::list`] and deletes.
 //!
-//! Resumable writes ([`BlobStore::write_resumable`], filesystem store only) keep what they
-//! received when the body fails, under a name the caller chooses, and a later write of that
-//! name continues at any offset up to what it holds: it re-reads the held prefix through the
-//! hashers and the observer (so digests and verdicts always cover every byte) and appends the
-//! rest. On S3 a resumable write starts from byte zero (see docs/replication.md).
+//! Resumable writes ([`BlobStore::write_resumable`], every store) keep what they received when
+//! the body fails, under a name the caller chooses, and a later write of that name continues
+//! at any offset up to what it holds: it re-reads the held prefix through the hashers and the
+//! observer (so digests and verdicts always cover every byte) and appends the rest. The
+//! filesystem keeps them as one flock'd staging file ([`local`]); S3 as 8 MiB part objects
+//! under `partials/<name>/`, composed into the blob at the end, with conditional PUTs and
+//! e-tag-checked reads so that two writers of one name never mix their bytes ([`parts`]).
 
 pub mod hashing;
 pub mod local;
+mod parts;
 mod pool;
 pub mod sealed;
 
@@ -35,7 +38,8 @@ pub use hashing::{Digests, StreamHasher, digest_bytes};
 
 /// Chunks handed to hashers, observers and backends are coalesced to this size.
 pub const CHUNK: usize = 512 << 10;
-/// S3 multipart part size (S3 requires at least 5 MiB for all but the last part).
+/// S3 multipart part size (S3 requires at least 5 MiB for all but the last part), and the
+/// size of the part objects of a resumable write on an object store.
 const PART: usize = 8 << 20;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,6 +59,10 @@ pub enum StoreError {
     /// A resumed write asked to continue past what its partial holds.
     #[error("the partial upload holds {held} bytes")]
     Gap { held: u64 },
+    /// Another writer of the same resumable write (or a drop of it) changed the parts this
+    /// one held or wrote; the partial is left to the other.
+    #[error("another writer of the resumable write changed its part {0}")]
+    Conflict(String),
     /// A sealed blob failed authentication (tampered, truncated, wrong key).
     #[error("sealed blob: {0}")]
     Integrity(String),
@@ -241,17 +249,11 @@ impl BlobStore {
         self.write_hashed(body, observe, StreamHasher::new()).await
     }
 
-    /// Whether [`BlobStore::write_resumable`] can continue a write (the filesystem store).
-    pub fn resumable(&self) -> bool {
-        matches!(self.backend, Backend::Local(_))
-    }
-
-    /// How many bytes of the resumable write `name` the store holds, durably (0 if none, or
-    /// if the store cannot resume).
+    /// How many bytes of the resumable write `name` the store holds, durably (0 if none).
     pub async fn partial_len(&self, name: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Local(l) => l.partial_len(name).await,
-            Backend::Object(_) => Ok(0),
+            Backend::Object(o) => parts::partial_len(&**o, name).await,
         }
     }
 
@@ -264,22 +266,24 @@ impl BlobStore {
         }
     }
 
-    /// Removes the held bytes of every resumable write whose name starts with `prefix`.
+    /// Removes the held bytes of every resumable write whose name starts with `prefix`;
+    /// returns how many writes.
     pub async fn drop_partials(&self, prefix: &str) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Local(l) => l.drop_partials(prefix).await,
-            Backend::Object(_) => Ok(0),
+            Backend::Object(o) => parts::drop_partials(&**o, prefix).await,
         }
     }
 
     /// [`BlobStore::write`] that continues the resumable write `name` at byte `offset`: bytes `0..offset` come from what
     /// an earlier write of `name` left (hashed and observed again, not re-sent), then `body`.
-    /// If `body` fails, what arrived is kept for the next resume; any other failure drops it.
+    /// If `body` fails, what arrived is kept for the next resume (also when the caller drops
+    /// the write); any other failure drops it, except [`StoreError::Conflict`] (S3: another
+    /// writer of `name` changed its parts), which leaves them to the other writer.
     /// With `md5` given, only the sha512 is computed and the md5 is taken as stated: only for
     /// a caller that compares the sha512 with one a trusted party computed together with
     /// `md5` over the same content ([`StreamHasher::with_known_md5`]).
-    /// `offset` past what is held gives [`StoreError::Gap`]. On a store that cannot resume,
-    /// `offset` must be 0 and this is a plain write.
+    /// `offset` past what is held gives [`StoreError::Gap`].
     pub async fn write_resumable<S, E, O>(
         &self,
         name: &str,
@@ -297,13 +301,16 @@ impl BlobStore {
             Some(m) => StreamHasher::with_known_md5(m),
             None => StreamHasher::new(),
         };
-        let Backend::Local(local) = &self.backend else {
-            if offset > 0 {
-                return Err(StoreError::Gap { held: 0 }.into());
-            }
-            return self.write_hashed(body, observe, hasher).await;
-        };
         let key = Self::new_key();
+        let local = match &self.backend {
+            Backend::Local(local) => local,
+            Backend::Object(o) => {
+                let (writer, prefix) = parts::resume(o.clone(), name, offset, &key).await?;
+                return self
+                    .write_into(key, Sink::Parts(writer), prefix, body, observe, hasher)
+                    .await;
+            }
+        };
         let sink = Sink::Local(local.resume(name, offset, &key).await?);
         let prefix = match offset {
             0 => None,
@@ -397,8 +404,14 @@ impl BlobStore {
             }
             Err(e) => {
                 // What arrived before the sender failed is kept for a resume (if resumable);
-                // bytes refused by the observer or a failing store are not.
+                // bytes refused by the observer or a failing store are not, and a partial
+                // another writer changed is left to it.
                 let keep = matches!(e, WriteError::Source(_));
+                if let (WriteError::Store(StoreError::Conflict(_)), Sink::Parts(w)) =
+                    (&e, &mut sink)
+                {
+                    w.yield_to_other();
+                }
                 if keep && !pending.is_empty() {
                     // The coalescing buffer holds received bytes the sink has not seen yet.
                     let chunk = pool.share(std::mem::take(&mut pending));
@@ -559,24 +572,35 @@ impl BlobStore {
         }
     }
 
-    /// Deletes a blob; deleting a missing blob succeeds.
+    /// Deletes a blob; deleting a missing blob succeeds. A key [`BlobStore::list`] gave for a
+    /// resumable write's partial deletes all of it (on S3 unless a writer took it up again
+    /// since it was listed).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Local(l) => l.delete(key).await,
-            Backend::Object(o) => match o.delete(&ObjPath::from(key)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
+            Backend::Object(o) => match key
+                .strip_prefix(parts::ROOT)
+                .and_then(|k| k.strip_prefix('/'))
+            {
+                Some(name) => parts::delete(&**o, name).await,
+                None => match o.delete(&ObjPath::from(key)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                },
             },
         }
     }
 
-    /// Every blob in the store (and, on the filesystem, staging leftovers).
+    /// Every blob in the store, and the partials of resumable writes no writer is using
+    /// (one entry each: `.staging/partial-<name>` on the filesystem, with its other staging
+    /// leftovers; `partials/<name>` on S3, dated by its newest part).
     pub async fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
         match &self.backend {
             Backend::Local(l) => l.list().await,
             Backend::Object(o) => {
                 let prefix = ObjPath::from("blobs");
-                o.list(Some(&prefix))
+                let mut blobs: Vec<BlobInfo> = o
+                    .list(Some(&prefix))
                     .map_ok(|m| BlobInfo {
                         key: m.location.to_string(),
                         size: m.size,
@@ -584,9 +608,25 @@ impl BlobStore {
                     })
                     .map_err(StoreError::from)
                     .try_collect()
-                    .await
+                    .await?;
+                blobs.extend(parts::list(&**o).await?);
+                Ok(blobs)
             }
         }
+    }
+}
+
+/// Refuses a resumable write's name that is not made of ASCII letters, digits, `-` and `_`
+/// (it becomes part of a file name or an object key).
+fn check_partial_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadKey(name.to_string()))
     }
 }
 
@@ -617,6 +657,7 @@ where
 enum Sink {
     Local(local::LocalWriter),
     Object(WriteMultipart),
+    Parts(parts::PartWriter),
 }
 
 impl Sink {
@@ -628,6 +669,7 @@ impl Sink {
                 w.put(chunk);
                 Ok(())
             }
+            Sink::Parts(w) => w.write(chunk).await,
         }
     }
 
@@ -635,6 +677,7 @@ impl Sink {
         match self {
             Sink::Local(w) => w.finish().await,
             Sink::Object(w) => w.finish().await.map(|_| ()).map_err(Into::into),
+            Sink::Parts(w) => w.finish().await,
         }
     }
 
@@ -645,6 +688,7 @@ impl Sink {
             Sink::Object(w) => {
                 let _ = w.abort().await;
             }
+            Sink::Parts(w) => w.abort(keep).await,
         }
     }
 }

@@ -80,13 +80,7 @@ impl LocalStore {
 
     /// Where the resumable partial `name` lives (see the module documentation).
     fn partial_path(&self, name: &str) -> Result<PathBuf, StoreError> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(StoreError::BadKey(name.to_string()));
-        }
+        crate::check_partial_name(name)?;
         Ok(self.root.join(".staging").join(format!("partial-{name}")))
     }
 

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use glimpse_store::{BlobStore, BoxError, S3Options, WriteError, digest_bytes};
+use glimpse_store::{BlobStore, BoxError, CHUNK, S3Options, WriteError, digest_bytes};
 
 struct Backend {
     store: BlobStore,
@@ -200,32 +200,32 @@ async fn cut_write(store: &BlobStore, name: &str, data: &[u8]) -> WriteError {
         .unwrap_err()
 }
 
+/// The part size of the object stores' resumable writes (8 MiB): sizes and offsets below
+/// span several parts and cut inside them.
+const PART: usize = 8 << 20;
+
+/// The partials the cleaner's listing shows whose key names `name`: (key, size).
+async fn listed_partials(store: &BlobStore, name: &str) -> Vec<(String, u64)> {
+    let listed = store.list().await.unwrap();
+    listed
+        .into_iter()
+        .filter(|b| b.key.contains(name))
+        .map(|b| (b.key, b.size))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_resumed_write_continues_where_the_cut_one_stopped() {
-    let data = pattern(9 * 1024 * 1024 + 5);
+    // Three parts and a bit.
+    let data = pattern(3 * PART + 5);
     let name = "image-1-abc";
     for (which, b) in backends().await {
-        // The first write is cut after 5 MiB + 3 bytes (not a chunk boundary).
-        let cut = (5 << 20) + 3;
+        // The first write is cut inside the third part, 3 MiB + 3 bytes into it (not a chunk
+        // boundary either).
+        let cut = 2 * PART + (3 << 20) + 3;
         let err = cut_write(&b.store, name, &data[..cut]).await;
         assert!(matches!(err, WriteError::Source(_)), "{which}: {err}");
         let held = b.store.partial_len(name).await.unwrap();
-        if !b.store.resumable() {
-            assert_eq!(held, 0, "{which}: nothing to resume from");
-            let err = b
-                .store
-                .write_resumable(name, 1, body(&data[1..]), None, |_: &[u8]| Ok(()))
-                .await
-                .unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    WriteError::Store(glimpse_store::StoreError::Gap { held: 0 })
-                ),
-                "{which}: {err}"
-            );
-            continue;
-        }
         assert_eq!(held, cut as u64, "{which}: every received byte is held");
         // Asking for more than is held is refused, and keeps what is held.
         let err = b
@@ -243,6 +243,36 @@ async fn a_resumed_write_continues_where_the_cut_one_stopped() {
             matches!(err, WriteError::Store(glimpse_store::StoreError::Gap { held: h }) if h == held),
             "{which}: {err}"
         );
+        assert_eq!(b.store.partial_len(name).await.unwrap(), held, "{which}");
+
+        // Resume well before the end of what is held, inside the second part, and be cut
+        // again after 2 MiB: what followed the resume point is gone, the rest is held.
+        let from = PART + 12_345;
+        let sent = 2 << 20;
+        let mut seen = 0usize;
+        let err = b
+            .store
+            .write_resumable(
+                name,
+                from as u64,
+                cut_after(&data[from..from + sent]),
+                None,
+                |c: &[u8]| {
+                    seen += c.len();
+                    Ok(())
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Source(_)), "{which}: {err}");
+        assert_eq!(seen, from + sent, "{which}: the held prefix was observed");
+        let held = b.store.partial_len(name).await.unwrap();
+        assert_eq!(
+            held,
+            (from + sent) as u64,
+            "{which}: cut at the resume point"
+        );
+
         // Resume a little before the end of what is held: the observer and the hashes see
         // every byte once, in order, and only the rest is sent.
         let from = held - 1000;
@@ -270,15 +300,90 @@ async fn a_resumed_write_continues_where_the_cut_one_stopped() {
             0,
             "{which}: published"
         );
+        assert_eq!(
+            listed_partials(&b.store, name).await,
+            vec![],
+            "{which}: nothing of the partial is left"
+        );
+    }
+}
+
+/// A resume at a part boundary, and one at the very end of what is held (every byte arrived,
+/// only the publication is missing): both publish the whole content.
+#[tokio::test]
+async fn resumes_at_a_part_boundary_and_at_the_end() {
+    let data = pattern(2 * PART + 77);
+    for (which, b) in backends().await {
+        let _ = cut_write(&b.store, "edge-1", &data[..PART + 10]).await;
+        let w = b
+            .store
+            .write_resumable(
+                "edge-1",
+                PART as u64,
+                body(&data[PART..]),
+                None,
+                |_: &[u8]| Ok(()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.digests, digest_bytes(&data), "{which}: from a boundary");
+        assert!(read_all(&b.store, &w.key, None).await == data, "{which}");
+
+        let _ = cut_write(&b.store, "edge-2", &data).await;
+        assert_eq!(
+            b.store.partial_len("edge-2").await.unwrap(),
+            data.len() as u64,
+            "{which}"
+        );
+        let w = b
+            .store
+            .write_resumable(
+                "edge-2",
+                data.len() as u64,
+                body(b""),
+                None,
+                |_: &[u8]| Ok(()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.digests, digest_bytes(&data), "{which}: all held");
+        assert!(read_all(&b.store, &w.key, None).await == data, "{which}");
+        // An empty resumable write is an empty blob.
+        let w = b
+            .store
+            .write_resumable("edge-3", 0, body(b""), None, |_: &[u8]| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!(w.size, 0, "{which}");
+        assert!(read_all(&b.store, &w.key, None).await.is_empty(), "{which}");
+        // One chunk across a part boundary, then the cut: every byte of it is held.
+        let one = stream::iter(vec![
+            Ok(Bytes::copy_from_slice(&data[..PART + 5])),
+            Err(std::io::Error::other("cut")),
+        ]);
+        let cut = b
+            .store
+            .write_resumable("edge-4", 0, one, None, |_: &[u8]| Ok(()))
+            .await;
+        assert!(matches!(cut, Err(WriteError::Source(_))), "{which}");
+        assert_eq!(
+            b.store.partial_len("edge-4").await.unwrap(),
+            PART as u64 + 5,
+            "{which}"
+        );
+        b.store.drop_partials("edge-4").await.unwrap();
+        for name in ["edge-1", "edge-2", "edge-3", "edge-4"] {
+            assert_eq!(listed_partials(&b.store, name).await, vec![], "{which}");
+        }
     }
 }
 
 #[tokio::test]
 async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
-    let data = pattern(3 * 1024 * 1024);
+    let data = pattern(2 * PART + (3 << 20));
     for (which, b) in backends().await {
         let before = b.store.list().await.unwrap().len();
-        let _ = cut_write(&b.store, "img-2-x", &data[..1 << 20]).await;
+        let _ = cut_write(&b.store, "img-2-x", &data[..PART + (1 << 20)]).await;
         // The observer refuses the resumed bytes: the partial goes.
         let held = b.store.partial_len("img-2-x").await.unwrap();
         let err = b
@@ -294,10 +399,20 @@ async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
             .unwrap_err();
         assert!(matches!(err, WriteError::Aborted(_)), "{which}: {err}");
         assert_eq!(b.store.partial_len("img-2-x").await.unwrap(), 0, "{which}");
-        // Cut again, then dropped by name prefix (an image delete).
-        let _ = cut_write(&b.store, "img-3-y", &data[..1 << 20]).await;
-        b.store.drop_partials("img-3-").await.unwrap();
+        // Cut again, then dropped by name prefix (an image delete); another image's partial
+        // stays.
+        let _ = cut_write(&b.store, "img-3-y", &data[..2 * PART + 1]).await;
+        let _ = cut_write(&b.store, "img-3-z", &data[..1 << 20]).await;
+        let _ = cut_write(&b.store, "img-4-y", &data[..1 << 20]).await;
+        assert_eq!(b.store.drop_partials("img-3-").await.unwrap(), 2, "{which}");
         assert_eq!(b.store.partial_len("img-3-y").await.unwrap(), 0, "{which}");
+        assert_eq!(b.store.partial_len("img-3-z").await.unwrap(), 0, "{which}");
+        assert_eq!(
+            b.store.partial_len("img-4-y").await.unwrap(),
+            1 << 20,
+            "{which}"
+        );
+        b.store.drop_partials("img-4-").await.unwrap();
         assert_eq!(
             b.store.list().await.unwrap().len(),
             before,
@@ -307,27 +422,27 @@ async fn refused_resumable_writes_and_dropped_partials_leave_nothing() {
             b.store
                 .write_resumable("../x", 0, body(b""), None, |_: &[u8]| Ok(()))
                 .await
-                .is_err()
-                || !b.store.resumable(),
+                .is_err(),
             "{which}: names cannot climb out of the store"
         );
+        assert!(b.store.partial_len("a/b").await.is_err(), "{which}");
     }
 }
 
 /// The cleaner's listing leaves out a partial while a writer holds it, however old it looks,
-/// and shows it again once the writer is gone.
+/// and shows it again once the writer is gone: one entry per partial, with the bytes it
+/// holds, which the cleaner's delete removes whole.
 #[tokio::test]
 async fn a_partial_in_use_is_not_listed_for_the_cleaner() {
     for (which, b) in backends().await {
-        if !b.store.resumable() {
-            continue;
-        }
         let (cut, when) = tokio::sync::oneshot::channel::<()>();
-        let body = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(pattern(1 << 20)))])
-            .chain(stream::once(async move {
+        let first = PART + (1 << 20);
+        let body = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(pattern(first)))]).chain(
+            stream::once(async move {
                 let _ = when.await;
                 Err(std::io::Error::other("cut"))
-            }));
+            }),
+        );
         let store = b.store.clone();
         let writing = tokio::spawn(async move {
             store
@@ -335,21 +450,161 @@ async fn a_partial_in_use_is_not_listed_for_the_cleaner() {
                 .await
         });
         let landed = async {
-            while b.store.partial_len("busy-1").await.unwrap() < 1 << 20 {
-                tokio::task::yield_now().await;
+            // The object stores hold whole parts only while the writer runs.
+            while b.store.partial_len("busy-1").await.unwrap() < PART as u64 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         };
         tokio::time::timeout(std::time::Duration::from_secs(60), landed)
             .await
-            .expect("the first megabyte lands");
-        let listed = |l: Vec<glimpse_store::BlobInfo>| l.iter().any(|i| i.key.contains("busy-1"));
-        assert!(!listed(b.store.list().await.unwrap()), "{which}: in use");
+            .expect("the first part lands");
+        assert_eq!(
+            listed_partials(&b.store, "busy-1").await,
+            vec![],
+            "{which}: in use"
+        );
         let _ = cut.send(());
         assert!(writing.await.unwrap().is_err());
+        let listed = listed_partials(&b.store, "busy-1").await;
+        assert_eq!(listed.len(), 1, "{which}: left for later: {listed:?}");
+        assert_eq!(listed[0].1, first as u64, "{which}: every byte received");
+        b.store.delete(&listed[0].0).await.unwrap();
+        assert_eq!(b.store.partial_len("busy-1").await.unwrap(), 0, "{which}");
+        assert_eq!(listed_partials(&b.store, "busy-1").await, vec![], "{which}");
+    }
+}
+
+/// A write dropped in the middle of its body (the server let go of a request whose client
+/// vanished) keeps what it had received, as a cut one does, and a resume continues from it.
+#[tokio::test]
+async fn a_dropped_resumable_write_keeps_its_bytes() {
+    let data = pattern(2 * PART + 99);
+    for (which, b) in backends().await {
+        let sent = PART + (2 << 20);
+        let stalled = body(&data[..sent]).chain(stream::pending());
+        let store = b.store.clone();
+        let writing = tokio::spawn(async move {
+            store
+                .write_resumable("dropped-1", 0, stalled, None, |_: &[u8]| Ok(()))
+                .await
+        });
+        let landed = async {
+            while b.store.partial_len("dropped-1").await.unwrap() < PART as u64 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), landed)
+            .await
+            .expect("the first part lands");
+        // Give the writer the rest of what was sent, then drop it.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        writing.abort();
+        let _ = writing.await;
+        // The dropped writer finishes keeping its bytes in the background.
+        let mut held = 0;
+        for _ in 0..600 {
+            held = b.store.partial_len("dropped-1").await.unwrap();
+            if held >= sent as u64 - CHUNK as u64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert!(
-            listed(b.store.list().await.unwrap()),
-            "{which}: left for later"
+            held >= PART as u64 && held <= sent as u64,
+            "{which}: held {held} of {sent}"
         );
+        let w = b
+            .store
+            .write_resumable(
+                "dropped-1",
+                held,
+                body(&data[held as usize..]),
+                None,
+                |_: &[u8]| Ok(()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.digests, digest_bytes(&data), "{which}");
+        assert!(read_all(&b.store, &w.key, None).await == data, "{which}");
+    }
+}
+
+/// Two writers of one partial at once (two nodes that both think they own an upload) never
+/// make a blob whose bytes are not the ones its writer hashed: the filesystem runs them one
+/// after the other (flock); the object stores let the second go ahead and the first, whose
+/// parts it replaced, fails.
+#[tokio::test]
+async fn a_second_writer_of_the_same_partial_never_corrupts_the_first() {
+    let a = pattern(3 * PART + 1);
+    let mut other = pattern(3 * PART + 1);
+    other.iter_mut().for_each(|x| *x = x.wrapping_add(1));
+    for (which, b) in backends().await {
+        // The second writer either finishes (its own bytes) or is cut after two parts and a
+        // bit, leaving its parts where the first writer's were.
+        for second_is_cut in [false, true] {
+            let name = format!("twice-{second_is_cut}");
+            let (go, when) = tokio::sync::oneshot::channel::<()>();
+            let half = 2 * PART + (1 << 20);
+            let first_body = body(&a[..half])
+                .chain(stream::once(async move {
+                    let _ = when.await;
+                    Ok(Bytes::new())
+                }))
+                .chain(body(&a[half..]));
+            let (store, n) = (b.store.clone(), name.clone());
+            let first = tokio::spawn(async move {
+                store
+                    .write_resumable(&n, 0, first_body, None, |_: &[u8]| Ok(()))
+                    .await
+            });
+            let landed = async {
+                while b.store.partial_len(&name).await.unwrap() < 2 * PART as u64 {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(60), landed)
+                .await
+                .expect("the first writer's parts land");
+            let (store, n, o) = (b.store.clone(), name.clone(), other.clone());
+            let mut second = tokio::spawn(async move {
+                let body: std::pin::Pin<Box<dyn futures::Stream<Item = _> + Send>> =
+                    if second_is_cut {
+                        Box::pin(cut_after(&o[..2 * PART + 5]))
+                    } else {
+                        Box::pin(body(&o))
+                    };
+                store
+                    .write_resumable(&n, 0, body, None, |_: &[u8]| Ok(()))
+                    .await
+            });
+            // The filesystem's second writer waits for the first; the others' run to their
+            // end now.
+            let wait = if which == "file" { 3 } else { 300 };
+            let second_done =
+                tokio::time::timeout(std::time::Duration::from_secs(wait), &mut second).await;
+            let _ = go.send(());
+            let first = first.await.unwrap();
+            let second = match second_done {
+                Ok(r) => r.unwrap(),
+                Err(_) => second.await.unwrap(),
+            };
+            for (who, result, want) in [("first", &first, &a), ("second", &second, &other)] {
+                if let Ok(w) = result {
+                    assert_eq!(w.digests, digest_bytes(want), "{which} {name}: {who}");
+                    assert!(
+                        read_all(&b.store, &w.key, None).await == *want,
+                        "{which} {name}: the {who} writer's blob holds its own bytes"
+                    );
+                }
+            }
+            if which == "file" {
+                assert!(first.is_ok(), "{which} {name}: the first finishes");
+            } else {
+                assert!(first.is_err(), "{which} {name}: the first was overtaken");
+                assert_eq!(second.is_ok(), !second_is_cut, "{which} {name}");
+            }
+            b.store.drop_partials(&name).await.unwrap();
+        }
     }
 }
 

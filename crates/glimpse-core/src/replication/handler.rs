@@ -21,9 +21,9 @@
 //!
 //! Crash behaviour: a killed worker's upload connection drops, so the destination puts the
 //! image back to `queued` and keeps the bytes that arrived; the job's next owner finds the
-//! image by id and continues the upload from the last byte the destination holds (on a
-//! filesystem store; from zero on S3), or skips the copy if the image became `active` with
-//! the right hashes. The result records `resumed_from` (the byte a resumed copy started at).
+//! image by id and continues the upload from the last byte the destination holds (its
+//! filesystem staging file, or the 8 MiB part objects of an S3 store), or skips the copy if
+//! the image became `active` with the right hashes. The result records `resumed_from` (the byte a resumed copy started at).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -353,6 +353,10 @@ impl ReplicateHandler {
         // its hashes (at disk speed; 50 MB/s assumed at worst): no byte moves meanwhile, beyond
         // what the sockets buffer.
         let prefix_grace = Duration::from_secs(from / 50_000_000);
+        // After the last byte, an S3 destination composes its blob from the part objects it
+        // holds (reads and writes every byte once more; 50 MB/s assumed at worst) before it
+        // answers.
+        let publish_grace = Duration::from_secs(p.size / 50_000_000);
         loop {
             tokio::select! {
                 done = &mut upload => {
@@ -373,7 +377,10 @@ impl ReplicateHandler {
                     let holding = point.as_ref().is_some_and(|p| p.is_reached());
                     // Still within what the sockets take while the prefix is re-read.
                     let rehashing = n - from < 16 << 20;
-                    let allowed = if rehashing { STALL + prefix_grace } else { STALL };
+                    let mut allowed = if rehashing { STALL + prefix_grace } else { STALL };
+                    if n == p.size {
+                        allowed += publish_grace;
+                    }
                     if n != last_bytes || holding {
                         (last_bytes, moved_at) = (n, Instant::now());
                     } else if moved_at.elapsed() > allowed {

@@ -38,6 +38,9 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// Region databases, by [`REGIONS`] order (for tests that look at a row).
     pub region_dbs: Vec<String>,
+    /// Region blob stores, by [`REGIONS`] order, opened here too (for tests that look at
+    /// what a store holds).
+    pub stores: Vec<glimpse_store::BlobStore>,
     haproxy: Child,
 }
 
@@ -75,7 +78,7 @@ impl Cluster {
         let root = temp_dir();
         let lb_port = free_port();
         let lb = format!("http://127.0.0.1:{lb_port}");
-        let (identity_db, region_dbs, stores) = backends(&root).await;
+        let (identity_db, region_dbs, (stores, opened)) = backends(&root).await;
         let mut nodes = Vec::new();
         for i in 0..n {
             let id = format!("node-{i}");
@@ -115,6 +118,7 @@ impl Cluster {
             lb,
             nodes,
             region_dbs,
+            stores: opened,
             haproxy,
         };
         for i in 0..n {
@@ -234,11 +238,6 @@ impl Cluster {
         self.nodes.iter().position(|n| n.id == node)
     }
 
-    /// Whether the regions' blobs are in S3 (pass 2) rather than files.
-    pub fn on_s3(&self) -> bool {
-        std::env::var("GLIMPSE_TEST_S3_ENDPOINT").is_ok()
-    }
-
     /// The node an image's upload runs on (`images.saving_node`), if it is `saving`.
     pub async fn saving_node(&self, region: usize, image: &str) -> Option<String> {
         use sqlx::Row;
@@ -270,8 +269,14 @@ impl Drop for Cluster {
 }
 
 /// The identity database, the region databases and the region store lines (`store = …` and
-/// its `[regions.s3]` table), shared by every node.
-async fn backends(root: &Path) -> (String, Vec<String>, Vec<String>) {
+/// its `[regions.s3]` table), shared by every node, with the stores opened.
+async fn backends(
+    root: &Path,
+) -> (
+    String,
+    Vec<String>,
+    (Vec<String>, Vec<glimpse_store::BlobStore>),
+) {
     let (identity, regions) = match std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
         Ok(pg) => {
             let base = pg.trim_end_matches('/').to_string();
@@ -289,22 +294,28 @@ async fn backends(root: &Path) -> (String, Vec<String>, Vec<String>) {
                 .collect(),
         ),
     };
-    let mut stores = Vec::new();
+    let (mut stores, mut opened) = (Vec::new(), Vec::new());
     for r in REGIONS {
-        stores.push(match super::backends::fresh_bucket().await {
-            Some((bucket, s3)) => format!(
-                "store = \"s3://{bucket}\"\n[regions.s3]\nendpoint = \"{}\"\n\
-                 region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
-                 allow_http = true",
-                s3.endpoint, s3.region, s3.access_key_id, s3.secret_access_key
+        let (line, url, s3) = match super::backends::fresh_bucket().await {
+            Some((bucket, s3)) => (
+                format!(
+                    "store = \"s3://{bucket}\"\n[regions.s3]\nendpoint = \"{}\"\n\
+                     region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
+                     allow_http = true",
+                    s3.endpoint, s3.region, s3.access_key_id, s3.secret_access_key
+                ),
+                format!("s3://{bucket}"),
+                s3,
             ),
-            None => format!(
-                "store = \"file://{}\"",
-                root.join(format!("{r}-blobs")).display()
-            ),
-        });
+            None => {
+                let url = format!("file://{}", root.join(format!("{r}-blobs")).display());
+                (format!("store = \"{url}\""), url, Default::default())
+            }
+        };
+        stores.push(line);
+        opened.push(glimpse_store::BlobStore::open(&url, &s3).unwrap());
     }
-    (identity, regions, stores)
+    (identity, regions, (stores, opened))
 }
 
 /// The region's KMS master key file, shared by every node (made the first time: 32 random

@@ -2,8 +2,10 @@
 //! upload loses only its own upload (back to `queued` once its heartbeat is stale, no half
 //! image) while the other node's upload completes; a node restarted while the other uploads
 //! leaves that upload alone; a rolling restart (SIGTERM, drain, start, for each node) under a
-//! steady load fails no request; a node killed in the middle of a replication leaves it to the
-//! other, which finishes it from the bytes the destination holds.
+//! steady load fails no request; a replication upload cut by the kill -9 of its node resumes
+//! on the other node from the bytes the shared store holds (S3: whole 8 MiB parts); a node
+//! killed in the middle of a replication, an IMS copy or a snapshot leaves the job to the
+//! other, which finishes it; a mixed load goes on while a node is killed and restarted.
 
 use crate::common;
 
@@ -154,6 +156,107 @@ async fn a_restarting_node_leaves_the_other_nodes_upload_alone() {
     assert_active_with(&c, &http, &token, &kept_id, &kept_data).await;
 }
 
+/// The replication service uploads into an image through the load balancer; the node that runs
+/// the upload is killed (kill -9) after 2 MiB past two 8 MiB parts. Once the survivor has put
+/// the image back to `queued`, it says how much the shared store holds (S3: the two parts the
+/// dead node wrote whole; the filesystem: what reached the page cache), and an upload of the
+/// rest from there publishes the whole content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_upload_cut_by_kill9_resumes_on_the_other_node() {
+    use common::glance::sha512_hex;
+    use common::process::identity;
+    const PART: usize = 8 << 20;
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let service = identity::token(
+        &http,
+        &c.lb,
+        "glimpse-service",
+        "cluster-service-pw",
+        identity::project_named("service"),
+    )
+    .await;
+    let data: Vec<u8> = (0..2 * PART + (3 << 20))
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add((i >> 20) as u8))
+        .collect();
+    let (md5, sha) = (md5_hex(&data), sha512_hex(&data));
+    let id = create_bare(&http, &c.image_one(), &token, "replica", "raw").await;
+    let file_url = format!("{}/v2/images/{id}/file", c.image_one());
+    let put = |offset: usize, body: reqwest::Body| {
+        http.put(&file_url)
+            .header("x-auth-token", &service)
+            .header("content-type", "application/octet-stream")
+            .header("x-glimpse-expected-checksum", &md5)
+            .header("x-glimpse-expected-os-hash-value", &sha)
+            .header("x-glimpse-upload-offset", offset.to_string())
+            .body(body)
+            .send()
+    };
+
+    let sent = 2 * PART + (2 << 20);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let request = tokio::spawn(put(0, body));
+    for piece in data[..sent].chunks(256 << 10) {
+        tx.send(Ok(piece.to_vec())).await.unwrap();
+    }
+    let name = format!("{id}-{}", &sha[..32]);
+    let store = c.stores[0].clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.partial_len(&name).await.unwrap() < 2 * PART as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two parts never held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let node = c.saving_node(0, &id).await.expect("the upload runs");
+    let victim = c.nodes.iter().position(|n| n.id == node).unwrap();
+    c.kill9(victim);
+    drop(tx);
+    let _ = request.await.unwrap();
+
+    wait_status(&c, &http, &token, &id, "queued").await;
+    let r = http
+        .get(format!(
+            "{}/v2/extension/image_replicator/uploads/{id}?os_hash_value={sha}",
+            c.image_one()
+        ))
+        .header("x-auth-token", &service)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let held = r.json::<serde_json::Value>().await.unwrap()["offset"]
+        .as_u64()
+        .unwrap() as usize;
+    assert!(
+        held >= 2 * PART && held <= sent,
+        "held {held} of the {sent} sent"
+    );
+    if store.url().starts_with("s3://") {
+        // The dead node's last, unfinished part was never written: parts are whole or absent.
+        assert_eq!(held % PART, 0, "S3 holds whole parts: {held}");
+    }
+    println!("the survivor resumed from byte {held} of {}", data.len());
+    let r = put(held, data[held..].to_vec().into()).await.unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    assert_active_with(&c, &http, &token, &id, &data).await;
+    let left: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.key)
+        .filter(|k| k.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(store.partial_len(&name).await.unwrap(), 0);
+}
+
 /// Each node in turn gets SIGTERM (it drains: `/healthcheck` 503 until HAProxy takes it out,
 /// still serving), exits and starts again, while four clients read through the load balancer:
 /// not one request fails.
@@ -218,8 +321,8 @@ const SLOW_COPIES: &str = "[regions.replication]\nmax_bytes_per_second = 1258291
 
 /// `kill -9` of the node whose worker copies an image to region-two: once the job's lease
 /// expires the other node takes it over and finishes it, from the bytes the destination holds
-/// (on files; S3 see docs/replication.md), with exactly one destination image whose bytes are
-/// the source's.
+/// (killed half-way, so that S3 holds whole 8 MiB parts too), with exactly one destination
+/// image whose bytes are the source's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_the_copying_node_leaves_the_replication_to_the_other() {
     use common::process::identity;
@@ -232,7 +335,7 @@ async fn kill9_of_the_copying_node_leaves_the_replication_to_the_other() {
     let far = identity::member_project(&http, &c.lb, &token, "far", "region-two", "admin").await;
     let image = c.image_one();
     let rep = Replicator::new(&http, &image, &token);
-    let (data, job, seen) = rep.slow_copy_at("two-node-copy", &far, 20).await;
+    let (data, job, seen) = rep.slow_copy_at("two-node-copy", &far, 50).await;
     assert_eq!(seen["status"], "replicating", "{seen}");
     let victim = c.job_node(0, &job).await.expect("a node runs the copy");
     c.kill9(victim);
@@ -245,12 +348,10 @@ async fn kill9_of_the_copying_node_leaves_the_replication_to_the_other() {
         None,
         "the lease ended with the job"
     );
-    if !c.on_s3() {
-        assert!(
-            resumed.is_some_and(|n| n > 0 && n < data.len() as u64),
-            "resumed from {resumed:?}"
-        );
-    }
+    assert!(
+        resumed.is_some_and(|n| n > 0 && n < data.len() as u64),
+        "resumed from {resumed:?}"
+    );
     let far_token = identity::rescope(
         &http,
         &c.lb,
