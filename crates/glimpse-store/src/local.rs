@@ -69,10 +69,17 @@ impl LocalStore {
             .join(uuid::Uuid::new_v4().simple().to_string());
         let path = staging.clone();
         // Locked while it is written, so that start-up can tell a dead writer's file (lock
-        // free) from a live one's, in this process or another on the same directory.
+        // free) from a live one's, in this process or another on the same directory. It is
+        // made and locked under a `new-` name that start-up leaves alone, then renamed (the
+        // lock stays with the file), so it is never under its staging name unlocked.
         let open = move || {
-            let file = File::create(&path)?;
+            let fresh = path.with_file_name(format!(
+                "new-{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let file = File::create(&fresh)?;
             file.lock()?;
+            std::fs::rename(&fresh, &path)?;
             Ok(file)
         };
         Ok(spawn_writer(open, staging, target))
@@ -186,7 +193,7 @@ impl LocalStore {
     /// upload or copy left, at once rather than after the cleaner's grace. Resumable partials
     /// stay: they are what a resumed replication continues from. Returns how many went.
     pub async fn clear_abandoned_staging(&self) -> Result<usize, StoreError> {
-        self.remove_staging(|path| !is_partial(path) && !in_use(path))
+        self.remove_staging(|path| !is_partial(path) && !is_new(path) && !in_use(path))
             .await
     }
 
@@ -322,6 +329,12 @@ fn stream_file(file: File, start: u64, end: u64) -> BoxStream<'static, Result<By
         rx.recv().await.map(|item| (item, rx))
     });
     stream.boxed()
+}
+
+/// A staging file being made (see [`LocalStore::writer`]): left to the cleaner's grace.
+fn is_new(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("new-"))
 }
 
 fn is_partial(path: &Path) -> bool {
