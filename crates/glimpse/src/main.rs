@@ -37,6 +37,13 @@ enum Command {
     Jobs(glimpse::jobs_cli::JobsArgs),
     /// The region's key manager: customer master keys for encrypted image copies.
     Kms(glimpse::kms_cli::KmsArgs),
+    /// Creates the S3 bucket of every region the configuration serves from `s3://…` (buckets
+    /// that exist already are left as they are): the first step of a deployment on S3.
+    CreateBuckets {
+        /// TOML configuration file (see glimpse.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// mimalloc instead of glibc's malloc: glibc keeps the 1 MiB stream chunks that many threads
@@ -82,7 +89,21 @@ async fn run() -> anyhow::Result<()> {
         } => serve(config, data_dir, listen).await,
         Command::Jobs(args) => glimpse::jobs_cli::run(args).await,
         Command::Kms(args) => glimpse::kms_cli::run(args).await,
+        Command::CreateBuckets { config } => create_buckets(&config).await,
     }
+}
+
+async fn create_buckets(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = glimpse::settings::load(Some(file))?;
+    for r in config.regions.iter().filter(|r| r.serve) {
+        if let Some(bucket) = r.store.strip_prefix("s3://") {
+            r.s3.create_bucket(bucket)
+                .await
+                .map_err(|e| anyhow::anyhow!("region {}: bucket {bucket}: {e}", r.name))?;
+            println!("region {}: bucket {bucket} is ready", r.name);
+        }
+    }
+    Ok(())
 }
 
 async fn serve(

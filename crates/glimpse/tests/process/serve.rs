@@ -96,3 +96,59 @@ fn logs_to_a_file_carry_no_colour_codes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `glimpse create-buckets --config FILE` makes the bucket of each region served from S3, and
+/// running it again is fine; the store then takes a blob. Runs where the suite has its S3
+/// server (pass 2).
+#[tokio::test]
+async fn create_buckets_makes_each_regions_bucket_once() {
+    let Ok(endpoint) = std::env::var("GLIMPSE_TEST_S3_ENDPOINT") else {
+        eprintln!("skipped: no GLIMPSE_TEST_S3_ENDPOINT");
+        return;
+    };
+    let dir = common::process::temp_dir();
+    let bucket = format!("cb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let config = dir.join("glimpse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[[regions]]\nname = \"region-one\"\nstore = \"s3://{bucket}\"\n\
+             [regions.s3]\nendpoint = \"{endpoint}\"\naccess_key_id = \"test\"\n\
+             secret_access_key = \"test\"\nallow_http = true\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_glimpse"))
+            .arg("create-buckets")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains(&format!("bucket {bucket} is ready")),
+            "{said}"
+        );
+    }
+    let s3 = glimpse_store::S3Options {
+        endpoint,
+        region: "us-east-1".into(),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+        allow_http: true,
+    };
+    let store = glimpse_store::BlobStore::open(&format!("s3://{bucket}"), &s3).unwrap();
+    let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"x",
+    ))]);
+    let written = store.write(body, |_: &[u8]| Ok(())).await.unwrap();
+    assert_eq!(written.size, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
