@@ -308,16 +308,21 @@ pub mod backends {
             "glimpse-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..16]
         );
-        let s3 = glimpse_store::S3Options {
-            endpoint,
-            region: "us-east-1".into(),
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-            allow_http: true,
-        };
+        let s3 = s3_at(&endpoint);
         s3.create_bucket(&bucket)
             .await
             .expect("create a test bucket");
         Some((bucket, s3))
+    }
+
+    /// The suite's S3 server at `endpoint`, as user `test` (scripts/services.sh `start_s3`).
+    pub fn s3_at(endpoint: &str) -> glimpse_store::S3Options {
+        glimpse_store::S3Options {
+            endpoint: endpoint.to_string(),
+            region: "us-east-1".into(),
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            allow_http: true,
+        }
     }
 }

@@ -137,13 +137,7 @@ async fn create_buckets_makes_each_regions_bucket_once() {
             "{said}"
         );
     }
-    let s3 = glimpse_store::S3Options {
-        endpoint,
-        region: "us-east-1".into(),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        allow_http: true,
-    };
+    let s3 = common::backends::s3_at(&endpoint);
     let store = glimpse_store::BlobStore::open(&format!("s3://{bucket}"), &s3).unwrap();
     let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(
         b"x",
