@@ -2,7 +2,8 @@
 //! stores, behind a real HAProxy on loopback: the deployment docs/operations.md describes,
 //! on one machine. On SQLite and the filesystem store (pass 1) the nodes share the files; with
 //! `GLIMPSE_TEST_POSTGRES_URL` and `GLIMPSE_TEST_S3_ENDPOINT` (pass 2) they share fresh
-//! PostgreSQL databases and buckets.
+//! PostgreSQL databases and buckets. [`Cluster::start_on`] takes the PostgreSQL server and S3
+//! endpoint explicitly instead (a test's own servers, which it restarts).
 //!
 //! Every node advertises the load balancer's URL in the catalog, shares the service password
 //! and the KMS master keys, and beats every second (dead after three).
@@ -38,7 +39,28 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// Region databases, by [`REGIONS`] order (for tests that look at a row).
     pub region_dbs: Vec<String>,
+    /// Whether the regions' blobs are in S3 rather than files.
+    s3: bool,
     haproxy: Child,
+}
+
+/// Where a cluster's databases and buckets are made: a PostgreSQL server URL (without a
+/// database) and an S3 endpoint (user `test`, as `scripts/services.sh` makes it); `None`:
+/// SQLite and files.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    pub postgres: Option<String>,
+    pub s3_endpoint: Option<String>,
+}
+
+impl Backends {
+    /// The suite's: `GLIMPSE_TEST_POSTGRES_URL` and `GLIMPSE_TEST_S3_ENDPOINT` (pass 2).
+    pub fn from_env() -> Backends {
+        Backends {
+            postgres: std::env::var("GLIMPSE_TEST_POSTGRES_URL").ok(),
+            s3_endpoint: std::env::var("GLIMPSE_TEST_S3_ENDPOINT").ok(),
+        }
+    }
 }
 
 /// The `haproxy` binary: on the PATH, else Debian's `/usr/sbin/haproxy` (sbin is not on every
@@ -67,6 +89,15 @@ impl Cluster {
     /// [`Cluster::start`] with `region_one` appended to region-one's section of every node's
     /// configuration (sub-tables such as `[regions.replication]`).
     pub async fn start_with(n: usize, region_one: &str) -> Option<Cluster> {
+        Self::start_full(n, region_one, &Backends::from_env()).await
+    }
+
+    /// [`Cluster::start`] on fresh databases and buckets of the given servers.
+    pub async fn start_on(n: usize, backends: &Backends) -> Option<Cluster> {
+        Self::start_full(n, "", backends).await
+    }
+
+    async fn start_full(n: usize, region_one: &str, backends: &Backends) -> Option<Cluster> {
         let Some(haproxy) = haproxy_bin() else {
             assert!(std::env::var("CI").is_err(), "haproxy is required in CI");
             eprintln!("skipped: haproxy is not installed");
@@ -75,7 +106,7 @@ impl Cluster {
         let root = temp_dir();
         let lb_port = free_port();
         let lb = format!("http://127.0.0.1:{lb_port}");
-        let (identity_db, region_dbs, stores) = backends(&root).await;
+        let (identity_db, region_dbs, stores) = make_backends(&root, backends).await;
         let mut nodes = Vec::new();
         for i in 0..n {
             let id = format!("node-{i}");
@@ -115,6 +146,7 @@ impl Cluster {
             lb,
             nodes,
             region_dbs,
+            s3: backends.s3_endpoint.is_some(),
             haproxy,
         };
         for i in 0..n {
@@ -236,7 +268,7 @@ impl Cluster {
 
     /// Whether the regions' blobs are in S3 (pass 2) rather than files.
     pub fn on_s3(&self) -> bool {
-        std::env::var("GLIMPSE_TEST_S3_ENDPOINT").is_ok()
+        self.s3
     }
 
     /// The node an image's upload runs on (`images.saving_node`), if it is `saving`.
@@ -271,9 +303,9 @@ impl Drop for Cluster {
 
 /// The identity database, the region databases and the region store lines (`store = …` and
 /// its `[regions.s3]` table), shared by every node.
-async fn backends(root: &Path) -> (String, Vec<String>, Vec<String>) {
-    let (identity, regions) = match std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
-        Ok(pg) => {
+async fn make_backends(root: &Path, backends: &Backends) -> (String, Vec<String>, Vec<String>) {
+    let (identity, regions) = match &backends.postgres {
+        Some(pg) => {
             let base = pg.trim_end_matches('/').to_string();
             let mut regions = Vec::new();
             for _ in REGIONS {
@@ -281,7 +313,7 @@ async fn backends(root: &Path) -> (String, Vec<String>, Vec<String>) {
             }
             (super::backends::fresh_pg_db(&base).await, regions)
         }
-        Err(_) => (
+        None => (
             format!("sqlite://{}", root.join("identity.db").display()),
             REGIONS
                 .iter()
@@ -291,7 +323,11 @@ async fn backends(root: &Path) -> (String, Vec<String>, Vec<String>) {
     };
     let mut stores = Vec::new();
     for r in REGIONS {
-        stores.push(match super::backends::fresh_bucket().await {
+        let bucket = match &backends.s3_endpoint {
+            Some(endpoint) => Some(super::backends::fresh_bucket_at(endpoint).await),
+            None => None,
+        };
+        stores.push(match bucket {
             Some((bucket, s3)) => format!(
                 "store = \"s3://{bucket}\"\n[regions.s3]\nendpoint = \"{}\"\n\
                  region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
