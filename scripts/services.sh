@@ -1,15 +1,33 @@
-# Sourced by scripts/test and bench scripts: start throwaway test services on free loopback
-# ports and stop them on exit. Each function exports the URL the test suite reads.
-#   start_postgres  -> GLIMPSE_TEST_POSTGRES_URL (a PostgreSQL 15 cluster in a temp dir)
-#   start_s3        -> GLIMPSE_TEST_S3_ENDPOINT  (Ceph radosgw on a one-OSD throwaway Ceph;
-#                                                 access key and secret key both "test")
-#   python_venv     -> GLIMPSE_VENV              (python-openstackclient)
-# Everything started here is stopped by stop_services (installed as an EXIT trap).
+#!/usr/bin/env bash
+# Throwaway test services on free loopback ports. Two ways to use it:
+#
+# Sourced (scripts/test, scripts/tempest, bench/*): each function exports the URL the test
+# suite reads, and stop_services (install it as an EXIT trap) stops everything started.
+#   start_postgres [DIR] -> GLIMPSE_TEST_POSTGRES_URL (a PostgreSQL 15 cluster, in DIR or a temp dir)
+#   start_s3 [DIR]       -> GLIMPSE_TEST_S3_ENDPOINT  (Ceph radosgw on a one-OSD throwaway Ceph,
+#                                                      in DIR or a temp dir; access key and
+#                                                      secret key both "test")
+#   python_venv          -> GLIMPSE_VENV              (python-openstackclient)
+#
+# As a command, for a test that needs servers of its own to stop and start again on the same
+# port and data (tests/process/backend_restarts.rs). DIR holds the data, ports and pids
+# (DIR/postgres, DIR/s3); a start prints the URL on stdout; `stop` stops all and removes DIR.
+#   scripts/services.sh start-postgres DIR    # again on an existing DIR: same port and data
+#   scripts/services.sh stop-postgres DIR     # pg_ctl stop -m immediate (no checkpoint)
+#   scripts/services.sh restart-postgres DIR  # stop -m immediate, then start
+#   scripts/services.sh start-s3 DIR          # again: starts whichever daemon is not running
+#   scripts/services.sh stop-s3 DIR           # kill -9 of radosgw and the OSD (the monitor stays)
+#   scripts/services.sh restart-s3 DIR        # stop-s3, then start-s3
+#   scripts/services.sh stop DIR
+# Exit status 2: the server binaries are not installed (the message says which package).
 
 GLIMPSE_VENV=${GLIMPSE_VENV:-$HOME/.cache/glimpse-venv}
-_SERVICES_DIRS=()
-_SERVICES_PIDS=()
-_PG_DATA=""
+_SERVICES_DIRS=()  # temp dirs, removed by stop_services
+_SERVICES_PG=()    # PostgreSQL dirs, stopped by stop_services
+_SERVICES_S3=()    # Ceph dirs, their daemons killed by stop_services
+# PostgreSQL's synchronous_commit: off for the suite's shared server (speed; it is never
+# restarted), on for the servers a test restarts (see _services_main).
+_PG_SYNCHRONOUS_COMMIT=off
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -26,7 +44,8 @@ python_venv() {
   export GLIMPSE_OPENSTACK_CLI="$GLIMPSE_VENV/bin/openstack"
 }
 
-start_postgres() {
+# The PostgreSQL server binaries' directory on stdout, or status 2.
+_pg_bindir() {
   local bindir
   bindir=$(pg_config --bindir 2>/dev/null || true)
   if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
@@ -34,43 +53,76 @@ start_postgres() {
   fi
   if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
     echo "services: no PostgreSQL server binaries (apt-get install postgresql)" >&2
-    return 1
+    return 2
   fi
-  local dir port run
-  dir=$(mktemp -d /tmp/glimpse-pg.XXXXXX)
-  _SERVICES_DIRS+=("$dir")
-  port=$(free_port)
-  run=()
-  if [ "$(id -u)" = 0 ]; then
-    chown postgres:postgres "$dir"
-    run=(runuser -u postgres --)
+  echo "$bindir"
+}
+
+# pg_ctl on the cluster in $1 (as the postgres user when root), with the rest of the arguments.
+_pg_ctl() {
+  local dir=$1 run=()
+  shift
+  # shellcheck disable=SC1091
+  . "$dir/postgres.env"
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  "${run[@]}" "$PG_BINDIR/pg_ctl" -D "$dir/data" "$@"
+}
+
+# A PostgreSQL cluster in DIR (a new temp dir without one): made and given a free port the first
+# time, started (again) on that port and data otherwise.
+start_postgres() {
+  local dir=${1:-} bindir port run=()
+  bindir=$(_pg_bindir) || return
+  if [ -z "$dir" ]; then
+    dir=$(mktemp -d /tmp/glimpse-pg.XXXXXX)
+    _SERVICES_DIRS+=("$dir")
   fi
-  "${run[@]}" "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-sync >/dev/null
-  "${run[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" >/dev/null
-  _PG_DATA="$dir/data"
-  _PG_RUN=("${run[@]}")
-  _PG_CTL="$bindir/pg_ctl"
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  if [ ! -f "$dir/postgres.env" ]; then
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+    "${run[@]}" "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+    printf 'PG_BINDIR=%q\nPG_PORT=%q\n' "$bindir" "$(free_port)" >"$dir/postgres.env"
+  fi
+  # shellcheck disable=SC1091
+  . "$dir/postgres.env"
+  port=$PG_PORT
+  _SERVICES_PG+=("$dir")
+  _pg_ctl "$dir" -l "$dir/server.log" -w start \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=$_PG_SYNCHRONOUS_COMMIT -c full_page_writes=off -c max_connections=400" >/dev/null
   export GLIMPSE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port"
   echo "services: PostgreSQL on 127.0.0.1:$port" >&2
 }
 
+# An immediate stop (every connection cut, no checkpoint: the next start recovers from the WAL).
+stop_postgres() {
+  [ -f "$1/postgres.env" ] || return 0
+  _pg_ctl "$1" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
 # A real S3 server: Ceph's radosgw (Debian packages radosgw, ceph-mon, ceph-osd) over a
-# throwaway one-monitor, one-OSD Ceph cluster in a temp dir: no authentication between the
-# daemons (loopback only), BlueStore on a sparse file, pools of one replica, and the waits
-# that make a cluster start in seconds instead of tens of seconds turned down. The S3 user
-# "test" has the access key and secret key "test".
+# throwaway one-monitor, one-OSD Ceph cluster in DIR (a new temp dir without one): no
+# authentication between the daemons (loopback only), BlueStore on a sparse file, pools of one
+# replica, and the waits that make a cluster start in seconds instead of tens of seconds turned
+# down. The S3 user "test" has the access key and secret key "test". On a DIR that already
+# holds the cluster, starts whichever of its daemons is not running, on the same ports.
 start_s3() {
-  local d pmon prgw fsid osd
+  local d=${1:-} pmon prgw fsid osd first=""
   if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null; then
     echo "services: no radosgw/ceph-mon (apt-get install --no-install-recommends radosgw ceph-mon ceph-osd)" >&2
-    return 1
+    return 2
   fi
-  d=$(mktemp -d /tmp/glimpse-rgw.XXXXXX)
-  _SERVICES_DIRS+=("$d")
-  mkdir -p "$d"/{mon,osd,run,rgw}
-  pmon=$(free_port); prgw=$(free_port); fsid=$(cat /proc/sys/kernel/random/uuid)
-  cat > "$d/ceph.conf" <<CONF
+  if [ -z "$d" ]; then
+    d=$(mktemp -d /tmp/glimpse-rgw.XXXXXX)
+    _SERVICES_DIRS+=("$d")
+  fi
+  _SERVICES_S3+=("$d")
+  local c=(-c "$d/ceph.conf")
+  if [ ! -f "$d/ceph.conf" ]; then
+    first=1
+    mkdir -p "$d"/{mon,osd,run,rgw}
+    pmon=$(free_port); prgw=$(free_port); fsid=$(cat /proc/sys/kernel/random/uuid)
+    cat > "$d/ceph.conf.new" <<CONF
 [global]
 fsid = $fsid
 mon host = [v2:127.0.0.1:$pmon]
@@ -108,25 +160,28 @@ objecter tick interval = 0.2
 rgw frontends = beast endpoint=127.0.0.1:$prgw
 rgw data = $d/rgw
 CONF
-  local c=(-c "$d/ceph.conf")
-  monmaptool --create --clobber --fsid "$fsid" --addv a "[v2:127.0.0.1:$pmon]" "$d/monmap" >/dev/null
-  ceph-mon "${c[@]}" --mkfs -i a --monmap "$d/monmap"
-  ceph-mon "${c[@]}" -i a -f >"$d/mon.out" 2>&1 &
-  _SERVICES_PIDS+=($!)
-  disown "$!"
-  osd=$(cat /proc/sys/kernel/random/uuid)
-  ceph "${c[@]}" osd new "$osd" >/dev/null
-  ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd" >"$d/osd-mkfs.out" 2>&1
-  ceph-osd "${c[@]}" -i 0 -f >"$d/osd.out" 2>&1 &
-  _SERVICES_PIDS+=($!)
-  disown "$!"
-  radosgw "${c[@]}" -n client.rgw -f >"$d/rgw.out" 2>&1 &
-  _SERVICES_PIDS+=($!)
-  disown "$!"
+    mv "$d/ceph.conf.new" "$d/ceph.conf"
+    echo "S3_PORT=$prgw" >"$d/s3.env"
+    monmaptool --create --clobber --fsid "$fsid" --addv a "[v2:127.0.0.1:$pmon]" "$d/monmap" >/dev/null
+    ceph-mon "${c[@]}" --mkfs -i a --monmap "$d/monmap"
+  fi
+  # shellcheck disable=SC1091
+  . "$d/s3.env"
+  prgw=$S3_PORT
+  _s3_daemon "$d" mon ceph-mon "${c[@]}" -i a -f
+  if [ ! -f "$d/osd/whoami" ]; then
+    osd=$(cat /proc/sys/kernel/random/uuid)
+    ceph "${c[@]}" osd new "$osd" >/dev/null
+    ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd" >"$d/osd-mkfs.out" 2>&1
+  fi
+  _s3_daemon "$d" osd ceph-osd "${c[@]}" -i 0 -f
+  _s3_daemon "$d" rgw radosgw "${c[@]}" -n client.rgw -f
   for _ in $(seq 1 600); do
     if python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$prgw/', timeout=1)" 2>/dev/null; then
-      radosgw-admin "${c[@]}" user create --uid=test --display-name=test \
-        --access-key=test --secret-key=test >/dev/null
+      if [ -n "$first" ]; then
+        radosgw-admin "${c[@]}" user create --uid=test --display-name=test \
+          --access-key=test --secret-key=test >/dev/null
+      fi
       export GLIMPSE_TEST_S3_ENDPOINT="http://127.0.0.1:$prgw"
       echo "services: S3 (Ceph radosgw) on 127.0.0.1:$prgw" >&2
       return 0
@@ -137,11 +192,94 @@ CONF
   return 1
 }
 
-stop_services() {
-  if [ -n "$_PG_DATA" ]; then
-    "${_PG_RUN[@]}" "$_PG_CTL" -D "$_PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+# Whether process $1 runs (a zombie, killed but not yet reaped, does not).
+_running() {
+  local state
+  state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Starts the daemon NAME of the Ceph cluster in DIR (the command follows) unless its pid file
+# names a live process; the pid goes to DIR/NAME.pid.
+_s3_daemon() {
+  local d=$1 name=$2
+  shift 2
+  if [ -f "$d/$name.pid" ] && _running "$(cat "$d/$name.pid")"; then
+    return 0
   fi
+  "$@" >>"$d/$name.out" 2>&1 </dev/null &
+  echo "$!" >"$d/$name.pid"
+  disown "$!"
+}
+
+# kill -9 of the named daemons (mon, osd, rgw) of the Ceph cluster in DIR; waits until they are
+# gone, so that a start right after binds their ports again.
+kill_s3() {
+  local d=$1 name pid
+  shift
+  for name in "$@"; do
+    [ -f "$d/$name.pid" ] || continue
+    pid=$(cat "$d/$name.pid")
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      _running "$pid" || break
+      python3 -c 'import time; time.sleep(0.05)'
+    done
+    rm -f "$d/$name.pid"
+  done
+}
+
+stop_services() {
+  local d
+  for d in "${_SERVICES_PG[@]}"; do stop_postgres "$d"; done
   # SIGKILL: everything started here is throwaway (a Ceph daemon takes seconds to stop).
-  for pid in "${_SERVICES_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for d in "${_SERVICES_S3[@]}"; do kill_s3 "$d" rgw osd mon; done
   for d in "${_SERVICES_DIRS[@]}"; do rm -rf "$d"; done
 }
+
+# The command form (see the top of this file); not run when the file is sourced.
+_services_main() {
+  set -euo pipefail
+  local usage="usage: $0 start-postgres|stop-postgres|restart-postgres|start-s3|stop-s3|restart-s3|stop DIR"
+  if [ $# -ne 2 ]; then
+    echo "$usage" >&2
+    exit 64
+  fi
+  local dir=$2
+  # A server that a test stops with -m immediate must keep every commit it acknowledged: with
+  # synchronous_commit off it loses the last ones (they wait in WAL buffers for the WAL writer).
+  # fsync stays off: the killed server's writes are in the page cache, only a machine crash
+  # would lose them.
+  _PG_SYNCHRONOUS_COMMIT=on
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  case $1 in
+    start-postgres)
+      start_postgres "$dir/postgres"
+      echo "$GLIMPSE_TEST_POSTGRES_URL" ;;
+    stop-postgres) stop_postgres "$dir/postgres" ;;
+    restart-postgres)
+      stop_postgres "$dir/postgres"
+      start_postgres "$dir/postgres"
+      echo "$GLIMPSE_TEST_POSTGRES_URL" ;;
+    start-s3)
+      start_s3 "$dir/s3"
+      echo "$GLIMPSE_TEST_S3_ENDPOINT" ;;
+    stop-s3) kill_s3 "$dir/s3" rgw osd ;;
+    restart-s3)
+      kill_s3 "$dir/s3" rgw osd
+      start_s3 "$dir/s3"
+      echo "$GLIMPSE_TEST_S3_ENDPOINT" ;;
+    stop)
+      stop_postgres "$dir/postgres"
+      [ -d "$dir/s3" ] && kill_s3 "$dir/s3" rgw osd mon
+      rm -rf "$dir" ;;
+    *)
+      echo "$usage" >&2
+      exit 64 ;;
+  esac
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  _services_main "$@"
+fi

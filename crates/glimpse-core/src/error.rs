@@ -106,17 +106,53 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Seconds a client is told to wait (`Retry-After`) when the database or the blob store cannot
+/// be reached.
+const BACKEND_RETRY_AFTER: u64 = 5;
+
+/// A database error is a 503 (with `Retry-After`) when the server cannot be reached or is going
+/// away (a restart, a failover: the statement itself was fine), else a 500.
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Error {
+        if db_unreachable(&e) {
+            tracing::warn!(error = %e, "database unreachable");
+            return Error::unavailable("The database is unavailable. Retry later.")
+                .retry_after(BACKEND_RETRY_AFTER);
+        }
         Error::internal(format!("database: {e}"))
     }
 }
 
+/// Whether `e` says the database cannot be reached now rather than that a statement failed:
+/// the connection broke or was refused (I/O, TLS), no connection came free in time, the pool is
+/// closing, or PostgreSQL said so (SQLSTATE class 08, connection exception, or 57P, the
+/// server shutting down, crashed or still starting up).
+pub fn db_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// A blob store error: a missing blob or a blob that fails its checks is a 500; a store that
+/// cannot be reached, or fails after its retries, a 503 with `Retry-After`.
 impl From<glimpse_store::StoreError> for Error {
     fn from(e: glimpse_store::StoreError) -> Error {
+        use glimpse_store::StoreError;
         match e {
-            glimpse_store::StoreError::NotFound(k) => {
+            StoreError::NotFound(k) => {
                 Error::internal(format!("blob {k} is missing from the store"))
+            }
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "blob store unavailable");
+                Error::unavailable("The image store is unavailable. Retry later.")
+                    .retry_after(BACKEND_RETRY_AFTER)
             }
             e => Error::internal(format!("blob store: {e}")),
         }

@@ -126,9 +126,15 @@ pub(crate) fn stale_before(config: &NodeConfig) -> String {
 /// Beats for this node every `heartbeat_seconds` until `stop`, and after each beat takes over
 /// the work of nodes that went stale ([`crate::cloud::take_over`]). A failed beat (database down) is logged and retried at
 /// the next tick; the node's work stays its own until its heartbeat is stale.
+///
+/// A node takes over only once its own beats have come back on time for `timeout_seconds`
+/// ([`TakeOverGate`]): after the database was unreachable (a restart), every node's heartbeat
+/// may be stale at once, and the first node to beat again must not put the uploads that the
+/// others still run back to `queued` before they had the time to beat too.
 pub fn spawn_heartbeat(region: Arc<Region>, stop: CancellationToken) {
     tokio::spawn(async move {
         let period = Duration::from_secs(region.node_config.heartbeat_seconds.max(1));
+        let mut gate = TakeOverGate::new(&region.node_config);
         let mut every = tokio::time::interval(period);
         loop {
             tokio::select! {
@@ -138,15 +144,94 @@ pub fn spawn_heartbeat(region: Arc<Region>, stop: CancellationToken) {
             if let Err(e) = beat(&region.db, &region.node).await {
                 tracing::warn!(region = %region.name, node = %region.node, error = %e,
                     "node heartbeat failed");
+                gate.failed();
                 continue;
             }
-            crate::cloud::take_over(&region).await;
+            if gate.succeeded(tokio::time::Instant::now()) {
+                crate::cloud::take_over(&region).await;
+            }
         }
     });
+}
+
+/// When a node may take over stale nodes' work: once its own beats have come back every
+/// heartbeat for `timeout_seconds`, with no failure and no late one (answered more than two
+/// heartbeat periods after the one before: a beat waits for a connection while the database is
+/// down, and then writes the time it was sent). Every live node then had the time to beat
+/// after the same outage.
+#[derive(Debug)]
+pub(crate) struct TakeOverGate {
+    wait: Duration,
+    late: Duration,
+    last_beat: Option<tokio::time::Instant>,
+    beating_since: Option<tokio::time::Instant>,
+}
+
+impl TakeOverGate {
+    pub(crate) fn new(config: &NodeConfig) -> TakeOverGate {
+        TakeOverGate {
+            wait: Duration::from_secs(config.timeout_seconds.max(1)),
+            late: Duration::from_secs(2 * config.heartbeat_seconds.max(1)),
+            last_beat: None,
+            beating_since: None,
+        }
+    }
+
+    pub(crate) fn failed(&mut self) {
+        self.beating_since = None;
+    }
+
+    /// A beat succeeded, answered at `at` (not sent: a beat sent during an outage may be
+    /// answered only after it): whether this node may take over now.
+    pub(crate) fn succeeded(&mut self, at: tokio::time::Instant) -> bool {
+        if self
+            .last_beat
+            .is_some_and(|last| at.duration_since(last) > self.late)
+        {
+            self.beating_since = None;
+        }
+        self.last_beat = Some(at);
+        let since = *self.beating_since.get_or_insert(at);
+        at.duration_since(since) >= self.wait
+    }
 }
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_over_waits_for_a_timeout_of_beats_without_a_failure_or_a_gap() {
+        let config = NodeConfig {
+            heartbeat_seconds: 1,
+            timeout_seconds: 3,
+            ..NodeConfig::default()
+        };
+        let mut gate = TakeOverGate::new(&config);
+        let t0 = tokio::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(!gate.succeeded(at(0)), "just started");
+        assert!(!gate.succeeded(at(1)));
+        assert!(!gate.succeeded(at(2)));
+        assert!(gate.succeeded(at(3)));
+        assert!(gate.succeeded(at(4)));
+        // A beat that waited for the database (answered 3 s after the one before): the wait
+        // starts again.
+        assert!(!gate.succeeded(at(7)));
+        assert!(!gate.succeeded(at(9)), "2 s apart is not late");
+        assert!(gate.succeeded(at(10)));
+        // A failed beat: the first good one after it starts the wait again.
+        gate.failed();
+        gate.failed();
+        assert!(!gate.succeeded(at(11)));
+        assert!(!gate.succeeded(at(12)));
+        assert!(!gate.succeeded(at(13)));
+        assert!(gate.succeeded(at(14)));
+    }
 }

@@ -72,6 +72,21 @@ pub enum StoreError {
     Object(#[from] object_store::Error),
 }
 
+impl StoreError {
+    /// Whether the store could not be reached, or kept failing through object_store's retries
+    /// (a server down or restarting, a full or failing disk), rather than a blob being missing,
+    /// bad or refused: a later try may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io(_)
+                | StoreError::Object(
+                    object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
+                )
+        )
+    }
+}
+
 /// Why [`BlobStore::write`] did not produce a blob. Nothing was kept in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

@@ -30,10 +30,24 @@
 //! names. [`recover`] (run at start-up by [`crate::cloud::recover`]) puts `saving` images back to `queued`, and
 //! [`clean_orphans`] deletes unreferenced blobs older than a grace period. A dropped upload
 //! future (client gone) reverts the image at once through a guard.
+//!
+//! Database outages (a PostgreSQL restart, a failover) while a node runs: a statement whose
+//! answer is lost may or may not have been committed, so the upload never guesses.
+//! * A revert the database cannot take now is retried in the background until it can
+//!   ([`REVERT_RETRY_FOR`]), so the image does not stay `saving` on a live node.
+//! * A claim without an answer is reverted the same way (the image may have become `saving`),
+//!   that claim only: it is named by the time it wrote, so that a later upload of the image
+//!   on this node (the client's retry) is left alone.
+//! * A publication without an answer is settled before the blob is touched: the revert is
+//!   retried (for [`SETTLE_FOR`]); if it applies, nothing was published and the blob goes; if
+//!   not, the image is read: `active` with this upload's blob means the publication was
+//!   committed and the upload succeeded. If the database stays out of reach, the blob is kept
+//!   (the orphan cleaner removes it if no image names it) and the answer is 503.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::stream::BoxStream;
 use glimpse_formats::{DiskFormat, Inspector, Limits};
@@ -46,7 +60,7 @@ use super::policy::{self, Action};
 use super::records::load_for;
 use crate::auth::Caller;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::nodes;
 use crate::region::Region;
 
@@ -74,10 +88,16 @@ impl SavingGuard {
         self.armed = false;
     }
 
+    /// Puts the image back now; if the database cannot take it now, keeps trying in the
+    /// background.
     async fn revert(mut self) {
-        self.armed = false;
-        if let Err(e) = lifecycle::revert(&self.db, &self.id, &self.node).await {
-            tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
+        match lifecycle::revert(&self.db, &self.id, &self.node).await {
+            Err(e) if e.kind == Kind::Unavailable => {} // dropped armed: retried in the background
+            Err(e) => {
+                self.armed = false;
+                tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
+            }
+            Ok(_) => self.armed = false,
         }
     }
 }
@@ -87,19 +107,89 @@ impl Drop for SavingGuard {
         if !self.armed {
             return;
         }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (db, id, node) = (
-                self.db.clone(),
-                std::mem::take(&mut self.id),
-                std::mem::take(&mut self.node),
-            );
-            handle.spawn(async move {
-                if let Err(e) = lifecycle::revert(&db, &id, &node).await {
-                    tracing::error!(image = %id, error = %e, "could not put the image back to queued");
-                }
-            });
+        revert_in_background(
+            self.db.clone(),
+            std::mem::take(&mut self.id),
+            std::mem::take(&mut self.node),
+            None,
+        );
+    }
+}
+
+/// How long a node keeps trying, in the background, to put an upload it gave up back to
+/// `queued` while the database cannot be reached.
+const REVERT_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// How long an upload whose publication went unanswered waits for the database to tell what
+/// happened, before it answers 503.
+const SETTLE_FOR: Duration = Duration::from_secs(60);
+
+/// [`revert_retrying`] for [`REVERT_RETRY_FOR`] on a task of its own (a guard dropped with its
+/// upload, an outage).
+fn revert_in_background(db: Db, id: String, node: String, claimed_at: Option<DateTime<Utc>>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        if let Err(e) = revert_retrying(&db, &id, &node, claimed_at, REVERT_RETRY_FOR).await {
+            tracing::error!(image = %id, error = %e,
+                "could not put the image back to queued; it goes back when this node restarts");
+        }
+    });
+}
+
+/// [`lifecycle::revert`] (of the claim made at `claimed_at` only, if given:
+/// [`lifecycle::revert_claim`]), retried with a backoff up to 5 s while the database cannot be
+/// reached, for at most `patience`. Whether it put the image back.
+async fn revert_retrying(
+    db: &Db,
+    id: &str,
+    node: &str,
+    claimed_at: Option<DateTime<Utc>>,
+    patience: Duration,
+) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let reverted = match claimed_at {
+            Some(at) => lifecycle::revert_claim(db, id, node, at).await,
+            None => lifecycle::revert(db, id, node).await,
+        };
+        match reverted {
+            Err(e)
+                if e.kind == Kind::Unavailable && tokio::time::Instant::now() + wait < deadline =>
+            {
+                tracing::warn!(image = id, error = %e, "putting the image back to queued: retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            r => return r,
         }
     }
+}
+
+/// What became of an upload whose publication went unanswered.
+enum Settled {
+    /// It was committed (at this time).
+    Published(DateTime<Utc>),
+    /// It was not: the image is back to `queued`.
+    Reverted,
+    /// It was not, and the image is no longer this upload's (deleted, or taken over).
+    Gone,
+}
+
+/// Finds out whether an unanswered publication of `blob_key` into `id` happened (see the module
+/// documentation). An error: the database could not tell within [`SETTLE_FOR`].
+async fn settle(region: &Region, id: &str, blob_key: &str) -> Result<Settled> {
+    if revert_retrying(&region.db, id, &region.node, None, SETTLE_FOR).await? {
+        return Ok(Settled::Reverted);
+    }
+    Ok(
+        match super::repo::published_with(&region.db, id, blob_key).await? {
+            Some(at) => Settled::Published(at),
+            None => Settled::Gone,
+        },
+    )
 }
 
 fn cap_error(cap: u64) -> String {
@@ -303,11 +393,23 @@ where
     let declared_len = declared_len.map(|n| n.saturating_add(expected.resume_from));
     let budget = Budget::of(region, &img, declared_len).await?;
 
-    if !lifecycle::claim_upload(&region.db, id, &region.node).await? {
-        return match load_for(region, caller, id, Action::Get).await {
-            Ok(now) => Err(not_saving(now.image.status)),
-            Err(e) => Err(e),
-        };
+    let claimed_at = glimpse_types::now();
+    match lifecycle::claim_upload(&region.db, id, &region.node, claimed_at).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return match load_for(region, caller, id, Action::Get).await {
+                Ok(now) => Err(not_saving(now.image.status)),
+                Err(e) => Err(e),
+            };
+        }
+        Err(e) => {
+            // Unanswered: the image may be `saving` on this node now.
+            if e.kind == Kind::Unavailable {
+                let (db, node) = (region.db.clone(), region.node.clone());
+                revert_in_background(db, id.to_string(), node, Some(claimed_at));
+            }
+            return Err(e);
+        }
     }
     let guard = SavingGuard {
         db: region.db.clone(),
@@ -370,6 +472,22 @@ where
             discard(region, &content.blob_key).await;
             guard.disarm();
             return Err(gone_during_upload(id));
+        }
+        Err(e) if e.kind == Kind::Unavailable => {
+            match settle(region, id, &content.blob_key).await {
+                Ok(Settled::Published(at)) => at,
+                Ok(settled) => {
+                    guard.disarm();
+                    discard(region, &content.blob_key).await;
+                    return Err(match settled {
+                        Settled::Gone => gone_during_upload(id),
+                        _ => e,
+                    });
+                }
+                // Still unknown: the blob stays (it may be the image's now); the guard, dropped
+                // armed, keeps reverting in the background (a no-op if it was published).
+                Err(_) => return Err(e),
+            }
         }
         Err(e) => {
             discard(region, &content.blob_key).await;

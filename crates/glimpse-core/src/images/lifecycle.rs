@@ -335,10 +335,11 @@ impl Content {
     }
 }
 
-/// Claims an image for an upload on `node`: `queued → saving`. `Ok(false)` when it was not
-/// `queued`.
-pub(crate) async fn claim_upload(db: &Db, id: &str, node: &str) -> Result<bool> {
+/// Claims an image for an upload on `node` at `at` (its `updated_at`, which names this claim
+/// for [`revert_claim`]): `queued → saving`. `Ok(false)` when it was not `queued`.
+pub(crate) async fn claim_upload(db: &Db, id: &str, node: &str, at: DateTime<Utc>) -> Result<bool> {
     Guarded::new("images", id)
+        .at(at)
         .set("status", ImageStatus::Saving.as_str())
         .set("saving_node", node)
         .when_in("status", &[ImageStatus::Queued.as_str()])
@@ -387,14 +388,30 @@ const NO_DATA: [&str; 7] = [
 /// `saving → queued`, clearing everything an upload sets. `Ok(false)` when it was not `saving`
 /// on `node`.
 pub(crate) async fn revert(db: &Db, id: &str, node: &str) -> Result<bool> {
+    reverting(id, node).apply(&db.pool).await
+}
+
+/// [`revert`] of the claim [`claim_upload`] made at `claimed_at` only: for a claim whose answer
+/// was lost, so that an upload that claimed the image since, on the same node, is left alone.
+pub(crate) async fn revert_claim(
+    db: &Db,
+    id: &str,
+    node: &str,
+    claimed_at: DateTime<Utc>,
+) -> Result<bool> {
+    reverting(id, node)
+        .when_eq("updated_at", db_time(claimed_at))
+        .apply(&db.pool)
+        .await
+}
+
+fn reverting<'a>(id: &str, node: &str) -> Guarded<'a> {
     NO_DATA
         .iter()
         .fold(Guarded::new("images", id), |g, col| g.set_sql(col, "NULL"))
         .set("status", ImageStatus::Queued.as_str())
         .when_in("status", &[ImageStatus::Saving.as_str()])
         .when_eq("saving_node", node)
-        .apply(&db.pool)
-        .await
 }
 
 /// Start-up of `node`: every image its earlier life left `saving` (and any of a node whose

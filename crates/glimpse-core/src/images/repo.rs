@@ -148,6 +148,23 @@ pub(crate) async fn exists(db: &Db, id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// When image `id` was published with the blob `blob_key` (its `updated_at`), if it is `active`
+/// with that blob: how an upload whose publication went unanswered learns that it happened.
+pub(crate) async fn published_with(
+    db: &Db,
+    id: &str,
+    blob_key: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let row = sqlx::query(
+        "SELECT updated_at FROM images WHERE id = $1 AND status = 'active' AND blob_key = $2",
+    )
+    .bind(id)
+    .bind(blob_key)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| time(&r, "updated_at")).transpose()
+}
+
 /// The blob keys image rows name.
 pub(crate) async fn blob_keys(db: &Db) -> Result<HashSet<String>> {
     let rows = sqlx::query("SELECT blob_key FROM images WHERE blob_key IS NOT NULL")

@@ -370,7 +370,11 @@ async fn recovery_touches_only_this_nodes_uploads_until_another_goes_stale() {
     crate::nodes::register(&r.db, "other", 2).await.unwrap();
     let saving_on = |node: &'static str, name: &'static str| async move {
         let img = create(r, &member("a"), raw_image(name)).await.unwrap();
-        assert!(lifecycle::claim_upload(&r.db, &img.id, node).await.unwrap());
+        assert!(
+            lifecycle::claim_upload(&r.db, &img.id, node, glimpse_types::now())
+                .await
+                .unwrap()
+        );
         img.id
     };
     let mine = saving_on("local", "mine").await;
@@ -403,6 +407,42 @@ async fn recovery_touches_only_this_nodes_uploads_until_another_goes_stale() {
             .is_none()
     );
     assert_eq!(status(theirs).await, ImageStatus::Queued);
+}
+
+/// A claim whose answer was lost is reverted by its own time only: once the client's retry
+/// claimed the image again on the same node, the late revert of the first claim leaves it be.
+#[tokio::test]
+async fn an_unanswered_claim_is_reverted_by_its_time_only() {
+    let t = region().await;
+    let r = &t.region;
+    let a = member("a");
+    let img = create(r, &a, raw_image("lost-claim")).await.unwrap();
+    let first = glimpse_types::now();
+    assert!(
+        lifecycle::claim_upload(&r.db, &img.id, "local", first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        lifecycle::revert_claim(&r.db, &img.id, "local", first)
+            .await
+            .unwrap()
+    );
+    let status = || async { get(r, &a, &img.id).await.unwrap().status };
+    assert_eq!(status().await, ImageStatus::Queued);
+
+    let retry = first + chrono::Duration::milliseconds(5);
+    assert!(
+        lifecycle::claim_upload(&r.db, &img.id, "local", retry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !lifecycle::revert_claim(&r.db, &img.id, "local", first)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status().await, ImageStatus::Saving);
 }
 
 #[tokio::test]

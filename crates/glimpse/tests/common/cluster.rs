@@ -2,7 +2,8 @@
 //! stores, behind a real HAProxy on loopback: the deployment docs/operations.md describes,
 //! on one machine. On SQLite and the filesystem store (pass 1) the nodes share the files; with
 //! `GLIMPSE_TEST_POSTGRES_URL` and `GLIMPSE_TEST_S3_ENDPOINT` (pass 2) they share fresh
-//! PostgreSQL databases and buckets.
+//! PostgreSQL databases and buckets. [`Cluster::start_on`] takes the PostgreSQL server and S3
+//! endpoint explicitly instead (a test's own servers, which it restarts).
 //!
 //! Every node advertises the load balancer's URL in the catalog, shares the service password
 //! and the KMS master keys, and beats every second (dead after three).
@@ -41,7 +42,28 @@ pub struct Cluster {
     /// Region blob stores, by [`REGIONS`] order, opened here too (for tests that look at
     /// what a store holds).
     pub stores: Vec<glimpse_store::BlobStore>,
+    /// Whether the regions' blobs are in S3 rather than files.
+    s3: bool,
     haproxy: Child,
+}
+
+/// Where a cluster's databases and buckets are made: a PostgreSQL server URL (without a
+/// database) and an S3 endpoint (user `test`, as `scripts/services.sh` makes it); `None`:
+/// SQLite and files.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    pub postgres: Option<String>,
+    pub s3_endpoint: Option<String>,
+}
+
+impl Backends {
+    /// The suite's: `GLIMPSE_TEST_POSTGRES_URL` and `GLIMPSE_TEST_S3_ENDPOINT` (pass 2).
+    pub fn from_env() -> Backends {
+        Backends {
+            postgres: std::env::var("GLIMPSE_TEST_POSTGRES_URL").ok(),
+            s3_endpoint: std::env::var("GLIMPSE_TEST_S3_ENDPOINT").ok(),
+        }
+    }
 }
 
 /// The `haproxy` binary: on the PATH, else Debian's `/usr/sbin/haproxy` (sbin is not on every
@@ -70,6 +92,15 @@ impl Cluster {
     /// [`Cluster::start`] with `region_one` appended to region-one's section of every node's
     /// configuration (sub-tables such as `[regions.replication]`).
     pub async fn start_with(n: usize, region_one: &str) -> Option<Cluster> {
+        Self::start_full(n, region_one, &Backends::from_env()).await
+    }
+
+    /// [`Cluster::start`] on fresh databases and buckets of the given servers.
+    pub async fn start_on(n: usize, backends: &Backends) -> Option<Cluster> {
+        Self::start_full(n, "", backends).await
+    }
+
+    async fn start_full(n: usize, region_one: &str, backends: &Backends) -> Option<Cluster> {
         let Some(haproxy) = haproxy_bin() else {
             assert!(std::env::var("CI").is_err(), "haproxy is required in CI");
             eprintln!("skipped: haproxy is not installed");
@@ -78,7 +109,7 @@ impl Cluster {
         let root = temp_dir();
         let lb_port = free_port();
         let lb = format!("http://127.0.0.1:{lb_port}");
-        let (identity_db, region_dbs, (stores, opened)) = backends(&root).await;
+        let (identity_db, region_dbs, (stores, opened)) = make_backends(&root, backends).await;
         let mut nodes = Vec::new();
         for i in 0..n {
             let id = format!("node-{i}");
@@ -119,6 +150,7 @@ impl Cluster {
             nodes,
             region_dbs,
             stores: opened,
+            s3: backends.s3_endpoint.is_some(),
             haproxy,
         };
         for i in 0..n {
@@ -238,6 +270,11 @@ impl Cluster {
         self.nodes.iter().position(|n| n.id == node)
     }
 
+    /// Whether the regions' blobs are in S3 (pass 2) rather than files.
+    pub fn on_s3(&self) -> bool {
+        self.s3
+    }
+
     /// The node an image's upload runs on (`images.saving_node`), if it is `saving`.
     pub async fn saving_node(&self, region: usize, image: &str) -> Option<String> {
         use sqlx::Row;
@@ -270,15 +307,16 @@ impl Drop for Cluster {
 
 /// The identity database, the region databases and the region store lines (`store = …` and
 /// its `[regions.s3]` table), shared by every node, with the stores opened.
-async fn backends(
+async fn make_backends(
     root: &Path,
+    backends: &Backends,
 ) -> (
     String,
     Vec<String>,
     (Vec<String>, Vec<glimpse_store::BlobStore>),
 ) {
-    let (identity, regions) = match std::env::var("GLIMPSE_TEST_POSTGRES_URL") {
-        Ok(pg) => {
+    let (identity, regions) = match &backends.postgres {
+        Some(pg) => {
             let base = pg.trim_end_matches('/').to_string();
             let mut regions = Vec::new();
             for _ in REGIONS {
@@ -286,7 +324,7 @@ async fn backends(
             }
             (super::backends::fresh_pg_db(&base).await, regions)
         }
-        Err(_) => (
+        None => (
             format!("sqlite://{}", root.join("identity.db").display()),
             REGIONS
                 .iter()
@@ -296,7 +334,11 @@ async fn backends(
     };
     let (mut stores, mut opened) = (Vec::new(), Vec::new());
     for r in REGIONS {
-        let (line, url, s3) = match super::backends::fresh_bucket().await {
+        let bucket = match &backends.s3_endpoint {
+            Some(endpoint) => Some(super::backends::fresh_bucket_at(endpoint).await),
+            None => None,
+        };
+        let (line, url, s3) = match bucket {
             Some((bucket, s3)) => (
                 format!(
                     "store = \"s3://{bucket}\"\n[regions.s3]\nendpoint = \"{}\"\n\

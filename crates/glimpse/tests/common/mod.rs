@@ -17,6 +17,7 @@ pub mod nova;
 pub mod osc;
 pub mod process;
 pub mod replication;
+pub mod services;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -304,6 +305,13 @@ pub mod backends {
     /// named bucket and the options that reach it.
     pub async fn fresh_bucket() -> Option<(String, glimpse_store::S3Options)> {
         let endpoint = std::env::var("GLIMPSE_TEST_S3_ENDPOINT").ok()?;
+        Some(fresh_bucket_at(&endpoint).await)
+    }
+
+    /// A new uniquely named bucket on the radosgw at `endpoint` (user `test`, as
+    /// `scripts/services.sh` makes it) and the options that reach it.
+    pub async fn fresh_bucket_at(endpoint: &str) -> (String, glimpse_store::S3Options) {
+        let endpoint = endpoint.to_string();
         let bucket = format!(
             "glimpse-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..16]
@@ -312,7 +320,7 @@ pub mod backends {
         s3.create_bucket(&bucket)
             .await
             .expect("create a test bucket");
-        Some((bucket, s3))
+        (bucket, s3)
     }
 
     /// The suite's S3 server at `endpoint`, as user `test` (scripts/services.sh `start_s3`).
