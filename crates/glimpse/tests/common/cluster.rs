@@ -42,8 +42,6 @@ pub struct Cluster {
     /// Region blob stores, by [`REGIONS`] order, opened here too (for tests that look at
     /// what a store holds).
     pub stores: Vec<glimpse_store::BlobStore>,
-    /// Whether the regions' blobs are in S3 rather than files.
-    s3: bool,
     haproxy: Child,
 }
 
@@ -150,7 +148,6 @@ impl Cluster {
             nodes,
             region_dbs,
             stores: opened,
-            s3: backends.s3_endpoint.is_some(),
             haproxy,
         };
         for i in 0..n {
@@ -268,11 +265,6 @@ impl Cluster {
         let owner: String = row?.try_get::<Option<String>, _>("lease_owner").ok()??;
         let node = owner.split('/').next()?;
         self.nodes.iter().position(|n| n.id == node)
-    }
-
-    /// Whether the regions' blobs are in S3 (pass 2) rather than files.
-    pub fn on_s3(&self) -> bool {
-        self.s3
     }
 
     /// The node an image's upload runs on (`images.saving_node`), if it is `saving`.
