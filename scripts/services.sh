@@ -186,7 +186,7 @@ CONF
       echo "services: S3 (Ceph radosgw) on 127.0.0.1:$prgw" >&2
       return 0
     fi
-    python3 -c 'import time; time.sleep(0.1)'
+    sleep 0.1
   done
   echo "services: radosgw did not start (logs in $d)" >&2
   return 1
@@ -223,7 +223,7 @@ kill_s3() {
     kill -9 "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do
       _running "$pid" || break
-      python3 -c 'import time; time.sleep(0.05)'
+      sleep 0.05
     done
     rm -f "$d/$name.pid"
   done

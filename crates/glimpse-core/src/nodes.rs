@@ -111,10 +111,29 @@ pub async fn list(db: &Db) -> Result<Vec<Node>> {
         .collect()
 }
 
-/// The SQL condition "the node in `column` is stale", for a statement whose parameter
-/// `$n` is [`stale_before`]'s time.
-pub(crate) fn stale_condition(column: &str, n: usize) -> String {
-    format!("{column} IN (SELECT id FROM nodes WHERE heartbeat_at < ${n})")
+/// The SQL condition "no live node runs the work whose node `column` names", for a statement
+/// whose `$2` is [`stale_before`]'s time and, at a node's start-up (`starting`), whose `$3` is
+/// that node's id: the work of nodes whose heartbeat is older, and at start-up also the
+/// node's own (its earlier life) and that of no recorded node (rows from before nodes).
+pub(crate) fn abandoned(column: &str, starting: bool) -> String {
+    let stale = format!("{column} IN (SELECT id FROM nodes WHERE heartbeat_at < $2)");
+    if starting {
+        format!("({column} IS NULL OR {column} = $3 OR {stale})")
+    } else {
+        stale
+    }
+}
+
+/// Whether any node's heartbeat is older than `stale_before` (one indexed-key lookup: the
+/// takeover after each heartbeat touches the big tables only when there is one).
+pub(crate) async fn any_stale(db: &Db, stale_before: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT id FROM nodes WHERE heartbeat_at < $1 LIMIT 1")
+            .bind(stale_before)
+            .fetch_optional(&db.pool)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Heartbeats older than this mean a dead node.

@@ -63,6 +63,9 @@ pub enum StoreError {
     /// one held or wrote; the partial is left to the other.
     #[error("another writer of the resumable write changed its part {0}")]
     Conflict(String),
+    /// The object store refused a request for good (bad credentials, a bad bucket name).
+    #[error("object store refused: {0}")]
+    Refused(String),
     /// A sealed blob failed authentication (tampered, truncated, wrong key).
     #[error("sealed blob: {0}")]
     Integrity(String),
@@ -163,12 +166,14 @@ impl S3Options {
         let status = response.status();
         // 409: the bucket exists (BucketAlreadyOwnedByYou; a name another account holds
         // fails at the first write).
+        let why = || format!("creating bucket {bucket}: HTTP {status}");
         if status.is_success() || status.as_u16() == 409 {
             Ok(())
+        } else if status.is_server_error() {
+            Err(StoreError::Io(std::io::Error::other(why())))
         } else {
-            Err(StoreError::Io(std::io::Error::other(format!(
-                "creating bucket {bucket}: HTTP {status}"
-            ))))
+            // Refused (credentials, a bad name): not something a retry mends.
+            Err(StoreError::Refused(why()))
         }
     }
 }

@@ -271,7 +271,7 @@ impl LocalStore {
                 };
                 for entry in rd {
                     let entry = entry?;
-                    if in_use(&entry.path()) {
+                    if dir == ".staging" && in_use(&entry.path()) {
                         continue;
                     }
                     let meta = entry.metadata()?;

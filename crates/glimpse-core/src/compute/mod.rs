@@ -35,9 +35,8 @@ use crate::region::Region;
 
 /// The write-disk tasks of nodes whose heartbeat went stale end (run by every node after each
 /// of its heartbeats, see [`crate::nodes`]). Returns how many.
-pub async fn take_over(region: &Region) -> Result<u64> {
-    let stale = crate::nodes::stale_before(&region.node_config);
-    repo::end_abandoned_tasks(&region.db, servers::DISK_WRITING, None, &stale).await
+pub async fn take_over(region: &Region, stale_before: &str) -> Result<u64> {
+    repo::end_abandoned_tasks(&region.db, servers::DISK_WRITING, None, stale_before).await
 }
 
 /// Start-up repair of tasks whose job was never enqueued (see the module documentation), and of

@@ -180,27 +180,24 @@ pub async fn claim_task(
 }
 
 /// Ends the tasks `task` (run in a node's own process, like the write-disk extension) that no
-/// live node runs any more: those of nodes whose heartbeat is older than `stale_before`, and,
-/// at `node`'s start-up (`Some`), its own and those of no recorded node. Returns how many.
+/// live node runs any more: those of nodes whose heartbeat is older than `stale_before`, and at
+/// `starting` node's start-up also its own and those of no node
+/// ([`crate::nodes::abandoned`]). Returns how many.
 pub async fn end_abandoned_tasks(
     db: &Db,
     task: &str,
-    node: Option<&str>,
+    starting: Option<&str>,
     stale_before: &str,
 ) -> Result<u64> {
-    let stale = crate::nodes::stale_condition("task_node", 2);
-    let whose = match node {
-        Some(_) => format!("(task_node IS NULL OR task_node = $3 OR {stale})"),
-        None => stale,
-    };
     let sql = format!(
         "UPDATE servers SET task_state = NULL, task_node = NULL, snapshot_image = NULL \
-         WHERE task_state = $1 AND {whose}"
+         WHERE task_state = $1 AND {}",
+        crate::nodes::abandoned("task_node", starting.is_some())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(task)
         .bind(stale_before);
-    if let Some(n) = node {
+    if let Some(n) = starting {
         q = q.bind(n);
     }
     Ok(q.execute(&db.pool).await?.rows_affected())

@@ -671,7 +671,7 @@ pub async fn read(
 /// of nodes already dead (heartbeat stale, see [`crate::nodes`]) are reset too.
 pub async fn recover(region: &Region) -> Result<u64> {
     let stale = nodes::stale_before(&region.node_config);
-    let n = lifecycle::reset_interrupted(&region.db, &region.node, &stale).await?;
+    let n = lifecycle::reset_abandoned(&region.db, Some(&region.node), &stale).await?;
     if n > 0 {
         tracing::warn!(region = %region.name, images = n, "interrupted uploads put back to queued");
     }
@@ -695,8 +695,8 @@ pub async fn recover(region: &Region) -> Result<u64> {
 
 /// The uploads of nodes whose heartbeat went stale go back to `queued` (run by every node after
 /// each of its own heartbeats). Returns how many.
-pub async fn take_over(region: &Region) -> Result<u64> {
-    lifecycle::reset_stale(&region.db, &nodes::stale_before(&region.node_config)).await
+pub async fn take_over(region: &Region, stale_before: &str) -> Result<u64> {
+    lifecycle::reset_abandoned(&region.db, None, stale_before).await
 }
 
 /// Deletes blobs that no image references and that are older than `grace`; returns how many.

@@ -414,41 +414,25 @@ fn reverting<'a>(id: &str, node: &str) -> Guarded<'a> {
         .when_eq("saving_node", node)
 }
 
-/// Start-up of `node`: every image its earlier life left `saving` (and any of a node whose
-/// heartbeat is older than `stale_before`, or of no node: rows from before nodes) goes back to
-/// `queued` with no data (the partial blobs are orphans for the cleaner). Returns how many.
-pub(crate) async fn reset_interrupted(db: &Db, node: &str, stale_before: &str) -> Result<u64> {
-    reset_saving(
-        db,
-        &format!(
-            "(saving_node IS NULL OR saving_node = $3 OR {})",
-            nodes::stale_condition("saving_node", 2)
-        ),
-        stale_before,
-        Some(node),
-    )
-    .await
-}
-
-/// The uploads of nodes whose heartbeat is older than `stale_before` go back to `queued`
-/// (their nodes died: see [`crate::nodes`]). Returns how many.
-pub(crate) async fn reset_stale(db: &Db, stale_before: &str) -> Result<u64> {
-    let cond = nodes::stale_condition("saving_node", 2);
-    reset_saving(db, &cond, stale_before, None).await
-}
-
-/// `saving → queued` with no data for every image that meets `cond` (parameters: `$2` =
-/// `stale_before`, `$3` = `node` when given).
-async fn reset_saving(db: &Db, cond: &str, stale_before: &str, node: Option<&str>) -> Result<u64> {
+/// Uploads no live node runs go back to `queued` with no data (the partial blobs are orphans
+/// for the cleaner): those of nodes whose heartbeat is older than `stale_before`, and at
+/// `starting` node's start-up also its own and those of no node ([`nodes::abandoned`]).
+/// Returns how many.
+pub(crate) async fn reset_abandoned(
+    db: &Db,
+    starting: Option<&str>,
+    stale_before: &str,
+) -> Result<u64> {
     let clear = NO_DATA.map(|c| format!("{c} = NULL")).join(", ");
     let sql = format!(
         "UPDATE images SET status = 'queued', {clear}, updated_at = $1 \
-         WHERE status = 'saving' AND {cond}"
+         WHERE status = 'saving' AND {}",
+        nodes::abandoned("saving_node", starting.is_some())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(db_time(glimpse_types::now()))
         .bind(stale_before);
-    if let Some(n) = node {
+    if let Some(n) = starting {
         q = q.bind(n);
     }
     Ok(q.execute(&db.pool).await?.rows_affected())

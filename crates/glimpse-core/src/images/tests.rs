@@ -385,7 +385,12 @@ async fn recovery_touches_only_this_nodes_uploads_until_another_goes_stale() {
     assert_eq!(status(mine.clone()).await, ImageStatus::Queued);
     assert_eq!(status(theirs.clone()).await, ImageStatus::Saving);
     // The other node is alive: nothing to take over.
-    assert_eq!(take_over(r).await.unwrap(), 0);
+    assert_eq!(
+        take_over(r, &crate::nodes::stale_before(&r.node_config))
+            .await
+            .unwrap(),
+        0
+    );
     // This node cannot publish or revert the other node's upload.
     assert!(!lifecycle::revert(&r.db, &theirs, "local").await.unwrap());
 
@@ -396,7 +401,12 @@ async fn recovery_touches_only_this_nodes_uploads_until_another_goes_stale() {
         .execute(&r.db.pool)
         .await
         .unwrap();
-    assert_eq!(take_over(r).await.unwrap(), 1);
+    assert_eq!(
+        take_over(r, &crate::nodes::stale_before(&r.node_config))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(status(theirs.clone()).await, ImageStatus::Queued);
     // The zombie wakes up: its image is no longer its upload.
     let content = lifecycle::Content::new("blobs/x".into(), 1, "m".into(), "s".into());

@@ -39,6 +39,8 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// Region databases, by [`REGIONS`] order (for tests that look at a row).
     pub region_dbs: Vec<String>,
+    /// A pool on each region database, opened at the first look ([`Cluster::select_text`]).
+    pools: Vec<tokio::sync::OnceCell<sqlx::AnyPool>>,
     /// Region blob stores, by [`REGIONS`] order, opened here too (for tests that look at
     /// what a store holds).
     pub stores: Vec<glimpse_store::BlobStore>,
@@ -147,6 +149,10 @@ impl Cluster {
             lb,
             nodes,
             region_dbs,
+            pools: REGIONS
+                .iter()
+                .map(|_| tokio::sync::OnceCell::new())
+                .collect(),
             stores: opened,
             haproxy,
         };
@@ -185,6 +191,17 @@ impl Cluster {
             let exit = p.child.wait().unwrap();
             assert!(exit.success(), "node {i} exited with {exit}");
         }
+    }
+
+    /// Fails unless node `i`'s process still runs (it has not exited on its own).
+    pub fn assert_running(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let p = node.process.as_mut().expect("the node was started");
+        assert!(
+            p.child.try_wait().unwrap().is_none(),
+            "{} exited on its own",
+            node.id
+        );
     }
 
     /// SIGKILL of node `i`.
@@ -250,37 +267,36 @@ impl Cluster {
     }
 
     async fn leased_by(&self, region: usize, column: &str, value: &str) -> Option<usize> {
-        use sqlx::Row;
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.region_dbs[region])
-            .await
-            .unwrap();
         let sql = format!("SELECT lease_owner FROM jobs WHERE {column} = $1 AND state = 'running'");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(value)
-            .fetch_optional(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let owner: String = row?.try_get::<Option<String>, _>("lease_owner").ok()??;
+        let owner = self.select_text(region, &sql, value).await?;
         let node = owner.split('/').next()?;
         self.nodes.iter().position(|n| n.id == node)
     }
 
+    /// The text column `sql` (with one parameter, `value`) selects from a region's database,
+    /// if a row matches and it is not NULL. Each region's database is opened once.
+    async fn select_text(&self, region: usize, sql: &str, value: &str) -> Option<String> {
+        use sqlx::Row;
+        let pool = self.pools[region]
+            .get_or_init(|| async {
+                sqlx::any::install_default_drivers();
+                sqlx::AnyPool::connect(&self.region_dbs[region])
+                    .await
+                    .unwrap()
+            })
+            .await;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .bind(value)
+            .fetch_optional(pool)
+            .await
+            .unwrap()?;
+        row.try_get::<Option<String>, _>(0).ok().flatten()
+    }
+
     /// The node an image's upload runs on (`images.saving_node`), if it is `saving`.
     pub async fn saving_node(&self, region: usize, image: &str) -> Option<String> {
-        use sqlx::Row;
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.region_dbs[region])
-            .await
-            .unwrap();
-        let row = sqlx::query("SELECT saving_node FROM images WHERE id = $1 AND status = 'saving'")
-            .bind(image)
-            .fetch_optional(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        row.and_then(|r| r.try_get::<Option<String>, _>("saving_node").ok().flatten())
+        let sql = "SELECT saving_node FROM images WHERE id = $1 AND status = 'saving'";
+        self.select_text(region, sql, image).await
     }
 }
 

@@ -29,7 +29,9 @@ pub fn own(dir: &Path) -> Vec<Row> {
         .status()
         .expect("run make-more-bad-images.py");
     assert!(status.success(), "make-more-bad-images.py failed");
-    read_manifest(&out)
+    let rows = read_manifest(&out);
+    assert!(!rows.is_empty(), "the own corpus is empty");
+    rows
 }
 
 /// The rows of a corpus directory's MANIFEST.tsv.
@@ -51,8 +53,10 @@ pub fn read_manifest(out: &Path) -> Vec<Row> {
 
 /// The own corpus's qcow2 files that must be refused (issue 13, item 5).
 pub fn refused_qcow2(dir: &Path) -> Vec<Row> {
-    own(dir)
+    let rows: Vec<Row> = own(dir)
         .into_iter()
         .filter(|r| r.claim == "qcow2" && r.expected == "REJECT" && r.name().starts_with("qcow2-"))
-        .collect()
+        .collect();
+    assert!(rows.len() >= 6, "{} malformed qcow2 cases", rows.len());
+    rows
 }

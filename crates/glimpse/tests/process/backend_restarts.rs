@@ -478,14 +478,9 @@ async fn postgres_and_radosgw_restarted_mid_load_lose_nothing() {
     }
 
     // The nodes were never restarted.
-    for (node, pid) in c.nodes.iter_mut().zip(&pids) {
-        let p = node.process.as_mut().unwrap();
-        assert_eq!(p.child.id(), *pid);
-        assert!(
-            p.child.try_wait().unwrap().is_none(),
-            "{} exited during the restarts",
-            node.id
-        );
+    for (i, pid) in pids.iter().enumerate() {
+        assert_eq!(c.nodes[i].process.as_ref().unwrap().child.id(), *pid);
+        c.assert_running(i);
     }
 
     // No image stays `saving` once the load stopped.

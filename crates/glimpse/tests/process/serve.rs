@@ -106,26 +106,34 @@ async fn create_buckets_makes_each_regions_bucket_once() {
         eprintln!("skipped: no GLIMPSE_TEST_S3_ENDPOINT");
         return;
     };
-    let dir = common::process::temp_dir();
+    let dir = common::TempDir::new();
     let bucket = format!("cb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let config = dir.join("glimpse.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[[regions]]\nname = \"region-one\"\nstore = \"s3://{bucket}\"\n\
-             [regions.s3]\nendpoint = \"{endpoint}\"\naccess_key_id = \"test\"\n\
-             secret_access_key = \"test\"\nallow_http = true\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    for _ in 0..2 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_glimpse"))
+    let create_buckets = |secret: &str| {
+        let config = dir.0.join(format!("glimpse-{secret}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\n[[regions]]\nname = \"region-one\"\nstore = \"s3://{bucket}\"\n\
+                 [regions.s3]\nendpoint = \"{endpoint}\"\naccess_key_id = \"test\"\n\
+                 secret_access_key = \"{secret}\"\nallow_http = true\n",
+                dir.0.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_glimpse"))
             .arg("create-buckets")
             .arg("--config")
             .arg(&config)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // A wrong secret is refused for good, with the server's answer.
+    let refused = create_buckets("wrong");
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("refused") && why.contains("HTTP 403"), "{why}");
+    for _ in 0..2 {
+        let out = create_buckets("test");
         assert!(
             out.status.success(),
             "{}",
@@ -144,5 +152,4 @@ async fn create_buckets_makes_each_regions_bucket_once() {
     ))]);
     let written = store.write(body, |_: &[u8]| Ok(())).await.unwrap();
     assert_eq!(written.size, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }

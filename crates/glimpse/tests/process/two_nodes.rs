@@ -64,26 +64,37 @@ async fn one_upload_per_node(
         .collect()
 }
 
-/// Polls the image through the load balancer until its status is `want`.
-async fn wait_status(c: &Cluster, http: &reqwest::Client, token: &str, id: &str, want: &str) {
+/// Polls the image through the load balancer until `done` holds for its status code and
+/// body (an answer lost while a node goes away counts as none); the answer that ended it.
+async fn poll_image(
+    c: &Cluster,
+    http: &reqwest::Client,
+    token: &str,
+    id: &str,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) -> (u16, serde_json::Value) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let r = http
-            .get(format!("{}/v2/images/{id}", c.image_one()))
-            .header("x-auth-token", token)
-            .send()
-            .await;
-        if let Ok(r) = r
-            && r.status() == 200
+        let answer = fetch(c, http, token, id).await;
+        if let Some((status, img)) = &answer
+            && done(*status, img)
         {
-            let v: serde_json::Value = r.json().await.unwrap();
-            if v["status"] == want {
-                return;
-            }
+            return answer.unwrap();
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never {want}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never got there: {answer:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls the image until its status is `want`.
+async fn wait_status(c: &Cluster, http: &reqwest::Client, token: &str, id: &str, want: &str) {
+    poll_image(c, http, token, id, |s, img| {
+        s == 200 && img["status"] == want
+    })
+    .await;
 }
 
 async fn assert_active_with(
@@ -124,7 +135,7 @@ async fn kill9_of_the_uploading_node_loses_only_its_upload() {
     wait_status(&c, &http, &token, &lost_id, "queued").await;
     let (status, _) = download(&http, &c.image_one(), &token, &lost_id).await;
     assert_eq!(status, 204, "a queued image has no data");
-    assert!(c.nodes[survivor].process.is_some());
+    c.assert_running(survivor);
 
     // The victim comes back; the image takes a new upload.
     c.restart(victim);
@@ -217,7 +228,12 @@ async fn a_replication_upload_cut_by_kill9_resumes_on_the_other_node() {
     let victim = c.nodes.iter().position(|n| n.id == node).unwrap();
     c.kill9(victim);
     drop(tx);
-    let _ = request.await.unwrap();
+    // The cut upload cannot have succeeded.
+    let cut = request.await.unwrap();
+    assert!(
+        !matches!(&cut, Ok(r) if r.status() == 204),
+        "the killed node's upload answered 204"
+    );
 
     wait_status(&c, &http, &token, &id, "queued").await;
     let r = http
@@ -363,7 +379,7 @@ async fn kill9_of_the_copying_node_leaves_the_replication_to_the_other() {
     Replicator::new(&http, &two, &far_token)
         .the_copy("two-node-copy", &data)
         .await;
-    assert!(c.nodes[survivor].process.is_some());
+    c.assert_running(survivor);
 }
 
 /// `kill -9` of the node that runs an encrypted in-region copy (IMS): the other node takes the
@@ -507,18 +523,37 @@ fn class(r: &Result<reqwest::Response, reqwest::Error>) -> &'static str {
     }
 }
 
-/// One client of the mixed load: upload, list, show and delete in turn until `stop`.
+/// What the mixed load's clients share: the stop signal and how many requests they made.
+#[derive(Default)]
+struct Load {
+    stop: std::sync::atomic::AtomicBool,
+    answered: std::sync::atomic::AtomicUsize,
+}
+
+impl Load {
+    /// Waits until the clients have made `more` requests beyond those made so far.
+    async fn go_on(&self, more: usize) {
+        let until = self.answered.load(std::sync::atomic::Ordering::SeqCst) + more;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.answered.load(std::sync::atomic::Ordering::SeqCst) < until {
+            assert!(tokio::time::Instant::now() < deadline, "the load stalled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// One client of the mixed load: upload, list, show and delete in turn until `load.stop`.
 async fn load_client(
     k: usize,
     http: reqwest::Client,
     image: String,
     token: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    load: std::sync::Arc<Load>,
 ) -> Tally {
     let mut t = Tally::default();
     let mut mine: Vec<String> = Vec::new();
     let mut round = 0usize;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+    while !load.stop.load(std::sync::atomic::Ordering::SeqCst) {
         round += 1;
         let mut started = std::time::Instant::now();
         let (op, r) = match round % 4 {
@@ -533,6 +568,8 @@ async fn load_client(
                     .await;
                 t.requests
                     .push(("create", class(&r), started.elapsed().as_millis()));
+                load.answered
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Ok(r) = r else { continue };
                 if r.status() != 201 {
                     continue;
@@ -597,6 +634,8 @@ async fn load_client(
         };
         t.requests
             .push((op, class(&r), started.elapsed().as_millis()));
+        load.answered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     t
 }
@@ -608,13 +647,13 @@ async fn load_client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_load_while_a_node_is_killed_and_restarted() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     let Some(mut c) = Cluster::start(2).await else {
         return;
     };
     let http = reqwest::Client::new();
     let token = c.admin_token(&http).await;
-    let stop = Arc::new(AtomicBool::new(false));
+    let load = Arc::new(Load::default());
     let clients: Vec<_> = (0..32)
         .map(|k| {
             tokio::spawn(load_client(
@@ -622,17 +661,18 @@ async fn mixed_load_while_a_node_is_killed_and_restarted() {
                 http.clone(),
                 c.image_one(),
                 token.clone(),
-                stop.clone(),
+                load.clone(),
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Phases by requests made, not by time: steady, node 0 dead, node 0 back.
+    load.go_on(600).await;
     c.kill9(0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.go_on(600).await;
     c.restart(0);
     c.wait_all_up().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
+    load.go_on(600).await;
+    load.stop.store(true, Ordering::SeqCst);
     let mut all = Tally::default();
     for client in clients {
         let t = client.await.unwrap();
@@ -648,7 +688,9 @@ async fn mixed_load_while_a_node_is_killed_and_restarted() {
     for (_, cl, _) in &all.requests {
         *by_class.entry(cl).or_default() += 1;
     }
-    println!("mixed load, 32 clients, node 0 killed at 3 s and restarted at 6 s:");
+    println!(
+        "mixed load, 32 clients, node 0 killed after 600 requests and restarted after 600 more:"
+    );
     println!("  {} requests; by class: {by_class:?}", all.requests.len());
     for op in ["create", "upload", "list", "show", "delete"] {
         let mut ms: Vec<u128> = all
@@ -671,7 +713,7 @@ async fn mixed_load_while_a_node_is_killed_and_restarted() {
     // Nothing lost, nothing half made, nothing duplicated.
     let deleted: std::collections::HashSet<_> = all.deleted.iter().cloned().collect();
     for (id, md5) in &all.uploaded {
-        let (status, img) = fetch(&c, &http, &token, id).await;
+        let (status, img) = fetch(&c, &http, &token, id).await.expect("an answer");
         if deleted.contains(id) {
             assert_eq!(status, 404, "deleted image came back: {img}");
             continue;
@@ -717,41 +759,30 @@ async fn mixed_load_while_a_node_is_killed_and_restarted() {
 }
 
 /// Waits until a cut upload's image is no longer `saving`: `queued` with no data, or `active`
-/// (the node published it before it died, the answer was lost).
+/// (the node published it before it died, the answer was lost), or deleted.
 async fn wait_not_saving(c: &Cluster, http: &reqwest::Client, token: &str, id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, img) = fetch(c, http, token, id).await;
-        match img["status"].as_str() {
-            Some("queued") => {
-                assert!(img["checksum"].is_null(), "{img}");
-                return;
-            }
-            Some("active") => return,
-            _ if status == 404 => return,
-            _ => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "upload stuck: {img}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let settled = |s: u16, img: &serde_json::Value| {
+        s == 404 || img["status"] == "queued" || img["status"] == "active"
+    };
+    let (_, img) = poll_image(c, http, token, id, settled).await;
+    if img["status"] == "queued" {
+        assert!(img["checksum"].is_null(), "{img}");
     }
 }
 
-/// `GET` of an image through the load balancer: its status code and body.
+/// `GET` of an image through the load balancer: its status code and body (`None`: no answer).
 async fn fetch(
     c: &Cluster,
     http: &reqwest::Client,
     token: &str,
     id: &str,
-) -> (u16, serde_json::Value) {
+) -> Option<(u16, serde_json::Value)> {
     let r = http
         .get(format!("{}/v2/images/{id}", c.image_one()))
         .header("x-auth-token", token)
         .send()
         .await
-        .unwrap();
+        .ok()?;
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    Some((status, r.json().await.unwrap_or(serde_json::Value::Null)))
 }
