@@ -385,10 +385,13 @@ impl BlobStore {
         let pool = pool::Pool::new(CHUNK, 2 * hashing::QUEUE + 2);
         let mut pending = pool.take();
         let mut body = std::pin::pin!(body);
+        // A held prefix that cannot be read back now (the store briefly away) is still held:
+        // it stays for the next resume.
+        let mut prefix_unread = false;
         let outcome: Result<(), WriteError> = async {
             if let Some(mut held) = prefix {
                 while let Some(chunk) = held.next().await {
-                    let chunk = chunk?;
+                    let chunk = chunk.inspect_err(|_| prefix_unread = true)?;
                     observe(&chunk).map_err(WriteError::Aborted)?;
                     size += chunk.len() as u64;
                     hasher.update(chunk).await;
@@ -423,10 +426,11 @@ impl BlobStore {
                 Ok(Written { key, size, digests })
             }
             Err(e) => {
-                // What arrived before the sender failed is kept for a resume (if resumable);
-                // bytes refused by the observer or a failing store are not, and a partial
-                // another writer changed is left to it.
-                let keep = matches!(e, WriteError::Source(_));
+                // What arrived before the sender failed is kept for a resume (if resumable),
+                // as is a held prefix that could not be read back; bytes refused by the
+                // observer or a failing store are not, and a partial another writer changed
+                // is left to it.
+                let keep = matches!(e, WriteError::Source(_)) || prefix_unread;
                 if let (WriteError::Store(StoreError::Conflict(_)), Sink::Parts(w)) =
                     (&e, &mut sink)
                 {

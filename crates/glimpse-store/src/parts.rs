@@ -459,6 +459,9 @@ impl PartWriter {
     /// composition fails the parts stay (a later resume, or the cleaner, takes them).
     pub(crate) async fn finish(mut self) -> Result<(), StoreError> {
         let mut st = self.0.take().ok_or(StoreError::Closed)?;
+        // If this future is dropped midway (the request went away), the mark's renewal stops
+        // with it: the cleaner may then take the parts after its grace.
+        let _renewal = AbortOnDrop(st.beat.abort_handle());
         let composed = async {
             if !st.pending.is_empty() {
                 st.ship();
@@ -648,6 +651,15 @@ async fn copy_parts(
         }
     }
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
