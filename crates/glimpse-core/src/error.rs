@@ -164,3 +164,33 @@ impl From<anyhow::Error> for Error {
         Error::internal(format!("{e:#}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glimpse_store::StoreError;
+
+    /// A backend that is away is a 503 with `Retry-After`; anything else stays a 500.
+    #[test]
+    fn backends_away_are_503_and_the_rest_500() {
+        let away = [
+            Error::from(sqlx::Error::PoolTimedOut),
+            Error::from(sqlx::Error::PoolClosed),
+            Error::from(sqlx::Error::Io(std::io::Error::other("reset"))),
+            Error::from(StoreError::Io(std::io::Error::other("refused"))),
+        ];
+        for e in away {
+            assert_eq!(e.kind, Kind::Unavailable, "{e:?}");
+            assert_eq!(e.retry_after, Some(BACKEND_RETRY_AFTER), "{e:?}");
+        }
+        let broken = [
+            Error::from(sqlx::Error::RowNotFound),
+            Error::from(StoreError::NotFound("blobs/x".into())),
+            Error::from(StoreError::Refused("HTTP 403".into())),
+        ];
+        for e in broken {
+            assert_eq!(e.kind, Kind::Internal, "{e:?}");
+            assert_eq!(e.retry_after, None, "{e:?}");
+        }
+    }
+}

@@ -91,13 +91,18 @@ impl SavingGuard {
     /// Puts the image back now; if the database cannot take it now, keeps trying in the
     /// background.
     async fn revert(mut self) {
+        self.armed = false;
         match lifecycle::revert(&self.db, &self.id, &self.node).await {
-            Err(e) if e.kind == Kind::Unavailable => {} // dropped armed: retried in the background
+            Err(e) if e.kind == Kind::Unavailable => revert_in_background(
+                self.db.clone(),
+                std::mem::take(&mut self.id),
+                std::mem::take(&mut self.node),
+                None,
+            ),
             Err(e) => {
-                self.armed = false;
                 tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
             }
-            Ok(_) => self.armed = false,
+            Ok(_) => {}
         }
     }
 }
