@@ -5,7 +5,7 @@
 //!
 //! The upload states: [`claim_upload`] (`queued → saving`), then [`publish`] (`saving →
 //! active` with a verified [`Content`]) or [`revert`] (`saving → queued`, no data);
-//! [`reset_interrupted`] does the revert for every upload a crash cut. [`adopt_blob`]
+//! [`reset_abandoned`] does the revert for every upload no live node runs any more. [`adopt_blob`]
 //! publishes a queued image from a blob another image holds, [`insert_copy`] makes an active
 //! copy of an image in one INSERT … SELECT. Invariant 1 of DESIGN.md: an image gets content
 //! and becomes `active` only through [`publish`], [`adopt_blob`] or [`insert_copy`], each one
