@@ -34,7 +34,10 @@ use crate::middleware::Metrics;
 pub fn router(cloud: Arc<Cloud>) -> Router {
     let metrics = Arc::new(Metrics::new());
     let c = cloud.clone();
-    let mut app = Router::new().route("/healthcheck", get(move || healthcheck(c.clone())));
+    let mut app = Router::new().route(
+        "/healthcheck",
+        get(move |headers: axum::http::HeaderMap| healthcheck(c.clone(), headers)),
+    );
     let m = metrics.clone();
     app = app.route("/metrics", get(move || async move { metrics_text(&m) }));
     if let Some(identity) = &cloud.identity {
@@ -56,23 +59,33 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
                 image_v2::router(region.clone()).layer(from_fn(json_guard::guard::<Glance>)),
             );
         app = app.nest_service(&format!("/{}/image", region.name), image);
-        app = app.nest_service(
-            &format!("/{}/compute", region.name),
-            compute::router(region.clone()).layer(from_fn(json_guard::guard::<Nova>)),
-        );
-        app = app.nest_service(
-            &format!("/{}/volume", region.name),
-            volume::router(region.clone()).layer(from_fn(json_guard::guard::<Cinder>)),
-        );
-        app = app
-            .nest(
+        // The rest only where the region serves it (`[[regions]] services`): an operator's
+        // own Nova and Cinder keep those paths out of this process.
+        let serves = |s: &str| region.config.serves(s);
+        if serves("compute") {
+            app = app.nest_service(
+                &format!("/{}/compute", region.name),
+                compute::router(region.clone()).layer(from_fn(json_guard::guard::<Nova>)),
+            );
+        }
+        if serves("volume") {
+            app = app.nest_service(
+                &format!("/{}/volume", region.name),
+                volume::router(region.clone()).layer(from_fn(json_guard::guard::<Cinder>)),
+            );
+        }
+        if serves("ims") {
+            app = app.nest(
                 &format!("/{}/ims", region.name),
                 ims::router(region.clone()).layer(from_fn(json_guard::guard::<Ims>)),
-            )
-            .nest(
+            );
+        }
+        if serves("kms") {
+            app = app.nest(
                 &format!("/{}/kms", region.name),
                 kms::router(region.clone()).layer(from_fn(json_guard::guard::<Kms>)),
             );
+        }
     }
     app.fallback(not_found)
         .layer(DefaultBodyLimit::max(cloud.config.max_json_body))
@@ -86,12 +99,34 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
 }
 
 /// `OK`, or 503 `DRAINING` while the process drains before it stops (see `[node]
-/// drain_seconds`), so that a load balancer takes the node out.
-async fn healthcheck(cloud: Arc<Cloud>) -> Response {
-    if cloud.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "DRAINING").into_response();
+/// drain_seconds`), so that a load balancer takes the node out. Asked with
+/// `Accept: application/json`, the same as `{"status": …, "identity": bool, "regions":
+/// {"<name>": [services…]}}`: what this process serves.
+async fn healthcheck(cloud: Arc<Cloud>, headers: axum::http::HeaderMap) -> Response {
+    let draining = cloud.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let (status, text) = if draining {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
+    } else {
+        (axum::http::StatusCode::OK, "OK")
+    };
+    let json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    if !json {
+        return (status, text).into_response();
     }
-    "OK".into_response()
+    let regions: serde_json::Map<String, serde_json::Value> = cloud
+        .regions
+        .iter()
+        .map(|r| (r.name.clone(), serde_json::json!(r.config.services)))
+        .collect();
+    let body = serde_json::json!({
+        "status": text,
+        "identity": cloud.identity.is_some(),
+        "regions": regions,
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 fn metrics_text(metrics: &Metrics) -> Response {

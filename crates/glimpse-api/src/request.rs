@@ -6,15 +6,34 @@ use glimpse_core::Error;
 use glimpse_core::auth::{Caller, TokenValidator};
 use serde::de::DeserializeOwned;
 
-/// Validates the request's `X-Auth-Token`; 401 when it is missing or not valid.
+/// Validates the request's `X-Auth-Token`; 401 when it is missing or not valid. With an
+/// `X-Service-Token` beside it, as keystonemiddleware does: the service token must be valid and
+/// carry the `service` role (else 401), and the user's token is then accepted past its expiry
+/// (not revoked, within the identity's window), so that work a service such as Nova started
+/// for a user (a snapshot's upload) outlives the user's token. The caller is the user.
 pub async fn caller(headers: &HeaderMap, validator: &dyn TokenValidator) -> Result<Caller, Error> {
-    let token = headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::unauthorized("The request you have made requires authentication."))?;
-    validator.validate(token).await
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    let unauthorized = || Error::unauthorized("The request you have made requires authentication.");
+    let token = header("x-auth-token").ok_or_else(unauthorized)?;
+    let Some(service) = header("x-service-token") else {
+        return validator.validate(token).await;
+    };
+    let service = validator.validate(service).await?;
+    if !service
+        .roles
+        .iter()
+        .any(|r| r == glimpse_core::auth::SERVICE_ROLE)
+    {
+        tracing::info!(user = %service.user_id, "an X-Service-Token without the service role");
+        return Err(unauthorized());
+    }
+    validator.validate_allow_expired(token).await
 }
 
 /// The bytes of a request body: 413 when it is over the app's body limit, 400 when it could

@@ -71,13 +71,22 @@ impl Keystone {
         })
     }
 
-    /// `GET /v3/auth/tokens`: what identity says of `subject`, asked with `auth`.
-    pub async fn validate(&self, auth: &str, subject: &str) -> Result<Token, Fault> {
-        let rb = self
+    /// `GET /v3/auth/tokens`: what identity says of `subject`, asked with `auth`
+    /// (`allow_expired`: also a token past its expiry, within Keystone's window).
+    pub async fn validate(
+        &self,
+        auth: &str,
+        subject: &str,
+        allow_expired: bool,
+    ) -> Result<Token, Fault> {
+        let mut rb = self
             .http
             .get(format!("{}/auth/tokens", self.base))
             .header("x-auth-token", auth)
             .header("x-subject-token", subject);
+        if allow_expired {
+            rb = rb.query(&[("allow_expired", "1")]);
+        }
         let body: TokenBody = json(rb, "validating a token").await?;
         Ok(body.token)
     }

@@ -45,10 +45,20 @@ fn app() -> Router {
         )
 }
 
-/// Keystone's `GET /v3/auth/tokens`: token `good` asked for with itself, else 404.
-async fn validate(h: HeaderMap) -> (StatusCode, &'static str) {
+/// Keystone's `GET /v3/auth/tokens` asked with the service token `svc`: token `good`, or the
+/// expired `old` with `allow_expired=1`; else 404 (401 when asked with another token).
+async fn validate(
+    h: HeaderMap,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> (StatusCode, &'static str) {
     let token = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
-    if token("x-auth-token") == Some("good") && token("x-subject-token") == Some("good") {
+    let subject = token("x-subject-token");
+    if token("x-auth-token") != Some("svc") {
+        let body = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
+        (StatusCode::UNAUTHORIZED, body)
+    } else if subject == Some("good")
+        || (subject == Some("old") && q.as_deref() == Some("allow_expired=1"))
+    {
         let body = r#"{"token": {"expires_at": "2030-01-01T00:00:00Z", "user": {"id": "u1"}}}"#;
         (StatusCode::OK, body)
     } else {
@@ -165,19 +175,34 @@ async fn an_unreadable_answer_is_down() {
     }
 }
 
-/// What `RemoteValidator` (glimpse-core) asks identity: a token validated with itself; a
-/// refusal keeps its status (401, 403 and 404 mean the token is not good).
+/// What `RemoteValidator` (glimpse-core) asks identity: the caller's token as the subject,
+/// the region's service token as `X-Auth-Token`, `allow_expired=1` when asked; a refusal
+/// keeps its status (404: the subject is not good; 401: the service token is not).
 #[tokio::test]
-async fn validates_a_token_with_itself() {
+async fn validates_a_token_with_the_service_token() {
     let (url, _) = serve().await;
     let keystone = Keystone::new(Client::new(), &format!("{url}/identity/v3/"));
-    let token = keystone.validate("good", "good").await.unwrap();
+    let token = keystone.validate("svc", "good", false).await.unwrap();
     assert_eq!(
         (token.user.id.as_str(), token.expires_at.as_str()),
         ("u1", "2030-01-01T00:00:00Z")
     );
+    keystone.validate("svc", "old", true).await.unwrap();
+    let not_found = refused(404, "validating a token: 404 Could not find token.", None);
     assert_eq!(
-        keystone.validate("bad", "bad").await.unwrap_err(),
-        refused(404, "validating a token: 404 Could not find token.", None)
+        keystone.validate("svc", "old", false).await.unwrap_err(),
+        not_found
+    );
+    assert_eq!(
+        keystone.validate("svc", "bad", false).await.unwrap_err(),
+        not_found
+    );
+    assert_eq!(
+        keystone
+            .validate("good", "good", false)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(401)
     );
 }

@@ -2,20 +2,23 @@
 //! [`TokenValidator`] turns a token into one. Regions never trust client headers for identity;
 //! they validate every token, either in-process ([`crate::identity::Identity`] implements the
 //! trait; revocation is seen at once) or against a remote identity over HTTP
-//! ([`RemoteValidator`], with a short bounded cache).
+//! ([`RemoteValidator`]: Glimpse's identity in another process, or an existing Keystone),
+//! as keystonemiddleware does: the region's own service token as `X-Auth-Token`, the
+//! caller's as `X-Subject-Token`, answers cached for a short bounded time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use glimpse_client::{Fault, Keystone};
+use glimpse_client::Fault;
 use glimpse_types::Role;
 use glimpse_types::keystone::Token;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::service::ServiceAccount;
 
 /// The identity behind a validated token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -51,16 +54,27 @@ impl Caller {
     }
 }
 
+/// The role a service token must carry (keystonemiddleware's `service_token_roles`).
+pub const SERVICE_ROLE: &str = "service";
+
 /// Turns a token into a [`Caller`], or fails with 401.
 #[async_trait]
 pub trait TokenValidator: Send + Sync {
     async fn validate(&self, token: &str) -> Result<Caller>;
+
+    /// The same, but a token past its expiry (not revoked, not too old) is still accepted:
+    /// what keystonemiddleware asks (`allow_expired`) when a valid service token comes with
+    /// the request, so that work a service started for a user outlives the user's token.
+    async fn validate_allow_expired(&self, token: &str) -> Result<Caller> {
+        self.validate(token).await
+    }
 }
 
-/// Validates tokens with a remote identity's `GET /v3/auth/tokens` (the token presents itself,
-/// as Keystone allows) and caches answers for at most `ttl` and never past the token's expiry.
+/// Validates tokens with a remote identity's `GET /v3/auth/tokens`, presenting the region's
+/// service token as `X-Auth-Token` (a refused service token is renewed once), and caches
+/// answers for at most `ttl` and never past the token's expiry.
 pub struct RemoteValidator {
-    keystone: Keystone,
+    service: Arc<ServiceAccount>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Caller, Instant)>>,
 }
@@ -68,46 +82,60 @@ pub struct RemoteValidator {
 const CACHE_MAX: usize = 10_000;
 
 impl RemoteValidator {
-    /// `identity_v3` is the identity's `/v3` URL.
-    pub fn new(identity_v3: &str, ttl: Duration) -> RemoteValidator {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("HTTP client");
+    pub fn new(service: Arc<ServiceAccount>, ttl: Duration) -> RemoteValidator {
         RemoteValidator {
-            keystone: Keystone::new(http, identity_v3),
+            service,
             ttl,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cached(&self, token: &str) -> Option<Caller> {
+    fn cached(&self, token: &str, allow_expired: bool) -> Option<Caller> {
         let cache = self.cache.lock().ok()?;
         let (caller, at) = cache.get(token)?;
-        (at.elapsed() < self.ttl && caller.expires_at > Utc::now()).then(|| caller.clone())
+        (at.elapsed() < self.ttl && (allow_expired || caller.expires_at > Utc::now()))
+            .then(|| caller.clone())
     }
-}
 
-#[async_trait]
-impl TokenValidator for RemoteValidator {
-    async fn validate(&self, token: &str) -> Result<Caller> {
-        if let Some(c) = self.cached(token) {
+    async fn remote(&self, token: &str, allow_expired: bool) -> Result<Caller> {
+        if let Some(c) = self.cached(token, allow_expired) {
             return Ok(c);
         }
-        let body = match self.keystone.validate(token, token).await {
-            Ok(t) => t,
-            Err(Fault::Refused {
-                status: 401 | 403 | 404,
-                ..
-            }) => {
-                return Err(Error::unauthorized(
-                    "The request you have made requires authentication.",
-                ));
-            }
-            Err(f) => {
-                return Err(Error::unavailable(format!(
-                    "identity service could not validate a token: {f}"
-                )));
+        let keystone = self.service.keystone();
+        let mut renewed = false;
+        let body = loop {
+            let service = self.service.token().await?;
+            match keystone
+                .validate(&service.token, token, allow_expired)
+                .await
+            {
+                Ok(t) => break t,
+                // Keystone: 404 for a subject token that is not (or no longer) valid.
+                Err(Fault::Refused { status: 404, .. }) => {
+                    return Err(Error::unauthorized(
+                        "The request you have made requires authentication.",
+                    ));
+                }
+                // Our own token refused (expired, revoked, or the role taken away): log in
+                // again once, then give up as unavailable, not as the caller's fault.
+                Err(Fault::Refused {
+                    status: status @ (401 | 403),
+                    ..
+                }) => {
+                    self.service.forget().await;
+                    if renewed {
+                        return Err(Error::unavailable(format!(
+                            "identity refused the region's service token ({status}) when \
+                             validating a token"
+                        )));
+                    }
+                    renewed = true;
+                }
+                Err(f) => {
+                    return Err(Error::unavailable(format!(
+                        "identity service could not validate a token: {f}"
+                    )));
+                }
             }
         };
         let caller = Caller::from_token(&body)
@@ -121,6 +149,23 @@ impl TokenValidator for RemoteValidator {
             cache.insert(token.to_string(), (caller.clone(), Instant::now()));
         }
         Ok(caller)
+    }
+}
+
+#[async_trait]
+impl TokenValidator for RemoteValidator {
+    async fn validate(&self, token: &str) -> Result<Caller> {
+        let caller = self.remote(token, false).await?;
+        if caller.expires_at <= Utc::now() {
+            return Err(Error::unauthorized(
+                "The request you have made requires authentication.",
+            ));
+        }
+        Ok(caller)
+    }
+
+    async fn validate_allow_expired(&self, token: &str) -> Result<Caller> {
+        self.remote(token, true).await
     }
 }
 

@@ -38,6 +38,7 @@ impl Cloud {
                     .map(|r| CatalogRegion {
                         name: r.name.clone(),
                         url: r.url.clone(),
+                        services: r.services.clone(),
                     })
                     .collect(),
                 validation_cache: Duration::from_secs(config.identity.validation_cache_seconds),
@@ -60,19 +61,19 @@ impl Cloud {
         } else {
             None
         };
-        let validator: Arc<dyn TokenValidator> = match &identity {
-            Some(id) => id.clone(),
-            None => Arc::new(RemoteValidator::new(
-                &config.identity_url(),
-                Duration::from_secs(config.identity.validation_cache_seconds),
-            )),
-        };
         let service = Arc::new(ServiceAccount::new(
             &config.identity_url(),
             &config.identity.service_user,
             service_password(&config),
             &config.identity.service_project,
         ));
+        let validator: Arc<dyn TokenValidator> = match &identity {
+            Some(id) => id.clone(),
+            None => Arc::new(RemoteValidator::new(
+                service.clone(),
+                Duration::from_secs(config.identity.validation_cache_seconds),
+            )),
+        };
         let node = crate::nodes::identity(&config.node, &config.data_dir)?;
         let mut regions = Vec::new();
         for rc in config.regions.iter().filter(|r| r.serve) {

@@ -142,7 +142,16 @@ pub struct RegionConfig {
     pub disks: String,
     pub compute: ComputeConfig,
     pub kms: KmsConfig,
+    /// The APIs this region serves, from [`REGION_SERVICES`] (`image` is required; the
+    /// replicator extension comes with it). An operator beside an existing OpenStack keeps
+    /// their own Nova and Cinder with `services = ["image", "ims", "kms"]`; the catalog,
+    /// the routes and `/healthcheck` follow. Default: all.
+    pub services: Vec<String>,
 }
+
+/// What a region can serve: the image service (Glance v2 and the replicator extension),
+/// compute (the Nova subset), volume (the Cinder subset), IMS and the key manager.
+pub const REGION_SERVICES: [&str; 5] = ["image", "compute", "volume", "ims", "kms"];
 
 /// The compute (Nova subset) service of one region.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -332,7 +341,33 @@ impl RegionConfig {
             disks: String::new(),
             compute: ComputeConfig::default(),
             kms: KmsConfig::default(),
+            services: REGION_SERVICES.map(String::from).to_vec(),
         }
+    }
+
+    /// Whether the region serves `service` (one of [`REGION_SERVICES`]).
+    pub fn serves(&self, service: &str) -> bool {
+        self.services.iter().any(|s| s == service)
+    }
+
+    fn check_services(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.services {
+            if !REGION_SERVICES.contains(&s.as_str()) {
+                anyhow::bail!(
+                    "region {}: unknown service {s:?} (services are {})",
+                    self.name,
+                    REGION_SERVICES.join(", ")
+                );
+            }
+            if !seen.insert(s) {
+                anyhow::bail!("region {}: service {s} is listed twice", self.name);
+            }
+        }
+        if !self.serves("image") {
+            anyhow::bail!("region {}: services must include \"image\"", self.name);
+        }
+        Ok(())
     }
 }
 
@@ -367,6 +402,7 @@ impl Config {
             if !seen.insert(r.name.clone()) {
                 anyhow::bail!("region {} is configured twice", r.name);
             }
+            r.check_services()?;
             let dir = self.data_dir.join(&r.name);
             if r.serve {
                 if r.database.is_empty() {

@@ -47,6 +47,8 @@ impl Password {
 pub struct ServiceToken {
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    /// When [`ServiceAccount::token`] logs in again.
+    pub renew_at: DateTime<Utc>,
     pub catalog: Catalog,
 }
 
@@ -95,11 +97,12 @@ impl ServiceAccount {
         )
     }
 
-    /// A valid service token (renewed when less than five minutes remain).
+    /// A valid service token, renewed when less than a quarter of its life (at most five
+    /// minutes) remains.
     pub async fn token(&self) -> Result<ServiceToken> {
         let mut cached = self.cached.lock().await;
         if let Some(t) = cached.as_ref()
-            && t.expires_at - Utc::now() > chrono::Duration::minutes(5)
+            && Utc::now() < t.renew_at
         {
             return Ok(t.clone());
         }
@@ -120,9 +123,11 @@ impl ServiceAccount {
         })?;
         let expires_at = glimpse_types::parse_time(&login.body.expires_at)
             .ok_or_else(|| Error::unavailable("identity answered a token without expiry"))?;
+        let margin = ((expires_at - Utc::now()) / 4).min(chrono::Duration::minutes(5));
         let t = ServiceToken {
             token: login.token,
             expires_at,
+            renew_at: expires_at - margin,
             catalog: login.body.catalog,
         };
         *cached = Some(t.clone());

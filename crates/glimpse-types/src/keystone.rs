@@ -199,6 +199,30 @@ pub struct Project {
     /// Glimpse's extension: the region that holds the project's images.
     #[serde(default)]
     pub home_region: Option<String>,
+    /// Keystone's project tags; on a Keystone that is not Glimpse's, the home region is the
+    /// tag [`HOME_REGION_TAG`]`<region>`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The project tag that names a project's home region on a plain Keystone
+/// (`openstack project set --tag glimpse-home-region=region-two PROJECT`).
+pub const HOME_REGION_TAG: &str = "glimpse-home-region=";
+
+impl Project {
+    /// The region that holds the project's images: Glimpse identity's `home_region`, else the
+    /// first [`HOME_REGION_TAG`] tag; `None` when neither names one.
+    pub fn home_region(&self) -> Option<&str> {
+        let tagged = || {
+            self.tags
+                .iter()
+                .find_map(|t| t.strip_prefix(HOME_REGION_TAG))
+        };
+        self.home_region
+            .as_deref()
+            .or_else(tagged)
+            .filter(|r| !r.is_empty())
+    }
 }
 
 fn yes() -> bool {

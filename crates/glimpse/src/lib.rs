@@ -5,6 +5,7 @@ pub mod jobs_cli;
 pub mod kms_cli;
 pub mod listener;
 pub mod os_cli;
+pub mod register;
 pub mod settings;
 
 use std::net::SocketAddr;

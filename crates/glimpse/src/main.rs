@@ -44,6 +44,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Registers the configuration's regions in an existing Keystone (regions, the services
+    /// each region serves and their endpoints, the service user and its roles), idempotently.
+    /// The Keystone and its admin credentials come from clouds.yaml, as for `openstack`
+    /// (docs/operations.md, "Glimpse beside an existing OpenStack").
+    Register {
+        /// TOML configuration file of the deployment (see glimpse.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        cloud: glimpse::os_cli::CloudArgs,
+    },
 }
 
 /// mimalloc instead of glibc's malloc: glibc keeps the 1 MiB stream chunks that many threads
@@ -90,6 +101,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Jobs(args) => glimpse::jobs_cli::run(args).await,
         Command::Kms(args) => glimpse::kms_cli::run(args).await,
         Command::CreateBuckets { config } => create_buckets(&config).await,
+        Command::Register { config, cloud } => {
+            glimpse::register::run(&glimpse::settings::load(Some(&config))?.resolve()?, &cloud)
+                .await
+        }
     }
 }
 

@@ -52,6 +52,33 @@ mod tests {
             ["region-one", "region-two"]
         );
         assert_eq!(cfg.regions[0].limits.image_size_cap, 1 << 40);
+        assert_eq!(cfg.regions[0].services, def.regions[0].services);
+    }
+
+    #[test]
+    fn region_services_are_checked() {
+        let dir = std::env::temp_dir().join(format!("glimpse-svc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("svc.toml");
+        let with = |services: &str| {
+            let toml = format!(
+                "data_dir = {:?}\n[[regions]]\nname = \"r1\"\nservices = {services}\n",
+                dir.join("data")
+            );
+            std::fs::write(&f, toml).unwrap();
+            load(Some(&f)).and_then(Config::resolve)
+        };
+        let only_image = with(r#"["image", "ims", "kms"]"#).unwrap();
+        assert!(only_image.regions[0].serves("kms") && !only_image.regions[0].serves("compute"));
+        for (bad, says) in [
+            (r#"["compute"]"#, "must include \"image\""),
+            (r#"["image", "network"]"#, "unknown service \"network\""),
+            (r#"["image", "image"]"#, "listed twice"),
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

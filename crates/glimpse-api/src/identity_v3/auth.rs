@@ -32,11 +32,14 @@ pub async fn issue(State(id): State<Id>, RawQuery(q): RawQuery, body: Bytes) -> 
     Ok(with_subject(reply(StatusCode::CREATED, body), &token))
 }
 
-/// The subject token's info, after checking who may look at it.
+/// The subject token's info, after checking who may look at it: its own user, an admin, or a
+/// service (Keystone's `identity:validate_token`). `allow_expired`: also a token expired within
+/// the window, as Keystone answers `?allow_expired=1`.
 async fn subject(
     id: &Identity,
     me: &Caller<Keystone>,
     headers: &HeaderMap,
+    allow_expired: bool,
 ) -> Result<(String, Arc<TokenInfo>), Error> {
     let token = headers
         .get("x-subject-token")
@@ -45,11 +48,20 @@ async fn subject(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::bad_request("X-Subject-Token header is required."))?
         .to_string();
-    let info = id.token_info(&token).await.map_err(|e| match e.kind {
+    let info = if allow_expired {
+        id.token_info_allow_expired(&token).await
+    } else {
+        id.token_info(&token).await
+    };
+    let info = info.map_err(|e| match e.kind {
         Kind::Unauthorized => Error::not_found("Could not find token."),
         _ => e,
     })?;
-    if !me.is_admin() && me.user_id != info.user_id {
+    let service = me
+        .roles
+        .iter()
+        .any(|r| r == glimpse_core::auth::SERVICE_ROLE);
+    if !me.is_admin() && !service && me.user_id != info.user_id {
         return Err(Error::forbidden(
             "You are not authorized to perform the requested action: identity:validate_token.",
         ));
@@ -63,19 +75,21 @@ pub async fn validate(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Reply {
-    let (token, info) = subject(&id, &me, &headers).await?;
-    let nocatalog = query_bool(&query(q.as_deref()), "nocatalog")?.unwrap_or(false);
+    let q = query(q.as_deref());
+    let allow_expired = query_bool(&q, "allow_expired")?.unwrap_or(false);
+    let (token, info) = subject(&id, &me, &headers, allow_expired).await?;
+    let nocatalog = query_bool(&q, "nocatalog")?.unwrap_or(false);
     let body = render::token(&id, &info, !nocatalog);
     Ok(with_subject(reply(StatusCode::OK, body), &token))
 }
 
 pub async fn check(State(id): State<Id>, me: Caller<Keystone>, headers: HeaderMap) -> Reply {
-    let (token, _) = subject(&id, &me, &headers).await?;
+    let (token, _) = subject(&id, &me, &headers, false).await?;
     Ok(with_subject(StatusCode::OK.into_response(), &token))
 }
 
 pub async fn revoke(State(id): State<Id>, me: Caller<Keystone>, headers: HeaderMap) -> Reply {
-    let (token, _) = subject(&id, &me, &headers).await?;
+    let (token, _) = subject(&id, &me, &headers, false).await?;
     id.revoke_token(&token).await?;
     Ok(super::no_content())
 }

@@ -81,7 +81,27 @@ fn service_url(
     }
 }
 
-/// The whole catalog as a token carries it.
+/// The region service (`[[regions]] services`) that a catalog service type belongs to;
+/// `None` for identity, which is not a region's.
+pub fn region_service(service_type: &str) -> Option<&'static str> {
+    match service_type {
+        "image" => Some("image"),
+        "compute" => Some("compute"),
+        "volumev3" | "block-storage" => Some("volume"),
+        "ims" => Some("ims"),
+        "kms" => Some("kms"),
+        _ => None,
+    }
+}
+
+/// The URL of one service in one region, as registered in a Keystone catalog (Cinder's
+/// per-project URL with Keystone's `$(project_id)s` template).
+pub fn registered_url(identity_url: &str, region: &CatalogRegion, service_type: &str) -> String {
+    service_url(identity_url, region, service_type, None)
+}
+
+/// The whole catalog as a token carries it: every service each region serves (identity in
+/// every region); a service no region serves is left out.
 pub fn build(
     identity_url: &str,
     regions: &[CatalogRegion],
@@ -89,10 +109,11 @@ pub fn build(
 ) -> Vec<Service> {
     SERVICES
         .iter()
-        .map(|(ty, name, description)| {
+        .filter_map(|(ty, name, description)| {
             let sid = service_id(ty);
-            let endpoints = regions
+            let endpoints: Vec<Endpoint> = regions
                 .iter()
+                .filter(|r| region_service(ty).is_none_or(|s| r.services.iter().any(|x| x == s)))
                 .flat_map(|r| {
                     INTERFACES.iter().map(|iface| Endpoint {
                         id: endpoint_id(&r.name, ty, iface),
@@ -104,13 +125,13 @@ pub fn build(
                     })
                 })
                 .collect();
-            Service {
+            (!endpoints.is_empty()).then(|| Service {
                 id: sid,
                 service_type: (*ty).to_string(),
                 name: (*name).to_string(),
                 endpoints,
                 description: (*description).to_string(),
-            }
+            })
         })
         .collect()
 }
@@ -125,8 +146,30 @@ mod tests {
             .map(|n| CatalogRegion {
                 name: n.to_string(),
                 url: format!("http://h:1/{n}"),
+                services: crate::config::REGION_SERVICES.map(String::from).to_vec(),
             })
             .collect()
+    }
+
+    #[test]
+    fn an_image_only_region_lists_only_its_services() {
+        let mut rs = regions();
+        rs[1].services = vec!["image".into(), "ims".into(), "kms".into()];
+        let c = build("http://h:1/identity/v3", &rs, Some("p1"));
+        let regions_of = |ty: &str| -> Vec<String> {
+            let s = c.iter().find(|s| s.service_type == ty).unwrap();
+            let mut r: Vec<_> = s.endpoints.iter().map(|e| e.region.clone()).collect();
+            r.dedup();
+            r
+        };
+        assert_eq!(regions_of("compute"), ["region-one"]);
+        assert_eq!(regions_of("volumev3"), ["region-one"]);
+        assert_eq!(regions_of("image"), ["region-one", "region-two"]);
+        assert_eq!(regions_of("identity"), ["region-one", "region-two"]);
+        rs[0].services = rs[1].services.clone();
+        let c = build("http://h:1/identity/v3", &rs, None);
+        assert!(c.iter().all(|s| s.service_type != "compute"), "{c:?}");
+        assert_eq!(c.len(), SERVICES.len() - 3);
     }
 
     #[test]

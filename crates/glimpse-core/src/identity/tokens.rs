@@ -28,6 +28,10 @@ use crate::error::{Error, Result};
 /// Prune expired token rows at most this often (seconds).
 const PRUNE_EVERY_SECS: i64 = 60;
 
+/// How long past its expiry a token may still be validated with `allow_expired` (Keystone's
+/// `[token] allow_expired_window` default, two days); rows are pruned after it.
+pub const ALLOW_EXPIRED_WINDOW: chrono::Duration = chrono::Duration::days(2);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenProject {
     pub id: String,
@@ -171,6 +175,16 @@ impl Identity {
     /// What `token` stands for now; 401 when it is unknown, expired, revoked, or its user,
     /// project or roles no longer allow it.
     pub async fn token_info(&self, token: &str) -> Result<Arc<TokenInfo>> {
+        self.token_info_within(token, false).await
+    }
+
+    /// [`Identity::token_info`], but a token expired less than [`ALLOW_EXPIRED_WINDOW`] ago
+    /// is still answered (Keystone's `allow_expired`, asked with a service token).
+    pub async fn token_info_allow_expired(&self, token: &str) -> Result<Arc<TokenInfo>> {
+        self.token_info_within(token, true).await
+    }
+
+    async fn token_info_within(&self, token: &str, allow_expired: bool) -> Result<Arc<TokenInfo>> {
         let hash = password::token_hash(token);
         if let Some(info) = self.cache.get(&hash) {
             return Ok(info);
@@ -188,7 +202,12 @@ impl Identity {
             return Err(unauthorized());
         }
         let (issued_at, expires_at) = (time(&row, "issued_at")?, time(&row, "expires_at")?);
-        if expires_at <= Utc::now() {
+        let oldest = if allow_expired {
+            Utc::now() - ALLOW_EXPIRED_WINDOW
+        } else {
+            Utc::now()
+        };
+        if expires_at <= oldest {
             return Err(unauthorized());
         }
         let (methods, audit_ids): (Vec<String>, Vec<String>) =
@@ -245,7 +264,8 @@ impl Identity {
         revoke_tokens(&self.db.pool, "project_id", project_id).await
     }
 
-    /// Deletes expired token rows, at most once a minute per process.
+    /// Deletes the rows of tokens expired more than [`ALLOW_EXPIRED_WINDOW`] ago, at most
+    /// once a minute per process.
     async fn prune_expired_tokens(&self) {
         let now_secs = Utc::now().timestamp();
         let last = self.last_prune.load(Ordering::Relaxed);
@@ -258,7 +278,7 @@ impl Identity {
             return;
         }
         let r = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
-            .bind(db_time(now()))
+            .bind(db_time(now() - ALLOW_EXPIRED_WINDOW))
             .execute(&self.db.pool)
             .await;
         if let Err(e) = r {

@@ -11,7 +11,8 @@
 //!    `tenant_id_dst`); unknown or disabled → 404. The role is checked first, so a caller
 //!    without one gets the same 401 whether the tenant exists or not (the answer must not
 //!    tell which project ids exist); an admin, who may list projects anyway, gets the 404.
-//! 4. The destination region is the tenant's `home_region`; its image endpoint comes from the
+//! 4. The destination region is the tenant's home region (Glimpse identity's `home_region`, or
+//!    on a plain Keystone the project tag `glimpse-home-region=<region>`); its image endpoint comes from the
 //!    service token's catalog; its capabilities are asked over HTTP: no answer or 5xx → 409
 //!    "Glance of the specified region is down"; `accept_replicas = false` → 409; an image
 //!    `license_switch` or `official_template_type` the destination does not list → 404.
@@ -85,8 +86,8 @@ pub async fn submit(
     let project_doc = destination_tenant(region, &keystone, caller, tenant).await?;
 
     let dst_region = project_doc
-        .home_region
-        .filter(|s| !s.is_empty())
+        .home_region()
+        .map(str::to_string)
         .ok_or_else(|| Error::conflict(format!("Tenant {tenant} has no home region.")))?;
     let down = || {
         Error::conflict(format!(

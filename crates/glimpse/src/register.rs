@@ -1,0 +1,296 @@
+//! `glimpse register`: puts a deployment's regions into an existing Keystone, as an operator
+//! would with `openstack service create` / `endpoint create` / `user create`, idempotently
+//! (run it again after a change of URL or services and it converges; nothing is duplicated):
+//!
+//! 1. the service project (`[identity] service_project`, domain `default`), made if missing;
+//! 2. the service user (`[identity] service_user`), made if missing, its password set to the
+//!    configured one (`service_password`, else `<data_dir>/service-password`), granted `admin`
+//!    and `service` on the service project (validating tokens needs `service`; the replicator
+//!    reads other projects' role assignments and tags, which Keystone's policy gives `admin`);
+//! 3. every configured region (served here or not), and for each service it serves
+//!    (`[[regions]] services`) the catalog service of that type (an existing one of the type is
+//!    used, so an operator's Glance service simply gains Glimpse's endpoints) and its public,
+//!    internal and admin endpoints, their URL corrected if it changed.
+//!
+//! The Keystone and the admin credentials come from clouds.yaml, as for `openstack`.
+
+use anyhow::{Context, anyhow, bail};
+use glimpse_core::config::Config;
+use glimpse_core::identity::CatalogRegion;
+use glimpse_core::identity::catalog::{INTERFACES, SERVICES, region_service, registered_url};
+use serde_json::{Value, json};
+
+use crate::os_cli::CloudArgs;
+
+/// The roles the service user holds on the service project.
+const SERVICE_USER_ROLES: [&str; 2] = ["admin", "service"];
+
+pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
+    let cloud = cloud.cloud()?;
+    let login = crate::os_cli::login(&cloud).await?;
+    let mut v3 = cloud.auth.auth_url.trim_end_matches('/').to_string();
+    if !v3.ends_with("/v3") {
+        v3.push_str("/v3");
+    }
+    if !config.identity.enabled && config.identity_url() != v3 {
+        eprintln!(
+            "warning: the configuration's identity.url is {}, the cloud's Keystone is {v3}",
+            config.identity_url()
+        );
+    }
+    let ks = Admin {
+        http: login.http.clone(),
+        v3,
+        token: login.token().to_string(),
+    };
+    let password = service_password(config)?;
+    let id = &config.identity;
+    let project = ks
+        .ensure(
+            "projects",
+            &[("name", &id.service_project), ("domain_id", "default")],
+            json!({"project": {"name": id.service_project, "domain_id": "default",
+                "description": "Service accounts"}}),
+        )
+        .await?;
+    let user = ks
+        .ensure(
+            "users",
+            &[("name", &id.service_user), ("domain_id", "default")],
+            json!({"user": {"name": id.service_user, "domain_id": "default",
+                "password": password, "default_project_id": project.id}}),
+        )
+        .await?;
+    if !user.created {
+        // Converge the password on the configured one (Keystone keeps no history by default).
+        ks.send(
+            reqwest::Method::PATCH,
+            &format!("users/{}", user.id),
+            Some(json!({"user": {"password": password}})),
+        )
+        .await?;
+    }
+    for role in SERVICE_USER_ROLES {
+        let role_id = ks
+            .ensure("roles", &[("name", role)], json!({"role": {"name": role}}))
+            .await?
+            .id;
+        ks.send(
+            reqwest::Method::PUT,
+            &format!("projects/{}/users/{}/roles/{role_id}", project.id, user.id),
+            None,
+        )
+        .await?;
+    }
+    println!(
+        "service user {} ({}) holds {} on project {}",
+        id.service_user,
+        user.id,
+        SERVICE_USER_ROLES.join(", "),
+        id.service_project
+    );
+    for r in &config.regions {
+        let region = CatalogRegion {
+            name: r.name.clone(),
+            url: r.url.clone(),
+            services: r.services.clone(),
+        };
+        ks.ensure_region(&r.name).await?;
+        for (ty, name, description) in SERVICES {
+            if !region_service(ty).is_some_and(|s| r.serves(s)) {
+                continue;
+            }
+            let service = ks
+                .ensure(
+                    "services",
+                    &[("type", ty)],
+                    json!({"service": {"type": ty, "name": name, "description": description}}),
+                )
+                .await?;
+            let url = registered_url(&config.identity_url(), &region, ty);
+            for iface in INTERFACES {
+                let what = ks
+                    .ensure_endpoint(&service.id, &r.name, iface, &url)
+                    .await?;
+                println!("region {}: {ty} {iface} {url} ({what})", r.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn service_password(config: &Config) -> anyhow::Result<String> {
+    let p = if config.identity.service_password.is_empty() {
+        let file = config.data_dir.join("service-password");
+        std::fs::read_to_string(&file)
+            .with_context(|| format!("identity.service_password is empty and {file:?}"))?
+            .trim()
+            .to_string()
+    } else {
+        config.identity.service_password.clone()
+    };
+    if p.is_empty() {
+        bail!("the service user's password is empty");
+    }
+    Ok(p)
+}
+
+/// Keystone's admin API with one token.
+struct Admin {
+    http: reqwest::Client,
+    v3: String,
+    token: String,
+}
+
+/// A resource found or made.
+struct Found {
+    id: String,
+    created: bool,
+}
+
+impl Admin {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut rb = self
+            .http
+            .request(method.clone(), format!("{}/{path}", self.v3))
+            .header("x-auth-token", &self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("Keystone answered {status} to {method} /v3/{path}: {text}");
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?
+        })
+    }
+
+    /// The first `collection` item matching `filter` (Keystone's list filters), else the one
+    /// `body` creates.
+    async fn ensure(
+        &self,
+        collection: &str,
+        filter: &[(&str, &str)],
+        body: Value,
+    ) -> anyhow::Result<Found> {
+        let query: Vec<String> = filter.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let listed = self
+            .send(
+                reqwest::Method::GET,
+                &format!("{collection}?{}", query.join("&")),
+                None,
+            )
+            .await?;
+        // Keystone ignores filters it does not know; check every field ourselves.
+        let matching = listed[collection].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|i| filter.iter().all(|(k, v)| i[*k].as_str() == Some(*v)))
+        });
+        if let Some(item) = matching {
+            return Ok(Found {
+                id: id_of(item)?,
+                created: false,
+            });
+        }
+        let made = self
+            .send(reqwest::Method::POST, collection, Some(body))
+            .await?;
+        let single = collection.trim_end_matches('s');
+        Ok(Found {
+            id: id_of(&made[single])?,
+            created: true,
+        })
+    }
+
+    async fn ensure_region(&self, name: &str) -> anyhow::Result<()> {
+        let path = format!("regions/{name}");
+        let resp = self
+            .http
+            .get(format!("{}/{path}", self.v3))
+            .header("x-auth-token", &self.token)
+            .send()
+            .await
+            .context("GET region")?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            self.send(
+                reqwest::Method::POST,
+                "regions",
+                Some(json!({"region": {"id": name, "description": "Glimpse"}})),
+            )
+            .await?;
+        } else if !resp.status().is_success() {
+            bail!("Keystone answered {} to GET /v3/{path}", resp.status());
+        }
+        Ok(())
+    }
+
+    /// Makes the endpoint of (service, region, interface) point at `url`; says what it did.
+    async fn ensure_endpoint(
+        &self,
+        service: &str,
+        region: &str,
+        iface: &str,
+        url: &str,
+    ) -> anyhow::Result<&'static str> {
+        let listed = self
+            .send(
+                reqwest::Method::GET,
+                &format!("endpoints?service_id={service}&region_id={region}&interface={iface}"),
+                None,
+            )
+            .await?;
+        let existing = listed["endpoints"].as_array().and_then(|es| {
+            es.iter().find(|e| {
+                e["service_id"].as_str() == Some(service)
+                    && e["region_id"].as_str() == Some(region)
+                    && e["interface"].as_str() == Some(iface)
+            })
+        });
+        match existing {
+            Some(e) if e["url"].as_str() == Some(url) => Ok("kept"),
+            Some(e) => {
+                let id = id_of(e)?;
+                self.send(
+                    reqwest::Method::PATCH,
+                    &format!("endpoints/{id}"),
+                    Some(json!({"endpoint": {"url": url}})),
+                )
+                .await?;
+                Ok("updated")
+            }
+            None => {
+                self.send(
+                    reqwest::Method::POST,
+                    "endpoints",
+                    Some(
+                        json!({"endpoint": {"service_id": service, "region_id": region,
+                        "interface": iface, "url": url}}),
+                    ),
+                )
+                .await?;
+                Ok("created")
+            }
+        }
+    }
+}
+
+fn id_of(item: &Value) -> anyhow::Result<String> {
+    item["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("Keystone answered an item without an id: {item}"))
+}
