@@ -140,10 +140,13 @@ async fn serve(
         println!("  identity:  {}", cfg.identity_url());
     }
     for r in &running.cloud.regions {
-        println!(
-            "  region {}: {}/image (image) {}/compute (compute) {}/volume (volume)",
-            r.name, r.url, r.url, r.url
-        );
+        let served: Vec<String> = r
+            .config
+            .services
+            .iter()
+            .map(|s| format!("{}/{s} ({s})", r.url))
+            .collect();
+        println!("  region {}: {}", r.name, served.join(" "));
     }
     if cfg.identity.enabled && cfg.identity.bootstrap {
         let clouds = cfg.data_dir.join("clouds.yaml");

@@ -12,6 +12,7 @@ mod backend_restarts;
 mod compute_crash;
 mod image_crash;
 mod ims_crash;
+mod keystone;
 mod kms_rotation;
 mod login_storm;
 mod netns_regions;
