@@ -8,23 +8,46 @@
 #                                                      in DIR or a temp dir; access key and
 #                                                      secret key both "test")
 #   python_venv          -> GLIMPSE_VENV              (python-openstackclient)
+#   keystone_venv        -> GLIMPSE_KEYSTONE_VENV     (keystone and gunicorn, pinned; made
+#                                                      only when missing or on other pins)
+#   start_keystone [DIR [DATA]] -> GLIMPSE_TEST_KEYSTONE_URL (http://127.0.0.1:PORT/v3 of an
+#                                                      upstream Keystone on SQLite and fernet
+#                                                      tokens, served by gunicorn, in DIR or a
+#                                                      temp dir), GLIMPSE_TEST_KEYSTONE_PASSWORD
+#                                                      (user admin's, random; user and project
+#                                                      "admin" in domain "default"),
+#                                                      GLIMPSE_TEST_KEYSTONE_DIR (DIR). With DATA
+#                                                      (another Keystone's DIR): its database and
+#                                                      fernet/credential keys are shared, so
+#                                                      users and tokens are common to both.
+#                                                      Tokens last GLIMPSE_KEYSTONE_TOKEN_SECONDS
+#                                                      (3600 unless set).
 #
 # As a command, for a test that needs servers of its own to stop and start again on the same
-# port and data (tests/process/backend_restarts.rs). DIR holds the data, ports and pids
-# (DIR/postgres, DIR/s3); a start prints the URL on stdout; `stop` stops all and removes DIR.
+# port and data (tests/process/backend_restarts.rs), or a Keystone of its own (to stop, or with
+# short tokens). DIR holds the data, ports and pids (DIR/postgres, DIR/s3, DIR/keystone); a
+# start prints the URL on stdout; `stop` stops all and removes DIR.
 #   scripts/services.sh start-postgres DIR    # again on an existing DIR: same port and data
 #   scripts/services.sh stop-postgres DIR     # pg_ctl stop -m immediate (no checkpoint)
 #   scripts/services.sh restart-postgres DIR  # stop -m immediate, then start
 #   scripts/services.sh start-s3 DIR          # again: starts whichever daemon is not running
 #   scripts/services.sh stop-s3 DIR           # kill -9 of radosgw and the OSD (the monitor stays)
 #   scripts/services.sh restart-s3 DIR        # stop-s3, then start-s3
+#   scripts/services.sh start-keystone DIR    # start_keystone; with GLIMPSE_TEST_KEYSTONE_DIR
+#                                             # set, shares that Keystone's database and keys
+#                                             # (own port, own token lifetime); again on an
+#                                             # existing DIR: same port and data
+#   scripts/services.sh stop-keystone DIR     # SIGTERM to gunicorn, waits until the port closes
 #   scripts/services.sh stop DIR
 # Exit status 2: the server binaries are not installed (the message says which package).
 
 GLIMPSE_VENV=${GLIMPSE_VENV:-$HOME/.cache/glimpse-venv}
+GLIMPSE_KEYSTONE_VENV=${GLIMPSE_KEYSTONE_VENV:-$HOME/.cache/keystone-venv}
+_KEYSTONE_PINS=(keystone==30.0.0 gunicorn==27.0.1)
 _SERVICES_DIRS=()  # temp dirs, removed by stop_services
 _SERVICES_PG=()    # PostgreSQL dirs, stopped by stop_services
 _SERVICES_S3=()    # Ceph dirs, their daemons killed by stop_services
+_SERVICES_KS=()    # Keystone dirs, their gunicorn stopped by stop_services
 # PostgreSQL's synchronous_commit: off for the suite's shared server (speed; it is never
 # restarted), on for the servers a test restarts (see _services_main).
 _PG_SYNCHRONOUS_COMMIT=off
@@ -42,6 +65,30 @@ python_venv() {
   fi
   export GLIMPSE_VENV
   export GLIMPSE_OPENSTACK_CLI="$GLIMPSE_VENV/bin/openstack"
+}
+
+# Keystone and gunicorn at _KEYSTONE_PINS in GLIMPSE_KEYSTONE_VENV, installed when missing or
+# pinned otherwise (the pins go to a stamp file last, so a half-made venv is made again). A lock
+# keeps parallel callers from installing it twice.
+keystone_venv() {
+  local v=$GLIMPSE_KEYSTONE_VENV pins="${_KEYSTONE_PINS[*]}"
+  if [ "$(cat "$v/glimpse-pins" 2>/dev/null)" != "$pins" ]; then
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+      echo "services: python3 cannot make a venv (apt-get install python3-venv)" >&2
+      return 2
+    fi
+    mkdir -p "$(dirname "$v")"
+    (
+      flock 9
+      if [ "$(cat "$v/glimpse-pins" 2>/dev/null)" != "$pins" ]; then
+        echo "services: installing $pins in $v" >&2
+        python3 -m venv "$v" &&
+          "$v/bin/pip" install -q --disable-pip-version-check "${_KEYSTONE_PINS[@]}" >&2 &&
+          echo "$pins" >"$v/glimpse-pins"
+      fi
+    ) 9>"$v.lock" || return
+  fi
+  export GLIMPSE_KEYSTONE_VENV
 }
 
 # The PostgreSQL server binaries' directory on stdout, or status 2.
@@ -168,14 +215,14 @@ CONF
   # shellcheck disable=SC1091
   . "$d/s3.env"
   prgw=$S3_PORT
-  _s3_daemon "$d" mon ceph-mon "${c[@]}" -i a -f
+  _daemon "$d" mon ceph-mon "${c[@]}" -i a -f
   if [ ! -f "$d/osd/whoami" ]; then
     osd=$(cat /proc/sys/kernel/random/uuid)
     ceph "${c[@]}" osd new "$osd" >/dev/null
     ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd" >"$d/osd-mkfs.out" 2>&1
   fi
-  _s3_daemon "$d" osd ceph-osd "${c[@]}" -i 0 -f
-  _s3_daemon "$d" rgw radosgw "${c[@]}" -n client.rgw -f
+  _daemon "$d" osd ceph-osd "${c[@]}" -i 0 -f
+  _daemon "$d" rgw radosgw "${c[@]}" -n client.rgw -f
   for _ in $(seq 1 600); do
     if python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$prgw/', timeout=1)" 2>/dev/null; then
       if [ -n "$first" ]; then
@@ -199,9 +246,9 @@ _running() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
-# Starts the daemon NAME of the Ceph cluster in DIR (the command follows) unless its pid file
-# names a live process; the pid goes to DIR/NAME.pid.
-_s3_daemon() {
+# Starts the daemon NAME of the Ceph cluster or Keystone in DIR (the command follows) unless
+# its pid file names a live process; the pid goes to DIR/NAME.pid, its output to DIR/NAME.out.
+_daemon() {
   local d=$1 name=$2
   shift 2
   if [ -f "$d/$name.pid" ] && _running "$(cat "$d/$name.pid")"; then
@@ -229,8 +276,144 @@ kill_s3() {
   done
 }
 
+# Whether something listens on 127.0.0.1:PORT.
+_port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# An upstream Keystone (SQLite, fernet tokens) served by gunicorn from keystone_venv, in DIR (a
+# new temp dir without one): made the first time (a free port, db_sync, the fernet and
+# credential key repositories, bootstrap with a random admin password in DIR/admin-password),
+# started again on the same port and data otherwise. With DATA, the DIR of another Keystone made
+# here, it makes no database or keys of its own and serves DATA's: a second server of the same
+# identity service. keystone.conf is written at every start, with tokens lasting
+# GLIMPSE_KEYSTONE_TOKEN_SECONDS (3600 unless set). Log: DIR/keystone.out.
+start_keystone() {
+  local d=${1:-} data=${2:-} v url
+  keystone_venv || return
+  v=$GLIMPSE_KEYSTONE_VENV
+  if [ -z "$d" ]; then
+    d=$(mktemp -d /tmp/glimpse-ks.XXXXXX)
+    _SERVICES_DIRS+=("$d")
+  fi
+  mkdir -p "$d"
+  d=$(cd "$d" && pwd)
+  _SERVICES_KS+=("$d")
+  if [ ! -f "$d/keystone.env" ]; then
+    if [ -n "$data" ]; then
+      # The dir that holds the database and keys (DATA may itself share another's).
+      # shellcheck disable=SC1091
+      data=$(. "$data/keystone.env" && echo "$KS_DATA") || {
+        echo "services: $2 is not a Keystone made by start_keystone" >&2
+        return 1
+      }
+    else
+      data=$d
+    fi
+    printf 'KS_PORT=%q\nKS_DATA=%q\n' "$(free_port)" "$data" >"$d/keystone.env.new"
+  else
+    cp "$d/keystone.env" "$d/keystone.env.new"
+  fi
+  # shellcheck disable=SC1091
+  . "$d/keystone.env.new"
+  url="http://127.0.0.1:$KS_PORT/v3"
+  cat >"$d/keystone.conf" <<CONF
+[DEFAULT]
+log_dir =
+use_stderr = true
+[database]
+connection = sqlite:///$KS_DATA/keystone.db
+[token]
+provider = fernet
+expiration = ${GLIMPSE_KEYSTONE_TOKEN_SECONDS:-3600}
+[fernet_tokens]
+key_repository = $KS_DATA/fernet-keys
+[fernet_receipts]
+key_repository = $KS_DATA/fernet-receipts
+[credential]
+key_repository = $KS_DATA/credential-keys
+CONF
+  # Keystone's oslo.config parses sys.argv: gunicorn's arguments must not reach it.
+  cat >"$d/keystone_wsgi.py" <<'PY'
+import sys
+sys.argv = sys.argv[:1]
+from keystone.wsgi.api import application  # noqa: E402,F401
+PY
+  if [ ! -f "$d/keystone.env" ] && [ "$KS_DATA" = "$d" ]; then
+    _keystone_setup "$d" "$url" || return
+  fi
+  mv "$d/keystone.env.new" "$d/keystone.env"
+  _daemon "$d" keystone env OS_KEYSTONE_CONFIG_FILES="$d/keystone.conf" \
+    "$v/bin/gunicorn" --bind "127.0.0.1:$KS_PORT" --workers 2 --no-control-socket \
+    --graceful-timeout 5 --chdir "$d" keystone_wsgi:application
+  for _ in $(seq 1 600); do
+    if python3 -c "import json, urllib.request as u
+assert json.load(u.urlopen('$url', timeout=1))['version']['id'].startswith('v3')" 2>/dev/null; then
+      export GLIMPSE_TEST_KEYSTONE_URL=$url
+      GLIMPSE_TEST_KEYSTONE_PASSWORD=$(cat "$KS_DATA/admin-password")
+      export GLIMPSE_TEST_KEYSTONE_PASSWORD
+      export GLIMPSE_TEST_KEYSTONE_DIR=$d
+      echo "services: Keystone on 127.0.0.1:$KS_PORT" >&2
+      return 0
+    fi
+    _running "$(cat "$d/keystone.pid")" || break
+    sleep 0.1
+  done
+  echo "services: Keystone did not start (log: $d/keystone.out)" >&2
+  tail -n 20 "$d/keystone.out" >&2
+  return 1
+}
+
+# The first start of a Keystone with data of its own in DIR (its keystone.conf written): the
+# database, key repositories and bootstrap (roles admin, manager, member, reader, service; user
+# and project admin in domain default; the identity endpoint URL in region-one). Each
+# keystone-manage takes ~2 s, mostly imports: the key repositories are made beside db_sync.
+_keystone_setup() {
+  local d=$1 url=$2 m owner f c ok=1
+  m=(env OS_KEYSTONE_CONFIG_FILES="$d/keystone.conf"
+    "$GLIMPSE_KEYSTONE_VENV/bin/keystone-manage" --config-file "$d/keystone.conf")
+  owner=(--keystone-user "$(id -un)" --keystone-group "$(id -gn)")
+  python3 -c 'import secrets; print(secrets.token_hex(16))' >"$d/admin-password"
+  {
+    "${m[@]}" fernet_setup "${owner[@]}" &
+    f=$!
+    "${m[@]}" credential_setup "${owner[@]}" &
+    c=$!
+    "${m[@]}" db_sync || ok=
+    wait "$f" || ok=
+    wait "$c" || ok=
+    [ -n "$ok" ] && "${m[@]}" bootstrap --bootstrap-password "$(cat "$d/admin-password")" \
+      --bootstrap-public-url "$url" --bootstrap-region-id region-one || ok=
+  } >>"$d/keystone-manage.out" 2>&1 </dev/null
+  if [ -z "$ok" ]; then
+    echo "services: keystone-manage failed (log: $d/keystone-manage.out)" >&2
+    tail -n 20 "$d/keystone-manage.out" >&2
+    return 1
+  fi
+}
+
+# SIGTERM to the gunicorn of the Keystone in DIR (it stops its workers); waits until it is gone
+# and its port closed, so that a start right after binds it again.
+stop_keystone() {
+  local d=$1 pid
+  [ -f "$d/keystone.pid" ] || return 0
+  pid=$(cat "$d/keystone.pid")
+  # shellcheck disable=SC1091
+  . "$d/keystone.env"
+  kill "$pid" 2>/dev/null || true
+  # gunicorn waits at most --graceful-timeout (5 s) for its workers' requests.
+  for _ in $(seq 1 200); do
+    if ! _running "$pid" && ! _port_open "$KS_PORT"; then
+      break
+    fi
+    sleep 0.1
+  done
+  rm -f "$d/keystone.pid"
+}
+
 stop_services() {
   local d
+  for d in "${_SERVICES_KS[@]}"; do stop_keystone "$d"; done
   for d in "${_SERVICES_PG[@]}"; do stop_postgres "$d"; done
   # SIGKILL: everything started here is throwaway (a Ceph daemon takes seconds to stop).
   for d in "${_SERVICES_S3[@]}"; do kill_s3 "$d" rgw osd mon; done
@@ -240,7 +423,7 @@ stop_services() {
 # The command form (see the top of this file); not run when the file is sourced.
 _services_main() {
   set -euo pipefail
-  local usage="usage: $0 start-postgres|stop-postgres|restart-postgres|start-s3|stop-s3|restart-s3|stop DIR"
+  local usage="usage: $0 start-postgres|stop-postgres|restart-postgres|start-s3|stop-s3|restart-s3|start-keystone|stop-keystone|stop DIR"
   if [ $# -ne 2 ]; then
     echo "$usage" >&2
     exit 64
@@ -266,12 +449,17 @@ _services_main() {
       start_s3 "$dir/s3"
       echo "$GLIMPSE_TEST_S3_ENDPOINT" ;;
     stop-s3) kill_s3 "$dir/s3" rgw osd ;;
+    start-keystone)
+      start_keystone "$dir/keystone" "${GLIMPSE_TEST_KEYSTONE_DIR:-}"
+      echo "$GLIMPSE_TEST_KEYSTONE_URL" ;;
+    stop-keystone) stop_keystone "$dir/keystone" ;;
     restart-s3)
       kill_s3 "$dir/s3" rgw osd
       start_s3 "$dir/s3"
       echo "$GLIMPSE_TEST_S3_ENDPOINT" ;;
     stop)
       stop_postgres "$dir/postgres"
+      stop_keystone "$dir/keystone"
       [ -d "$dir/s3" ] && kill_s3 "$dir/s3" rgw osd mon
       rm -rf "$dir" ;;
     *)
