@@ -343,8 +343,12 @@ PY
     _keystone_setup "$d" "$url" || return
   fi
   mv "$d/keystone.env.new" "$d/keystone.env"
+  # One sync worker: Keystone's SQLite answers "database is locked" (a 500) when two of its
+  # connections both turn a read into a write (a user update beside another), so one server
+  # writes one request at a time; the servers sharing its database (start-keystone) only
+  # issue and validate tokens, which read.
   _daemon "$d" keystone env OS_KEYSTONE_CONFIG_FILES="$d/keystone.conf" \
-    "$v/bin/gunicorn" --bind "127.0.0.1:$KS_PORT" --workers 2 --no-control-socket \
+    "$v/bin/gunicorn" --bind "127.0.0.1:$KS_PORT" --workers 1 --no-control-socket \
     --graceful-timeout 5 --chdir "$d" keystone_wsgi:application
   for _ in $(seq 1 600); do
     if python3 -c "import json, urllib.request as u

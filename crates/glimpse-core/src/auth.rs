@@ -97,10 +97,23 @@ impl RemoteValidator {
             .then(|| caller.clone())
     }
 
+    /// The remote answer, or 401, or 503 with `Retry-After` when identity cannot answer.
     async fn remote(&self, token: &str, allow_expired: bool) -> Result<Caller> {
         if let Some(c) = self.cached(token, allow_expired) {
             return Ok(c);
         }
+        self.ask(token, allow_expired)
+            .await
+            .map_err(|e| match e.kind {
+                crate::Kind::Unavailable if e.retry_after.is_none() => {
+                    tracing::warn!(error = %e, "token validation: identity unavailable");
+                    e.retry_after(crate::error::BACKEND_RETRY_AFTER)
+                }
+                _ => e,
+            })
+    }
+
+    async fn ask(&self, token: &str, allow_expired: bool) -> Result<Caller> {
         let keystone = self.service.keystone();
         let mut renewed = false;
         let body = loop {

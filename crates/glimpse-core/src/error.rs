@@ -108,7 +108,7 @@ impl std::error::Error for Error {}
 
 /// Seconds a client is told to wait (`Retry-After`) when the database or the blob store cannot
 /// be reached.
-const BACKEND_RETRY_AFTER: u64 = 5;
+pub(crate) const BACKEND_RETRY_AFTER: u64 = 5;
 
 /// A database error is a 503 (with `Retry-After`) when the server cannot be reached or is going
 /// away (a restart, a failover: the statement itself was fine), else a 500.

@@ -2,7 +2,8 @@
 //! with a fresh temporary data directory, exactly as `glimpse serve` starts it. The database
 //! and blob store backends come from the environment, so one suite runs on every backend:
 //! `GLIMPSE_TEST_POSTGRES_URL` (a server URL; each test gets its own databases) and
-//! `GLIMPSE_TEST_S3_ENDPOINT` (each test gets its own buckets).
+//! `GLIMPSE_TEST_S3_ENDPOINT` (each test gets its own buckets). An upstream Keystone, when a
+//! test needs one, is `GLIMPSE_TEST_KEYSTONE_URL` ([`keystone`]).
 #![allow(dead_code)]
 
 pub mod cinder;
@@ -13,6 +14,7 @@ pub mod glance;
 pub mod http;
 pub mod identity;
 pub mod ims;
+pub mod keystone;
 pub mod nova;
 pub mod osc;
 pub mod process;
