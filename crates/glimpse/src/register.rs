@@ -7,7 +7,9 @@
 //!    configured one (`service_password`, else `<data_dir>/service-password`), granted `admin`
 //!    and `service` on the service project (validating tokens needs `service`; the replicator
 //!    reads other projects' role assignments and tags, which Keystone's policy gives `admin`);
-//! 3. every configured region (served here or not), and for each service it serves
+//! 3. every configured region (served here or not), identity endpoints in it when it has none
+//!    (the configured `identity.url`: clients that choose the region look identity up there),
+//!    and for each service it serves
 //!    (`[[regions]] services`) the catalog service of that type (an existing one of the type is
 //!    used, so an operator's Glance service simply gains Glimpse's endpoints) and its public,
 //!    internal and admin endpoints, their URL corrected if it changed.
@@ -96,8 +98,26 @@ pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
             services: r.services.clone(),
         };
         ks.ensure_region(&r.name).await?;
+        // Clients that choose this region look identity up in it too: a region new to the
+        // Keystone gets identity endpoints (the configured identity.url); existing ones stay.
+        let identity = ks
+            .ensure(
+                "services",
+                &[("type", "identity")],
+                json!({"service": {"type": "identity", "name": "keystone"}}),
+            )
+            .await?;
+        for iface in INTERFACES {
+            let url = config.identity_url();
+            let what = ks
+                .ensure_endpoint(&identity.id, &r.name, iface, &url, false)
+                .await?;
+            println!("region {}: identity {iface} {url} ({what})", r.name);
+        }
         for (ty, name, description) in SERVICES {
             if !region_service(ty).is_some_and(|s| r.serves(s)) {
+                // Identity was handled above; a service the region does not serve is left as
+                // it is (an operator's own Nova or Cinder endpoints are theirs).
                 continue;
             }
             let service = ks
@@ -110,7 +130,7 @@ pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
             let url = registered_url(&config.identity_url(), &region, ty);
             for iface in INTERFACES {
                 let what = ks
-                    .ensure_endpoint(&service.id, &r.name, iface, &url)
+                    .ensure_endpoint(&service.id, &r.name, iface, &url, true)
                     .await?;
                 println!("region {}: {ty} {iface} {url} ({what})", r.name);
             }
@@ -238,13 +258,15 @@ impl Admin {
         Ok(())
     }
 
-    /// Makes the endpoint of (service, region, interface) point at `url`; says what it did.
+    /// Makes the endpoint of (service, region, interface) point at `url` (`correct`: also an
+    /// existing one with another URL; else that one is kept); says what it did.
     async fn ensure_endpoint(
         &self,
         service: &str,
         region: &str,
         iface: &str,
         url: &str,
+        correct: bool,
     ) -> anyhow::Result<&'static str> {
         let listed = self
             .send(
@@ -261,7 +283,7 @@ impl Admin {
             })
         });
         match existing {
-            Some(e) if e["url"].as_str() == Some(url) => Ok("kept"),
+            Some(e) if e["url"].as_str() == Some(url) || !correct => Ok("kept"),
             Some(e) => {
                 let id = id_of(e)?;
                 self.send(

@@ -200,7 +200,7 @@ async fn openstack_cli_image_workflow_through_keystone() {
         !again.contains("(created)") && !again.contains("(updated)"),
         "{again}"
     );
-    assert_eq!(again.matches("(kept)").count(), 2 * 3 * 3, "{again}");
+    assert_eq!(again.matches("(kept)").count(), 2 * 4 * 3, "{again}");
 
     let owner = TestAccount::member(&ks, &[]).await;
     let other = TestAccount::member(&ks, &[]).await;
