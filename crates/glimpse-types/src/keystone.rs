@@ -246,6 +246,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn home_region_from_glimpse_identity_or_a_keystone_tag() {
+        let project = |v: serde_json::Value| serde_json::from_value::<Project>(v).unwrap();
+        let tagged = project(json!({"id": "p", "tags": ["x", "glimpse-home-region=r2",
+            "glimpse-home-region=r3"]}));
+        assert_eq!(tagged.home_region(), Some("r2"));
+        let own = project(json!({"id": "p", "home_region": "r1",
+            "tags": ["glimpse-home-region=r2"]}));
+        assert_eq!(own.home_region(), Some("r1"));
+        for none in [
+            json!({"id": "p"}),
+            json!({"id": "p", "tags": ["glimpse-home-region"]}),
+            json!({"id": "p", "home_region": "", "tags": ["other=r2"]}),
+            json!({"id": "p", "tags": ["glimpse-home-region="]}),
+        ] {
+            assert_eq!(project(none.clone()).home_region(), None, "{none}");
+        }
+    }
+
+    #[test]
     fn finds_the_image_endpoint_of_a_region() {
         let catalog: Catalog = serde_json::from_value(json!([
             {"type": "identity", "endpoints": [{"interface": "public", "region_id": "region-one", "url": "http://h/identity/v3"}]},
