@@ -631,3 +631,54 @@ async fn repeated_wrong_passwords_lock_the_account() {
     }
     assert!(tc.cloud.regions[0].service.token().await.is_ok());
 }
+
+/// keystonemiddleware's `X-Service-Token` with Glimpse's own identity: the service token must be
+/// valid and carry the `service` role (else 401, whatever the user's token); a service may
+/// validate other users' tokens; `allow_expired` answers an expired token (the revoked flag is
+/// read before the expiry, so revocation still wins).
+#[tokio::test]
+async fn service_tokens_need_the_service_role_and_allow_expired_tokens() {
+    let tc = TestCloud::start().await;
+    let admin = tc.admin_token().await;
+    let (s, v) = ks(&tc, &admin)
+        .post_json("/roles", json!({"role": {"name": "service"}}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (pid, member) = tc.user_in_new_project("member", "region-one").await;
+    let service = tc.user_in(&pid, "service").await;
+    let other = tc.user_in(&pid, "member").await;
+    let images = format!("{}/v2/images", tc.image("region-one"));
+    let get = |svc: String| {
+        let rb = tc.http.get(&images).header("x-auth-token", &member);
+        async move {
+            rb.header("x-service-token", svc)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(get(service.clone()).await, 200);
+    assert_eq!(get(other.clone()).await, 401);
+    assert_eq!(get("not-a-token".into()).await, 401);
+    assert_eq!(
+        tc.auth_tokens(Method::GET, "", &service, &member)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        tc.auth_tokens(Method::GET, "", &other, &member)
+            .await
+            .status(),
+        403
+    );
+
+    // Born expired (lifetime 0): refused, but answered with allow_expired unless revoked.
+    let tc = TestCloud::start_with(|c| c.identity.token_ttl_seconds = 0).await;
+    let (token, _) = issue(&tc, &admin_scoped_body(&tc)).await;
+    let identity = tc.cloud.identity.as_ref().unwrap();
+    assert!(identity.token_info(&token).await.is_err());
+    let info = identity.token_info_allow_expired(&token).await.unwrap();
+    assert_eq!(info.expires_at, info.issued_at);
+}
