@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use super::process::temp_dir;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services.sh");
+use super::services::SCRIPT;
 
 pub struct Keystone {
     /// `http://127.0.0.1:PORT/v3`.
@@ -261,25 +261,8 @@ impl Drop for OwnKeystone {
     }
 }
 
-/// `scripts/services.sh COMMAND DIR` with `GLIMPSE_KEYSTONE_TOKEN_SECONDS`, off the async
-/// runtime's threads (a start takes seconds): its stdout.
+/// `scripts/services.sh COMMAND DIR` with `GLIMPSE_KEYSTONE_TOKEN_SECONDS`: its stdout.
 async fn run(command: &'static str, dir: &std::path::Path, token_seconds: u64) -> String {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(SCRIPT)
-            .arg(command)
-            .arg(&dir)
-            .env("GLIMPSE_KEYSTONE_TOKEN_SECONDS", token_seconds.to_string())
-            .output()
-            .expect("run scripts/services.sh");
-        assert!(
-            out.status.success(),
-            "services.sh {command}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
-    .await
-    .unwrap()
+    let lifetime = [("GLIMPSE_KEYSTONE_TOKEN_SECONDS", token_seconds.to_string())];
+    super::services::script(command, dir, &lifetime).await
 }

@@ -4,13 +4,14 @@
 //! stops them and removes their directory.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cluster::Backends;
 use super::process::temp_dir;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services.sh");
+/// `scripts/services.sh`.
+pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services.sh");
 
 /// `scripts/services.sh`'s status when the server binaries are not installed.
 const MISSING: i32 = 2;
@@ -73,24 +74,30 @@ impl OwnServices {
     /// Runs `scripts/services.sh COMMAND DIR` (it blocks until the servers answer, seconds),
     /// off the async runtime's threads; its output.
     pub async fn run(&self, command: &'static str) -> String {
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new(SCRIPT)
-                .arg(command)
-                .arg(&dir)
-                .output()
-                .expect("run scripts/services.sh");
-            assert!(
-                out.status.success(),
-                "services.sh {command}: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        })
-        .await
-        .unwrap()
+        script(command, &self.dir, &[]).await
     }
+}
+
+/// `scripts/services.sh COMMAND DIR` with `envs` added, off the async runtime's threads (a
+/// start takes seconds); asserts success; its stdout, trimmed.
+pub async fn script(command: &'static str, dir: &Path, envs: &[(&str, String)]) -> String {
+    let mut cmd = Command::new(SCRIPT);
+    cmd.arg(command).arg(dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || {
+        let out = cmd.output().expect("run scripts/services.sh");
+        assert!(
+            out.status.success(),
+            "services.sh {command}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+    .await
+    .unwrap()
 }
 
 impl Drop for OwnServices {
