@@ -287,7 +287,8 @@ _port_open() {
 # started again on the same port and data otherwise. With DATA, the DIR of another Keystone made
 # here, it makes no database or keys of its own and serves DATA's: a second server of the same
 # identity service. keystone.conf is written at every start, with tokens lasting
-# GLIMPSE_KEYSTONE_TOKEN_SECONDS (3600 unless set). Log: DIR/keystone.out.
+# GLIMPSE_KEYSTONE_TOKEN_SECONDS (3600 unless set) and the policy overrides of
+# GLIMPSE_KEYSTONE_POLICY (YAML) if set. Log: DIR/keystone.out.
 start_keystone() {
   local d=${1:-} data=${2:-} v url
   keystone_venv || return
@@ -333,6 +334,12 @@ key_repository = $KS_DATA/fernet-receipts
 [credential]
 key_repository = $KS_DATA/credential-keys
 CONF
+  # GLIMPSE_KEYSTONE_POLICY: policy overrides (YAML) for this server, e.g. a stricter
+  # identity:validate_token.
+  if [ -n "${GLIMPSE_KEYSTONE_POLICY:-}" ]; then
+    printf '%s\n' "$GLIMPSE_KEYSTONE_POLICY" >"$d/policy.yaml"
+    printf '[oslo_policy]\npolicy_file = %s\n' "$d/policy.yaml" >>"$d/keystone.conf"
+  fi
   # Keystone's oslo.config parses sys.argv: gunicorn's arguments must not reach it.
   cat >"$d/keystone_wsgi.py" <<'PY'
 import sys

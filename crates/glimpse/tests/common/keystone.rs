@@ -219,6 +219,8 @@ pub struct OwnKeystone {
     /// The script's directory for it (`keystone/`).
     pub dir: PathBuf,
     pub token_seconds: u64,
+    /// Policy overrides (YAML) of this server.
+    pub policy: String,
     /// This server's API, admin password the suite's.
     pub keystone: Keystone,
 }
@@ -227,6 +229,15 @@ impl OwnKeystone {
     /// Starts a server of `suite` (the Keystone of the environment) whose tokens last
     /// `token_seconds`.
     pub async fn start(suite: &Keystone, token_seconds: u64) -> OwnKeystone {
+        Self::start_with_policy(suite, token_seconds, "").await
+    }
+
+    /// The same, with Keystone policy overrides (YAML; empty: none) on this server only.
+    pub async fn start_with_policy(
+        suite: &Keystone,
+        token_seconds: u64,
+        policy: &str,
+    ) -> OwnKeystone {
         assert!(
             std::env::var_os("GLIMPSE_TEST_KEYSTONE_DIR").is_some(),
             "GLIMPSE_TEST_KEYSTONE_DIR (set by start_keystone) names the Keystone to share"
@@ -234,23 +245,36 @@ impl OwnKeystone {
         let mut own = OwnKeystone {
             dir: temp_dir(),
             token_seconds,
+            policy: policy.to_string(),
             keystone: Keystone::at("", &suite.admin_password),
         };
         // Made before the start, so that a failed one is stopped on drop too.
-        let url = run("start-keystone", &own.dir, token_seconds).await;
+        let url = own.run("start-keystone").await;
         own.keystone = Keystone::at(&url, &suite.admin_password);
         own
     }
 
     /// SIGTERM to its gunicorn; returns once its port is closed.
     pub async fn stop(&self) {
-        run("stop-keystone", &self.dir, self.token_seconds).await;
+        self.run("stop-keystone").await;
     }
 
     /// Starts it again, on the same port.
     pub async fn start_again(&self) {
-        let url = run("start-keystone", &self.dir, self.token_seconds).await;
+        let url = self.run("start-keystone").await;
         assert_eq!(url, self.keystone.url);
+    }
+
+    /// `scripts/services.sh COMMAND DIR` with this server's token lifetime and policy.
+    async fn run(&self, command: &'static str) -> String {
+        let env = [
+            (
+                "GLIMPSE_KEYSTONE_TOKEN_SECONDS",
+                self.token_seconds.to_string(),
+            ),
+            ("GLIMPSE_KEYSTONE_POLICY", self.policy.clone()),
+        ];
+        super::services::script(command, &self.dir, &env).await
     }
 }
 
@@ -259,10 +283,4 @@ impl Drop for OwnKeystone {
         let _ = Command::new(SCRIPT).arg("stop").arg(&self.dir).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `scripts/services.sh COMMAND DIR` with `GLIMPSE_KEYSTONE_TOKEN_SECONDS`: its stdout.
-async fn run(command: &'static str, dir: &std::path::Path, token_seconds: u64) -> String {
-    let lifetime = [("GLIMPSE_KEYSTONE_TOKEN_SECONDS", token_seconds.to_string())];
-    super::services::script(command, dir, &lifetime).await
 }

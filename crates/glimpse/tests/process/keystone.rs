@@ -378,7 +378,8 @@ async fn replication_and_sealed_copy_for_keystone_projects() {
     assert_eq!(shown["__system__cmkid"], key.as_str(), "{shown}");
 }
 
-/// A token revoked in Keystone stops working within the cache window; a reader lists and shows
+/// On a Keystone where only services may validate tokens: a token revoked in Keystone stops
+/// working within the cache window; a reader lists and shows
 /// but gets Glance's 403s for create, delete, upload and download; Keystone stopped gives 503 (never 500, never 200 for a token not validated before),
 /// and the same token works again once Keystone is back.
 #[tokio::test]
@@ -386,7 +387,10 @@ async fn revocation_reader_and_keystone_down() {
     let Some(ks) = Keystone::from_env() else {
         return;
     };
-    let own = OwnKeystone::start(&ks, 3600).await;
+    // A stricter identity:validate_token than Keystone's default: only a service may validate
+    // (no token validates itself), as a hardened deployment may set it.
+    let strict = r#""identity:validate_token": "rule:service_role""#;
+    let own = OwnKeystone::start_with_policy(&ks, 3600, strict).await;
     let cache = 2;
     let d = Beside::start(&own.keystone, cache).await;
     let one = d.image_one();
@@ -407,6 +411,15 @@ async fn revocation_reader_and_keystone_down() {
 
     let member = TestAccount::member(&ks, &[]).await;
     let token = member.token(&ks).await;
+    let by_itself = d
+        .http
+        .get(format!("{}/auth/tokens", own.keystone.url))
+        .header("x-auth-token", &token)
+        .header("x-subject-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_itself.status(), 403, "the strict policy is in force");
     assert_eq!(get(token.clone()).await.0, 200);
     ks.revoke(&token).await;
     let revoked = Instant::now();
