@@ -77,9 +77,17 @@ pub struct RemoteValidator {
     service: Arc<ServiceAccount>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Caller, Instant)>>,
+    /// One validation in flight per token: when a busy token's entry expires, the requests
+    /// that carry it wait for one answer instead of each asking identity (which, with
+    /// 32 connections on one token, stalled them all for seconds every cache period).
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 const CACHE_MAX: usize = 10_000;
+
+fn poisoned() -> Error {
+    Error::internal("the token cache lock is poisoned")
+}
 
 impl RemoteValidator {
     pub fn new(service: Arc<ServiceAccount>, ttl: Duration) -> RemoteValidator {
@@ -87,6 +95,7 @@ impl RemoteValidator {
             service,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -102,15 +111,29 @@ impl RemoteValidator {
         if let Some(c) = self.cached(token, allow_expired) {
             return Ok(c);
         }
-        self.ask(token, allow_expired)
-            .await
-            .map_err(|e| match e.kind {
-                crate::Kind::Unavailable if e.retry_after.is_none() => {
-                    tracing::warn!(error = %e, "token validation: identity unavailable");
-                    e.retry_after(crate::error::BACKEND_RETRY_AFTER)
-                }
-                _ => e,
-            })
+        let gate = {
+            let mut inflight = self.inflight.lock().map_err(|_| poisoned())?;
+            if inflight.len() >= CACHE_MAX {
+                inflight.retain(|_, g| Arc::strong_count(g) > 1);
+            }
+            inflight.entry(token.to_string()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        // Whoever went first may have answered for us.
+        if let Some(c) = self.cached(token, allow_expired) {
+            return Ok(c);
+        }
+        let answer = self.ask(token, allow_expired).await;
+        if let Ok(mut inflight) = self.inflight.lock() {
+            inflight.remove(token);
+        }
+        answer.map_err(|e| match e.kind {
+            crate::Kind::Unavailable if e.retry_after.is_none() => {
+                tracing::warn!(error = %e, "token validation: identity unavailable");
+                e.retry_after(crate::error::BACKEND_RETRY_AFTER)
+            }
+            _ => e,
+        })
     }
 
     async fn ask(&self, token: &str, allow_expired: bool) -> Result<Caller> {

@@ -107,11 +107,15 @@ pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
                 json!({"service": {"type": "identity", "name": "keystone"}}),
             )
             .await?;
+        let url = config.identity_url();
+        let existing = ks.endpoints(&identity.id, &r.name, None).await?;
         for iface in INTERFACES {
-            let url = config.identity_url();
-            let what = ks
-                .ensure_endpoint(&identity.id, &r.name, iface, &url, false)
-                .await?;
+            let what = if existing.is_empty() {
+                ks.ensure_endpoint(&identity.id, &r.name, iface, &url, false)
+                    .await?
+            } else {
+                "kept"
+            };
             println!("region {}: identity {iface} {url} ({what})", r.name);
         }
         for (ty, name, description) in SERVICES {
@@ -258,6 +262,32 @@ impl Admin {
         Ok(())
     }
 
+    /// The endpoints of `service` in `region` (of one interface, or all).
+    async fn endpoints(
+        &self,
+        service: &str,
+        region: &str,
+        iface: Option<&str>,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut path = format!("endpoints?service_id={service}&region_id={region}");
+        if let Some(i) = iface {
+            path.push_str(&format!("&interface={i}"));
+        }
+        let listed = self.send(reqwest::Method::GET, &path, None).await?;
+        // Keystone ignores filters it does not know; check every field ourselves.
+        Ok(listed["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["service_id"].as_str() == Some(service)
+                    && e["region_id"].as_str() == Some(region)
+                    && iface.is_none_or(|i| e["interface"].as_str() == Some(i))
+            })
+            .cloned()
+            .collect())
+    }
+
     /// Makes the endpoint of (service, region, interface) point at `url` (`correct`: also an
     /// existing one with another URL; else that one is kept); says what it did.
     async fn ensure_endpoint(
@@ -268,21 +298,8 @@ impl Admin {
         url: &str,
         correct: bool,
     ) -> anyhow::Result<&'static str> {
-        let listed = self
-            .send(
-                reqwest::Method::GET,
-                &format!("endpoints?service_id={service}&region_id={region}&interface={iface}"),
-                None,
-            )
-            .await?;
-        let existing = listed["endpoints"].as_array().and_then(|es| {
-            es.iter().find(|e| {
-                e["service_id"].as_str() == Some(service)
-                    && e["region_id"].as_str() == Some(region)
-                    && e["interface"].as_str() == Some(iface)
-            })
-        });
-        match existing {
+        let listed = self.endpoints(service, region, Some(iface)).await?;
+        match listed.first() {
             Some(e) if e["url"].as_str() == Some(url) || !correct => Ok("kept"),
             Some(e) => {
                 let id = id_of(e)?;

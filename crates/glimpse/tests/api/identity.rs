@@ -682,3 +682,50 @@ async fn service_tokens_need_the_service_role_and_allow_expired_tokens() {
     let info = identity.token_info_allow_expired(&token).await.unwrap();
     assert_eq!(info.expires_at, info.issued_at);
 }
+
+/// A region validating remotely (as beside an operator's Keystone) asks identity once for a
+/// busy token whose cache entry is missing, however many requests carry it at that moment:
+/// 32 concurrent validations, one `GET /v3/auth/tokens`.
+#[tokio::test]
+async fn concurrent_remote_validations_of_one_token_ask_identity_once() {
+    use glimpse_core::auth::{RemoteValidator, TokenValidator};
+    use glimpse_core::service::{Password, ServiceAccount};
+    let tc = TestCloud::start().await;
+    let service = ServiceAccount::new(
+        &tc.identity(),
+        "admin",
+        Password::Fixed(tc.admin_password()),
+        "admin",
+    );
+    let remote = std::sync::Arc::new(RemoteValidator::new(
+        std::sync::Arc::new(service),
+        std::time::Duration::from_secs(60),
+    ));
+    let (_, token) = tc.user_in_new_project("member", "region-one").await;
+    let validations = || async {
+        let text = tc
+            .http
+            .get(format!("{}/metrics", tc.base))
+            .send()
+            .await
+            .unwrap();
+        let text = text.text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("glimpse_http_requests_total{") && l.contains("GET"))
+            .filter(|l| l.contains("auth/tokens") && l.contains("status=\"200\""))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    let before = validations().await;
+    let all = (0..32).map(|_| {
+        let (remote, token) = (remote.clone(), token.clone());
+        tokio::spawn(async move { remote.validate(&token).await.map(|c| c.user_id) })
+    });
+    let users: Vec<String> = futures::future::join_all(all)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert!(users.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(validations().await - before, 1);
+}
