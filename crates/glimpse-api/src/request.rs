@@ -25,11 +25,7 @@ pub async fn caller(headers: &HeaderMap, validator: &dyn TokenValidator) -> Resu
         return validator.validate(token).await;
     };
     let service = validator.validate(service).await?;
-    if !service
-        .roles
-        .iter()
-        .any(|r| r == glimpse_core::auth::SERVICE_ROLE)
-    {
+    if !service.is_service() {
         tracing::info!(user = %service.user_id, "an X-Service-Token without the service role");
         return Err(unauthorized());
     }

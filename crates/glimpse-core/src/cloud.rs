@@ -64,7 +64,7 @@ impl Cloud {
         let service = Arc::new(ServiceAccount::new(
             &config.identity_url(),
             &config.identity.service_user,
-            service_password(&config),
+            Password::of(&config),
             &config.identity.service_project,
         ));
         let validator: Arc<dyn TokenValidator> = match &identity {
@@ -239,13 +239,4 @@ fn job_kinds(region: &Arc<Region>) -> Registry {
         .register(Arc::new(crate::volumes::create::CreateHandler::new(r())))
         .register(Arc::new(crate::volumes::upload::UploadHandler::new(r())))
         .register(Arc::new(crate::ims::CopyHandler::new(r())))
-}
-
-/// The configured service password, else the file bootstrap writes into the data dir.
-fn service_password(config: &Config) -> Password {
-    if config.identity.service_password.is_empty() {
-        Password::File(config.data_dir.join("service-password"))
-    } else {
-        Password::Fixed(config.identity.service_password.clone())
-    }
 }

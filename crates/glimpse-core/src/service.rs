@@ -30,7 +30,17 @@ pub enum Password {
 }
 
 impl Password {
-    fn read(&self) -> Result<String> {
+    /// The configured `identity.service_password`, else the file bootstrap writes into the
+    /// data dir.
+    pub fn of(config: &crate::config::Config) -> Password {
+        if config.identity.service_password.is_empty() {
+            Password::File(config.data_dir.join("service-password"))
+        } else {
+            Password::Fixed(config.identity.service_password.clone())
+        }
+    }
+
+    pub fn read(&self) -> Result<String> {
         match self {
             Password::Fixed(p) => Ok(p.clone()),
             Password::File(path) => std::fs::read_to_string(path)
@@ -64,7 +74,7 @@ impl ServiceAccount {
     /// in the service project (what replication's cross-region calls present).
     pub fn recognises(&self, caller: &crate::auth::Caller) -> bool {
         caller.project_name.as_deref() == Some(self.project.as_str())
-            && caller.roles.iter().any(|r| r == "admin" || r == "service")
+            && (caller.is_admin() || caller.is_service())
     }
 
     pub fn new(

@@ -45,7 +45,12 @@ pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
         v3,
         token: login.token().to_string(),
     };
-    let password = service_password(config)?;
+    let password = glimpse_core::service::Password::of(config)
+        .read()
+        .map_err(|e| anyhow!("the service user's password: {}", e.message))?;
+    if password.is_empty() {
+        bail!("the service user's password is empty (set identity.service_password)");
+    }
     let id = &config.identity;
     let project = ks
         .ensure(
@@ -141,22 +146,6 @@ pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn service_password(config: &Config) -> anyhow::Result<String> {
-    let p = if config.identity.service_password.is_empty() {
-        let file = config.data_dir.join("service-password");
-        std::fs::read_to_string(&file)
-            .with_context(|| format!("identity.service_password is empty and {file:?}"))?
-            .trim()
-            .to_string()
-    } else {
-        config.identity.service_password.clone()
-    };
-    if p.is_empty() {
-        bail!("the service user's password is empty");
-    }
-    Ok(p)
 }
 
 /// Keystone's admin API with one token.

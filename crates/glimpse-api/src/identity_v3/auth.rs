@@ -57,11 +57,7 @@ async fn subject(
         Kind::Unauthorized => Error::not_found("Could not find token."),
         _ => e,
     })?;
-    let service = me
-        .roles
-        .iter()
-        .any(|r| r == glimpse_core::auth::SERVICE_ROLE);
-    if !me.is_admin() && !service && me.user_id != info.user_id {
+    if !me.is_admin() && !me.is_service() && me.user_id != info.user_id {
         return Err(Error::forbidden(
             "You are not authorized to perform the requested action: identity:validate_token.",
         ));
