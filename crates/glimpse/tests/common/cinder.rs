@@ -42,21 +42,12 @@ impl Cinder {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut r = self
+        let r = self
             .http
             .request(method, self.url(path))
             .header("x-auth-token", &self.token)
             .header("accept", "application/json");
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        super::http::send(r, headers, body).await
     }
 
     /// Creates a blank volume and waits until it is `available`; returns its id.

@@ -3,6 +3,25 @@
 
 use serde_json::Value;
 
+/// Sends `rb` with `headers` and the JSON `body`: status and JSON answer (`Null` when empty
+/// or not JSON).
+pub async fn send(
+    mut rb: reqwest::RequestBuilder,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 /// `GET url` without a token.
 pub async fn get_public(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
     http.get(url).send().await.unwrap()

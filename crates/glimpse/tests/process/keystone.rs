@@ -28,6 +28,7 @@ struct Beside {
     dirs: Vec<PathBuf>,
     /// clouds.yaml with cloud `admin` (the Keystone's admin, in region `one`).
     clouds: PathBuf,
+    admin_password: String,
     http: reqwest::Client,
     /// What `glimpse register` printed.
     registered: String,
@@ -58,13 +59,7 @@ impl Beside {
         let conf_a = config(&dir_a, port_a, &one, &two, port_b);
         let conf_b = config(&dir_b, port_b, &two, &one, port_a);
         let clouds = home.join("clouds.yaml");
-        write_clouds(
-            &clouds,
-            &ks.url,
-            &one,
-            &two,
-            &[("admin", "admin", &ks.admin_password, "admin")],
-        );
+        write_clouds(&clouds, &ks.url, &ks.admin_password, (&one, &two), &[]);
         let registered = register(&conf_a, &clouds).await;
         let a =
             GlimpseProcess::start_on(&dir_a, Some(&conf_a), &format!("127.0.0.1:{port_a}"), &[]);
@@ -79,6 +74,7 @@ impl Beside {
             dir_a,
             dirs: vec![dir_b, home],
             clouds,
+            admin_password: ks.admin_password.clone(),
             http: reqwest::Client::new(),
             registered,
         }
@@ -94,18 +90,13 @@ impl Beside {
 
     /// clouds.yaml gains clouds named after each account's user (Keystone password login).
     fn add_clouds(&self, accounts: &[&TestAccount]) {
-        let mut entries: Vec<(&str, &str, &str, &str)> = Vec::new();
-        for a in accounts {
-            entries.push((&a.name, &a.name, &a.password, &a.project_name));
-        }
-        let admin_pw = std::fs::read_to_string(self.clouds.with_extension("admin")).unwrap();
-        entries.push(("admin", "admin", &admin_pw, "admin"));
+        let regions = (self.one.as_str(), self.two.as_str());
         write_clouds(
             &self.clouds,
             &self.keystone_url,
-            &self.one,
-            &self.two,
-            &entries,
+            &self.admin_password,
+            regions,
+            accounts,
         );
     }
 }
@@ -121,20 +112,22 @@ impl Drop for Beside {
     }
 }
 
-/// clouds.yaml of `(cloud, user, password, project)` entries on the Keystone at `url`, in
-/// region `one` (and `two` allowed); the admin's password is kept beside it.
+/// clouds.yaml on the Keystone at `url`, in region `one` (and `two` allowed): cloud `admin`
+/// (the Keystone's admin) and one cloud per account, named after its user.
 fn write_clouds(
     path: &PathBuf,
     url: &str,
-    one: &str,
-    two: &str,
-    entries: &[(&str, &str, &str, &str)],
+    admin_password: &str,
+    (one, two): (&str, &str),
+    accounts: &[&TestAccount],
 ) {
+    let admin = ("admin", "admin", admin_password, "admin");
+    let users = accounts.iter().map(|a| {
+        let (name, password) = (a.name.as_str(), a.password.as_str());
+        (name, name, password, a.project_name.as_str())
+    });
     let mut yaml = String::from("clouds:\n");
-    for (cloud, user, password, project) in entries {
-        if *cloud == "admin" {
-            std::fs::write(path.with_extension("admin"), password).unwrap();
-        }
+    for (cloud, user, password, project) in std::iter::once(admin).chain(users) {
         yaml.push_str(&format!(
             "  {cloud}:\n    auth:\n      auth_url: {url}\n      username: {user}\n      \
              password: {password}\n      project_name: {project}\n      \
@@ -172,17 +165,7 @@ async fn call(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut rb = http.request(method, url);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    common::http::send(http.request(method, url), headers, body).await
 }
 
 /// The openstack CLI's image workflow through Keystone's catalog: create with a file, list,
@@ -378,7 +361,8 @@ async fn replication_and_sealed_copy_for_keystone_projects() {
     assert_eq!(shown["__system__cmkid"], key.as_str(), "{shown}");
 }
 
-/// On a Keystone where only services may validate tokens: a token revoked in Keystone stops
+/// On a Keystone where only services may validate tokens: a region whose service user cannot
+/// log in answers 503; a token revoked in Keystone stops
 /// working within the cache window; a reader lists and shows
 /// but gets Glance's 403s for create, delete, upload and download; Keystone stopped gives 503 (never 500, never 200 for a token not validated before),
 /// and the same token works again once Keystone is back.
@@ -462,6 +446,31 @@ async fn revocation_reader_and_keystone_down() {
     assert_eq!(s, 403);
     let shown = show(h, &one, &reader, &image).await;
     assert_eq!(shown["status"], "active");
+
+    // A region whose service user cannot log in (a wrong password) cannot validate: 503.
+    let wrong_dir = temp_dir();
+    let wrong_conf = wrong_dir.join("glimpse.toml");
+    let conf_a = std::fs::read_to_string(d.dir_a.join("glimpse.toml")).unwrap();
+    let wrong: Vec<String> = conf_a
+        .lines()
+        .map(|l| match l.starts_with("service_password") {
+            true => "service_password = \"wrong\"".to_string(),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&wrong_conf, wrong.join("\n")).unwrap();
+    let mut c = GlimpseProcess::start(&wrong_dir, Some(&wrong_conf), &[]);
+    let r = d
+        .http
+        .get(format!("{}/{}/image/v2/images", c.base, d.one))
+        .header("x-auth-token", member.token(&ks).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+    c.kill9();
+    let _ = std::fs::remove_dir_all(&wrong_dir);
 
     // Keystone away: a token never validated before gets 503 in Glance's error shape.
     let fresh = member.token(&ks).await;
