@@ -118,10 +118,11 @@ impl Cloud {
     /// uses and nobody used for as long ([`crate::disks::evict_cached`]), and the purge of
     /// jobs finished more than
     /// `[regions.jobs] retention_days` ago. They stop (workers requeueing running jobs) when
-    /// `shutdown` fires.
-    pub fn start_workers(&self, shutdown: CancellationToken) {
+    /// `shutdown` fires. The node's heartbeat goes on until `alive` fires: a draining node
+    /// still serves its uploads, which other nodes must not take over meanwhile.
+    pub fn start_workers(&self, shutdown: CancellationToken, alive: CancellationToken) {
         for region in &self.regions {
-            crate::nodes::spawn_heartbeat(region.clone(), shutdown.clone());
+            crate::nodes::spawn_heartbeat(region.clone(), alive.clone());
         }
         for (runner, region) in self.runners.iter().zip(&self.regions) {
             if region.config.jobs.workers > 0 {

@@ -155,6 +155,10 @@ pub fn spawn_heartbeat(region: Arc<Region>, stop: CancellationToken) {
         let period = Duration::from_secs(region.node_config.heartbeat_seconds.max(1));
         let mut gate = TakeOverGate::new(&region.node_config);
         let mut every = tokio::time::interval(period);
+        // After a stall (the database away) beat once, not once per missed period; the first
+        // tick is now, and `register` has just beaten.
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,

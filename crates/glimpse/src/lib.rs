@@ -44,14 +44,18 @@ pub async fn start(
     {
         glimpse_core::identity::bootstrap::bootstrap(identity, &cloud.config).await?;
     }
+    // `stop`: job workers and housekeeping, which the drain already ends; `alive`: the
+    // heartbeat, until the listener has finished every request (uploads included).
     let stop = tokio_util::sync::CancellationToken::new();
-    cloud.start_workers(stop.clone());
+    let alive = tokio_util::sync::CancellationToken::new();
+    cloud.start_workers(stop.clone(), alive.clone());
     let app = glimpse_api::router(cloud.clone());
     let limits = listener::Limits::from(&cloud.config.http);
     let drained = drain(cloud.clone(), stop.clone(), shutdown);
     let server = tokio::spawn(async move {
         let result = listener::serve(listener, app, limits, drained).await;
         stop.cancel();
+        alive.cancel();
         result
     });
     Ok(Running {

@@ -146,6 +146,43 @@ async fn kill9_of_the_uploading_node_loses_only_its_upload() {
     assert_active_with(&c, &http, &token, &lost_id, &data).await;
 }
 
+/// A draining node beats until its last request ends: an upload it still serves longer than
+/// `timeout_seconds` after SIGTERM is not taken over by the other node, and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_outlasting_the_drain_is_not_taken_over() {
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let token = c.admin_token(&http).await;
+    let mut uploads = one_upload_per_node(&c, &http, &token).await;
+    let (_, other) = uploads.pop().unwrap();
+    let (draining, held) = uploads.pop().unwrap();
+    assert_eq!(other.finish().await, 204);
+    let (id, data, node) = (
+        held.id.clone(),
+        held.data.clone(),
+        c.nodes[draining].id.clone(),
+    );
+    let mut process = c.nodes[draining].process.take().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // The drain (2 s), the stale timeout (3 s) and a heartbeat: by then a node that stopped
+    // beating at SIGTERM would have lost the upload to the other.
+    let until = tokio::time::Instant::now() + Duration::from_secs(7);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(c.saving_node(0, &id).await.as_deref(), Some(node.as_str()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(held.finish().await, 204);
+    let exit = process.child.wait().unwrap();
+    assert!(exit.success(), "the drained node exited with {exit}");
+    assert_active_with(&c, &http, &token, &id, &data).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarting_node_leaves_the_other_nodes_upload_alone() {
     let Some(mut c) = Cluster::start(2).await else {
