@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glimpse_types::db_time;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::NodeConfig;
@@ -25,30 +24,17 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::region::Region;
 
-/// A node as the table records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub id: String,
-    pub host: String,
-    /// Job workers it runs (0: an API-only node).
-    pub workers: i64,
-    pub started_at: String,
-    pub heartbeat_at: String,
-}
-
 /// This process's node id: `[node] id` when set, else the one in `<data_dir>/node-id`, which
-/// is made (a random id) the first time. Ids are 1 to 64 characters of `[A-Za-z0-9._-]`.
+/// is made (a random id) the first time, or again when a crash left it empty. Ids are 1 to 64
+/// characters of `[A-Za-z0-9._-]`.
 pub fn identity(config: &NodeConfig, data_dir: &Path) -> anyhow::Result<String> {
+    let file = data_dir.join("node-id");
     let id = if config.id.is_empty() {
-        let file = data_dir.join("node-id");
-        match std::fs::read_to_string(&file) {
-            Ok(s) => s.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let id = format!("node-{}", &glimpse_types::hex_id()[..12]);
-                std::fs::create_dir_all(data_dir)?;
-                std::fs::write(&file, format!("{id}\n"))?;
-                id
-            }
+        let read = std::fs::read_to_string(&file).map(|s| s.trim().to_string());
+        match read {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => new_node_id(data_dir, &file)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => new_node_id(data_dir, &file)?,
             Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", file.display())),
         }
     } else {
@@ -58,10 +44,24 @@ pub fn identity(config: &NodeConfig, data_dir: &Path) -> anyhow::Result<String> 
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let source = if config.id.is_empty() {
+        file.display().to_string()
+    } else {
+        "[node] id".to_string()
+    };
     anyhow::ensure!(
         valid,
-        "node id {id:?} must be 1 to 64 characters of letters, digits, '.', '_' and '-'"
+        "node id {id:?} (from {source}) must be 1 to 64 characters of letters, digits, '.', '_' \
+         and '-'"
     );
+    Ok(id)
+}
+
+/// A new random node id, written to `file`.
+fn new_node_id(data_dir: &Path, file: &Path) -> anyhow::Result<String> {
+    let id = format!("node-{}", &glimpse_types::hex_id()[..12]);
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(file, format!("{id}\n"))?;
     Ok(id)
 }
 
@@ -90,25 +90,6 @@ pub async fn beat(db: &Db, id: &str) -> Result<()> {
         .execute(&db.pool)
         .await?;
     Ok(())
-}
-
-/// Every node of the region, by id.
-pub async fn list(db: &Db) -> Result<Vec<Node>> {
-    let rows =
-        sqlx::query("SELECT id, host, workers, started_at, heartbeat_at FROM nodes ORDER BY id")
-            .fetch_all(&db.pool)
-            .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Node {
-                id: r.try_get("id")?,
-                host: r.try_get("host")?,
-                workers: r.try_get("workers")?,
-                started_at: r.try_get("started_at")?,
-                heartbeat_at: r.try_get("heartbeat_at")?,
-            })
-        })
-        .collect()
 }
 
 /// The SQL condition "no live node runs the work whose node `column` names", for a statement
@@ -228,6 +209,34 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_ids_come_from_the_config_or_a_file_made_once() {
+        let dir = crate::testing::TempDir::new("node-id");
+        let from_file = NodeConfig::default();
+        let made = identity(&from_file, &dir.0).unwrap();
+        assert!(made.starts_with("node-"), "{made}");
+        assert_eq!(identity(&from_file, &dir.0).unwrap(), made);
+        // A crash between creating and writing the file left it empty: a new id.
+        std::fs::write(&dir.0.join("node-id"), "\n").unwrap();
+        let again = identity(&from_file, &dir.0).unwrap();
+        assert!(again.starts_with("node-") && again != made, "{again}");
+        std::fs::write(&dir.0.join("node-id"), "no spaces\n").unwrap();
+        let err = identity(&from_file, &dir.0).unwrap_err().to_string();
+        assert!(
+            err.contains("node-id") && err.contains("no spaces"),
+            "{err}"
+        );
+        let named = |id: &str| NodeConfig {
+            id: id.into(),
+            ..NodeConfig::default()
+        };
+        assert_eq!(identity(&named("a.b_c-1"), &dir.0).unwrap(), "a.b_c-1");
+        for bad in ["x/y", &"n".repeat(65)] {
+            let err = identity(&named(bad), &dir.0).unwrap_err().to_string();
+            assert!(err.contains("[node] id"), "{err}");
+        }
+    }
 
     #[test]
     fn take_over_waits_for_a_timeout_of_beats_without_a_failure_or_a_gap() {
