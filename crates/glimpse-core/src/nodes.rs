@@ -218,10 +218,10 @@ mod tests {
         assert!(made.starts_with("node-"), "{made}");
         assert_eq!(identity(&from_file, &dir.0).unwrap(), made);
         // A crash between creating and writing the file left it empty: a new id.
-        std::fs::write(&dir.0.join("node-id"), "\n").unwrap();
+        std::fs::write(dir.0.join("node-id"), "\n").unwrap();
         let again = identity(&from_file, &dir.0).unwrap();
         assert!(again.starts_with("node-") && again != made, "{again}");
-        std::fs::write(&dir.0.join("node-id"), "no spaces\n").unwrap();
+        std::fs::write(dir.0.join("node-id"), "no spaces\n").unwrap();
         let err = identity(&from_file, &dir.0).unwrap_err().to_string();
         assert!(
             err.contains("node-id") && err.contains("no spaces"),

@@ -40,7 +40,7 @@ pub use hashing::{Digests, StreamHasher, digest_bytes};
 pub const CHUNK: usize = 512 << 10;
 /// S3 multipart part size (S3 requires at least 5 MiB for all but the last part), and the
 /// size of the part objects of a resumable write on an object store.
-const PART: usize = 8 << 20;
+pub const PART: usize = 8 << 20;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use glimpse_store::{BlobStore, BoxError, CHUNK, S3Options, WriteError, digest_bytes};
+use glimpse_store::{BlobStore, BoxError, CHUNK, PART, S3Options, WriteError, digest_bytes};
 
 struct Backend {
     store: BlobStore,
@@ -199,10 +199,6 @@ async fn cut_write(store: &BlobStore, name: &str, data: &[u8]) -> WriteError {
         .await
         .unwrap_err()
 }
-
-/// The part size of the object stores' resumable writes (8 MiB): sizes and offsets below
-/// span several parts and cut inside them.
-const PART: usize = 8 << 20;
 
 /// The partials the cleaner's listing shows whose key names `name`: (key, size).
 async fn listed_partials(store: &BlobStore, name: &str) -> Vec<(String, u64)> {

@@ -216,15 +216,7 @@ fn tcp_baseline(ns_r1: &str, ns_r2: &str, r2_addr: &str, bytes: usize) -> Durati
 
 /// `n` bytes of xorshift64 output: incompressible, and the same in every run.
 fn incompressible(n: usize) -> Vec<u8> {
-    let mut data = vec![0u8; n];
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    data
+    common::replication::data(n, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Writes `toml` as `dir/glimpse.toml`; the path.

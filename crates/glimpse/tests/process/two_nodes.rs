@@ -213,7 +213,7 @@ async fn a_restarting_node_leaves_the_other_nodes_upload_alone() {
 async fn a_replication_upload_cut_by_kill9_resumes_on_the_other_node() {
     use common::glance::sha512_hex;
     use common::process::identity;
-    const PART: usize = 8 << 20;
+    use glimpse_store::PART;
     let Some(mut c) = Cluster::start(2).await else {
         return;
     };

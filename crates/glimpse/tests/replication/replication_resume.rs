@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 /// The part size of S3 partials: a cut upload of a multiple of it is held whole on every store
 /// while its writer still runs (the filesystem holds any prefix).
-const PART: usize = 8 << 20;
+use glimpse_store::PART;
 
 /// Staged partial uploads in region-two's store (`.staging/partial-…` on the filesystem,
 /// `partials/…` on S3).
