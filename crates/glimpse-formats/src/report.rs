@@ -220,39 +220,17 @@ impl Report {
     /// which the caller replaces by the trusted base (so a host file cut short, or carrying
     /// extensions qemu would misread, is refused like an upload).
     pub fn overlay_verdict(&self) -> Result<(), Rejection> {
-        let claimed = DiskFormat::Qcow2;
-        let d = match self.detections.as_slice() {
-            [d] if d.format == claimed => d,
-            [other] => {
-                return Err(Rejection::Mismatch {
-                    claimed,
-                    detected: other.format,
-                });
+        let mut pinned = self.clone();
+        for d in &mut pinned.detections {
+            if let Some(i) = d.backing_finding.take() {
+                d.findings.remove(i);
             }
-            [] => {
-                return Err(Rejection::Mismatch {
-                    claimed,
-                    detected: DiskFormat::Raw,
-                });
-            }
-            _ => return Err(Rejection::MultipleFormats(self.formats())),
-        };
-        let found = d
-            .findings
-            .iter()
-            .enumerate()
-            .find(|(i, _)| d.backing_finding != Some(*i));
-        match found {
-            None => Ok(()),
-            Some((_, f)) if f.kind == FindingKind::Unsafe => Err(Rejection::Unsafe {
-                format: claimed,
-                reason: f.reason.clone(),
-            }),
-            Some((_, f)) => Err(Rejection::Malformed {
-                format: claimed,
-                reason: f.reason.clone(),
-            }),
         }
+        // No size limit: the overlay is the server's own disk, already as large as it is.
+        let unlimited = Limits {
+            max_virtual_size: u64::MAX,
+        };
+        pinned.verdict(DiskFormat::Qcow2, &unlimited).map(drop)
     }
 
     /// The upload verdict: does the content match `claimed` and pass every
@@ -359,6 +337,52 @@ mod tests {
         let mut d = Detection::new(format);
         d.virtual_size = vsize;
         d
+    }
+
+    #[test]
+    fn an_overlay_may_name_a_backing_file_and_nothing_else() {
+        let overlay = |findings: &dyn Fn(&mut Detection)| {
+            let mut d = det(DiskFormat::Qcow2, Some(1 << 30));
+            findings(&mut d);
+            Report::new(1 << 20, vec![d], None)
+        };
+        let backed = overlay(&|d| d.backing("backing file /base"));
+        assert_eq!(backed.overlay_verdict(), Ok(()));
+        assert!(
+            backed
+                .verdict(DiskFormat::Qcow2, &Limits::default())
+                .is_err()
+        );
+        let more = overlay(&|d| {
+            d.backing("backing file /base");
+            d.unsafe_("external data file");
+        });
+        assert!(matches!(
+            more.overlay_verdict(),
+            Err(Rejection::Unsafe { reason, .. }) if reason == "external data file"
+        ));
+        let cut = overlay(&|d| d.malformed("an L2 entry points past the end"));
+        assert!(matches!(
+            cut.overlay_verdict(),
+            Err(Rejection::Malformed { .. })
+        ));
+        let vmdk = Report::new(1 << 20, vec![det(DiskFormat::Vmdk, Some(1))], None);
+        assert!(matches!(
+            vmdk.overlay_verdict(),
+            Err(Rejection::Mismatch { .. })
+        ));
+        let two = Report::new(
+            1 << 20,
+            vec![
+                det(DiskFormat::Qcow2, Some(1)),
+                det(DiskFormat::Vmdk, Some(1)),
+            ],
+            None,
+        );
+        assert!(matches!(
+            two.overlay_verdict(),
+            Err(Rejection::MultipleFormats(_))
+        ));
     }
 
     #[test]

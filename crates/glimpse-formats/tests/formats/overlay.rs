@@ -162,9 +162,15 @@ async fn altered_overlay_is_refused_before_flattening() {
     let ext_at = u32::from_be_bytes(whole[100..104].try_into().unwrap()) as usize;
     crypto[ext_at..ext_at + 8].copy_from_slice(&[0x05, 0x37, 0xbe, 0x77, 0, 0, 0, 16]);
     crypto[ext_at + 8..ext_at + 24].fill(0);
-    for (name, bytes) in [
-        ("cut", whole[..whole.len() - 4096].to_vec()),
-        ("crypto", crypto),
+    // The end of the extension list right after it (it overwrote the backing-format one).
+    crypto[ext_at + 24..ext_at + 32].fill(0);
+    for (name, bytes, says) in [
+        (
+            "cut",
+            whole[..whole.len() - 4096].to_vec(),
+            "past the end of the image",
+        ),
+        ("crypto", crypto, "crypto header extension without LUKS"),
     ] {
         std::fs::write(&ov, &bytes).unwrap();
         let out = dir.join(format!("{name}.qcow2"));
@@ -179,6 +185,7 @@ async fn altered_overlay_is_refused_before_flattening() {
         .await
         .unwrap_err();
         assert!(matches!(err, QemuError::InputRejected(_)), "{name}: {err}");
+        assert!(err.to_string().contains(says), "{name}: {err}");
         assert!(!out.exists(), "{name}: output left behind");
     }
     let _ = std::fs::remove_dir_all(&dir);
