@@ -607,10 +607,7 @@ impl BlobStore {
                 .and_then(|k| k.strip_prefix('/'))
             {
                 Some(name) => parts::delete(&**o, name).await,
-                None => match o.delete(&ObjPath::from(key)).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(e.into()),
-                },
+                None => parts::gone_is_done(o.delete(&ObjPath::from(key)).await),
             },
         }
     }

@@ -169,10 +169,7 @@ async fn delete_all(store: &dyn ObjectStore, paths: Vec<ObjPath>) -> Result<(), 
     let paths = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
     store
         .delete_stream(paths)
-        .map(|r| match r {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StoreError::from(e)),
-        })
+        .map(|r| gone_is_done(r.map(drop)))
         .try_collect::<()>()
         .await
 }
@@ -341,7 +338,6 @@ pub(crate) async fn resume(
         beat,
         parts: s.held[..k as usize].to_vec(),
         flying: VecDeque::new(),
-        next: k,
         pending: PutPayloadMut::new(),
         unsaved: false,
         replace: false,
@@ -389,12 +385,11 @@ struct State {
     parts: Vec<Part>,
     /// PUTs in flight of the parts that follow, in order.
     flying: VecDeque<JoinHandle<Result<Part, StoreError>>>,
-    /// The index of the part being filled, its bytes so far, and whether some of them are not
-    /// in the store yet (the start of a cut part is).
-    next: u64,
+    /// The bytes so far of the part being filled ([`State::next`]), and whether some of them
+    /// are not in the store yet (the start of a cut part is).
     pending: PutPayloadMut,
     unsaved: bool,
-    /// Whether the part at index `next` exists already (the part the resume point cut, now
+    /// Whether the part at index [`State::next`] exists already (the part the resume point cut, now
     /// its first bytes) and its PUT replaces it.
     replace: bool,
     /// Another writer changed the partial: it is theirs now.
@@ -410,7 +405,7 @@ impl PartWriter {
     /// first `within` bytes and takes them as the start of the part being filled; returns them.
     async fn start(&mut self, s: &Scan, within: u64) -> Result<Option<Bytes>, StoreError> {
         let st = self.state()?;
-        let keep_below = st.next + u64::from(within > 0);
+        let keep_below = st.next() + u64::from(within > 0);
         let past: Vec<ObjPath> = s
             .objects
             .iter()
@@ -421,15 +416,15 @@ impl PartWriter {
         if within == 0 {
             return Ok(None);
         }
-        let cut = &s.held[st.next as usize];
-        let mut read = read_part(&st.store, &st.name, st.next, cut, Some(within)).await?;
+        let cut = &s.held[st.next() as usize];
+        let mut read = read_part(&st.store, &st.name, st.next(), cut, Some(within)).await?;
         let mut carry = BytesMut::with_capacity(within as usize);
         while let Some(b) = read.next().await {
             carry.extend_from_slice(&b?);
         }
         let carry = carry.freeze();
         if cut.size > within {
-            replace_part(&st.store, &st.name, st.next, carry.clone().into()).await?;
+            put_part(&st.store, &st.name, st.next(), carry.clone().into(), true).await?;
         }
         st.replace = true;
         st.pending.push(carry.clone());
@@ -515,16 +510,25 @@ impl Drop for PartWriter {
 }
 
 /// Writes part `index` with `If-None-Match: *` (another writer's part of that index is never
-/// overwritten: [`StoreError::Conflict`]); the part's e-tag.
-async fn create_part(
+/// overwritten: [`StoreError::Conflict`]); the part's e-tag. `replace` (the part a resume
+/// point cut) deletes the part first and creates it anew: not an `If-Match` PUT, which
+/// radosgw 16 refuses (412) whenever the e-tag is quoted as RFC 9110 and S3 have it. A crash
+/// in between loses that part, which only moves the resume point back; a writer whose part
+/// this was fails when it composes (its `If-Match` read).
+async fn put_part(
     store: &Arc<dyn ObjectStore>,
     name: &str,
     index: u64,
     payload: PutPayload,
+    replace: bool,
 ) -> Result<Part, StoreError> {
+    let path = part_path(name, index);
+    if replace {
+        gone_is_done(store.delete(&path).await)?;
+    }
     let size = payload.content_length() as u64;
     let put = store
-        .put_opts(&part_path(name, index), payload, PutMode::Create.into())
+        .put_opts(&path, payload, PutMode::Create.into())
         .await
         .map_err(conflict)?;
     Ok(Part {
@@ -533,38 +537,29 @@ async fn create_part(
     })
 }
 
-/// Replaces part `index` (the part a resume point cut): deleted, then created anew. Not an
-/// `If-Match` PUT, which radosgw 16 refuses (412) whenever the e-tag is quoted as RFC 9110 and
-/// S3 have it. A crash in between loses that part, which only moves the resume point back;
-/// a writer whose part this was fails when it composes (its `If-Match` read).
-async fn replace_part(
-    store: &Arc<dyn ObjectStore>,
-    name: &str,
-    index: u64,
-    payload: PutPayload,
-) -> Result<Part, StoreError> {
-    match store.delete(&part_path(name, index)).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
+/// A delete's answer: an object that is not there counts as deleted.
+pub(crate) fn gone_is_done(r: Result<(), object_store::Error>) -> Result<(), StoreError> {
+    match r {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    create_part(store, name, index, payload).await
 }
 
 impl State {
+    /// The index of the part being filled: every part before it is held or in flight.
+    fn next(&self) -> u64 {
+        (self.parts.len() + self.flying.len()) as u64
+    }
+
     /// Starts the PUT of the part being filled.
     fn ship(&mut self) {
         let payload = std::mem::take(&mut self.pending).freeze();
-        let (store, name, index) = (self.store.clone(), self.name.clone(), self.next);
+        let (store, name, index) = (self.store.clone(), self.name.clone(), self.next());
         let replace = std::mem::take(&mut self.replace);
         self.unsaved = false;
         self.flying.push_back(tokio::spawn(async move {
-            if replace {
-                replace_part(&store, &name, index, payload).await
-            } else {
-                create_part(&store, &name, index, payload).await
-            }
+            put_part(&store, &name, index, payload, replace).await
         }));
-        self.next += 1;
     }
 
     /// Waits for the oldest PUT in flight.
