@@ -8,6 +8,7 @@
 #                                                      in DIR or a temp dir; access key and
 #                                                      secret key both "test")
 #   python_venv          -> GLIMPSE_VENV              (python-openstackclient)
+#   wait_glimpse STDOUT PID [LOG]                       (until a `glimpse serve` is ready)
 #   keystone_venv        -> GLIMPSE_KEYSTONE_VENV     (keystone and gunicorn, pinned; made
 #                                                      only when missing or on other pins)
 #   start_keystone [DIR [DATA]] -> GLIMPSE_TEST_KEYSTONE_URL (http://127.0.0.1:PORT/v3 of an
@@ -54,6 +55,20 @@ _PG_SYNCHRONOUS_COMMIT=off
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits until the `glimpse serve` whose stdout is the file STDOUT and pid PID prints
+# "ready in"; if it exits first or takes 20 s, prints LOG (its stderr) and fails.
+wait_glimpse() {
+  local out=$1 pid=$2 log=${3:-}
+  for _ in $(seq 1 400); do
+    grep -q '^ready in' "$out" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    python3 -c 'import time; time.sleep(0.05)'
+  done
+  echo "glimpse ($out) did not start" >&2
+  [ -z "$log" ] || cat "$log" >&2
+  return 1
 }
 
 python_venv() {
