@@ -102,7 +102,12 @@ pub async fn run(config: &Config, cloud: &CloudArgs) -> anyhow::Result<()> {
             url: r.url.clone(),
             services: r.services.clone(),
         };
-        ks.ensure_region(&r.name).await?;
+        ks.ensure(
+            "regions",
+            &[("id", &r.name)],
+            json!({"region": {"id": r.name, "description": "Glimpse"}}),
+        )
+        .await?;
         // Clients that choose this region look identity up in it too: a region new to the
         // Keystone gets identity endpoints (the configured identity.url); existing ones stay.
         let identity = ks
@@ -191,23 +196,24 @@ impl Admin {
         })
     }
 
-    /// The first `collection` item matching `filter` (Keystone's list filters), else the one
-    /// `body` creates.
+    /// The first `collection` item matching `filter`, else the one `body` creates. The filter
+    /// goes into the listing's query too, except for regions, whose listing refuses an `id`
+    /// filter (400).
     async fn ensure(
         &self,
         collection: &str,
         filter: &[(&str, &str)],
         body: Value,
     ) -> anyhow::Result<Found> {
-        let query: Vec<String> = filter.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query = if collection == "regions" {
+            &[][..]
+        } else {
+            filter
+        };
         let listed = self
-            .send(
-                reqwest::Method::GET,
-                &format!("{collection}?{}", query.join("&")),
-                None,
-            )
+            .send(reqwest::Method::GET, &with_query(collection, query), None)
             .await?;
-        // Keystone ignores filters it does not know; check every field ourselves.
+        // Whatever Keystone filtered, check every field ourselves.
         let matching = listed[collection].as_array().and_then(|items| {
             items
                 .iter()
@@ -229,28 +235,6 @@ impl Admin {
         })
     }
 
-    async fn ensure_region(&self, name: &str) -> anyhow::Result<()> {
-        let path = format!("regions/{name}");
-        let resp = self
-            .http
-            .get(format!("{}/{path}", self.v3))
-            .header("x-auth-token", &self.token)
-            .send()
-            .await
-            .context("GET region")?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            self.send(
-                reqwest::Method::POST,
-                "regions",
-                Some(json!({"region": {"id": name, "description": "Glimpse"}})),
-            )
-            .await?;
-        } else if !resp.status().is_success() {
-            bail!("Keystone answered {} to GET /v3/{path}", resp.status());
-        }
-        Ok(())
-    }
-
     /// The endpoints of `service` in `region` (of one interface, or all).
     async fn endpoints(
         &self,
@@ -258,11 +242,15 @@ impl Admin {
         region: &str,
         iface: Option<&str>,
     ) -> anyhow::Result<Vec<Value>> {
-        let mut path = format!("endpoints?service_id={service}&region_id={region}");
-        if let Some(i) = iface {
-            path.push_str(&format!("&interface={i}"));
-        }
-        let listed = self.send(reqwest::Method::GET, &path, None).await?;
+        let mut filter = vec![("service_id", service), ("region_id", region)];
+        filter.extend(iface.map(|i| ("interface", i)));
+        let listed = self
+            .send(
+                reqwest::Method::GET,
+                &with_query("endpoints", &filter),
+                None,
+            )
+            .await?;
         // Keystone ignores filters it does not know; check every field ourselves.
         Ok(listed["endpoints"]
             .as_array()
@@ -316,9 +304,25 @@ impl Admin {
     }
 }
 
+/// `path?k=v&…`, the values percent-encoded (names may hold spaces or `&`).
+fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params(&format!("http://keystone/{path}"), pairs)
+        .expect("a relative Keystone path");
+    format!("{path}?{}", url.query().unwrap_or_default())
+}
+
 fn id_of(item: &Value) -> anyhow::Result<String> {
     item["id"]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow!("Keystone answered an item without an id: {item}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn list_filters_are_percent_encoded() {
+        let q = super::with_query("users", &[("name", "a b&c=d"), ("domain_id", "default")]);
+        assert_eq!(q, "users?name=a+b%26c%3Dd&domain_id=default");
+    }
 }
