@@ -89,6 +89,14 @@ impl Cluster {
         Self::start_with(n, "").await
     }
 
+    /// [`Cluster::start`], a client and an admin token: what most tests begin with.
+    pub async fn start_as_admin(n: usize) -> Option<(Cluster, reqwest::Client, String)> {
+        let c = Self::start(n).await?;
+        let http = reqwest::Client::new();
+        let token = c.admin_token(&http).await;
+        Some((c, http, token))
+    }
+
     /// [`Cluster::start`] with `region_one` appended to region-one's section of every node's
     /// configuration (sub-tables such as `[regions.replication]`).
     pub async fn start_with(n: usize, region_one: &str) -> Option<Cluster> {

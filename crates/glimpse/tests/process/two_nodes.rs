@@ -114,11 +114,9 @@ async fn assert_active_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_the_uploading_node_loses_only_its_upload() {
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let mut uploads = one_upload_per_node(&c, &http, &token).await;
     let (survivor, kept) = uploads.pop().unwrap();
     let (victim, lost) = uploads.pop().unwrap();
@@ -150,11 +148,9 @@ async fn kill9_of_the_uploading_node_loses_only_its_upload() {
 /// `timeout_seconds` after SIGTERM is not taken over by the other node, and completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_outlasting_the_drain_is_not_taken_over() {
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let mut uploads = one_upload_per_node(&c, &http, &token).await;
     let (_, other) = uploads.pop().unwrap();
     let (draining, held) = uploads.pop().unwrap();
@@ -185,11 +181,9 @@ async fn an_upload_outlasting_the_drain_is_not_taken_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarting_node_leaves_the_other_nodes_upload_alone() {
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let mut uploads = one_upload_per_node(&c, &http, &token).await;
     let (_, kept) = uploads.pop().unwrap();
     let (restarted, own) = uploads.pop().unwrap();
@@ -214,11 +208,9 @@ async fn a_replication_upload_cut_by_kill9_resumes_on_the_other_node() {
     use common::glance::sha512_hex;
     use common::process::identity;
     use glimpse_store::PART;
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let service = identity::token(
         &http,
         &c.lb,
@@ -317,11 +309,9 @@ async fn a_replication_upload_cut_by_kill9_resumes_on_the_other_node() {
 async fn a_rolling_restart_fails_no_request() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let id = common::process::raw_image(&http, &c.image_one(), &token, "steady", b"steady").await;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -427,11 +417,9 @@ async fn kill9_of_the_node_running_an_ims_copy_leaves_it_to_the_other() {
     use common::glance::{images_named, sha512_hex};
     use common::ims::{Ims, marked_data};
     use common::process::identity;
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let pid = identity::project_of(&http, &c.lb, &token).await;
     let data = marked_data(128 << 20, b"TWO-NODE-MARKER");
     let src = common::process::raw_image(&http, &c.image_one(), &token, "ims-src", &data).await;
@@ -487,11 +475,9 @@ async fn kill9_of_the_node_running_a_snapshot_leaves_it_to_the_other() {
     if !qemu_present() {
         return;
     }
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let n = Nova {
         http: http.clone(),
         base: format!("{}/region-one/compute/v2.1", c.lb),
@@ -685,11 +671,9 @@ async fn load_client(
 async fn mixed_load_while_a_node_is_killed_and_restarted() {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    let Some(mut c) = Cluster::start(2).await else {
+    let Some((mut c, http, token)) = Cluster::start_as_admin(2).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = c.admin_token(&http).await;
     let load = Arc::new(Load::default());
     let clients: Vec<_> = (0..32)
         .map(|k| {
