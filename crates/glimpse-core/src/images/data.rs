@@ -93,12 +93,7 @@ impl SavingGuard {
     async fn revert(mut self) {
         self.armed = false;
         match lifecycle::revert(&self.db, &self.id, &self.node).await {
-            Err(e) if e.kind == Kind::Unavailable => revert_in_background(
-                self.db.clone(),
-                std::mem::take(&mut self.id),
-                std::mem::take(&mut self.node),
-                None,
-            ),
+            Err(e) if e.kind == Kind::Unavailable => self.retry_in_background(),
             Err(e) => {
                 tracing::error!(image = %self.id, error = %e, "could not put the image back to queued");
             }
@@ -107,17 +102,19 @@ impl SavingGuard {
     }
 }
 
+impl SavingGuard {
+    /// Hands the revert to [`revert_in_background`].
+    fn retry_in_background(&mut self) {
+        let (id, node) = (std::mem::take(&mut self.id), std::mem::take(&mut self.node));
+        revert_in_background(self.db.clone(), id, node, None);
+    }
+}
+
 impl Drop for SavingGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            self.retry_in_background();
         }
-        revert_in_background(
-            self.db.clone(),
-            std::mem::take(&mut self.id),
-            std::mem::take(&mut self.node),
-            None,
-        );
     }
 }
 
@@ -481,13 +478,15 @@ where
         Err(e) if e.kind == Kind::Unavailable => {
             match settle(region, id, &content.blob_key).await {
                 Ok(Settled::Published(at)) => at,
-                Ok(settled) => {
+                Ok(Settled::Gone) => {
                     guard.disarm();
                     discard(region, &content.blob_key).await;
-                    return Err(match settled {
-                        Settled::Gone => gone_during_upload(id),
-                        _ => e,
-                    });
+                    return Err(gone_during_upload(id));
+                }
+                Ok(_) => {
+                    guard.disarm();
+                    discard(region, &content.blob_key).await;
+                    return Err(e);
                 }
                 // Still unknown: the blob stays (it may be the image's now); the guard, dropped
                 // armed, keeps reverting in the background (a no-op if it was published).
